@@ -1,0 +1,118 @@
+"""The store contract every backend implements.
+
+The contract is small and batch-first: every write is one :class:`RecordBatch`
+written atomically by :meth:`Backend.write_batch`; single writes are batches of
+one. Reads return the plain value objects of :mod:`daskperiment.records`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from typing import Any, Hashable, Sequence
+
+from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+
+
+class Backend(ABC):
+    """Stores the trials of one experiment.
+
+    Parameters
+    ----------
+    experiment_id : str
+        Id of the experiment whose records this store holds.
+
+    Notes
+    -----
+    A backend is picklable: it pickles as the arguments that re-open it (see
+    :meth:`reopen_arguments`), so dask workers in other processes write to the
+    same store. Within one process re-opened backends are shared.
+    """
+
+    def __init__(self, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+
+    # -- writes -------------------------------------------------------------
+    @abstractmethod
+    def allocate_trial_id(self) -> int:
+        """Atomically reserve the next trial id, unique across all writers."""
+
+    @abstractmethod
+    def write_batch(self, batch: RecordBatch) -> None:
+        """Write every record of ``batch`` atomically: all of it or none of it.
+
+        Blobs already stored and step outputs already known are kept as they
+        are (first write wins); a trial or persisted value written again for the
+        same key replaces the earlier one.
+        """
+
+    def write_trial(self, trial: TrialRecord) -> None:
+        """Write one trial record (a batch of one)."""
+        self.write_batch(RecordBatch(trials=[trial]))
+
+    def write_metrics(self, points: Sequence[MetricPoint]) -> None:
+        """Write metric points (a batch of them)."""
+        self.write_batch(RecordBatch(metrics=list(points)))
+
+    # -- reads --------------------------------------------------------------
+    @abstractmethod
+    def last_trial_id(self) -> int:
+        """Largest id of a recorded trial, ``0`` when there is none."""
+
+    @abstractmethod
+    def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
+        """Recorded trials ordered by id: all of them, or those of ``trial_ids`` that exist."""
+
+    @abstractmethod
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+        """Points of metric ``key`` of the given trials, ordered by trial then epoch."""
+
+    @abstractmethod
+    def metric_keys(self) -> list[str]:
+        """Sorted keys of every metric saved in this experiment."""
+
+    @abstractmethod
+    def load_persisted(self, step: str, trial_id: int) -> PersistedValue | None:
+        """The persisted output of ``step`` in trial ``trial_id``, if stored."""
+
+    @abstractmethod
+    def load_blob(self, digest: str) -> Blob | None:
+        """The blob stored under ``digest``, if any."""
+
+    @abstractmethod
+    def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
+        """Known output hashes of the given step input keys (absent keys are left out)."""
+
+    # -- identity -------------------------------------------------------------
+    @abstractmethod
+    def reopen_arguments(self) -> tuple[Hashable, ...]:
+        """Constructor arguments that open this same store in another process."""
+
+    def close(self) -> None:
+        """Release connections; the backend re-opens them when used again."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return reopen_backend, (type(self), self.reopen_arguments())
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and (
+            self.reopen_arguments() == other.reopen_arguments()  # type: ignore[attr-defined]
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.reopen_arguments()))
+
+
+_reopened: dict[tuple[int, type, tuple], Backend] = {}
+_reopened_lock = threading.Lock()
+
+
+def reopen_backend(kind: type[Backend], arguments: tuple[Hashable, ...]) -> Backend:
+    """Open (once per process) the backend ``kind(*arguments)``; used by unpickling."""
+    key = (os.getpid(), kind, arguments)
+    with _reopened_lock:
+        backend = _reopened.get(key)
+        if backend is None:
+            backend = _reopened[key] = kind(*arguments)
+        return backend

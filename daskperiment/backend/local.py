@@ -1,0 +1,310 @@
+"""The embedded default store: one SQLite database per experiment.
+
+Why SQLite: every write is one transaction, so a trial costs the same whatever
+the history's length (no file is rewritten), a process killed mid-trial leaves
+earlier trials intact (write-ahead log, atomic commits), and several processes
+on one machine can write one experiment at once (the database serializes
+writers, trial ids come from one counter row).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+from daskperiment import serialization
+from daskperiment.backend.base import Backend
+from daskperiment.errors import BackendError
+from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('trial_id', 0);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id INTEGER PRIMARY KEY,
+    parameters BLOB NOT NULL,
+    result BLOB NOT NULL,
+    result_type TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    finished REAL NOT NULL,
+    process_time REAL NOT NULL,
+    description TEXT,
+    seed INTEGER,
+    code_digest TEXT NOT NULL,
+    environment_digest TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    key TEXT NOT NULL,
+    trial_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    value REAL  -- NULL is NaN: SQLite stores NaN as NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch);
+CREATE TABLE IF NOT EXISTS persisted (
+    step TEXT NOT NULL,
+    trial_id INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (step, trial_id)
+);
+CREATE TABLE IF NOT EXISTS step_outputs (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, content BLOB NOT NULL);
+"""
+
+_TRIAL_COLUMNS = (
+    "trial_id, parameters, result, result_type, success, finished, process_time,"
+    " description, seed, code_digest, environment_digest"
+)
+
+
+class LocalBackend(Backend):
+    """Store an experiment in ``directory``: a SQLite database and one code file per trial.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path
+        Folder of the experiment, created if missing. It holds
+        ``<experiment id>.sqlite3`` and ``code/<experiment id>_<trial id>.py``.
+    experiment_id : str
+        Id of the experiment.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], experiment_id: str) -> None:
+        super().__init__(experiment_id)
+        self._shown_directory = Path(directory).as_posix()
+        self.directory = Path(directory).absolute()
+        self.database_path = self.directory / f"{experiment_id}.sqlite3"
+        self.code_directory = self.directory / "code"
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+        self._connection_pid = 0
+        self._code_texts: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalBackend('{self._shown_directory}')"
+
+    def reopen_arguments(self) -> tuple[str, str]:
+        return (str(self.directory), self.experiment_id)
+
+    # -- connection -----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is not None and self._connection_pid == os.getpid():
+            return self._connection
+        try:
+            self.code_directory.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.database_path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise BackendError(
+                    f"{self.database_path} was written by a newer daskperiment "
+                    f"(schema {version} > {SCHEMA_VERSION}); upgrade daskperiment to read it"
+                )
+            connection.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise BackendError(
+                f"cannot open the local store {self.database_path}: {exc}. "
+                "Check that the folder is writable and the file is a daskperiment database."
+            ) from exc
+        except OSError as exc:
+            raise BackendError(f"cannot create the local store folder {self.directory}: {exc}") from exc
+        self._connection, self._connection_pid = connection, os.getpid()
+        return connection
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            connection = self._connect()
+            with _transaction(connection):
+                yield connection
+
+    def _read(self, query: str, arguments: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._connect().execute(query, arguments).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None and self._connection_pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    # -- writes -------------------------------------------------------------
+    def allocate_trial_id(self) -> int:
+        with self._write() as connection:
+            (trial_id,) = connection.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'trial_id' RETURNING value"
+            ).fetchone()
+        return int(trial_id)
+
+    def write_batch(self, batch: RecordBatch) -> None:
+        # Serialize everything before the transaction: a value that cannot be
+        # serialized raises here, and nothing is written.
+        trials = [_trial_row(trial) for trial in batch.trials]
+        with self._write() as connection:
+            if batch.blobs:
+                connection.executemany(
+                    "INSERT OR IGNORE INTO blobs (digest, content) VALUES (?, ?)",
+                    [(blob.digest, blob.content) for blob in batch.blobs],
+                )
+            if batch.step_outputs:
+                connection.executemany(
+                    "INSERT OR IGNORE INTO step_outputs (input_key, output_hash) VALUES (?, ?)",
+                    [(o.input_key, o.output_hash) for o in batch.step_outputs],
+                )
+            if batch.metrics:
+                connection.executemany(
+                    "INSERT INTO metrics (key, trial_id, epoch, value) VALUES (?, ?, ?, ?)",
+                    [(p.key, p.trial_id, p.epoch, p.value) for p in batch.metrics],
+                )
+            if batch.persisted:
+                connection.executemany(
+                    "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
+                    [(p.step, p.trial_id, p.payload) for p in batch.persisted],
+                )
+            if trials:
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    trials,
+                )
+        for trial in batch.trials:
+            self._write_code_file(trial, batch.blobs)
+
+    def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
+        """Write the trial's code as ``code/<id>_<trial>.py`` for diff tools and Git."""
+        text = self._code_text(trial.code_digest, blobs)
+        target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, target)
+        except OSError as exc:
+            logger.warning("could not write the code file %s: %s", target, exc)
+
+    def _code_text(self, digest: str, blobs: list[Blob]) -> str:
+        text = self._code_texts.get(digest)
+        if not text:
+            blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
+            text = blob.content.decode("utf-8") if blob is not None else ""
+            self._code_texts = {digest: text}  # keep only the latest: code rarely changes
+        return text
+
+    # -- reads --------------------------------------------------------------
+    def last_trial_id(self) -> int:
+        (value,) = self._read("SELECT COALESCE(MAX(trial_id), 0) FROM trials")[0]
+        return int(value)
+
+    def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
+        if trial_ids is None:
+            rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
+        else:
+            ids = sorted({int(t) for t in trial_ids})
+            rows = self._read(
+                f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
+                f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                (_json_list(ids),),
+            )
+        return [_trial_record(row) for row in rows]
+
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+        rows = self._read(
+            "SELECT trial_id, epoch, value FROM metrics WHERE key = ? AND trial_id IN "
+            "(SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
+            (key, _json_list(sorted({int(t) for t in trial_ids}))),
+        )
+        return [
+            MetricPoint(trial_id, key, epoch, math.nan if value is None else value)
+            for trial_id, epoch, value in rows
+        ]
+
+    def metric_keys(self) -> list[str]:
+        return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]
+
+    def load_persisted(self, step: str, trial_id: int) -> PersistedValue | None:
+        rows = self._read(
+            "SELECT payload FROM persisted WHERE step = ? AND trial_id = ?", (step, trial_id)
+        )
+        return PersistedValue(trial_id, step, rows[0][0]) if rows else None
+
+    def load_blob(self, digest: str) -> Blob | None:
+        rows = self._read("SELECT content FROM blobs WHERE digest = ?", (digest,))
+        return Blob(digest, bytes(rows[0][0])) if rows else None
+
+    def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
+        if not input_keys:
+            return {}
+        rows = self._read(
+            "SELECT input_key, output_hash FROM step_outputs WHERE input_key IN "
+            "(SELECT value FROM json_each(?))",
+            (_json_list(list(input_keys)),),
+        )
+        return dict(rows)
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _json_list(values: list) -> str:
+    return json.dumps(values)
+
+
+def _trial_row(trial: TrialRecord) -> tuple:
+    return (
+        trial.trial_id,
+        serialization.dumps(dict(trial.parameters)),
+        serialization.dumps(trial.result),
+        trial.result_type,
+        int(trial.success),
+        trial.finished,
+        trial.process_time,
+        trial.description,
+        trial.seed,
+        trial.code_digest,
+        trial.environment_digest,
+    )
+
+
+def _trial_record(row: tuple) -> TrialRecord:
+    (trial_id, parameters, result, result_type, success, finished, process_time,
+     description, seed, code_digest, environment_digest) = row
+    return TrialRecord(
+        trial_id=trial_id,
+        parameters=serialization.loads(parameters),
+        result=serialization.loads(result),
+        result_type=result_type,
+        success=bool(success),
+        finished=finished,
+        process_time=process_time,
+        description=description,
+        seed=seed,
+        code_digest=code_digest,
+        environment_digest=environment_digest,
+    )

@@ -1,0 +1,64 @@
+"""Code context: the source of every step, as one text per trial, and its diffs."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import textwrap
+import threading
+from typing import Callable
+
+
+def source_of(func: Callable) -> str | None:
+    """Source text of ``func`` (decorators included), or None when Python cannot find it."""
+    try:
+        return textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return None
+
+
+def unavailable_source(func: Callable) -> str:
+    """What the code context shows for a function whose source cannot be found."""
+    name = getattr(func, "__qualname__", repr(func))
+    return f"# source of {name} is not available (defined by exec or in a shell without history?)\n"
+
+
+def digest_of(text: str) -> str:
+    """SHA-256 digest of a text, as used for code blobs."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class CodeContext:
+    """The latest source of each step of an experiment, in the order they were defined."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, str] = {}
+        self._snapshot: tuple[str, str] | None = None
+
+    def register(self, name: str, source: str) -> None:
+        """Record (or replace, when a step is redefined) the source of step ``name``."""
+        with self._lock:
+            self._sources[name] = source if source.endswith("\n") else source + "\n"
+            self._snapshot = None
+
+    def snapshot(self) -> tuple[str, str]:
+        """``(digest, text)`` of the code of all steps; the text is a Python file."""
+        with self._lock:
+            if self._snapshot is None:
+                text = "\n\n".join(self._sources.values())
+                self._snapshot = (digest_of(text), text)
+            return self._snapshot
+
+
+def code_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    """Unified diff of two code texts ("" when equal)."""
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=old_label,
+            tofile=new_label,
+        )
+    )

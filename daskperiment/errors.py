@@ -1,0 +1,52 @@
+"""Exceptions raised by daskperiment.
+
+Every error says what was wrong and how to fix it; none of them is raised after
+a trial was stored half-way.
+"""
+
+from __future__ import annotations
+
+
+class DaskperimentError(Exception):
+    """Base class of all errors raised by daskperiment."""
+
+
+class TrialIDNotFoundError(DaskperimentError, KeyError):
+    """A trial id is unknown, or there is no running trial to take one from."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ParameterUndefinedError(DaskperimentError, ValueError):
+    """A parameter has no value (and no default) when a trial starts."""
+
+
+class ParameterNotDefinedError(DaskperimentError, KeyError):
+    """A name was given that is not a parameter of the experiment."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidExperimentIDError(DaskperimentError, ValueError):
+    """An experiment id cannot be used to name stored data."""
+
+
+class BackendError(DaskperimentError):
+    """A backend specification is invalid or its store cannot be used."""
+
+
+class PersistError(DaskperimentError, TypeError):
+    """The output of an ``@ex.persist`` step cannot be serialized."""
+
+
+class MetricError(DaskperimentError, ValueError):
+    """A metric was saved with a bad key, epoch or value, or is unknown."""
+
+
+class PersistedValueNotFoundError(DaskperimentError, KeyError):
+    """No value was persisted for a step in a trial."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

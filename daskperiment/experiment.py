@@ -1,0 +1,351 @@
+"""The Experiment: parameters, steps and the record of every trial."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+import re
+import threading
+from typing import Any, Callable, ClassVar, Sequence
+
+import pandas as pd
+from dask.base import tokenize
+
+from daskperiment import collector, serialization
+from daskperiment.backend import Backend, open_backend
+from daskperiment.codecontext import CodeContext, digest_of, source_of, unavailable_source
+from daskperiment.context import active_step, current_context
+from daskperiment.errors import (
+    BackendError,
+    InvalidExperimentIDError,
+    MetricError,
+    PersistedValueNotFoundError,
+    TrialIDNotFoundError,
+)
+from daskperiment.history import history_frame, metric_frame
+from daskperiment.parameter import Parameter, ParameterSet
+from daskperiment.records import TrialRecord
+from daskperiment.seeding import validate_seed
+from daskperiment.step import Step, trial_placeholder
+from daskperiment.writer import TrialWriter, load_environment
+
+logger = logging.getLogger(__name__)
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def validate_experiment_id(experiment_id: object) -> str:
+    """Return ``experiment_id`` if it can name stored data, else raise a clear error."""
+    if not isinstance(experiment_id, str) or not _ID_PATTERN.fullmatch(experiment_id):
+        raise InvalidExperimentIDError(
+            f"invalid experiment id {experiment_id!r}: use 1 to 128 characters among letters, "
+            "digits, '_', '-' and '.', starting with a letter or digit (no spaces or path "
+            "separators), e.g. 'mnist_cnn-v2'"
+        )
+    return experiment_id
+
+
+class Experiment:
+    """An experiment: parameters and steps whose every computation is a recorded trial.
+
+    Parameters
+    ----------
+    id : str
+        Name of the experiment; letters, digits, ``_``, ``-`` and ``.``. Within
+        a process the same id returns the same instance.
+    backend : {"local"}, pathlib.Path or Backend, default "local"
+        Where trials are stored. ``"local"`` is the embedded store in
+        ``daskperiment_cache/<id>/``; a path stores in that folder. An
+        existing store's history is loaded.
+    seed : int, optional
+        Default seed of the trials (see :meth:`TrialResult.compute`).
+
+    Examples
+    --------
+    >>> ex = Experiment("demo")
+    >>> a = ex.parameter("a")
+    >>> @ex.result
+    ... def double(a):
+    ...     return 2 * a
+    >>> ex.set_parameters(a=2)
+    >>> double(a).compute(seed=1)
+    4
+    """
+
+    _instances: ClassVar[dict[str, "Experiment"]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    id: str
+    seed: int | None
+
+    def __new__(
+        cls, id: str, backend: str | os.PathLike[str] | Backend = "local", seed: int | None = None
+    ) -> "Experiment":
+        experiment_id = validate_experiment_id(id)
+        seed = validate_seed(seed)
+        store = open_backend(backend, experiment_id)
+        with cls._instances_lock:
+            existing = cls._instances.get(experiment_id)
+            if existing is not None:
+                if store != existing.backend:
+                    raise BackendError(
+                        f"experiment {experiment_id!r} is already open in this process with "
+                        f"{existing.backend!r}, not {store!r}: use another id, or the same backend"
+                    )
+                if seed is not None:
+                    existing.seed = seed
+                return existing
+            experiment = super().__new__(cls)
+            experiment._open(experiment_id, store, seed)
+            cls._instances[experiment_id] = experiment
+        return experiment
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Steps that call ex.save_metric carry the experiment to dask workers.
+        return _experiment_in_worker, (self.id, self._backend, self.seed)
+
+    def _open(self, experiment_id: str, backend: Backend, seed: int | None) -> None:
+        self.id = experiment_id
+        self.seed = seed
+        self._backend = backend
+        self._parameters = ParameterSet(experiment_id)
+        self._code = CodeContext()
+        self._trial_placeholder = trial_placeholder(experiment_id)
+        self._writer = TrialWriter(backend)
+        collector.environment_future()  # capture starts now, in the background
+        last = backend.last_trial_id()
+        if last:
+            logger.info("Loaded experiment %r with %d trial(s) from %r", experiment_id, last, backend)
+        else:
+            logger.info("Initialized new experiment: %r", self)
+
+    def __repr__(self) -> str:
+        return f"Experiment(id: {self.id}, trial_id: {self.trial_id}, backend: {self._backend!r})"
+
+    # -- definition ---------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The store of this experiment's trials."""
+        return self._backend
+
+    def parameter(self, name: str, default: Any = None) -> Parameter:
+        """Define a parameter (or return the existing one).
+
+        Parameters
+        ----------
+        name : str
+            A Python identifier.
+        default : Any, optional
+            Value used by trials when :meth:`set_parameters` gave none.
+
+        Returns
+        -------
+        Parameter
+            A placeholder to pass to steps; each trial fills it.
+        """
+        return self._parameters.define(name, default)
+
+    def set_parameters(self, **values: Any) -> None:
+        """Set parameter values for the trials computed from now on.
+
+        Raises
+        ------
+        ParameterNotDefinedError
+            When a name is not a parameter of this experiment (nothing is set).
+        """
+        self._parameters.set(values)
+
+    def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
+        """Parameter values: the current ones, or those trial ``trial_id`` ran with."""
+        if trial_id is None:
+            return self._parameters.current()
+        return dict(self._trial(trial_id).parameters)
+
+    def __call__(self, func: Callable | None = None) -> Any:
+        """Decorate a function as a step (``@ex`` or ``@ex()``)."""
+        return self._decorate(func, persist=False, result=False)
+
+    def persist(self, func: Callable | None = None) -> Any:
+        """Decorate a step whose output is stored per trial (see :meth:`get_persisted`)."""
+        return self._decorate(func, persist=True, result=False)
+
+    def result(self, func: Callable | None = None) -> Any:
+        """Decorate the final step: computing its output runs and records a trial."""
+        return self._decorate(func, persist=False, result=True)
+
+    def _decorate(self, func: Callable | None, *, persist: bool, result: bool) -> Any:
+        if func is None:
+            return lambda f: Step(self, f, persist=persist, result=result)
+        return Step(self, func, persist=persist, result=result)
+
+    def _register_step(self, name: str, func: Callable) -> str:
+        """Record the step's source; return the digest identifying its code (for purity)."""
+        source = source_of(func)
+        if source is None:
+            self._code.register(name, unavailable_source(func))
+            return tokenize(func)  # the compiled code stands in for the missing text
+        self._code.register(name, source)
+        return digest_of(source)
+
+    # -- trials -------------------------------------------------------------------
+    @property
+    def trial_id(self) -> int:
+        """Id of the last recorded trial (0 before the first)."""
+        return self._backend.last_trial_id()
+
+    @property
+    def current_trial_id(self) -> int:
+        """Id of the running trial; only available inside a step while it runs.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            Outside a running step of this experiment.
+        """
+        return current_context(self.id, "current_trial_id").trial_id
+
+    def _trial(self, trial_id: int) -> TrialRecord:
+        trial_id = self._check_trial_id(trial_id)
+        records = self._backend.load_trials([trial_id])
+        if not records:
+            self._raise_unknown_trial(trial_id)
+        return records[0]
+
+    def _check_trial_id(self, trial_id: object) -> int:
+        if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
+            raise TrialIDNotFoundError(
+                f"invalid trial id {trial_id!r}: trial ids are positive integers "
+                f"(experiment {self.id!r} has trials up to {self.trial_id})"
+            )
+        return int(trial_id)
+
+    def _raise_unknown_trial(self, trial_id: int) -> None:
+        last = self.trial_id
+        recorded = f"its trial ids go up to {last}" if last else "it has no trial yet"
+        raise TrialIDNotFoundError(
+            f"trial {trial_id} of experiment {self.id!r} does not exist: {recorded} "
+            "(a trial killed before it finished is not recorded)"
+        )
+
+    def get_history(self, verbose: bool = False) -> pd.DataFrame:
+        """All recorded trials as a DataFrame indexed by ``Trial ID``.
+
+        Parameters
+        ----------
+        verbose : bool, default False
+            Also show the ``Result Type`` and ``Seed`` columns.
+        """
+        return history_frame(self._backend.load_trials(), verbose=verbose)
+
+    def get_persisted(self, step: str | Step, trial_id: int) -> Any:
+        """The output an ``@ex.persist`` step returned in trial ``trial_id``."""
+        name = step.name if isinstance(step, Step) else step
+        trial_id = self._check_trial_id(trial_id)
+        persisted = self._backend.load_persisted(name, trial_id)
+        if persisted is None:
+            self._trial(trial_id)  # an unknown trial is the clearer error
+            raise PersistedValueNotFoundError(
+                f"step {name!r} persisted nothing in trial {trial_id} of experiment {self.id!r}: "
+                "only steps decorated with @ex.persist that finished are stored"
+            )
+        return serialization.loads(persisted.payload)
+
+    # -- metrics ------------------------------------------------------------------
+    def save_metric(self, key: str, epoch: int, value: float) -> None:
+        """Save the value of metric ``key`` at ``epoch``; call it inside a step.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            Outside a running step of this experiment.
+        MetricError
+            For an empty or non-str key, a non-integer epoch or a non-numeric value.
+        """
+        recorder = active_step.get(None)
+        if recorder is not None:
+            context = recorder.context
+            if context is None or context.experiment_id == self.id:  # None: a dry run
+                if type(value) is float and type(epoch) is int and type(key) is str and key:
+                    recorder.metrics.append((key, epoch, value))
+                else:
+                    recorder.metrics.append(_checked_metric(key, epoch, value))
+                return
+        current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
+
+    def load_metric(self, key: str, trial_id: int | Sequence[int]) -> pd.DataFrame:
+        """Values of metric ``key``: indexed by ``Epoch``, one column per trial.
+
+        Parameters
+        ----------
+        key : str
+            Metric key given to :meth:`save_metric`.
+        trial_id : int or list of int
+            The trial(s) whose values to load.
+        """
+        ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
+        ids = [self._check_trial_id(t) for t in ids]
+        found = {t.trial_id for t in self._backend.load_trials(ids)}
+        for missing in (t for t in ids if t not in found):
+            self._raise_unknown_trial(missing)
+        points = self._backend.load_metrics(key, ids)
+        if not points:
+            keys = self._backend.metric_keys()
+            if key not in keys:
+                raise MetricError(
+                    f"unknown metric {key!r} in experiment {self.id!r}: saved metrics are "
+                    f"{', '.join(map(repr, keys)) or 'none yet'}"
+                )
+        return metric_frame(points, ids)
+
+    # -- code and environment ----------------------------------------------------------
+    def get_code(self, trial_id: int | None = None) -> str:
+        """Source of the steps: as now, or as trial ``trial_id`` ran them."""
+        if trial_id is None:
+            return self._code.snapshot()[1]
+        blob = self._backend.load_blob(self._trial(trial_id).code_digest)
+        return blob.content.decode("utf-8") if blob is not None else ""
+
+    def _environment(self, trial_id: int | None) -> dict[str, Any]:
+        if trial_id is None:
+            return collector.environment_future().result()
+        digest = self._trial(trial_id).environment_digest
+        blob = self._backend.load_blob(digest) if digest else None
+        if blob is None:
+            raise TrialIDNotFoundError(f"trial {trial_id} of experiment {self.id!r} has no environment")
+        return load_environment(blob)
+
+    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> list[str]:
+        """The environment as readable lines: of this process, or of trial ``trial_id``.
+
+        Parameters
+        ----------
+        trial_id : int, optional
+            A recorded trial; by default the environment of this process.
+        category : str, optional
+            One category in full (``platform``, ``cpu``, ``python``, ``packages``,
+            ``git``, ``numpy``, ``scipy``, ``pandas``, ``conda``); by default a summary.
+        """
+        return collector.environment_lines(self._environment(trial_id), category)
+
+    def get_python_packages(self, trial_id: int | None = None) -> list[str]:
+        """Installed packages as ``name==version``: in this process, or for trial ``trial_id``."""
+        return collector.python_packages(self._environment(trial_id))
+
+
+def _experiment_in_worker(experiment_id: str, backend: Backend, seed: int | None) -> Experiment:
+    """Unpickle an experiment: the one of this process, or the same one opened here."""
+    existing = Experiment._instances.get(experiment_id)
+    return existing if existing is not None else Experiment(experiment_id, backend, seed)
+
+
+def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:
+    if not isinstance(key, str) or not key:
+        raise MetricError(f"invalid metric key {key!r}: use a non-empty string such as 'loss'")
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+        raise MetricError(f"invalid epoch {epoch!r} for metric {key!r}: use an integer")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise MetricError(
+            f"invalid value {value!r} for metric {key!r}: use a real number (int, float, numpy scalar)"
+        )
+    return key, int(epoch), float(value)

@@ -1,0 +1,60 @@
+"""Tables of recorded trials and metrics, as pandas DataFrames."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import pandas as pd
+
+from daskperiment.records import MetricPoint, TrialRecord
+
+TRIAL_ID = "Trial ID"
+EPOCH = "Epoch"
+
+
+def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
+    """The history table: one row per trial, indexed by ``Trial ID``.
+
+    Columns are the parameters (in the order they first appear), then
+    ``Result``, ``Result Type`` (verbose), ``Success``, ``Finished``,
+    ``Process Time``, ``Description`` and ``Seed`` (verbose).
+    """
+    names: dict[str, None] = {}
+    for trial in trials:
+        names.update(dict.fromkeys(trial.parameters))
+    columns: dict[str, list] = {
+        name: [trial.parameters.get(name) for trial in trials] for name in names
+    }
+    columns["Result"] = [trial.result for trial in trials]
+    if verbose:
+        columns["Result Type"] = [trial.result_type or None for trial in trials]
+    columns["Success"] = [trial.success for trial in trials]
+    columns["Finished"] = pd.to_datetime([datetime.fromtimestamp(t.finished) for t in trials])
+    columns["Process Time"] = pd.to_timedelta([t.process_time for t in trials], unit="s")
+    columns["Description"] = [trial.description for trial in trials]
+    if verbose:
+        columns["Seed"] = [trial.seed for trial in trials]
+    index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
+    frame = pd.DataFrame(columns, index=index)
+    frame["Success"] = frame["Success"].astype(bool)
+    return frame
+
+
+def metric_frame(points: Sequence[MetricPoint], trial_ids: Sequence[int]) -> pd.DataFrame:
+    """Metric values indexed by ``Epoch`` with one column per trial (``Trial ID``).
+
+    When a trial saved one epoch several times, its last value is kept.
+    """
+    table = pd.DataFrame(
+        {
+            TRIAL_ID: [p.trial_id for p in points],
+            EPOCH: [p.epoch for p in points],
+            "value": [p.value for p in points],
+        }
+    ).astype({TRIAL_ID: "int64", EPOCH: "int64", "value": "float64"})
+    table = table.drop_duplicates([TRIAL_ID, EPOCH], keep="last")
+    frame = table.pivot(index=EPOCH, columns=TRIAL_ID, values="value")
+    frame = frame.reindex(columns=pd.Index(list(trial_ids), name=TRIAL_ID)).sort_index()
+    frame.index = frame.index.astype("int64")
+    return frame

@@ -1,0 +1,175 @@
+"""Parameters: placeholders in a step graph, filled with values per trial."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable
+
+from dask.delayed import Delayed, delayed
+
+from daskperiment import serialization
+from daskperiment.errors import ParameterNotDefinedError, ParameterUndefinedError
+
+PARAMETER_KEY_PREFIX = "daskperiment-parameter"
+
+
+class _Undefined:
+    """Marker of a parameter without value nor default."""
+
+    _instance: "_Undefined | None" = None
+
+    def __new__(cls) -> "_Undefined":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Undefined"
+
+    def __reduce__(self) -> str:
+        return "Undefined"
+
+
+Undefined = _Undefined()
+
+
+def parameter_key_prefix(experiment_id: str) -> str:
+    """Prefix of the graph keys of the parameters of ``experiment_id``."""
+    return f"{PARAMETER_KEY_PREFIX}-{experiment_id}-"
+
+
+_parameter_sets: dict[str, "ParameterSet"] = {}
+
+
+def _value_outside_trial(experiment_id: str, name: str) -> Any:
+    """Task of a parameter's placeholder: its current value when a graph is computed outside a trial."""
+    parameters = _parameter_sets.get(experiment_id)
+    if parameters is None:
+        raise ParameterUndefinedError(
+            f"parameter {name!r} of experiment {experiment_id!r} has no value in this process: "
+            "parameters are filled when a trial starts; compute the @ex.result step instead"
+        )
+    return parameters.resolve([name])[name]
+
+
+class Parameter(Delayed):
+    """A named parameter of an experiment, usable as an argument of any step.
+
+    It is a ``dask.delayed`` object: passed to a step (or to any delayed
+    function, or combined with operators such as ``a * 2``) it adds a
+    placeholder to the graph, which each trial fills with the parameter's value.
+    Create parameters with :meth:`daskperiment.Experiment.parameter`.
+    """
+
+    __slots__ = ("_parameter_set", "_name")
+
+    def __init__(self, parameters: "ParameterSet", name: str) -> None:
+        key = parameter_key_prefix(parameters.experiment_id) + name
+        placeholder = delayed(_value_outside_trial, pure=True)(
+            parameters.experiment_id, name, dask_key_name=key
+        )
+        super().__init__(key, placeholder.dask)
+        self._parameter_set = parameters
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """Name of the parameter."""
+        return self._name
+
+    @property
+    def value(self) -> Any:
+        """The value a trial started now would use (``Undefined`` if none)."""
+        return self._parameter_set.current()[self._name]
+
+    def __repr__(self) -> str:
+        return f"Parameter({self._name}: {self.value!r})"
+
+
+class ParameterSet:
+    """The parameters of one experiment: definitions, defaults and current values."""
+
+    def __init__(self, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+        self._lock = threading.Lock()
+        self._parameters: dict[str, Parameter] = {}
+        self._defaults: dict[str, Any] = {}
+        self._values: dict[str, Any] = {}
+        _parameter_sets[experiment_id] = self
+
+    def define(self, name: str, default: Any = None) -> Parameter:
+        """Define (or fetch) parameter ``name``; a ``default`` other than None is (re)set."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"invalid parameter name {name!r}: use a Python identifier such as 'learning_rate', "
+                "so it can be set with ex.set_parameters(name=value) and name=value on the command line"
+            )
+        with self._lock:
+            if default is not None:
+                _check_serializable(name, default)
+                self._defaults[name] = default
+            parameter = self._parameters.get(name)
+            if parameter is None:
+                parameter = self._parameters[name] = Parameter(self, name)
+            return parameter
+
+    def set(self, values: dict[str, Any]) -> None:
+        """Set the values of defined parameters; unknown names change nothing and raise."""
+        unknown = [name for name in values if name not in self._parameters]
+        if unknown:
+            raise ParameterNotDefinedError(
+                f"{_names(unknown)} {'is' if len(unknown) == 1 else 'are'} not defined in experiment {self.experiment_id!r}: define "
+                f"{'it' if len(unknown) == 1 else 'them'} first with ex.parameter({unknown[0]!r}); "
+                f"defined parameters: {', '.join(self._parameters) or 'none'}"
+            )
+        for name, value in values.items():
+            _check_serializable(name, value)
+        with self._lock:
+            self._values.update(values)
+
+    def current(self) -> dict[str, Any]:
+        """Every defined parameter's value: set value, else default, else ``Undefined``."""
+        with self._lock:
+            return {
+                name: self._values.get(name, self._defaults.get(name, Undefined))
+                for name in self._parameters
+            }
+
+    def resolve(self, names: Iterable[str]) -> dict[str, Any]:
+        """Values of ``names`` in definition order; raise if one has no value."""
+        wanted = set(names)
+        values = {name: value for name, value in self.current().items() if name in wanted}
+        missing = sorted(name for name in wanted if values.get(name, Undefined) is Undefined)
+        if missing:
+            assignments = ", ".join(f"{name}=..." for name in missing)
+            raise ParameterUndefinedError(
+                f"{_names(missing)} {'has' if len(missing) == 1 else 'have'} no value in experiment {self.experiment_id!r}: call "
+                f"ex.set_parameters({assignments}) before computing, or give a default with "
+                f"ex.parameter({missing[0]!r}, default=...)"
+            )
+        return values
+
+    def names_in(self, keys: Iterable[object]) -> list[str]:
+        """Names of this experiment's parameters whose placeholder keys are among ``keys``."""
+        prefix = parameter_key_prefix(self.experiment_id)
+        defined = self._parameters
+        return [
+            key[len(prefix):]
+            for key in keys
+            if isinstance(key, str) and key.startswith(prefix) and key[len(prefix):] in defined
+        ]
+
+
+def _names(names: list[str]) -> str:
+    quoted = ", ".join(repr(name) for name in names)
+    return f"parameter {quoted}" if len(names) == 1 else f"parameters {quoted}"
+
+
+def _check_serializable(name: str, value: Any) -> None:
+    try:
+        serialization.dumps(value)
+    except TypeError as exc:
+        raise TypeError(
+            f"the value of parameter {name!r} cannot be recorded: {exc}. "
+            "Use a value that pickle or cloudpickle can serialize."
+        ) from None

@@ -1,0 +1,64 @@
+"""Purity check: a step given the same code and inputs should return the same output."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from dask.base import tokenize
+
+from daskperiment.records import StepOutput
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepCall:
+    """One call of a step: hashes of (code, inputs) and of the output, and how to name it."""
+
+    step: str
+    arguments: str
+    input_key: str
+    output_hash: str
+
+    def record(self) -> StepOutput:
+        """The store record of this call."""
+        return StepOutput(self.input_key, self.output_hash)
+
+
+def hash_call(
+    step: str, code_digest: str, args: tuple, kwargs: dict[str, Any], output: Any, arguments: str
+) -> StepCall | None:
+    """Hash a step call, or None when its inputs or output have no deterministic hash."""
+    try:
+        input_key = tokenize(step, code_digest, args, kwargs, ensure_deterministic=True)
+        output_hash = tokenize(output, ensure_deterministic=True)
+    except Exception as exc:  # objects dask cannot hash deterministically
+        logger.debug("purity of step %s not checked: %s", step, exc)
+        return None
+    return StepCall(step, arguments, input_key, output_hash)
+
+
+def warn_impure(calls: Iterable[StepCall], known: Mapping[str, str]) -> list[StepCall]:
+    """Log a WARNING for each call whose output differs from a known one; return the new calls.
+
+    ``known`` maps input keys to output hashes already stored; calls of the same
+    batch are checked against each other too.
+    """
+    seen = dict(known)
+    new: list[StepCall] = []
+    for call in calls:
+        previous = seen.get(call.input_key)
+        if previous is None:
+            seen[call.input_key] = call.output_hash
+            new.append(call)
+        elif previous != call.output_hash:
+            logger.warning(
+                "Experiment step result is changed with the same input: "
+                "(step: %s, args: %s) — the step is not pure: it returned a different output "
+                "for the same code and inputs (unseeded randomness, global state or I/O?)",
+                call.step,
+                call.arguments,
+            )
+    return new

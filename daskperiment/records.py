@@ -1,0 +1,119 @@
+"""Plain value objects that travel between an experiment and its store.
+
+A store only ever receives and returns these objects; it never sees dask
+graphs, parameters or experiments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """Everything recorded about one finished trial.
+
+    Attributes
+    ----------
+    trial_id : int
+        Identifier allocated by the store, unique within the experiment.
+    parameters : Mapping[str, Any]
+        Parameter values the trial ran with, in definition order.
+    result : Any
+        Output of the ``@ex.result`` step (``None`` when the trial failed).
+    result_type : str
+        Qualified type name of ``result`` (empty when the trial failed).
+    success : bool
+        Whether the graph computed without raising.
+    finished : float
+        POSIX timestamp of the end of the trial.
+    process_time : float
+        Wall-clock seconds the computation took.
+    description : str or None
+        The error as ``ExceptionType(message)`` for a failed trial.
+    seed : int or None
+        Seed given to ``random`` and ``numpy.random`` before the trial.
+    code_digest : str
+        Digest of the code blob of the trial's steps.
+    environment_digest : str or None
+        Digest of the environment blob, ``None`` if it could not be captured.
+    """
+
+    trial_id: int
+    parameters: Mapping[str, Any]
+    result: Any
+    result_type: str
+    success: bool
+    finished: float
+    process_time: float
+    description: str | None
+    seed: int | None
+    code_digest: str
+    environment_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One value of a metric at one epoch of one trial."""
+
+    trial_id: int
+    key: str
+    epoch: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedValue:
+    """The serialized output of an ``@ex.persist`` step in one trial."""
+
+    trial_id: int
+    step: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """Hash of a step's output for one hash of its code and inputs (purity)."""
+
+    input_key: str
+    output_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """Content stored once under its own digest (code texts, environments)."""
+
+    digest: str
+    content: bytes
+
+    @classmethod
+    def of(cls, content: bytes) -> "Blob":
+        """Make the blob of ``content``, addressed by its SHA-256 digest."""
+        return cls(hashlib.sha256(content).hexdigest(), content)
+
+
+@dataclass(slots=True)
+class RecordBatch:
+    """Records written to a store in one atomic operation."""
+
+    trials: list[TrialRecord] = field(default_factory=list)
+    metrics: list[MetricPoint] = field(default_factory=list)
+    persisted: list[PersistedValue] = field(default_factory=list)
+    step_outputs: list[StepOutput] = field(default_factory=list)
+    blobs: list[Blob] = field(default_factory=list)
+
+    def extend(self, other: "RecordBatch") -> None:
+        """Append every record of ``other`` to this batch."""
+        self.trials.extend(other.trials)
+        self.metrics.extend(other.metrics)
+        self.persisted.extend(other.persisted)
+        self.step_outputs.extend(other.step_outputs)
+        self.blobs.extend(other.blobs)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.trials or self.metrics or self.persisted or self.step_outputs or self.blobs
+        )
+

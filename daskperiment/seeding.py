@@ -1,0 +1,45 @@
+"""Seeding ``random`` and ``numpy.random`` so that trials can be repeated."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import zlib
+
+logger = logging.getLogger(__name__)
+
+SEED_LIMIT = 2**32
+
+
+def validate_seed(seed: object) -> int | None:
+    """Return ``seed`` as an int in ``[0, 2**32)`` (or None), or raise a clear error."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"invalid seed {seed!r}: use an integer from 0 to {SEED_LIMIT - 1}")
+    return int(seed)
+
+
+def choose_seed(seed: int | None, default: int | None) -> int:
+    """The seed of a trial: the given one, else the experiment's default, else a new random one."""
+    chosen = validate_seed(seed)
+    if chosen is None:
+        chosen = validate_seed(default)
+    if chosen is None:
+        chosen = secrets.randbelow(SEED_LIMIT)
+        logger.info("Random seed is not provided, initialized with generated seed: %d", chosen)
+    return chosen
+
+
+def seed_everything(seed: int) -> None:
+    """Seed ``random`` and ``numpy.random`` (global state) with ``seed``."""
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+
+
+def step_seed(seed: int, step_name: str) -> int:
+    """Seed for a step running in another process: derived from the trial seed and the step."""
+    return zlib.crc32(step_name.encode("utf-8"), seed) % SEED_LIMIT

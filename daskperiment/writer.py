@@ -1,0 +1,157 @@
+"""Recording finished trials: one batch per trial, identical content stored once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from daskperiment import serialization
+from daskperiment.backend.base import Backend
+from daskperiment.codecontext import code_diff
+from daskperiment.collector import diff_environments, environment_future
+from daskperiment.context import TrialBuffer, TrialContext
+from daskperiment.purity import warn_impure
+from daskperiment.records import Blob, TrialRecord
+
+logger = logging.getLogger(__name__)
+
+
+def environment_blob(environment: dict[str, Any]) -> Blob:
+    """The blob of a captured environment (JSON, categories in collection order)."""
+    return Blob.of(json.dumps(environment, default=str).encode("utf-8"))
+
+
+def load_environment(blob: Blob) -> dict[str, Any]:
+    """The environment stored in ``blob``."""
+    return json.loads(blob.content)
+
+
+class TrialWriter:
+    """Writes the trials of one experiment to its store, and warns about what changed.
+
+    Per trial it sends one batch: the trial record, what its steps saved, and
+    the code and environment blobs only when this process has not sent them
+    yet. It warns when the code differs from the previous trial's, when the
+    environment differs from the last recorded trial's (checked once per
+    process), and when a step returned a different output for the same inputs.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._sent_digests: set[str] = set()
+        self._previous_code: tuple[int, str, str] | None = None
+        self._environment: Blob | None = None
+
+    def write(
+        self,
+        *,
+        context: TrialContext,
+        parameters: dict[str, Any],
+        result: Any,
+        error: BaseException | None,
+        process_time: float,
+        code: tuple[str, str],
+        buffer: TrialBuffer,
+    ) -> None:
+        """Record one finished trial (successful when ``error`` is None)."""
+        batch = buffer.records
+        environment = self._environment_blob()
+        code_blob = Blob(code[0], code[1].encode("utf-8"))
+        with self._lock:
+            batch.blobs.extend(
+                blob for blob in (code_blob, environment)
+                if blob is not None and blob.digest not in self._sent_digests
+            )
+            calls = buffer.step_calls
+            known = self._backend.load_step_outputs([call.input_key for call in calls])
+            batch.step_outputs.extend(call.record() for call in warn_impure(calls, known))
+            batch.trials.append(
+                TrialRecord(
+                    trial_id=context.trial_id,
+                    parameters=parameters,
+                    result=_storable(result, context.trial_id) if error is None else None,
+                    result_type=serialization.type_name(result) if error is None else "",
+                    success=error is None,
+                    finished=time.time(),
+                    process_time=process_time,
+                    description=None if error is None else describe_error(error),
+                    seed=context.seed,
+                    code_digest=code_blob.digest,
+                    environment_digest=environment.digest if environment else None,
+                )
+            )
+            self._warn_code_change(context.trial_id, code)
+            self._backend.write_batch(batch)
+            self._sent_digests.update(blob.digest for blob in batch.blobs)
+            self._previous_code = (context.trial_id, *code)
+
+    def _environment_blob(self) -> Blob | None:
+        if self._environment is None:
+            try:
+                blob = environment_blob(environment_future().result())
+            except Exception as exc:  # never lose a trial for want of an environment
+                logger.warning("the environment could not be captured: %s", exc)
+                return None
+            self._warn_environment_change(blob)
+            self._environment = blob
+        return self._environment
+
+    def _last_recorded(self) -> TrialRecord | None:
+        last = self._backend.last_trial_id()
+        records = self._backend.load_trials([last]) if last else []
+        return records[0] if records else None
+
+    def _warn_code_change(self, trial_id: int, code: tuple[str, str]) -> None:
+        previous = self._previous_code
+        if previous is None:
+            last = self._last_recorded()
+            blob = self._backend.load_blob(last.code_digest) if last else None
+            if last is None or blob is None:
+                return
+            previous = (last.trial_id, last.code_digest, blob.content.decode("utf-8"))
+        if previous[1] != code[0]:
+            logger.warning(
+                "Code context has been changed since trial %d:\n%s",
+                previous[0],
+                code_diff(previous[2], code[1], f"trial {previous[0]}", f"trial {trial_id}"),
+            )
+
+    def _warn_environment_change(self, blob: Blob) -> None:
+        last = self._last_recorded()
+        if last is None or last.environment_digest in (None, blob.digest):
+            return
+        old = self._backend.load_blob(last.environment_digest)
+        if old is None:
+            return
+        logger.warning(
+            "Environment has been changed since trial %d:\n%s",
+            last.trial_id,
+            diff_environments(
+                load_environment(old),
+                load_environment(blob),
+                old_label=f"trial {last.trial_id}",
+                new_label="this process",
+            ),
+        )
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as recorded in the history, e.g. ``ZeroDivisionError(division by zero)``."""
+    return f"{type(error).__name__}({error})"
+
+
+def _storable(result: Any, trial_id: int) -> Any:
+    try:
+        serialization.dumps(result)
+    except TypeError as exc:
+        logger.warning(
+            "the result of trial %d cannot be serialized (%s); its repr is recorded instead",
+            trial_id,
+            exc,
+        )
+        return repr(result)
+    return result

@@ -1,0 +1,67 @@
+"""Environment of trials: recorded once per distinct content, readable, diffed on change."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+
+from daskperiment import Experiment
+from daskperiment.writer import environment_blob
+
+
+def one_trial(ex: Experiment) -> None:
+    @ex.result
+    def step():
+        return 1
+
+    step().compute()
+
+
+def test_environment_of_a_trial(ex: Experiment) -> None:
+    one_trial(ex)
+    lines = ex.get_environment(trial_id=1)
+    assert lines == ex.get_environment()
+    assert any(platform.python_version() in line for line in lines)
+    packages = ex.get_python_packages(trial_id=1)
+    assert f"pandas=={importlib.metadata.version('pandas')}" in packages
+    assert packages == sorted(packages, key=str.lower)
+    assert any("numpy" in line.lower() for line in ex.get_environment(1, category="numpy"))
+
+
+def test_identical_environment_and_code_are_stored_once(ex: Experiment) -> None:
+    for _ in range(3):
+        one_trial(ex)
+    trials = ex.backend.load_trials()
+    assert len({t.environment_digest for t in trials}) == 1
+    assert len({t.code_digest for t in trials}) == 1
+    with ex.backend._lock:
+        (count,) = ex.backend._connect().execute("SELECT COUNT(*) FROM blobs").fetchone()
+    assert count == 2  # one code text, one environment
+
+
+def test_environment_change_is_warned(make_experiment, tmp_path, warnings_of) -> None:
+    ex = make_experiment()
+    one_trial(ex)
+    # Simulate an earlier trial recorded with another pandas version.
+    record = ex.backend.load_trials([1])[0]
+    old_environment = json.loads(ex.backend.load_blob(record.environment_digest).content)
+    for package in old_environment["packages"]["packages"]:
+        if package["name"] == "pandas":
+            package["version"] = "0.0.1"
+    blob = environment_blob(old_environment)
+    from dataclasses import replace
+
+    from daskperiment.records import RecordBatch
+
+    ex.backend.write_batch(RecordBatch(trials=[replace(record, environment_digest=blob.digest)], blobs=[blob]))
+
+    # A new process (here: a fresh experiment object) compares with that trial.
+    ex.backend.close()
+    type(ex)._instances.clear()
+    again = make_experiment(ex.id)
+    one_trial(again)
+    changes = [w for w in warnings_of() if "Environment has been changed since trial 1" in w]
+    assert len(changes) == 1
+    assert "-pandas==0.0.1" in changes[0]
+    assert f"+pandas=={importlib.metadata.version('pandas')}" in changes[0]

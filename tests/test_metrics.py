@@ -1,0 +1,111 @@
+"""Metrics: saved inside steps, loaded as Epoch × Trial ID tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daskperiment import Experiment
+from daskperiment.errors import MetricError, TrialIDNotFoundError
+
+
+def train(ex: Experiment):
+    lr = ex.parameter("lr")
+
+    @ex.result
+    def fit(lr):
+        for epoch in range(5):
+            ex.save_metric("loss", epoch=epoch, value=1.0 / (1 + lr * epoch))
+        ex.save_metric("acc", epoch=0, value=np.float32(0.5))
+        return lr
+
+    return fit(lr)
+
+
+def test_load_metric_of_one_and_several_trials(ex: Experiment) -> None:
+    s = train(ex)
+    for lr in (1.0, 2.0):
+        ex.set_parameters(lr=lr)
+        s.compute()
+    one = ex.load_metric("loss", trial_id=1)
+    assert one.index.name == "Epoch" and one.columns.name == "Trial ID"
+    assert list(one.columns) == [1] and list(one.index) == [0, 1, 2, 3, 4]
+    assert one[1].tolist() == pytest.approx([1 / (1 + e) for e in range(5)])
+    both = ex.load_metric("loss", trial_id=[2, 1])
+    assert list(both.columns) == [2, 1]
+    assert both[2].tolist() == pytest.approx([1 / (1 + 2 * e) for e in range(5)])
+    assert ex.load_metric("acc", trial_id=[1])[1].tolist() == [0.5]
+
+
+def test_unknown_metric_key(ex: Experiment) -> None:
+    s = train(ex)
+    ex.set_parameters(lr=1.0)
+    s.compute()
+    with pytest.raises(MetricError, match="unknown metric 'los' .* saved metrics are 'acc', 'loss'"):
+        ex.load_metric("los", trial_id=1)
+
+
+def test_metric_of_a_trial_without_it_is_empty(ex: Experiment) -> None:
+    s = train(ex)
+    ex.set_parameters(lr=1.0)
+    s.compute()
+
+    @ex.result
+    def other():
+        return 0
+
+    other().compute()
+    frame = ex.load_metric("loss", trial_id=[1, 2])
+    assert frame[2].isna().all() and frame[1].notna().all()
+
+
+def test_save_metric_outside_a_trial(ex: Experiment) -> None:
+    with pytest.raises(TrialIDNotFoundError, match="save_metric is only available inside a step"):
+        ex.save_metric("loss", 0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "epoch", "value", "message"),
+    [
+        ("", 0, 1.0, "invalid metric key ''"),
+        (3, 0, 1.0, "invalid metric key 3"),
+        ("loss", 1.5, 1.0, "invalid epoch 1.5"),
+        ("loss", 0, "high", "invalid value 'high'"),
+        ("loss", 0, None, "invalid value None"),
+    ],
+)
+def test_bad_metric_fails_the_step_clearly(ex: Experiment, key, epoch, value, message) -> None:
+    @ex.result
+    def step():
+        ex.save_metric("ok", 0, 1.0)
+        ex.save_metric(key, epoch, value)
+
+    with pytest.raises(MetricError, match=message):
+        step().compute()
+    assert ex.get_history().loc[1, "Success"] == False  # noqa: E712
+    assert ex.load_metric("ok", 1)[1].tolist() == [1.0]
+
+
+def test_numpy_and_int_values_are_stored_as_floats(ex: Experiment) -> None:
+    @ex.result
+    def step():
+        ex.save_metric("m", np.int64(0), 1)
+        ex.save_metric("m", 1, np.float64(2.5))
+        ex.save_metric("m", 2, float("nan"))
+        ex.save_metric("m", 1, 3.0)  # saved again: the last value wins
+
+    step().compute()
+    values = ex.load_metric("m", 1)[1]
+    assert values.iloc[:2].tolist() == [1.0, 3.0] and np.isnan(values.iloc[2])
+
+
+def test_many_metrics_in_one_trial(ex: Experiment) -> None:
+    @ex.result
+    def step():
+        for i in range(20_000):
+            ex.save_metric("x", i, i / 2)
+        return 1
+
+    step().compute()
+    frame = ex.load_metric("x", 1)
+    assert len(frame) == 20_000 and frame[1].iloc[-1] == 19_999 / 2
