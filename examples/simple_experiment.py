@@ -60,6 +60,6 @@ if __name__ == "__main__":
     for value in (0.0, 0.01, 0.1, 1.0):
         ex.set_parameters(alpha=value)
         result.compute(seed=0)
-    print(ex.get_history())
+    print(ex.get_history().to_string())
     print(ex.load_metric("loss", trial_id=[first, first + 3]).tail())
     print("\n".join(ex.get_environment()))

@@ -36,3 +36,15 @@ def test_folder_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(BackendError, match="cannot create the local store folder"):
         LocalBackend(tmp_path / "file" / "sub", "x").last_trial_id()
+
+
+def test_experiment_ids_of_a_local_folder(tmp_path: Path) -> None:
+    from daskperiment.backend import experiment_ids
+
+    assert experiment_ids(tmp_path / "missing") == []
+    for name in ("b", "a"):
+        LocalBackend(tmp_path / name, name).last_trial_id()
+    (tmp_path / "not_an_experiment").mkdir()
+    assert experiment_ids(tmp_path) == ["a", "b"]
+    LocalBackend(tmp_path, "c").last_trial_id()  # an experiment opened with this folder itself
+    assert experiment_ids(tmp_path) == ["a", "b", "c"]
