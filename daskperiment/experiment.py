@@ -82,7 +82,17 @@ class Experiment:
     def __new__(
         cls, id: str, backend: str | os.PathLike[str] | Backend = "local", seed: int | None = None
     ) -> "Experiment":
-        experiment_id = validate_experiment_id(id)
+        return cls._get_or_open(validate_experiment_id(id), backend, seed, capture=True)
+
+    @classmethod
+    def _get_or_open(
+        cls, experiment_id: str, backend: str | os.PathLike[str] | Backend, seed: int | None,
+        *, capture: bool,
+    ) -> "Experiment":
+        """The experiment of this process with that id, or a newly opened one.
+
+        ``capture`` starts capturing the environment (not needed in dask workers).
+        """
         seed = validate_seed(seed)
         store = open_backend(backend, experiment_id)
         with cls._instances_lock:
@@ -99,6 +109,8 @@ class Experiment:
             experiment = super().__new__(cls)
             experiment._open(experiment_id, store, seed)
             cls._instances[experiment_id] = experiment
+        if capture:
+            collector.environment_future()  # capture starts now, in the background
         return experiment
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -113,7 +125,6 @@ class Experiment:
         self._code = CodeContext()
         self._trial_placeholder = trial_placeholder(experiment_id)
         self._writer = TrialWriter(backend)
-        collector.environment_future()  # capture starts now, in the background
         last = backend.last_trial_id()
         if last:
             logger.info("Loaded experiment %r with %d trial(s) from %r", experiment_id, last, backend)
@@ -335,8 +346,7 @@ class Experiment:
 
 def _experiment_in_worker(experiment_id: str, backend: Backend, seed: int | None) -> Experiment:
     """Unpickle an experiment: the one of this process, or the same one opened here."""
-    existing = Experiment._instances.get(experiment_id)
-    return existing if existing is not None else Experiment(experiment_id, backend, seed)
+    return Experiment._get_or_open(experiment_id, backend, seed, capture=False)
 
 
 def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:

@@ -90,7 +90,7 @@ class LocalBackend(Backend):
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._connection_pid = 0
-        self._code_texts: dict[str, str] = {}
+        self._code_versions: set[str] = set()
 
     def __repr__(self) -> str:
         return f"LocalBackend('{self._shown_directory}')"
@@ -191,23 +191,30 @@ class LocalBackend(Backend):
             self._write_code_file(trial, batch.blobs)
 
     def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
-        """Write the trial's code as ``code/<id>_<trial>.py`` for diff tools and Git."""
-        text = self._code_text(trial.code_digest, blobs)
+        """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
+
+        Each distinct code text is written once, as ``code/versions/<digest>.py``;
+        trial files are hard links to it (a new file costs ~10x more than a link).
+        """
         target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
-        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
         try:
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, target)
+            version = self._code_version_file(trial.code_digest, blobs)
+            target.unlink(missing_ok=True)
+            try:
+                os.link(version, target)
+            except OSError:  # no hard links here: copy instead
+                _write_atomically(target, version.read_bytes())
         except OSError as exc:
             logger.warning("could not write the code file %s: %s", target, exc)
 
-    def _code_text(self, digest: str, blobs: list[Blob]) -> str:
-        text = self._code_texts.get(digest)
-        if not text:
+    def _code_version_file(self, digest: str, blobs: list[Blob]) -> Path:
+        path = self.code_directory / "versions" / f"{digest}.py"
+        if digest not in self._code_versions and not path.exists():
             blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
-            text = blob.content.decode("utf-8") if blob is not None else ""
-            self._code_texts = {digest: text}  # keep only the latest: code rarely changes
-        return text
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, blob.content if blob is not None else b"")
+        self._code_versions.add(digest)
+        return path
 
     # -- reads --------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -270,6 +277,12 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_bytes(content)
+    os.replace(partial, path)
 
 
 def _json_list(values: list) -> str:
