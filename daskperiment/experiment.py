@@ -7,9 +7,8 @@ import numbers
 import os
 import re
 import threading
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-import pandas as pd
 from dask.base import tokenize
 
 from daskperiment import collector, serialization
@@ -29,6 +28,9 @@ from daskperiment.records import TrialRecord
 from daskperiment.seeding import validate_seed
 from daskperiment.step import Step, trial_placeholder
 from daskperiment.writer import TrialWriter, load_environment
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Sequence
 
 from daskperiment.records import MetricPoint, TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TRIAL_ID = "Trial ID"
 EPOCH = "Epoch"
@@ -20,6 +21,8 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     ``Result``, ``Result Type`` (verbose), ``Success``, ``Finished``,
     ``Process Time``, ``Description`` and ``Seed`` (verbose).
     """
+    import pandas as pd  # imported on first use: it is slow to import
+
     names: dict[str, None] = {}
     for trial in trials:
         names.update(dict.fromkeys(trial.parameters))
@@ -46,6 +49,8 @@ def metric_frame(points: Sequence[MetricPoint], trial_ids: Sequence[int]) -> pd.
 
     When a trial saved one epoch several times, its last value is kept.
     """
+    import pandas as pd
+
     table = pd.DataFrame(
         {
             TRIAL_ID: [p.trial_id for p in points],

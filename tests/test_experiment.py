@@ -453,7 +453,7 @@ def test_code_change_since_the_last_trial_of_an_earlier_process(child_env, tmp_p
     import subprocess
     import sys
 
-    script = tmp_path / "experiment.py"
+    script = tmp_path / "code_module.py"  # imported, not run as a script
     template = (
         "import daskperiment, pathlib\n"
         "ex = daskperiment.Experiment('codes', backend=pathlib.Path('codes'))\n\n"
@@ -464,7 +464,7 @@ def test_code_change_since_the_last_trial_of_an_earlier_process(child_env, tmp_p
     for value in (1, 2):
         script.write_text(template.format(value=value))
         outcomes.append(
-            subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=child_env,
+            subprocess.run([sys.executable, "-c", "import code_module"], cwd=tmp_path, env=child_env,
                            capture_output=True, text=True, timeout=120)
         )
     assert [o.returncode for o in outcomes] == [0, 0], outcomes[1].stderr
@@ -491,3 +491,12 @@ def test_public_api_names() -> None:
     ):
         assert hasattr(Experiment, name), name
     assert daskperiment.__version__
+
+
+def test_import_is_light(run_python) -> None:
+    out = run_python(
+        "import sys, daskperiment\n"
+        "print(sorted(m for m in ('pandas', 'numpy', 'scipy', 'git', 'cpuinfo') if m in sys.modules))"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
