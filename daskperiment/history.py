@@ -51,12 +51,8 @@ def metric_frame(points: Sequence[MetricPoint], trial_ids: Sequence[int]) -> pd.
     """
     import pandas as pd
 
-    table = pd.DataFrame(
-        {
-            TRIAL_ID: [p.trial_id for p in points],
-            EPOCH: [p.epoch for p in points],
-            "value": [p.value for p in points],
-        }
+    table = pd.DataFrame.from_records(
+        points, columns=[TRIAL_ID, "key", EPOCH, "value"], exclude=["key"], nrows=len(points)
     ).astype({TRIAL_ID: "int64", EPOCH: "int64", "value": "float64"})
     table = table.drop_duplicates([TRIAL_ID, EPOCH], keep="last")
     frame = table.pivot(index=EPOCH, columns=TRIAL_ID, values="value")

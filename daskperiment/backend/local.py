@@ -235,14 +235,14 @@ class LocalBackend(Backend):
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
         rows = self._read(
-            "SELECT trial_id, epoch, value FROM metrics WHERE key = ? AND trial_id IN "
+            "SELECT trial_id, key, epoch, value FROM metrics WHERE key = ? AND trial_id IN "
             "(SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
             (key, _json_list(sorted({int(t) for t in trial_ids}))),
         )
-        return [
-            MetricPoint(trial_id, key, epoch, math.nan if value is None else value)
-            for trial_id, epoch, value in rows
-        ]
+        points = [MetricPoint(*row) for row in rows]
+        if any(point.value is None for point in points):  # SQLite stores NaN as NULL
+            points = [p if p.value is not None else p._replace(value=math.nan) for p in points]
+        return points
 
     def metric_keys(self) -> list[str]:
         return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]
