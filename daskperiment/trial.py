@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -17,9 +17,6 @@ from daskperiment.step import trial_context_key
 
 if TYPE_CHECKING:
     from daskperiment.experiment import Experiment
-
-logger = logging.getLogger(__name__)
-
 
 class _Literal:
     """A value placed in a graph as data, never mistaken for a key or a task."""
@@ -112,6 +109,12 @@ def run_trial(experiment: "Experiment", task: Delayed, seed: int | None, kwargs:
         graph[parameter_key_prefix(experiment.id) + name] = (_unbox, _Literal(value))
     graph[trial_context_key(experiment.id)] = (_unbox, _Literal(context))
 
+    if "scheduler" not in kwargs and "distributed" not in sys.modules and not dask.config.get(
+        "scheduler", None
+    ):
+        # No dask.distributed client can exist: skip dask's look-up for one,
+        # which imports distributed (0.4 s) on the first computation.
+        kwargs = {**kwargs, "scheduler": dask.threaded.get}
     buffer = open_buffer(context.token)
     error: BaseException | None = None
     result: Any = None

@@ -1,8 +1,14 @@
 """A small, real experiment: fit a ridge regression for several penalties.
 
 Run it with ``python examples/simple_experiment.py``: it records one trial per
-penalty in ``daskperiment_cache/ridge_demo/`` (next to where you run it) and
+penalty in ``daskperiment_cache/ridge_demo/`` (below where you run it) and
 prints the history, the loss curves of two trials and the environment summary.
+
+It is a script: as in daskperiment 0.5, calling the ``@ex.result`` step in a
+script run as a file runs one trial and returns its result (imported, or in
+Jupyter, the call only builds the graph and ``.compute()`` runs it). Values
+given on the command line (``python simple_experiment.py n_samples=500
+--seed 3``) apply to every trial.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import daskperiment
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-ex = daskperiment.Experiment(id="ridge_demo")
+ex = daskperiment.Experiment(id="ridge_demo", seed=0)
 alpha = ex.parameter("alpha")
 n_samples = ex.parameter("n_samples", default=200)
 
@@ -53,13 +59,12 @@ def score(data, weights):
 
 
 data = make_data(n_samples)
-result = score(data, fit(data, alpha))
 
 if __name__ == "__main__":
     first = ex.trial_id + 1
     for value in (0.0, 0.01, 0.1, 1.0):
         ex.set_parameters(alpha=value)
-        result.compute(seed=0)
+        score(data, fit(data, alpha))  # runs one trial: this file is run as a script
     print(ex.get_history().to_string())
     print(ex.load_metric("loss", trial_id=[first, first + 3]).tail())
     print("\n".join(ex.get_environment()))

@@ -241,7 +241,7 @@ def test_trial_id_and_current_trial_id(ex: Experiment) -> None:
     assert step().compute() == 2
     assert seen == [1, 2] and ex.trial_id == 2
     with pytest.raises(TrialIDNotFoundError, match="only available inside a step"):
-        ex.current_trial_id
+        ex.current_trial_id  # noqa: B018 - the property raises
 
 
 def test_unknown_trial_ids_are_clear_errors(ex: Experiment) -> None:
