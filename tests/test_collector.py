@@ -85,13 +85,13 @@ def test_cpu_collector_caches_on_disk(tmp_path: Path, monkeypatch: pytest.Monkey
     (cache,) = (tmp_path / "cache").glob("cpuinfo-*.json")
     # Later collections read the cache: prove it by editing it.
     cached = json.loads(cache.read_text())
-    cached["info"]["brand_raw"] = "Cached CPU"
+    cached["value"]["brand_raw"] = "Cached CPU"
     cache.write_text(json.dumps(cached))
     assert collector.collect() == {**data, "brand": "Cached CPU"}
     # A corrupt cache is recomputed and rewritten.
     cache.write_text("{not json")
     assert collector.collect() == data
-    assert json.loads(cache.read_text())["info"]["brand_raw"] == data["brand"]
+    assert json.loads(cache.read_text())["value"]["brand_raw"] == data["brand"]
 
 
 def test_cpu_collector_without_writable_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -367,3 +367,20 @@ def test_importing_collector_is_light() -> None:
     ])
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_numeric_reports_are_cached_while_packages_stay_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASKPERIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    collector = NumpyCollector()
+    data = collector.collect()
+    (cache,) = (tmp_path / "cache").glob("numpy-report-*.json")
+    stored = json.loads(cache.read_text())
+    stored["value"]["text"] = "from the cache"
+    cache.write_text(json.dumps(stored))
+    assert collector.collect() == {**data, "text": "from the cache"}
+    # Another set of installed packages is another key: the report is made again.
+    monkeypatch.setattr(
+        "daskperiment.collector.numerics.installed_packages",
+        lambda: [{"name": "numpy", "version": "0.0.0", "location": "/"}],
+    )
+    assert collector.collect() == data

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import logging
-import os
 import platform
 import socket
-import threading
-from pathlib import Path
 from typing import Any
 
 from daskperiment.collector.base import Collector
-
-logger = logging.getLogger(__name__)
+from daskperiment.collector.diskcache import cached
 
 # Collected key -> key of ``cpuinfo.get_cpu_info()``.
 _FIELDS = {
@@ -31,51 +25,8 @@ _FIELDS = {
 }
 
 
-def cache_dir() -> Path:
-    """Directory of daskperiment's on-disk caches.
-
-    Returns
-    -------
-    pathlib.Path
-        ``$DASKPERIMENT_CACHE_DIR`` if set, else ``~/.cache/daskperiment``.
-    """
-    configured = os.environ.get("DASKPERIMENT_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "daskperiment"
-
-
 def _host_key() -> str:
     return json.dumps([socket.gethostname(), platform.machine(), platform.platform()])
-
-
-def _cache_file(key: str) -> Path:
-    return cache_dir() / f"cpuinfo-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}.json"
-
-
-def _read_cache(key: str) -> dict[str, Any] | None:
-    try:
-        cached = json.loads(_cache_file(key).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, RuntimeError, ValueError) as exc:
-        logger.debug("ignoring unreadable cpu info cache: %s", exc)
-        return None
-    if not isinstance(cached, dict) or cached.get("key") != key or not isinstance(cached.get("info"), dict):
-        return None
-    return cached["info"]
-
-
-def _write_cache(key: str, info: dict[str, Any]) -> None:
-    temporary: Path | None = None
-    try:
-        path = _cache_file(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        temporary.write_text(json.dumps({"key": key, "info": info}), encoding="utf-8")
-        os.replace(temporary, path)
-    except (OSError, RuntimeError, TypeError, ValueError) as exc:
-        logger.debug("cpu info not cached: %s", exc)
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
 
 
 def cpu_info() -> dict[str, Any]:
@@ -89,14 +40,12 @@ def cpu_info() -> dict[str, Any]:
     dict of str to Any
         Everything py-cpuinfo reports about this host's CPU.
     """
-    key = _host_key()
-    info = _read_cache(key)
-    if info is None:
+    def compute() -> dict[str, Any]:
         import cpuinfo
 
-        info = cpuinfo.get_cpu_info()
-        _write_cache(key, info)
-    return info
+        return cpuinfo.get_cpu_info()
+
+    return cached("cpuinfo", _host_key(), compute)
 
 
 class CPUCollector(Collector):

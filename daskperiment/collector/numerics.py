@@ -6,12 +6,15 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import json
 import os
 import sys
 import threading
 from typing import Any, Callable, ClassVar, TextIO
 
 from daskperiment.collector.base import Collector
+from daskperiment.collector.diskcache import cached
+from daskperiment.collector.packages import installed_packages
 
 
 class _ThreadStdout:
@@ -92,13 +95,22 @@ class _ReportCollector(Collector):
         return importlib.util.find_spec(self.module) is not None
 
     def collect(self) -> dict[str, Any]:
-        """Import the package and capture its report.
+        """The package's report, cached on disk while the installed packages stay the same.
+
+        Producing a report imports the package (and for pandas its optional
+        dependencies), which can take most of a second; the report only
+        changes when an installed package does.
 
         Returns
         -------
         dict of str to Any
             ``version`` of the package and the printed ``text``.
         """
+        installed = [(p["name"], p["version"]) for p in installed_packages()]
+        key = json.dumps([self.module, sys.version, sys.prefix, installed])
+        return cached(f"{self.module}-report", key, self._report)
+
+    def _report(self) -> dict[str, Any]:
         package = importlib.import_module(self.module)
         return {
             "version": str(package.__version__),

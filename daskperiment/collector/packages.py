@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 from typing import Any
@@ -13,8 +14,9 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.cache
 def installed_packages() -> list[dict[str, str]]:
-    """Every distribution visible on ``sys.path``.
+    """Every distribution visible on ``sys.path`` (read once per process).
 
     When a distribution is found more than once, the first one wins, as it
     does for imports.
@@ -51,4 +53,4 @@ class PackagesCollector(Collector):
         dict of str to Any
             ``packages``: the list returned by :func:`installed_packages`.
         """
-        return {"packages": installed_packages()}
+        return {"packages": [dict(package) for package in installed_packages()]}
