@@ -31,6 +31,21 @@ def _unbox(literal: _Literal) -> Any:
     return literal.value
 
 
+_SCALARS = (int, float, bool, complex, bytes, type(None))
+
+
+def as_graph_data(value: Any, graph: dict) -> Any:
+    """``value`` as a graph node that dask will hand over as is.
+
+    Scalars (and strings that are not keys) go in as data, which dask does not
+    schedule; anything else (tuples look like tasks, lists and strings may
+    hold keys) is boxed in a one-call task.
+    """
+    if type(value) in _SCALARS or (type(value) is str and value not in graph):
+        return value
+    return (_unbox, _Literal(value))
+
+
 class _FilledGraph:
     """A trial's graph with its placeholders filled: a minimal dask collection."""
 
@@ -106,8 +121,8 @@ def run_trial(experiment: "Experiment", task: Delayed, seed: int | None, kwargs:
     trial_id = experiment.backend.allocate_trial_id()
     context = TrialContext(experiment.id, trial_id, chosen_seed, uuid.uuid4().hex, experiment.backend)
     for name, value in parameters.items():
-        graph[parameter_key_prefix(experiment.id) + name] = (_unbox, _Literal(value))
-    graph[trial_context_key(experiment.id)] = (_unbox, _Literal(context))
+        graph[parameter_key_prefix(experiment.id) + name] = as_graph_data(value, graph)
+    graph[trial_context_key(experiment.id)] = context  # plain data: never a key nor a task
 
     if "scheduler" not in kwargs and "distributed" not in sys.modules and not dask.config.get(
         "scheduler", None

@@ -500,3 +500,50 @@ def test_import_is_light(run_python) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        (len, "abc"),  # a tuple that looks like a dask task
+        "STEP_KEY",  # a string equal to a key of the graph
+        ["STEP_KEY", 1],  # a list holding a key
+        {"k": ("STEP_KEY",)},
+        np.arange(3),
+        None,
+        1.5,
+    ],
+)
+def test_parameter_values_reach_steps_intact(ex: Experiment, value: object) -> None:
+    p = ex.parameter("p")
+
+    @ex
+    def first():
+        return "first"
+
+    head = first()
+    if isinstance(value, (str, list, dict)):
+        value = _replace_marker(value, head.key)
+
+    @ex.result
+    def echo(p, h):
+        return p
+
+    ex.set_parameters(p=value)
+    out = echo(p, head).compute()
+    if isinstance(value, np.ndarray):
+        np.testing.assert_array_equal(out, value)
+    else:
+        assert out == value and type(out) is type(value)
+
+
+def _replace_marker(value: object, key: str) -> object:
+    if isinstance(value, str) and value == "STEP_KEY":
+        return key
+    if isinstance(value, list):
+        return [_replace_marker(v, key) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_replace_marker(v, key) for v in value)
+    if isinstance(value, dict):
+        return {k: _replace_marker(v, key) for k, v in value.items()}
+    return value
