@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import reprlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,8 +119,17 @@ def current_context(experiment_id: str, what: str) -> TrialContext:
     return context
 
 
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
+
+
 def describe_arguments(args: tuple, kwargs: dict[str, Any], limit: int = 200) -> str:
-    """A short, readable rendering of call arguments for log messages."""
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    """A short, readable rendering of call arguments for log messages.
+
+    Containers are abbreviated as they are rendered (``reprlib``), so a large
+    argument costs no more than a small one.
+    """
+    parts = [_short.repr(a) for a in args] + [f"{k}={_short.repr(v)}" for k, v in kwargs.items()]
     text = ", ".join(parts)
     return text if len(text) <= limit else text[: limit - 3] + "..."
