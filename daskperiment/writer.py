@@ -59,9 +59,9 @@ class TrialWriter:
     ) -> None:
         """Record one finished trial (successful when ``error`` is None)."""
         batch = buffer.records
-        environment = self._environment_blob()
         code_blob = Blob(code[0], code[1].encode("utf-8"))
         with self._lock:
+            environment = self._environment_blob()
             batch.blobs.extend(
                 blob for blob in (code_blob, environment)
                 if blob is not None and blob.digest not in self._sent_digests
