@@ -136,6 +136,24 @@ class Experiment:
     def __repr__(self) -> str:
         return f"Experiment(id: {self.id}, trial_id: {self.trial_id}, backend: {self._backend!r})"
 
+    def _repr_html_(self) -> str:
+        """HTML summary for Jupyter: id, store, last trial id, parameters and the last 5 trials."""
+        from html import escape
+
+        last = self.trial_id
+        recent = self._backend.load_trials(list(range(max(1, last - 4), last + 1))) if last else []
+        parameters = "".join(
+            f"<tr><td>{escape(name)}</td><td>{escape(repr(value))}</td></tr>"
+            for name, value in self.get_parameters().items()
+        ) or "<tr><td colspan='2'>(none)</td></tr>"
+        trials = history_frame(recent).to_html(escape=True) if recent else "<p>No trial yet.</p>"
+        return (
+            f"<div><p><b>Experiment</b> {escape(self.id)} &mdash; store {escape(repr(self._backend))}"
+            f" &mdash; last trial id {last}</p>"
+            f"<table><tr><th>Parameter</th><th>Current value</th></tr>{parameters}</table>"
+            f"<p>Last trials</p>{trials}</div>"
+        )
+
     # -- definition ---------------------------------------------------------------
     @property
     def backend(self) -> Backend:
@@ -344,6 +362,27 @@ class Experiment:
     def get_python_packages(self, trial_id: int | None = None) -> list[str]:
         """Installed packages as ``name==version``: in this process, or for trial ``trial_id``."""
         return collector.python_packages(self._environment(trial_id))
+
+    def start_dashboard(self, port: int = 5006, host: str = "127.0.0.1") -> Any:
+        """Serve the web dashboard of this experiment (needs ``pip install 'daskperiment[board]'``).
+
+        In Jupyter or an interactive shell the server runs in the background and
+        its handle is returned (``.url``, ``.stop()``); in a script this blocks
+        until interrupted (Ctrl+C) and returns None.
+
+        Parameters
+        ----------
+        port : int, default 5006
+            Port to listen on; 0 picks a free one.
+        host : str, default "127.0.0.1"
+            Address to listen on; only this machine can connect by default.
+        """
+        from daskperiment import board  # imports bokeh: only when a dashboard is wanted
+
+        if board.interactive_session():
+            return board.start(self.id, self._backend, host=host, port=port)
+        board.serve(self.id, self._backend, host=host, port=port)
+        return None
 
 
 def _experiment_in_worker(experiment_id: str, backend: Backend, seed: int | None) -> Experiment:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -24,9 +23,6 @@ from daskperiment.records import PersistedValue, RecordBatch
 
 if TYPE_CHECKING:
     from daskperiment.experiment import Experiment
-
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True, slots=True)
 class StepSpec:
@@ -71,8 +67,11 @@ class Step:
             **kwargs,
         )
         if self.is_result:
+            from daskperiment.script import run_script_trial, script_mode_active
             from daskperiment.trial import TrialResult
 
+            if script_mode_active(self.func):  # `python script.py a=1`: run the trial now
+                return run_script_trial(TrialResult(self.experiment, task), self.experiment)
             return TrialResult(self.experiment, task)
         return task
 

@@ -1,0 +1,68 @@
+"""The ``daskperiment`` command: run experiment scripts and read stores from a shell.
+
+Subcommands: ``run``, ``list``, ``history``, ``show``, ``diff`` and ``board``;
+``daskperimentboard`` is ``daskperiment board``. Errors are one line on
+stderr; the exit status is 0 on success, 1 when the command failed and 2 for
+a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from daskperiment import __version__
+from daskperiment.cli import board, diff, history, listing, run, show
+from daskperiment.cli.errors import CommandError
+from daskperiment.errors import DaskperimentError
+
+__all__ = ["board_main", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``daskperiment`` command and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="daskperiment",
+        description="Run daskperiment experiment scripts and inspect recorded trials.",
+        epilog="Run `daskperiment COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
+    subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
+    for module in (run, listing, history, show, diff, board):
+        module.add_parser(subparsers)
+    return parser
+
+
+def _execute(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except CommandError as exc:
+        _report(parser.prog, str(exc))
+        return exc.status
+    except DaskperimentError as exc:
+        _report(parser.prog, str(exc))
+        return 1
+    except KeyboardInterrupt:  # e.g. Ctrl+C to stop the dashboard
+        return 130
+    except BrokenPipeError:  # the reader stopped early, e.g. `daskperiment history ID | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _report(program: str, message: str) -> None:
+    sys.stderr.write(f"{program}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``daskperiment``; returns the exit status."""
+    return _execute(build_parser(), argv)
+
+
+def board_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``daskperimentboard ID``, the same as ``daskperiment board ID``."""
+    parser = argparse.ArgumentParser(prog="daskperimentboard", description=board.DESCRIPTION)
+    board.add_arguments(parser)
+    return _execute(parser, argv)

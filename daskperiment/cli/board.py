@@ -1,0 +1,45 @@
+"""``daskperiment board ID`` (and ``daskperimentboard ID``): start the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+
+from daskperiment.cli.errors import USAGE, CommandError
+from daskperiment.cli.store import BACKEND_HELP, backend_for
+
+DESCRIPTION = (
+    "Start the web dashboard of an experiment (history, metrics, code and environment of "
+    "its trials) and serve it until interrupted with Ctrl+C."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of the dashboard command to ``parser``."""
+    parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
+    parser.add_argument("--backend", default="local", help=BACKEND_HELP)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5006, help="port to listen on (default: 5006)")
+    parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
+    parser.set_defaults(command=run)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``board`` subcommand."""
+    parser = subparsers.add_parser("board", help="start the dashboard", description=DESCRIPTION)
+    add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the dashboard of ``args.experiment_id`` (blocks)."""
+    if not 0 < args.port < 65536:
+        raise CommandError(f"invalid port {args.port}: use a number from 1 to 65535", USAGE)
+    backend = backend_for(args.backend, args.experiment_id)
+    try:
+        from daskperiment.board import serve
+    except ImportError as exc:
+        raise CommandError(
+            f"the dashboard is not available ({exc}); install its dependencies with "
+            "pip install 'daskperiment[board]'"
+        ) from None
+    serve(args.experiment_id, backend=backend, host=args.host, port=args.port, show=args.show)
+    return 0

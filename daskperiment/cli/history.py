@@ -1,0 +1,52 @@
+"""``daskperiment history ID``: the trials of an experiment as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from daskperiment.cli.output import FORMATS, iso_time, render
+from daskperiment.cli.store import BACKEND_HELP, open_experiment
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``history`` subcommand."""
+    parser = subparsers.add_parser(
+        "history",
+        help="show the trials of an experiment",
+        description=(
+            "Show the history of an experiment: one row per trial with its parameters, "
+            "result, success, finish time, process time (seconds) and error description. "
+            "csv and json give finish times in ISO 8601 with the UTC offset."
+        ),
+    )
+    parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
+    parser.add_argument("--backend", default="local", help=BACKEND_HELP)
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also show the result type and the seed"
+    )
+    parser.set_defaults(command=run)
+
+
+def history_table(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """The history with times made plain: seconds, and ISO dates (rounded for a terminal)."""
+    table = frame.copy()
+    if fmt == "table":
+        table["Finished"] = table["Finished"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        table["Process Time"] = table["Process Time"].dt.total_seconds().round(3)
+    else:
+        table["Finished"] = [iso_time(moment) for moment in table["Finished"]]
+        table["Process Time"] = table["Process Time"].dt.total_seconds()
+    return table.rename(columns={"Process Time": "Process Time (s)"}) if fmt == "table" else table
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the history of ``args.experiment_id``."""
+    experiment = open_experiment(args.backend, args.experiment_id)
+    frame = experiment.get_history(verbose=args.verbose)
+    print(render(history_table(frame, args.format), args.format))
+    return 0

@@ -1,0 +1,58 @@
+"""Rendering tables for a terminal (aligned) or for programs (CSV, JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FORMATS = ("table", "csv", "json")
+
+
+def iso_time(moment: pd.Timestamp | datetime) -> str:
+    """A naive local time as ISO 8601 with the local UTC offset (microseconds kept)."""
+    return pd.Timestamp(moment).to_pydatetime().astimezone().isoformat()
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as JSON data: numbers, strings, booleans, null, lists and objects.
+
+    NaN and missing values become null; other objects their ``repr``.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else number
+    if isinstance(value, (list, tuple)):
+        return [json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): json_value(item) for key, item in value.items()}
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return repr(value)
+
+
+def render(frame: pd.DataFrame, fmt: str) -> str:
+    """``frame`` (whose index is a column too) as an aligned table, CSV or JSON records."""
+    if fmt == "csv":
+        return frame.to_csv(lineterminator="\n").rstrip("\n")
+    if fmt == "json":
+        records = []
+        for index, row in frame.iterrows():
+            record = {str(frame.index.name): json_value(index)}
+            record.update({str(k): json_value(v) for k, v in row.items()})
+            records.append(record)
+        return json.dumps(records, indent=2)
+    if frame.empty:
+        return "(none)"
+    return frame.to_string()

@@ -1,0 +1,103 @@
+"""``daskperiment show ID TRIAL``: everything recorded about one trial."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+import pandas as pd
+
+from daskperiment.cli.output import iso_time
+from daskperiment.cli.store import BACKEND_HELP, open_experiment
+from daskperiment.errors import TrialIDNotFoundError
+from daskperiment.experiment import Experiment
+from daskperiment.records import TrialRecord
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``show`` subcommand."""
+    parser = subparsers.add_parser(
+        "show",
+        help="show one trial: parameters, result, seed, metrics, code, environment",
+        description=(
+            "Show what was recorded about one trial: its outcome and seed, its parameters, "
+            "a summary of its metrics, the code of its steps and its environment."
+        ),
+    )
+    parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
+    parser.add_argument("trial_id", metavar="TRIAL", type=int, help="id of the trial")
+    parser.add_argument("--backend", default="local", help=BACKEND_HELP)
+    parser.set_defaults(command=run)
+
+
+def _aligned(pairs: list[tuple[str, object]]) -> list[str]:
+    width = max(len(label) for label, _ in pairs) + 1
+    return [f"{label + ':':<{width}} {value}" for label, value in pairs]
+
+
+def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
+    """Outcome of the trial: success, result, seed, times, error."""
+    return _aligned(
+        [
+            ("Experiment", experiment_id),
+            ("Trial", record.trial_id),
+            ("Success", record.success),
+            ("Result", repr(record.result) if record.success else "-"),
+            ("Result Type", record.result_type or "-"),
+            ("Seed", record.seed),
+            ("Finished", iso_time(datetime.fromtimestamp(record.finished))),
+            ("Process Time", f"{record.process_time:.3f} s"),
+            ("Description", record.description or "-"),
+        ]
+    )
+
+
+def parameter_lines(parameters: dict[str, object]) -> list[str]:
+    """``name = value`` lines (values as Python literals)."""
+    return [f"{name} = {value!r}" for name, value in parameters.items()] or ["(none)"]
+
+
+def metric_lines(experiment: Experiment, trial_id: int) -> list[str]:
+    """One row per metric the trial saved: epochs, first, last, min and max values."""
+    rows = {}
+    for key in experiment.backend.metric_keys():
+        values = experiment.load_metric(key, trial_id)[trial_id]
+        if len(values):
+            rows[key] = {
+                "Epochs": len(values),
+                "First": values.iloc[0],
+                "Last": values.iloc[-1],
+                "Min": values.min(),
+                "Max": values.max(),
+            }
+    if not rows:
+        return ["(none)"]
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "Metric"
+    return frame.to_string().splitlines()
+
+
+def environment_lines(experiment: Experiment, trial_id: int) -> list[str]:
+    """Summary of the environment the trial ran in."""
+    try:
+        return experiment.get_environment(trial_id)
+    except TrialIDNotFoundError:
+        return ["(not captured)"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the record of trial ``args.trial_id``."""
+    experiment = open_experiment(args.backend, args.experiment_id)
+    parameters = experiment.get_parameters(args.trial_id)  # an unknown trial fails here
+    (record,) = experiment.backend.load_trials([args.trial_id])
+    sections = {
+        "trial": trial_lines(record, experiment.id),
+        "parameters": parameter_lines(parameters),
+        "metrics": metric_lines(experiment, args.trial_id),
+        "code": experiment.get_code(args.trial_id).rstrip("\n").splitlines(),
+        "environment": environment_lines(experiment, args.trial_id),
+    }
+    for name, lines in sections.items():
+        print(f"[{name}]")
+        print("\n".join(lines))
+    return 0

@@ -1,0 +1,252 @@
+"""Script mode: a script run as a file runs one trial per call of its ``@ex.result`` step.
+
+``python my_experiment.py a=1 b="'text'" --seed 1`` sets the parameters from
+the ``name=value`` arguments (Python literals, read with :func:`ast.literal_eval`;
+a bare word is a string), computes the trial and returns its result where the
+step was called. Imported, or run in Jupyter, IPython or an interactive
+interpreter, the same script only builds its graph.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from daskperiment.parameter import Undefined
+from daskperiment.seeding import SEED_LIMIT, validate_seed
+
+if TYPE_CHECKING:
+    from daskperiment.experiment import Experiment
+    from daskperiment.trial import TrialResult
+
+logger = logging.getLogger(__name__)
+
+USAGE_EXIT_STATUS = 2
+_MALFORMED_STARTS = ("=", "[", "(", "{", "'", '"')
+
+
+class UsageError(ValueError):
+    """The command-line arguments of a script-mode run are malformed."""
+
+
+@dataclass
+class ScriptArguments:
+    """What the command line of a script-mode run asks for."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    progress: bool = False
+    help: bool = False
+
+
+def script_mode_active(func: Callable) -> bool:
+    """Whether calling the result step ``func`` should run a trial at once.
+
+    True when the ``__main__`` module is a file being executed (``python
+    script.py`` or ``daskperiment run script.py``), ``func`` is defined in it,
+    and the interpreter is neither interactive nor IPython/Jupyter.
+    """
+    if getattr(func, "__module__", None) != "__main__":
+        return False
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not os.path.isfile(path):  # `python -c`, `python - < file`, a REPL
+        return False
+    if sys.flags.interactive or hasattr(sys, "ps1"):
+        return False
+    return not _in_ipython()
+
+
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    get_ipython = getattr(ipython, "get_ipython", None)
+    return get_ipython is not None and get_ipython() is not None
+
+
+def parse_value(text: str) -> Any:
+    """The Python literal ``text`` denotes; a bare word is a string.
+
+    Raises
+    ------
+    UsageError
+        When ``text`` is empty or looks like a malformed literal (it starts
+        with ``=``, a bracket or a quote but is not a valid literal).
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    if not text.strip():
+        raise UsageError("empty value: give one, e.g. name=0, or name=\"''\" for an empty string")
+    if text.lstrip().startswith(_MALFORMED_STARTS):
+        raise UsageError(
+            f"{text!r} is not a valid Python literal: write lists as [1,2], strings with "
+            "quotes protected from the shell as \"'a b'\", and one '=' between name and value"
+        )
+    return text
+
+
+def parse_arguments(args: Sequence[str]) -> ScriptArguments:
+    """Parse ``name=value`` arguments, ``--seed N`` (anywhere) and ``--progress``.
+
+    Raises
+    ------
+    UsageError
+        For any malformed argument; nothing is applied.
+    """
+    parsed = ScriptArguments()
+    remaining = list(args)
+    while remaining:
+        arg = remaining.pop(0)
+        if arg in ("-h", "--help"):
+            parsed.help = True
+        elif arg == "--progress":
+            parsed.progress = True
+        elif arg == "--seed" or arg.startswith("--seed="):
+            if parsed.seed is not None:
+                raise UsageError("--seed is given twice: give it once")
+            if arg == "--seed":
+                if not remaining:
+                    raise UsageError("--seed needs a value, e.g. --seed 1")
+                text = remaining.pop(0)
+            else:
+                text = arg[len("--seed="):]
+            parsed.seed = _parse_seed(text)
+        elif arg.startswith("-") and "=" not in arg:
+            raise UsageError(f"unknown option {arg!r}: the options are --seed N and --progress")
+        else:
+            name, value = _parse_assignment(arg)
+            if name in parsed.parameters:
+                raise UsageError(f"parameter {name!r} is given twice: give it once")
+            parsed.parameters[name] = value
+    return parsed
+
+
+def _parse_seed(text: str) -> int:
+    try:
+        return int(validate_seed(int(text)))  # type: ignore[arg-type]
+    except ValueError:
+        raise UsageError(
+            f"invalid seed {text!r}: use an integer from 0 to {SEED_LIMIT - 1}, e.g. --seed 1"
+        ) from None
+
+
+def _parse_assignment(arg: str) -> tuple[str, Any]:
+    name, equals, text = arg.partition("=")
+    if not equals:
+        raise UsageError(f"{arg!r} is not of the form name=value, e.g. {arg}=1")
+    if not name:
+        raise UsageError(f"{arg!r} has no parameter name: write name=value, e.g. a{arg}")
+    if not name.isidentifier():
+        raise UsageError(
+            f"invalid parameter name {name!r} in {arg!r}: use name=value with the name of a "
+            "parameter, e.g. a=1"
+        )
+    if text.startswith("="):
+        raise UsageError(f"{arg!r} has more than one '=' after the name: write {name}={text.lstrip('=')}")
+    try:
+        return name, parse_value(text)
+    except UsageError as exc:
+        raise UsageError(f"invalid value of parameter {name!r}: {exc}") from None
+
+
+def _usage_line(program: str) -> str:
+    return f"usage: {program} [name=value ...] [--seed N] [--progress]"
+
+
+def usage(experiment: Experiment, program: str) -> str:
+    """The usage text of a script-mode run, listing the experiment's parameters."""
+    lines = [_usage_line(program), "", "parameters:"]
+    values = experiment.get_parameters()
+    lines.extend(
+        f"  {name}  (required)" if value is Undefined else f"  {name}={value!r}"
+        for name, value in values.items()
+    )
+    if not values:
+        lines.append("  (none)")
+    lines += [
+        "",
+        "Values are Python literals (1, 0.5, True, None, [1, 2], {'k': 1}); a bare word is a string.",
+        "  --seed N     seed of random and numpy.random for the trial",
+        "  --progress   show a progress bar on stderr while the trial computes",
+    ]
+    return "\n".join(lines)
+
+
+def _fail(program: str, message: str) -> SystemExit:
+    sys.stderr.write(f"{_usage_line(program)}\n{program}: error: {message}\n")
+    return SystemExit(USAGE_EXIT_STATUS)
+
+
+def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
+    """Run one trial of ``result`` as the command line of the script asks.
+
+    Every argument is checked before the trial starts: a usage error records
+    nothing.
+
+    Returns
+    -------
+    Any
+        The trial's result.
+
+    Raises
+    ------
+    SystemExit
+        Status 2 with a message on stderr for a usage error; status 0 after
+        printing the usage for ``--help``.
+    Exception
+        Whatever a step raised; the trial is recorded as failed first.
+    """
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "script"
+    try:
+        arguments = parse_arguments(sys.argv[1:])
+    except UsageError as exc:
+        raise _fail(program, str(exc)) from None
+    if arguments.help:
+        sys.stdout.write(usage(experiment, program) + "\n")
+        raise SystemExit(0)
+    _check_parameters(experiment, result, arguments.parameters, program)
+    experiment.set_parameters(**arguments.parameters)
+    with _progress_bar(arguments.progress):
+        value = result.compute(seed=arguments.seed)
+    logger.info("Script-mode trial of experiment %r finished: %r", experiment.id, value)
+    return value
+
+
+def _check_parameters(
+    experiment: Experiment, result: TrialResult, given: dict[str, Any], program: str
+) -> None:
+    """Exit with a usage error for unknown names or parameters the graph needs without value."""
+    current = experiment.get_parameters()
+    defined = ", ".join(current) or "none"
+    unknown = [name for name in given if name not in current]
+    if unknown:
+        raise _fail(
+            program,
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+            f"the parameters of experiment {experiment.id!r} are {defined}",
+        )
+    needed = experiment._parameters.names_in(result.__dask_graph__())
+    missing = [n for n in needed if n not in given and current[n] is Undefined]
+    if missing:
+        raise _fail(
+            program,
+            f"parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{'have' if len(missing) > 1 else 'has'} no value and no default: give "
+            f"{' '.join(f'{n}=VALUE' for n in missing)} on the command line",
+        )
+
+
+def _progress_bar(enabled: bool) -> AbstractContextManager[Any]:
+    if not enabled:
+        return nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(out=sys.stderr)

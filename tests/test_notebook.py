@@ -1,0 +1,77 @@
+"""notebook/quickstart.ipynb runs top to bottom in a real Jupyter kernel."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebook" / "quickstart.ipynb"
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
+    """The notebook executed in a fresh folder; its tagged code cells by tag."""
+    folder = tmp_path_factory.mktemp("notebook")
+    copy = Path(shutil.copy(NOTEBOOK, folder))
+    notebook = nbformat.read(copy, as_version=4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(NOTEBOOK.parent.parent))  # the kernel imports this checkout
+        patch.setenv("DASKPERIMENT_CACHE_DIR", str(folder / ".cache"))  # the collectors' cache
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()  # raises CellExecutionError on the first failing cell
+    assert (folder / "daskperiment_cache" / "quickstart" / "quickstart.sqlite3").is_file()
+    return {tag: cell for cell in notebook.cells for tag in cell.metadata.get("tags", [])}
+
+
+def text(cell: nbformat.NotebookNode, kind: str = "text/plain") -> str:
+    """Everything a cell output: streams and the ``kind`` representation of results."""
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif kind in output.get("data", {}):
+            parts.append(output.data[kind])
+    return "".join(parts)
+
+
+def test_outputs_are_cleared_in_git() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+def test_history_has_two_successes_and_a_failure(executed: dict) -> None:
+    cell = executed["history"]
+    assert "the trial failed: division by zero" in text(cell)
+    table = text(cell).splitlines()
+    assert [line.split()[0] for line in table[-3:]] == ["1", "2", "3"]
+    assert "ZeroDivisionError(division by zero)" in table[-1]
+
+
+def test_experiment_summary_is_html(executed: dict) -> None:
+    assert "<b>Experiment</b> quickstart" in text(executed["summary"], "text/html")
+
+
+def test_metrics_are_plotted(executed: dict) -> None:
+    cell = executed["metrics"]
+    assert any("image/png" in output.get("data", {}) for output in cell.outputs)
+
+
+def test_code_diff_and_purity_warning(executed: dict) -> None:
+    diff = text(executed["code-diff"])
+    assert "-    return 10 / s" in diff and "+    return 100 / s" in diff
+    assert "same seed, same output: True" in text(executed["seeding"])
+    assert "WARNING daskperiment.purity: Experiment step result is changed with the same input" in text(
+        executed["purity"]
+    )
+
+
+def test_a_new_process_reloads_the_history(executed: dict) -> None:
+    output = text(executed["reload"])
+    assert output.startswith("7 {'a': 1, 'b': 2}\n")  # 7 trials so far; trial 1's parameters
+    assert "Trial ID" in output
