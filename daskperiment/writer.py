@@ -6,17 +6,20 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import code_diff
 from daskperiment.collector import diff_environments, environment_future
 from daskperiment.context import TrialBuffer, TrialContext
+from daskperiment.errors import BackendError
 from daskperiment.purity import warn_impure
 from daskperiment.records import Blob, TrialRecord
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def environment_blob(environment: dict[str, Any]) -> Blob:
@@ -105,11 +108,23 @@ class TrialWriter:
         records = self._backend.load_trials([last]) if last else []
         return records[0] if records else None
 
+    def _previous(self, what: str, read: Callable[[], T]) -> T | None:
+        """``read()`` for a change warning; None (and a WARNING) when the store cannot answer.
+
+        Reads made only to warn must never keep a trial from being written
+        (or spooled, when a server went down during the trial).
+        """
+        try:
+            return read()
+        except BackendError as exc:
+            logger.warning("could not compare the %s with the last trial's: %s", what, exc)
+            return None
+
     def _warn_code_change(self, trial_id: int, code: tuple[str, str]) -> None:
         previous = self._previous_code
         if previous is None:
-            last = self._last_recorded()
-            blob = self._backend.load_blob(last.code_digest) if last else None
+            last = self._previous("code", self._last_recorded)
+            blob = self._previous("code", lambda: self._backend.load_blob(last.code_digest)) if last else None
             if last is None or blob is None:
                 return
             previous = (last.trial_id, last.code_digest, blob.content.decode("utf-8"))
@@ -121,10 +136,10 @@ class TrialWriter:
             )
 
     def _warn_environment_change(self, blob: Blob) -> None:
-        last = self._last_recorded()
+        last = self._previous("environment", self._last_recorded)
         if last is None or last.environment_digest in (None, blob.digest):
             return
-        old = self._backend.load_blob(last.environment_digest)
+        old = self._previous("environment", lambda: self._backend.load_blob(last.environment_digest))
         if old is None:
             return
         logger.warning(

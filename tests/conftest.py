@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -92,3 +95,132 @@ def _child_environment() -> dict[str, str]:
     root = str(Path(daskperiment.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
+
+
+# -- real servers: Redis (redis-server) and MongoDB (a real mongod, or secantusdb) -------------
+SERVER_START_SECONDS = 60.0
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """A server process on 127.0.0.1 that tests start, kill and restart on the same port.
+
+    Parameters
+    ----------
+    command : callable
+        Builds the command line from the port.
+    log : pathlib.Path
+        File receiving the server's output (shown if it does not start).
+    """
+
+    def __init__(self, command: Callable[[int], list[str]], log: Path) -> None:
+        self.command = command
+        self.log = log
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                self.command(self.port), stdout=output, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"{self.command(self.port)} did not start:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.process is not None:
+            self.process.wait(timeout=60)
+
+
+def redis_command(directory: Path, persistent: bool = False) -> Callable[[int], list[str]]:
+    """``redis-server`` on a port, its files in ``directory`` (each write on disk if persistent)."""
+    durability = ["--appendonly", "yes", "--appendfsync", "always"]
+    if not persistent:
+        durability = ["--appendonly", "no"]
+    return lambda port: [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        *durability, "--dir", str(directory),
+    ]
+
+
+def mongo_command(storage: str, *options: str) -> Callable[[int], list[str]]:
+    """The MongoDB-wire server secantusdb on a port, storing in ``storage`` (or ``:memory:``)."""
+    return lambda port: [
+        sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+        "--storage-path", storage, "--log-level", "WARNING", *options,
+    ]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of the test Redis: ``$DASKPERIMENT_TEST_REDIS_URI`` or a redis-server started here."""
+    configured = os.environ.get("DASKPERIMENT_TEST_REDIS_URI")
+    if configured:
+        yield configured
+        return
+    folder = tmp_path_factory.mktemp("redis")
+    server = ServerProcess(redis_command(folder), folder / "server.log").start()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.kill()
+
+
+@pytest.fixture
+def redis_uri(redis_server: str) -> str:
+    """URI of an empty Redis database (flushed before the test)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of the test MongoDB: ``$DASKPERIMENT_TEST_MONGO_URI`` or a secantusdb started here."""
+    configured = os.environ.get("DASKPERIMENT_TEST_MONGO_URI")
+    if configured:
+        yield configured
+        return
+    folder = tmp_path_factory.mktemp("mongo")
+    server = ServerProcess(mongo_command(":memory:"), folder / "server.log").start()
+    yield f"mongodb://127.0.0.1:{server.port}/"
+    server.kill()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: str) -> Iterator[str]:
+    """URI of a new, empty MongoDB database, dropped after the test."""
+    import pymongo
+
+    name = f"daskperiment_test_{os.getpid()}_{next(_ids)}"
+    parts = urlsplit(mongo_server)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    client = pymongo.MongoClient(mongo_server, serverSelectionTimeoutMS=10_000)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(params=["redis", "mongo"])
+def server_uri(request: pytest.FixtureRequest) -> str:
+    """URI of an empty store on each kind of server."""
+    return request.getfixturevalue(f"{request.param}_uri")

@@ -6,17 +6,25 @@ import pickle
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from daskperiment.backend import Backend, LocalBackend
+from daskperiment.backend.mongo import MongoBackend
+from daskperiment.backend.redis import RedisBackend
 from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, StepOutput, TrialRecord
 
 
-@pytest.fixture(params=["local"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+@pytest.fixture(params=["local", "redis", "mongo"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A new, empty store of each kind."""
-    backend = LocalBackend(tmp_path / "store", "contract")
+    if request.param == "local":
+        backend: Backend = LocalBackend(tmp_path / "store", "contract")
+    elif request.param == "redis":
+        backend = RedisBackend(request.getfixturevalue("redis_uri"), "contract")
+    else:
+        backend = MongoBackend(request.getfixturevalue("mongo_uri"), "contract")
     yield backend
     backend.close()
 
@@ -137,3 +145,65 @@ def test_empty_store(store: Backend) -> None:
     assert store.load_trials() == []
     assert store.last_trial_id() == 0
     assert store.metric_keys() == []
+
+
+def test_metric_values_saved_again_come_after_earlier_ones(store: Backend) -> None:
+    store.write_metrics([MetricPoint(1, "loss", 0, 3.0), MetricPoint(1, "loss", 1, 2.0)])
+    store.write_metrics([MetricPoint(1, "loss", 0, 1.0)])
+    store.write_metrics([MetricPoint(1, "loss", 0, 0.5), MetricPoint(1, "loss", 0, 0.25)])
+    assert [p.value for p in store.load_metrics("loss", [1])] == [3.0, 1.0, 0.5, 0.25, 2.0]
+
+
+def test_metric_special_values_round_trip(store: Backend) -> None:
+    points = [
+        MetricPoint(1, "odd key: with/characters", -5, float("inf")),
+        MetricPoint(1, "odd key: with/characters", 2**40, -0.0),
+        MetricPoint(1, "odd key: with/characters", 2**40 + 1, float("nan")),
+    ]
+    store.write_metrics(points)
+    loaded = store.load_metrics("odd key: with/characters", [1])
+    assert [(p.epoch, p.value) for p in loaded[:2]] == [(-5, float("inf")), (2**40, -0.0)]
+    assert loaded[2].epoch == 2**40 + 1 and loaded[2].value != loaded[2].value  # NaN
+    assert store.load_metrics("odd key: with/characters", []) == []
+    assert store.metric_keys() == ["odd key: with/characters"]
+
+
+def test_many_metric_points_in_one_batch(store: Backend) -> None:
+    points = [MetricPoint(t, "loss", e, e / 7) for t in (1, 2) for e in range(20_000)]
+    store.write_metrics(points)
+    assert store.load_metrics("loss", [1, 2]) == points
+
+
+def test_a_full_batch_round_trips(store: Backend) -> None:
+    blob = Blob.of(bytes(range(256)) * 10)
+    batch = RecordBatch(
+        trials=[trial(1, parameters={"x": None, "y": {"nested": (1, 2.5)}}, seed=None,
+                      environment_digest=None)],
+        metrics=[MetricPoint(1, "acc", 0, 0.5)],
+        persisted=[PersistedValue(1, "prep", b"\x00payload\xff")],
+        step_outputs=[StepOutput("in", "out")],
+        blobs=[blob],
+    )
+    store.write_batch(batch)
+    assert store.load_trials([1]) == batch.trials
+    assert store.load_metrics("acc", [1]) == batch.metrics
+    assert store.load_persisted("prep", 1) == batch.persisted[0]
+    assert store.load_step_outputs(["in"]) == {"in": "out"}
+    assert store.load_blob(blob.digest) == blob
+    assert store.load_trials([]) == []
+
+
+def test_last_trial_id_is_the_largest_recorded(store: Backend) -> None:
+    store.write_batch(RecordBatch(trials=[trial(3), trial(11), trial(2)]))
+    assert store.last_trial_id() == 11
+    assert [t.trial_id for t in store.load_trials()] == [2, 3, 11]
+
+
+def test_stores_of_two_experiments_are_separate(store: Backend) -> None:
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        store.write_batch(RecordBatch(trials=[trial(1)], metrics=[MetricPoint(1, "loss", 0, 1.0)]))
+        assert other.load_trials() == [] and other.metric_keys() == []
+        assert other.allocate_trial_id() == 1
+    finally:
+        other.close()

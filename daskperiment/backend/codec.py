@@ -1,0 +1,127 @@
+"""Encoding records for server stores: trial documents and packed metric chunks."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from daskperiment import serialization
+from daskperiment.records import MetricPoint, TrialRecord
+
+TRIAL_FORMAT = 1
+MAX_CHUNK_POINTS = 250_000  # 4 MB of packed points: far below any server's size limit
+_HEADER = struct.Struct("<I")
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def trial_document(trial: TrialRecord) -> dict[str, Any]:
+    """The trial as a dict of plain values (parameters and result serialized).
+
+    Raises
+    ------
+    TypeError
+        When the parameters or the result cannot be serialized.
+    """
+    return {
+        "format": TRIAL_FORMAT,
+        "trial_id": trial.trial_id,
+        "parameters": serialization.dumps(dict(trial.parameters)),
+        "result": serialization.dumps(trial.result),
+        "result_type": trial.result_type,
+        "success": trial.success,
+        "finished": trial.finished,
+        "process_time": trial.process_time,
+        "description": trial.description,
+        "seed": trial.seed,
+        "code_digest": trial.code_digest,
+        "environment_digest": trial.environment_digest,
+    }
+
+
+def trial_from_document(document: dict[str, Any]) -> TrialRecord:
+    """The trial a :func:`trial_document` describes."""
+    return TrialRecord(
+        trial_id=int(document["trial_id"]),
+        parameters=serialization.loads(document["parameters"]),
+        result=serialization.loads(document["result"]),
+        result_type=document["result_type"],
+        success=bool(document["success"]),
+        finished=document["finished"],
+        process_time=document["process_time"],
+        description=document["description"],
+        seed=document["seed"],
+        code_digest=document["code_digest"],
+        environment_digest=document["environment_digest"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricChunk:
+    """Points of one metric of one trial written in one batch.
+
+    ``chunk_id`` orders chunks in the order they were written (it starts with
+    the batch token) and makes re-sending a batch idempotent.
+    """
+
+    chunk_id: str
+    trial_id: int
+    key: str
+    points: bytes
+
+
+def metric_chunks(points: Iterable[MetricPoint], token: str) -> list[MetricChunk]:
+    """Group ``points`` into chunks per (trial, key), in the order they were saved."""
+    grouped: dict[tuple[int, str], tuple[array, array]] = {}
+    for point in points:
+        epochs, values = grouped.setdefault((point.trial_id, point.key), (array("q"), array("d")))
+        epochs.append(point.epoch)
+        values.append(point.value)
+    chunks = []
+    number = 0
+    for (trial_id, key), (epochs, values) in grouped.items():
+        for start in range(0, len(epochs), MAX_CHUNK_POINTS):
+            part = slice(start, start + MAX_CHUNK_POINTS)
+            chunks.append(
+                MetricChunk(
+                    f"{token}:{number:08d}", trial_id, key, _pack(epochs[part], values[part])
+                )
+            )
+            number += 1
+    return chunks
+
+
+def metric_points(chunks: Iterable[tuple[str, int, bytes]], key: str) -> list[MetricPoint]:
+    """Points of ``(chunk_id, trial_id, packed)`` chunks: by trial, epoch, then write order."""
+    ordered = []
+    for chunk_id, trial_id, packed in chunks:
+        epochs, values = _unpack(packed)
+        ordered.extend(
+            (trial_id, epoch, chunk_id, position, value)
+            for position, (epoch, value) in enumerate(zip(epochs, values))
+        )
+    ordered.sort(key=lambda entry: entry[:4])
+    return [MetricPoint(trial_id, key, epoch, value) for trial_id, epoch, _, _, value in ordered]
+
+
+def _pack(epochs: array, values: array) -> bytes:
+    """Count, then epochs (int64), then values (float64), all little-endian."""
+    if _BIG_ENDIAN:
+        epochs, values = array("q", epochs), array("d", values)
+        epochs.byteswap()
+        values.byteswap()
+    return _HEADER.pack(len(epochs)) + epochs.tobytes() + values.tobytes()
+
+
+def _unpack(packed: bytes) -> tuple[list[int], list[float]]:
+    (count,) = _HEADER.unpack_from(packed)
+    epochs, values = array("q"), array("d")
+    middle = _HEADER.size + 8 * count
+    epochs.frombytes(packed[_HEADER.size : middle])
+    values.frombytes(packed[middle:])
+    if _BIG_ENDIAN:
+        epochs.byteswap()
+        values.byteswap()
+    return epochs.tolist(), values.tolist()

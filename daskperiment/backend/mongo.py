@@ -1,0 +1,346 @@
+"""A store on a MongoDB server, shared by every process and machine that reaches it.
+
+Experiment ``<id>`` is the collection ``daskperiment_<id>`` of the database the
+URI names (the prefix keeps clear of ``system.`` names and lists experiments).
+Its documents, by ``_id``::
+
+    "counter"                  {value}: trial id counter ($inc, find-and-modify)
+    "metric_keys"              {keys}: keys of every saved metric ($addToSet)
+    "trial:<n>"                kind "trial": one trial (parameters, result pickled)
+    "metric:<chunk id>"        kind "metric": packed points of one key of one trial
+    "persisted:[<n>, <step>]"  kind "persisted": a persisted output
+    "step:<input hash>"        kind "step_output": output hash ($setOnInsert)
+    "blob:<digest>"            kind "blob": code or environment ($setOnInsert)
+
+A batch is one ordered bulk write (one round trip) whose trial documents come
+last: a trial appears in the history only once everything its batch carries
+is stored. Multi-document transactions are not used, since a standalone
+mongod has none; every write is idempotent, so a batch cut short by a failure
+is completed by re-sending it from the spool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Sequence
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import pymongo
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from daskperiment.backend.codec import (
+    metric_chunks,
+    metric_points,
+    trial_document,
+    trial_from_document,
+)
+from daskperiment.backend.server import ServerBackend
+from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
+from daskperiment.errors import BackendError
+from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE = "mongodb://localhost:27017/test_db"
+COLLECTION_PREFIX = "daskperiment_"
+MAX_VALUE_BYTES = 16 * 1024 * 1024 - 64 * 1024  # a document holds at most 16 MB
+CURSOR_BATCH = 100_000
+_DEFAULT_TIMEOUTS_MS = {"serverSelectionTimeoutMS": 10_000, "connectTimeoutMS": 10_000}
+_CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
+
+
+class MongoBackend(ServerBackend):
+    """Store an experiment on a MongoDB server, in collection ``daskperiment_<id>``.
+
+    Parameters
+    ----------
+    uri : str
+        ``mongodb://[user:password@]host[:port][,host...]/database[?options]``
+        or ``mongodb+srv://``; it must name a database. Options (``tls``,
+        ``authSource``, ``replicaSet``, ...) go to the client as they are.
+    experiment_id : str
+        Id of the experiment.
+    database : pymongo.database.Database, optional
+        A database to use in this process instead of connecting from ``uri``.
+
+    Raises
+    ------
+    BackendError
+        For a URI of another scheme, without a database, or that cannot be parsed.
+    """
+
+    kind = "MongoDB"
+
+    def __init__(self, uri: str, experiment_id: str, *, database: Database | None = None) -> None:
+        self.database_name = _check_uri(uri)
+        super().__init__(uri, experiment_id)
+        self._given_database = database
+        self._given_pid = os.getpid()  # a forked child opens its own client
+        self.collection_name = COLLECTION_PREFIX + self.experiment_id
+
+    @classmethod
+    def from_database(cls, database: Database, experiment_id: str) -> "MongoBackend":
+        """The store of ``experiment_id`` in a ``pymongo`` database."""
+        return cls(database_uri(database), experiment_id, database=database)
+
+    # -- connection -----------------------------------------------------------------
+    def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any]:
+        client = None
+        if self._given_database is not None and self._given_pid == os.getpid():
+            database = self._given_database
+        else:
+            client = open_client(self._uri)
+            database = client[self.database_name]
+        try:
+            collection = database[self.collection_name]
+            collection.create_indexes(
+                [
+                    pymongo.IndexModel([("kind", 1), ("trial_id", 1)]),
+                    pymongo.IndexModel([("kind", 1), ("key", 1), ("trial_id", 1)]),
+                ]
+            )
+            try:  # created before any $inc: concurrent upserts of one new document may race
+                collection.insert_one({"_id": "counter", "value": 0})
+            except DuplicateKeyError:
+                pass
+        except BaseException:
+            if client is not None:
+                client.close()
+            raise
+        return client, collection
+
+    def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any]) -> None:
+        client, _ = connection
+        if client is not None:
+            client.close()
+
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        return (ConnectionFailure,)
+
+    def _server_errors(self) -> tuple[type[BaseException], ...]:
+        return (PyMongoError,)
+
+    def _brief(self, exc: BaseException) -> str:
+        return str(exc).split(", Topology Description")[0].rstrip(".")
+
+    def _collection(self) -> Any:
+        return self._client()[1]
+
+    # -- writes -------------------------------------------------------------------------
+    def allocate_trial_id(self) -> int:
+        with self._reaching("allocate a trial id"):
+            counter = self._collection().find_one_and_update(
+                {"_id": "counter"},
+                {"$inc": {"value": 1}},
+                return_document=pymongo.ReturnDocument.AFTER,
+            )
+        return int(counter["value"])
+
+    def _encode(self, batch: RecordBatch, token: str) -> list[Any]:
+        operations: list[Any] = []
+        for blob in batch.blobs:
+            self._check_size(len(blob.content), f"blob {blob.digest}")
+            operations.append(
+                UpdateOne(
+                    {"_id": f"blob:{blob.digest}"},
+                    {"$setOnInsert": {"kind": "blob", "content": blob.content}},
+                    upsert=True,
+                )
+            )
+        for output in batch.step_outputs:
+            operations.append(
+                UpdateOne(
+                    {"_id": f"step:{output.input_key}"},
+                    {"$setOnInsert": {"kind": "step_output", "output_hash": output.output_hash}},
+                    upsert=True,
+                )
+            )
+        for chunk in metric_chunks(batch.metrics, token):
+            operations.append(
+                ReplaceOne(
+                    {"_id": f"metric:{chunk.chunk_id}"},
+                    {
+                        "kind": "metric",
+                        "key": chunk.key,
+                        "trial_id": chunk.trial_id,
+                        "chunk": chunk.chunk_id,
+                        "points": chunk.points,
+                    },
+                    upsert=True,
+                )
+            )
+        if batch.metrics:
+            keys = sorted({point.key for point in batch.metrics})
+            operations.append(
+                UpdateOne(
+                    {"_id": "metric_keys"}, {"$addToSet": {"keys": {"$each": keys}}}, upsert=True
+                )
+            )
+        for value in batch.persisted:
+            self._check_size(len(value.payload), f"the output of step {value.step!r}")
+            operations.append(
+                ReplaceOne(
+                    {"_id": _persisted_id(value.step, value.trial_id)},
+                    {
+                        "kind": "persisted",
+                        "trial_id": value.trial_id,
+                        "step": value.step,
+                        "payload": value.payload,
+                    },
+                    upsert=True,
+                )
+            )
+        for trial in batch.trials:  # last: the trial shows once its records are stored
+            document = trial_document(trial)
+            self._check_size(
+                len(document["result"]) + len(document["parameters"]),
+                f"trial {trial.trial_id}'s result and parameters",
+            )
+            operations.append(
+                ReplaceOne(
+                    {"_id": f"trial:{trial.trial_id}"}, {"kind": "trial", **document}, upsert=True
+                )
+            )
+        return operations
+
+    def _check_size(self, size: int, what: str) -> None:
+        if size > MAX_VALUE_BYTES:
+            raise BackendError(
+                f"{what} takes {size / 2**20:.1f} MiB, more than a MongoDB document can hold "
+                f"(16 MiB); nothing was written. Store a smaller value, or use a Redis or local "
+                "store for this experiment"
+            )
+
+    def _transmit(self, encoded: list[Any]) -> None:
+        if encoded:
+            self._collection().bulk_write(encoded, ordered=True)
+
+    # -- reads ------------------------------------------------------------------------
+    def last_trial_id(self) -> int:
+        with self._reaching("read the last trial id"):
+            last = self._collection().find_one(
+                {"kind": "trial"}, {"trial_id": 1}, sort=[("trial_id", -1)]
+            )
+        return int(last["trial_id"]) if last else 0
+
+    def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
+        query: dict[str, Any] = {"kind": "trial"}
+        if trial_ids is not None:
+            query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
+        with self._reaching("read trials"):
+            cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
+            documents = list(cursor)
+        return [trial_from_document(document) for document in documents]
+
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+        ids = sorted({int(t) for t in trial_ids})
+        if not ids:
+            return []
+        with self._reaching("read metrics"):
+            documents = list(
+                self._collection()
+                .find(
+                    {"kind": "metric", "key": key, "trial_id": {"$in": ids}},
+                    {"chunk": 1, "trial_id": 1, "points": 1},
+                )
+                .batch_size(CURSOR_BATCH)
+            )
+        return metric_points(((d["chunk"], d["trial_id"], d["points"]) for d in documents), key)
+
+    def metric_keys(self) -> list[str]:
+        with self._reaching("read metric keys"):
+            document = self._collection().find_one({"_id": "metric_keys"})
+        return sorted(document["keys"]) if document else []
+
+    def load_persisted(self, step: str, trial_id: int) -> PersistedValue | None:
+        with self._reaching("read a persisted value"):
+            document = self._collection().find_one({"_id": _persisted_id(step, int(trial_id))})
+        return PersistedValue(trial_id, step, document["payload"]) if document else None
+
+    def load_blob(self, digest: str) -> Blob | None:
+        with self._reaching("read a blob"):
+            document = self._collection().find_one({"_id": f"blob:{digest}"})
+        return Blob(digest, document["content"]) if document else None
+
+    def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
+        documents = self._collection().find({"_id": {"$in": [f"step:{k}" for k in input_keys]}})
+        return {d["_id"][len("step:") :]: d["output_hash"] for d in documents}
+
+
+def _persisted_id(step: str, trial_id: int) -> str:
+    return "persisted:" + json.dumps([trial_id, step])
+
+
+def _check_uri(uri: str) -> str:
+    """Check a MongoDB URI; return the name of its database."""
+    parts = split(uri, MONGO_SCHEMES, EXAMPLE)
+    shown = redact(uri)
+    if parts.scheme.lower() == "mongodb":
+        try:
+            pymongo.uri_parser.parse_uri(uri)
+        except (PyMongoError, ValueError) as exc:
+            raise BackendError(f"malformed URI {shown!r}: {exc}") from None
+    name = parts.path.lstrip("/")
+    if not name:
+        raise BackendError(
+            f"the URI {shown!r} names no database: add one to its path, e.g. {EXAMPLE!r}"
+        )
+    if any(character in name for character in '/\\. "$') or len(name) > 63:
+        raise BackendError(
+            f"malformed URI {shown!r}: {name!r} cannot name a MongoDB database (at most 63 "
+            'characters, none of / \\ . space " $)'
+        )
+    return name
+
+
+def open_client(uri: str) -> pymongo.MongoClient:
+    """A client of ``uri``, with short connection timeouts unless the URI sets them."""
+    given = query_options(split(uri, MONGO_SCHEMES, EXAMPLE))
+    defaults = {k: v for k, v in _DEFAULT_TIMEOUTS_MS.items() if k.lower() not in given}
+    try:
+        return pymongo.MongoClient(uri, **defaults)
+    except (PyMongoError, ValueError) as exc:
+        raise BackendError(f"cannot open a client of {redact(uri)}: {exc}") from None
+
+
+def database_uri(database: Database) -> str:
+    """The URI of a ``pymongo`` database, as its client was opened, path set to its name.
+
+    Host, credentials and the options given as keywords (``tls=True``,
+    ``authSource="admin"``, ...) are kept, so a worker opens the same store.
+    """
+    arguments = dict(getattr(database.client, "_init_kwargs", {}))  # as the client was created
+    host = arguments.pop("host", None)
+    if isinstance(host, str) and host.lower().startswith(MONGO_SCHEMES):
+        parts = split(host, MONGO_SCHEMES, EXAMPLE)
+    else:
+        addresses = database.client.topology_description.server_descriptions()
+        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sorted(addresses))
+        parts = urlsplit(f"mongodb://{hosts}/")
+    username, password = arguments.pop("username", None), arguments.pop("password", None)
+    if username and "@" not in parts.netloc:
+        login = quote(username, safe="") + (f":{quote(password, safe='')}" if password else "")
+        parts = parts._replace(netloc=f"{login}@{parts.netloc}")
+    options = parse_qsl(parts.query) + [
+        (key, str(value).lower() if isinstance(value, bool) else str(value))
+        for key, value in arguments.items()
+        if key not in _CLIENT_ONLY_ARGUMENTS and isinstance(value, (str, int, float))
+    ]
+    return parts._replace(path=f"/{database.name}", query=urlencode(options)).geturl()
+
+
+def experiment_ids(uri: str) -> list[str]:
+    """Ids of the experiments stored in the database of ``uri``, sorted."""
+    name = _check_uri(uri)
+    client = open_client(uri)
+    try:
+        names = client[name].list_collection_names()
+    except ConnectionFailure as exc:
+        raise BackendError(f"cannot reach the MongoDB server {redact(uri)}: {exc}") from exc
+    finally:
+        client.close()
+    return sorted(n[len(COLLECTION_PREFIX) :] for n in names if n.startswith(COLLECTION_PREFIX))

@@ -1,0 +1,264 @@
+"""A store on a Redis server, shared by every process and machine that reaches it.
+
+Keys of experiment ``<id>`` all start with ``daskperiment:<id>:`` (experiment
+ids contain no ``:``)::
+
+    next_trial_id            string   trial id counter (INCR)
+    trials                   hash     trial id -> pickled trial document
+    trial_ids                zset     recorded trial ids (score = id)
+    metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
+    metric_keys              set      keys of every saved metric
+    persisted:<trial>        hash     step name -> pickled output
+    step_outputs             hash     step input hash -> output hash (HSETNX)
+    blobs                    hash     digest -> content (HSETNX)
+
+and the set ``daskperiment:experiments`` lists the ids of the experiments
+opened on the server. A batch is one MULTI/EXEC transaction: atomic, one
+round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+from urllib.parse import quote
+
+import redis
+
+from daskperiment import serialization
+from daskperiment.backend.codec import (
+    metric_chunks,
+    metric_points,
+    trial_document,
+    trial_from_document,
+)
+from daskperiment.backend.server import ServerBackend
+from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
+from daskperiment.errors import BackendError
+from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE = "redis://localhost:6379/0"
+EXPERIMENTS_KEY = "daskperiment:experiments"
+CONNECT_TIMEOUT_SECONDS = 10.0
+SOCKET_TIMEOUT_SECONDS = 120.0
+
+
+class RedisBackend(ServerBackend):
+    """Store an experiment on a Redis server.
+
+    Parameters
+    ----------
+    uri : str
+        ``redis://[user:password@]host[:port][/db][?options]`` or ``rediss://``
+        for TLS; options (``ssl_cert_reqs``, ``socket_timeout``, ...) go to the
+        client as they are.
+    experiment_id : str
+        Id of the experiment.
+    connection_pool : redis.ConnectionPool, optional
+        A pool to use in this process instead of opening one from ``uri``.
+
+    Raises
+    ------
+    BackendError
+        For a URI of another scheme or one that cannot be parsed.
+    """
+
+    kind = "Redis"
+
+    def __init__(
+        self, uri: str, experiment_id: str, *, connection_pool: redis.ConnectionPool | None = None
+    ) -> None:
+        _check_uri(uri)
+        super().__init__(uri, experiment_id)
+        self._given_pool = connection_pool
+        self._prefix = f"daskperiment:{self.experiment_id}:"
+
+    @classmethod
+    def from_pool(cls, pool: redis.ConnectionPool, experiment_id: str) -> "RedisBackend":
+        """The store of ``experiment_id`` on the server of a ``redis.ConnectionPool``."""
+        return cls(pool_uri(pool), experiment_id, connection_pool=pool)
+
+    # -- connection -----------------------------------------------------------------
+    def _open_connection(self) -> redis.Redis:
+        if self._given_pool is not None:
+            client = redis.Redis(connection_pool=self._given_pool)
+        else:
+            client = redis.Redis.from_url(
+                self._uri,
+                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            )
+        try:
+            client.sadd(EXPERIMENTS_KEY, self.experiment_id)  # lists the experiment once opened
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _close_connection(self, connection: redis.Redis) -> None:
+        connection.close()
+        if self._given_pool is None:
+            connection.connection_pool.disconnect()
+
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        return (redis.ConnectionError, redis.TimeoutError)
+
+    def _server_errors(self) -> tuple[type[BaseException], ...]:
+        return (redis.RedisError,)
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+    # -- writes -------------------------------------------------------------------------
+    def allocate_trial_id(self) -> int:
+        with self._reaching("allocate a trial id"):
+            trial_id = self._client().incr(self._key("next_trial_id"))
+        return int(trial_id)
+
+    def _encode(self, batch: RecordBatch, token: str) -> list[tuple[Any, ...]]:
+        commands: list[tuple[Any, ...]] = []
+        for blob in batch.blobs:
+            commands.append(("HSETNX", self._key("blobs"), blob.digest, blob.content))
+        for output in batch.step_outputs:
+            commands.append(
+                ("HSETNX", self._key("step_outputs"), output.input_key, output.output_hash)
+            )
+        for chunk in metric_chunks(batch.metrics, token):
+            commands.append(
+                (
+                    "HSET",
+                    self._key(f"metric:{chunk.trial_id}:{chunk.key}"),
+                    chunk.chunk_id,
+                    chunk.points,
+                )
+            )
+        if batch.metrics:
+            commands.append(
+                ("SADD", self._key("metric_keys"), *sorted({p.key for p in batch.metrics}))
+            )
+        for value in batch.persisted:
+            commands.append(
+                ("HSET", self._key(f"persisted:{value.trial_id}"), value.step, value.payload)
+            )
+        for trial in batch.trials:
+            document = serialization.dumps(trial_document(trial))
+            commands.append(("HSET", self._key("trials"), trial.trial_id, document))
+            commands.append(("ZADD", self._key("trial_ids"), trial.trial_id, trial.trial_id))
+        return commands
+
+    def _transmit(self, encoded: list[tuple[Any, ...]]) -> None:
+        pipe = self._client().pipeline(transaction=True)
+        for command in encoded:
+            pipe.execute_command(*command)
+        pipe.execute()
+
+    # -- reads ------------------------------------------------------------------------
+    def last_trial_id(self) -> int:
+        with self._reaching("read the last trial id"):
+            last = self._client().zrevrange(self._key("trial_ids"), 0, 0)
+        return int(last[0]) if last else 0
+
+    def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
+        with self._reaching("read trials"):
+            client = self._client()
+            if trial_ids is None:
+                documents = list(client.hgetall(self._key("trials")).values())
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                documents = client.hmget(self._key("trials"), ids) if ids else []
+        trials = [trial_from_document(serialization.loads(d)) for d in documents if d is not None]
+        return sorted(trials, key=lambda trial: trial.trial_id)
+
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+        ids = sorted({int(t) for t in trial_ids})
+        with self._reaching("read metrics"):
+            pipe = self._client().pipeline(transaction=False)
+            for trial_id in ids:
+                pipe.hgetall(self._key(f"metric:{trial_id}:{key}"))
+            replies = pipe.execute() if ids else []
+        chunks = (
+            (chunk_id.decode(), trial_id, packed)
+            for trial_id, reply in zip(ids, replies)
+            for chunk_id, packed in reply.items()
+        )
+        return metric_points(chunks, key)
+
+    def metric_keys(self) -> list[str]:
+        with self._reaching("read metric keys"):
+            keys = self._client().smembers(self._key("metric_keys"))
+        return sorted(key.decode("utf-8") for key in keys)
+
+    def load_persisted(self, step: str, trial_id: int) -> PersistedValue | None:
+        with self._reaching("read a persisted value"):
+            payload = self._client().hget(self._key(f"persisted:{int(trial_id)}"), step)
+        return PersistedValue(trial_id, step, payload) if payload is not None else None
+
+    def load_blob(self, digest: str) -> Blob | None:
+        with self._reaching("read a blob"):
+            content = self._client().hget(self._key("blobs"), digest)
+        return Blob(digest, content) if content is not None else None
+
+    def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
+        hashes = self._client().hmget(self._key("step_outputs"), input_keys)
+        return {key: value.decode() for key, value in zip(input_keys, hashes) if value is not None}
+
+
+def _check_uri(uri: str) -> None:
+    parts = split(uri, REDIS_SCHEMES, EXAMPLE)
+    shown = redact(uri)
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        raise BackendError(
+            f"malformed URI {shown!r}: the port is not a number; e.g. {EXAMPLE!r}"
+        ) from None
+    database = parts.path.strip("/") or query_options(parts).get("db", "0")
+    if not database.isdigit():
+        raise BackendError(
+            f"malformed URI {shown!r}: the database must be a number, e.g. {EXAMPLE!r}"
+        )
+    try:
+        redis.ConnectionPool.from_url(uri)  # checks the options; connects to nothing
+    except (ValueError, TypeError) as exc:
+        raise BackendError(f"malformed URI {shown!r}: {exc}") from None
+
+
+def pool_uri(pool: redis.ConnectionPool) -> str:
+    """The URI of the server a connection pool connects to (password included).
+
+    Raises
+    ------
+    BackendError
+        For a pool of Unix-socket connections, which have no URI host.
+    """
+    options = pool.connection_kwargs
+    if "host" not in options:
+        raise BackendError(
+            "a redis.ConnectionPool over a Unix socket cannot be shared with dask workers: "
+            f"connect over TCP, e.g. {EXAMPLE!r}"
+        )
+    scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
+    username, password = options.get("username"), options.get("password")
+    credentials = ""
+    if username or password:
+        credentials = quote(username or "", safe="")
+        credentials += f":{quote(password, safe='')}" if password else ""
+        credentials += "@"
+    host = options["host"]
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{credentials}{host}:{options.get('port', 6379)}/{options.get('db', 0)}"
+
+
+def experiment_ids(uri: str) -> list[str]:
+    """Ids of the experiments stored on the Redis server of ``uri``, sorted."""
+    _check_uri(uri)
+    client = redis.Redis.from_url(uri, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    try:
+        members = client.smembers(EXPERIMENTS_KEY)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BackendError(f"cannot reach the Redis server {redact(uri)}: {exc}") from exc
+    finally:
+        client.close()
+    return sorted(member.decode("utf-8") for member in members)

@@ -1,0 +1,90 @@
+"""The local spool: batches a server could not take, kept on disk until they are re-sent.
+
+Each batch is one file ``<token>.batch`` (the pickled token and batch),
+written to a temporary name and renamed, so a reader never sees half a file.
+Tokens begin with a nanosecond timestamp: sorted file names are the order
+the batches were written in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from daskperiment import serialization
+from daskperiment.errors import BackendError
+from daskperiment.records import RecordBatch
+
+logger = logging.getLogger(__name__)
+
+SPOOL_FORMAT = 1
+SUFFIX = ".batch"
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledBatch:
+    """A batch read back from the spool, with the token it was first sent with."""
+
+    path: Path
+    token: str
+    batch: RecordBatch
+
+
+class Spool:
+    """The folder holding the unsent batches of one experiment for one server.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+        Folder of the spool files, created when the first batch is kept.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def put(self, token: str, batch: RecordBatch) -> Path:
+        """Keep ``batch`` (sent with ``token``) on disk; return the file it is in.
+
+        Raises
+        ------
+        BackendError
+            When the file cannot be written either.
+        """
+        target = self.directory / f"{token}{SUFFIX}"
+        partial = self.directory / f".{token}.{os.getpid()}.{threading.get_ident()}.tmp"
+        payload = serialization.dumps({"format": SPOOL_FORMAT, "token": token, "batch": batch})
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(payload)
+            os.replace(partial, target)
+        except OSError as exc:
+            raise BackendError(
+                f"the batch could not be kept in the local spool {self.directory} either: {exc}"
+            ) from exc
+        return target
+
+    def pending(self) -> list[SpooledBatch]:
+        """Batches waiting to be re-sent, oldest first (unreadable files left, with a WARNING)."""
+        if not self.directory.is_dir():
+            return []
+        batches = []
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            try:
+                content = serialization.loads(path.read_bytes())
+                if content["format"] > SPOOL_FORMAT:
+                    raise ValueError("written by a newer daskperiment; upgrade to re-send it")
+                batches.append(SpooledBatch(path, content["token"], content["batch"]))
+            except FileNotFoundError:  # another process re-sent it meanwhile
+                continue
+            except Exception as exc:
+                logger.warning(
+                    "spooled batch %s cannot be read and is left in place: %s", path, exc
+                )
+        return batches
+
+    def remove(self, spooled: SpooledBatch) -> None:
+        """Forget a batch that was re-sent."""
+        spooled.path.unlink(missing_ok=True)

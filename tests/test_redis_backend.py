@@ -1,0 +1,165 @@
+"""What only the Redis store does: URIs, connection pools, key layout, round trips."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from conftest import free_port
+from daskperiment import Experiment
+from daskperiment.backend import experiment_ids, open_backend
+from daskperiment.backend.redis import RedisBackend
+from daskperiment.errors import BackendError, InvalidExperimentIDError
+from daskperiment.records import MetricPoint, RecordBatch
+from test_store_contract import trial
+
+
+def test_repr_shows_the_uri_as_given() -> None:
+    backend = open_backend("redis://localhost:6379/0", "x")  # connects only when used
+    assert isinstance(backend, RedisBackend)
+    assert repr(backend) == "RedisBackend('redis://localhost:6379/0')"
+
+
+def test_rediss_selects_redis_with_tls() -> None:
+    backend = open_backend("rediss://localhost:6380/1?ssl_cert_reqs=none", "x")
+    assert isinstance(backend, RedisBackend)
+
+
+def test_the_password_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="daskperiment")
+    uri = f"redis://alice:s3cret@127.0.0.1:{free_port()}/0"
+    backend = RedisBackend(uri, "x")
+    assert repr(backend) == f"RedisBackend('redis://alice:***@127.0.0.1:{urlsplit(uri).port}/0')"
+    with pytest.raises(BackendError) as raised:
+        backend.last_trial_id()
+    assert "s3cret" not in str(raised.value) and "alice:***@" in str(raised.value)
+    assert backend.reopen_arguments()[0] == uri  # workers must be able to log in
+    assert "s3cret" not in caplog.text
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    port = free_port()
+    with pytest.raises(
+        BackendError, match=rf"cannot reach the Redis server redis://127.0.0.1:{port}/0"
+    ):
+        Experiment("unreachable", backend=f"redis://127.0.0.1:{port}/0")
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("redis://127.0.0.1:notaport/0", "the port is not a number"),
+        ("redis://127.0.0.1:6379/first", "the database must be a number"),
+        ("redis:///0", "names no host"),
+        ("redis://127.0.0.1:6379/0?socket_timeout=soon", "malformed URI"),
+    ],
+)
+def test_malformed_uri_is_a_clear_error(uri: str, message: str) -> None:
+    with pytest.raises(BackendError, match=message):
+        open_backend(uri, "x")
+
+
+def test_wrong_scheme_is_a_clear_error() -> None:
+    with pytest.raises(BackendError, match="wrong scheme.*redis://"):
+        RedisBackend("http://127.0.0.1:6379/0", "x")
+    with pytest.raises(BackendError, match="unknown backend 'http://h:1/0'.*redis://"):
+        open_backend("http://h:1/0", "x")
+    with pytest.raises(BackendError, match="unknown backend 'ftp://u:\\*\\*\\*@h/0'"):
+        open_backend("ftp://u:pw@h/0", "x")
+
+
+@pytest.mark.parametrize("bad_id", ["a:b", "a b", "", "../x", "a*"])
+def test_ids_that_would_break_key_names_are_refused(redis_uri: str, bad_id: str) -> None:
+    with pytest.raises(InvalidExperimentIDError, match="invalid experiment id"):
+        RedisBackend(redis_uri, bad_id)
+
+
+def test_keys_are_under_the_experiment_prefix(redis_uri: str) -> None:
+    backend = RedisBackend(redis_uri, "keys.demo-1")
+    backend.allocate_trial_id()
+    backend.write_batch(RecordBatch(trials=[trial(1)], metrics=[MetricPoint(1, "loss", 0, 1.0)]))
+    client = redis.Redis.from_url(redis_uri)
+    keys = {key.decode() for key in client.keys("*")}
+    client.close()
+    assert keys - {"daskperiment:experiments"}
+    assert all(
+        k.startswith("daskperiment:keys.demo-1:") for k in keys - {"daskperiment:experiments"}
+    )
+    backend.close()
+
+
+def test_a_connection_pool_or_client_is_accepted(redis_uri: str) -> None:
+    parts = urlsplit(redis_uri)
+    pool = redis.ConnectionPool(host=parts.hostname, port=parts.port, db=0)
+    ex = Experiment("pooled", backend=pool)
+    assert repr(ex.backend) == f"RedisBackend('redis://{parts.hostname}:{parts.port}/0')"
+    ex.backend.write_trial(trial(1))
+    copy = pickle.loads(pickle.dumps(ex.backend))
+    assert copy == ex.backend and copy.load_trials() == [trial(1)]
+    assert open_backend(redis.Redis(connection_pool=pool), "pooled") == ex.backend
+    pool.disconnect()
+
+
+def test_a_pool_with_a_password_keeps_it_out_of_repr() -> None:
+    pool = redis.ConnectionPool(host="127.0.0.1", port=6399, db=2, username="bob", password="p@ss")
+    backend = open_backend(pool, "x")
+    assert repr(backend) == "RedisBackend('redis://bob:***@127.0.0.1:6399/2')"
+    assert backend.reopen_arguments()[0] == "redis://bob:p%40ss@127.0.0.1:6399/2"
+
+
+def test_experiment_ids_of_a_server(redis_uri: str) -> None:
+    for name in ("b", "a"):
+        RedisBackend(redis_uri, name).allocate_trial_id()
+    assert experiment_ids(redis_uri) == ["a", "b"]
+    with pytest.raises(BackendError, match="cannot reach the Redis server"):
+        experiment_ids(f"redis://127.0.0.1:{free_port()}/0")
+
+
+class CountingConnection(redis.Connection):
+    """A connection that counts the requests it sends (one per round trip)."""
+
+    sent = 0
+
+    def send_packed_command(self, command: object, check_health: bool = True) -> None:
+        CountingConnection.sent += 1
+        super().send_packed_command(command, check_health)
+
+
+@pytest.mark.parametrize("trials", [3, 60])
+def test_reads_take_a_constant_number_of_round_trips(redis_uri: str, trials: int) -> None:
+    parts = urlsplit(redis_uri)
+    pool = redis.ConnectionPool(
+        connection_class=CountingConnection, host=parts.hostname, port=parts.port, db=0
+    )
+    backend = RedisBackend.from_pool(pool, "counted")
+    backend.write_batch(
+        RecordBatch(
+            trials=[trial(t) for t in range(1, trials + 1)],
+            metrics=[
+                MetricPoint(t, "loss", e, 1.0) for t in range(1, trials + 1) for e in range(3)
+            ],
+        )
+    )
+    before = CountingConnection.sent
+    assert len(backend.load_trials()) == trials
+    assert len(backend.load_metrics("loss", range(1, trials + 1))) == 3 * trials
+    assert CountingConnection.sent - before == 2
+    before = CountingConnection.sent
+    backend.write_metrics([MetricPoint(1, "acc", e, 0.5) for e in range(1000)])
+    assert CountingConnection.sent - before == 1
+    pool.disconnect()
+
+
+def test_a_server_refusing_the_connection_is_a_clear_error(redis_uri: str) -> None:
+    parts = urlsplit(redis_uri)
+    backend = RedisBackend(f"redis://:wrong@{parts.hostname}:{parts.port}/99", "x")  # no db 99
+    with pytest.raises(BackendError, match=r"refused.*DB index.*Check the credentials") as raised:
+        backend.last_trial_id()
+    assert "wrong" not in str(raised.value)
+    with pytest.raises(BackendError, match=r"refused the record of trial 1"):
+        backend.write_trial(trial(1))
+    assert backend.spool.pending() == []
