@@ -284,6 +284,27 @@ def test_a_server_killed_mid_trial_loses_nothing(
     assert ex.load_metric("loss", [3])[3].tolist() == [0.25, 0.125]
 
 
+def test_a_server_killed_during_the_first_trial_of_a_process_loses_nothing(
+    killable_server: tuple[ServerProcess, str], warnings_of: Callable
+) -> None:
+    server, uri = killable_server
+    ex = Experiment("first", backend=uri)
+
+    @ex.result
+    def train():
+        ex.save_metric("loss", epoch=0, value=1.0)
+        server.kill()  # before the writer has read anything from the store
+        return "done"
+
+    with pytest.raises(BackendError, match="trial 1"):
+        train().compute(seed=1)
+    assert any("could not compare" in w for w in warnings_of())
+    server.start()
+    assert ex.backend.sync() == 1
+    assert ex.get_history()["Result"].tolist() == ["done"]
+    assert ex.load_metric("loss", 1)[1].tolist() == [1.0]
+
+
 @pytest.mark.parametrize(
     ("backend", "message"),
     [
