@@ -62,13 +62,13 @@ class TrialWriter:
     ) -> None:
         """Record one finished trial (successful when ``error`` is None)."""
         batch = buffer.records
-        code_blob = Blob(code[0], code[1].encode("utf-8"))
+        code_digest, code_text = code
         with self._lock:
             environment = self._environment_blob()
-            batch.blobs.extend(
-                blob for blob in (code_blob, environment)
-                if blob is not None and blob.digest not in self._sent_digests
-            )
+            if code_digest not in self._sent_digests:
+                batch.blobs.append(Blob(code_digest, code_text.encode("utf-8")))
+            if environment is not None and environment.digest not in self._sent_digests:
+                batch.blobs.append(environment)
             calls = buffer.step_calls
             known = self._backend.load_step_outputs([call.input_key for call in calls])
             batch.step_outputs.extend(call.record() for call in warn_impure(calls, known))
@@ -83,7 +83,7 @@ class TrialWriter:
                     process_time=process_time,
                     description=None if error is None else describe_error(error),
                     seed=context.seed,
-                    code_digest=code_blob.digest,
+                    code_digest=code_digest,
                     environment_digest=environment.digest if environment else None,
                 )
             )

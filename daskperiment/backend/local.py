@@ -150,11 +150,12 @@ class LocalBackend(Backend):
 
     # -- writes -------------------------------------------------------------
     def allocate_trial_id(self) -> int:
-        with self._write() as connection:
-            (trial_id,) = connection.execute(
+        # One statement in autocommit mode is its own atomic transaction.
+        with self._lock:
+            (row,) = self._connect().execute(
                 "UPDATE counters SET value = value + 1 WHERE name = 'trial_id' RETURNING value"
-            ).fetchone()
-        return int(trial_id)
+            ).fetchall()
+        return int(row[0])
 
     def write_batch(self, batch: RecordBatch) -> None:
         # Serialize everything before the transaction: a value that cannot be
