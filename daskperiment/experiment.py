@@ -56,10 +56,13 @@ class Experiment:
     id : str
         Name of the experiment; letters, digits, ``_``, ``-`` and ``.``. Within
         a process the same id returns the same instance.
-    backend : {"local"}, pathlib.Path or Backend, default "local"
+    backend : {"local"}, pathlib.Path, str, client object or Backend, optional
         Where trials are stored. ``"local"`` is the embedded store in
-        ``daskperiment_cache/<id>/``; a path stores in that folder. An
-        existing store's history is loaded.
+        ``daskperiment_cache/<id>/``; a path stores in that folder; a
+        ``redis://`` or ``mongodb://`` URI (or a ``redis.ConnectionPool``, a
+        ``pymongo`` database) stores on that server. By default
+        ``$DASKPERIMENT_BACKEND`` if set, else ``"local"``. An existing
+        store's history is loaded.
     seed : int, optional
         Default seed of the trials (see :meth:`TrialResult.compute`).
 
@@ -82,13 +85,13 @@ class Experiment:
     seed: int | None
 
     def __new__(
-        cls, id: str, backend: str | os.PathLike[str] | Backend = "local", seed: int | None = None
+        cls, id: str, backend: str | os.PathLike[str] | Backend | None = None, seed: int | None = None
     ) -> "Experiment":
         return cls._get_or_open(validate_experiment_id(id), backend, seed, capture=True)
 
     @classmethod
     def _get_or_open(
-        cls, experiment_id: str, backend: str | os.PathLike[str] | Backend, seed: int | None,
+        cls, experiment_id: str, backend: str | os.PathLike[str] | Backend | None, seed: int | None,
         *, capture: bool,
     ) -> "Experiment":
         """The experiment of this process with that id, or a newly opened one.

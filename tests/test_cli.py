@@ -143,6 +143,15 @@ def test_run_usage_error_records_nothing(project: Path) -> None:
     assert len(history_json(project)) == 3
 
 
+def test_run_with_backend_stores_where_it_says(project: Path) -> None:
+    done = cli("run", "--backend", "elsewhere", "demo.py", "a=3", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert (project / "elsewhere" / "cli_demo.sqlite3").is_file()
+    listed = cli("history", "cli_demo", "--backend", "elsewhere", "--format", "json", cwd=project)
+    assert [r["a"] for r in json.loads(listed.stdout)] == [3]
+    assert len(history_json(project)) == 3  # the default store is untouched
+
+
 # -- list -------------------------------------------------------------------------------
 
 

@@ -547,3 +547,12 @@ def _replace_marker(value: object, key: str) -> object:
     if isinstance(value, dict):
         return {k: _replace_marker(v, key) for k, v in value.items()}
     return value
+
+
+def test_default_backend_from_the_environment(tmp_path: pathlib.Path, monkeypatch) -> None:
+    monkeypatch.setenv("DASKPERIMENT_BACKEND", str(tmp_path / "chosen"))
+    ex = Experiment("from_env")
+    assert repr(ex.backend) == f"LocalBackend('{tmp_path / 'chosen'}')"
+    monkeypatch.setenv("DASKPERIMENT_BACKEND", "local")
+    Experiment._instances.clear()
+    assert repr(Experiment("from_env").backend) == "LocalBackend('daskperiment_cache/from_env')"

@@ -12,8 +12,9 @@ from daskperiment.backend.local import LocalBackend
 from daskperiment.errors import BackendError
 
 DEFAULT_CACHE_DIRECTORY = "daskperiment_cache"
+BACKEND_VARIABLE = "DASKPERIMENT_BACKEND"
 
-__all__ = ["Backend", "LocalBackend", "experiment_ids", "open_backend"]
+__all__ = ["Backend", "LocalBackend", "default_backend", "experiment_ids", "open_backend"]
 
 _KINDS = (
     "'local' (the default, stores in daskperiment_cache/<id>/), a pathlib.Path of a folder, "
@@ -22,17 +23,30 @@ _KINDS = (
 )
 
 
+def default_backend() -> str | Path:
+    """The store of experiments created without one: ``$DASKPERIMENT_BACKEND``, else ``"local"``.
+
+    The variable holds ``local``, a server URI or a folder path; it lets a
+    shell (or ``daskperiment run --backend``) choose the store of a script
+    without changing it.
+    """
+    value = os.environ.get(BACKEND_VARIABLE, "").strip()
+    if not value or value == "local" or "://" in value:
+        return value or "local"
+    return Path(value)
+
+
 def open_backend(spec: Any, experiment_id: str) -> Backend:
     """Open the store that ``spec`` names for experiment ``experiment_id``.
 
     Parameters
     ----------
-    spec : {"local"}, pathlib.Path, str, redis.ConnectionPool, pymongo Database or Backend
-        ``"local"`` stores in ``daskperiment_cache/<experiment id>/`` below the
-        working directory; a path stores in that folder; ``redis://``,
-        ``rediss://``, ``mongodb://`` and ``mongodb+srv://`` URIs (or a Redis
-        connection pool, a pymongo database) store on that server; a backend
-        is used as is.
+    spec : None, {"local"}, pathlib.Path, str, redis.ConnectionPool, pymongo Database or Backend
+        None is :func:`default_backend`; ``"local"`` stores in
+        ``daskperiment_cache/<experiment id>/`` below the working directory; a
+        path stores in that folder; ``redis://``, ``rediss://``, ``mongodb://``
+        and ``mongodb+srv://`` URIs (or a Redis connection pool, a pymongo
+        database) store on that server; a backend is used as is.
     experiment_id : str
         Id of the experiment (already validated).
 
@@ -41,6 +55,8 @@ def open_backend(spec: Any, experiment_id: str) -> Backend:
     BackendError
         When ``spec`` names no known kind of store, or a server URI is malformed.
     """
+    if spec is None:
+        spec = default_backend()
     if isinstance(spec, Backend):
         return spec
     if isinstance(spec, os.PathLike):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 import traceback
 from pathlib import Path
 
+from daskperiment.backend import BACKEND_VARIABLE
 from daskperiment.cli.errors import USAGE, CommandError
+from daskperiment.cli.store import BACKEND_HELP
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run SCRIPT as `python SCRIPT ARGS` does: each call of an @ex.result step runs "
             "and records one trial, with the parameters given as name=value (Python "
-            "literals; a bare word is a string). The script chooses its store."
+            "literals; a bare word is a string). Experiments the script creates without "
+            "naming a backend use --backend (default: $DASKPERIMENT_BACKEND, else local)."
         ),
         epilog="example: daskperiment run simple_experiment.py a=1 b=2 --seed 1",
     )
@@ -29,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--progress", action="store_true", help="show dask's progress bar on stderr"
     )
+    parser.add_argument("--backend", help=BACKEND_HELP)
     parser.add_argument("script", metavar="SCRIPT", help="path of the experiment script")
     parser.add_argument(
         "arguments",
@@ -49,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--seed", str(args.seed)]
     if args.progress:
         argv.append("--progress")
+    if args.backend:
+        os.environ[BACKEND_VARIABLE] = args.backend  # the default store of Experiment(...)
     sys.argv = argv
     sys.path.insert(0, str(script.resolve().parent))
     try:
