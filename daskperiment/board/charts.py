@@ -1,0 +1,165 @@
+"""The dashboard's plots and the columns they draw, made from the history table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, TapTool
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+
+from daskperiment.board.details import Curve
+from daskperiment.board.query import cell_text, numeric
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUCCESS_COLOR = "#3b82f6"
+FAILURE_COLOR = "#ef4444"
+SELECTED_COLOR = "#f59e0b"
+BEST_COLOR = "#0e9f6e"
+MAX_CATEGORY_TICKS = 30
+TOOLS = "pan,box_zoom,wheel_zoom,reset,save"
+TAP_HINT = "click a dot to select or unselect its trial"
+
+
+def _figure(title: str, x_label: str, y_label: str, width: int, height: int) -> Any:
+    plot = figure(
+        title=title, width=width, height=height, tools=TOOLS, toolbar_location="right",
+        x_axis_label=x_label, y_axis_label=y_label,
+    )
+    plot.title.text_font_size = "13px"
+    plot.title.text_color = "#1f2933"
+    plot.outline_line_color = None
+    plot.grid.grid_line_color = "#eef2f6"
+    plot.axis.axis_line_color = "#cbd2d9"
+    plot.axis.major_tick_line_color = "#cbd2d9"
+    plot.axis.minor_tick_line_color = None
+    plot.axis.major_label_text_color = "#52606d"
+    plot.axis.axis_label_text_font_size = "11px"
+    plot.axis.axis_label_text_font_style = "normal"
+    plot.axis.axis_label_text_color = "#7b8794"
+    plot.toolbar.logo = None
+    return plot
+
+
+def trial_columns(frame: pd.DataFrame) -> dict[str, list]:
+    """Columns of the per-trial charts: id, numeric result, process time, status and colour."""
+    success = frame["Success"].to_numpy(dtype=bool)
+    return {
+        "trial": [int(t) for t in frame.index],
+        "result": numeric(frame["Result"]).tolist(),
+        "time": numeric(frame["Process Time"]).tolist(),
+        "status": ["succeeded" if s else "failed" for s in success],
+        "color": [SUCCESS_COLOR if s else FAILURE_COLOR for s in success],
+    }
+
+
+def parameter_columns(frame: pd.DataFrame, name: str | None) -> tuple[dict[str, list], dict[float, str]]:
+    """Columns of the result-against-parameter scatter, and tick labels for a non-numeric parameter.
+
+    Numeric parameters are plotted as they are; other values are placed at
+    0, 1, 2, ... in sorted order of their text, and labelled.
+    """
+    columns = trial_columns(frame)
+    if name is None or name not in frame.columns:
+        return {**columns, "x": [float("nan")] * len(frame), "value": [""] * len(frame)}, {}
+    raw = frame[name]
+    texts = [cell_text(v) for v in raw]
+    values = numeric(raw)
+    if values.notna().sum() == raw.notna().sum():
+        return {**columns, "x": values.tolist(), "value": texts}, {}
+    categories = sorted({t for t in texts})
+    position = {text: float(i) for i, text in enumerate(categories)}
+    labels = {p: t for t, p in position.items()} if len(categories) <= MAX_CATEGORY_TICKS else {}
+    return {**columns, "x": [position[t] for t in texts], "value": texts}, labels
+
+
+def trial_chart(source: ColumnDataSource, selected: ColumnDataSource, y: str, title: str,
+                y_label: str, width: int, height: int) -> Any:
+    """Column ``y`` of every trial against its id, selected trials ringed."""
+    plot = _figure(title, "trial", y_label, width, height)
+    plot.line("trial", y, source=source, line_color="#cbd2d9", line_width=1)
+    dots = plot.scatter("trial", y, source=source, size=6, color="color", alpha=0.85, line_color=None,
+                        name="dots")
+    plot.scatter("trial", y, source=selected, size=13, fill_color=None, line_color=SELECTED_COLOR,
+                 line_width=2.5)
+    plot.add_tools(HoverTool(renderers=[dots], tooltips=[
+        ("trial", "@trial"), (y_label, f"@{y}{{0.[0000]}}"), ("status", "@status")]),
+        TapTool(renderers=[dots], description=TAP_HINT))
+    return plot
+
+
+def mark_best(plot: Any, best: ColumnDataSource) -> None:
+    """Mark the best trial (the one row of ``best``: ``trial``, ``result``) with a star."""
+    plot.scatter("trial", "result", source=best, marker="star", size=17, fill_color=BEST_COLOR,
+                 line_color="white", line_width=1)
+    plot.title.text += " (★ best)"
+
+
+def parameter_chart(source: ColumnDataSource, selected: ColumnDataSource, width: int, height: int) -> Any:
+    """Result against the value of a parameter."""
+    plot = _figure("Result against parameter", "", "result", width, height)
+    plot.xaxis.ticker = FixedTicker(ticks=[])
+    dots = plot.scatter("x", "result", source=source, size=7, color="color", alpha=0.6, line_color=None,
+                        name="dots")
+    plot.scatter("x", "result", source=selected, size=14, fill_color=None, line_color=SELECTED_COLOR,
+                 line_width=2.5)
+    plot.add_tools(HoverTool(renderers=[dots], tooltips=[
+        ("trial", "@trial"), ("value", "@value"), ("result", "@result{0.[0000]}")]),
+        TapTool(renderers=[dots], description=TAP_HINT))
+    return plot
+
+
+def fit_dots(plot: Any, count: int) -> None:
+    """Draw the trials' dots smaller and lighter when there are many of them."""
+    for renderer in plot.select(name="dots"):
+        renderer.glyph.size = 7 if count <= 200 else (4 if count <= 2000 else 3)
+        renderer.glyph.fill_alpha = 0.85 if count <= 200 else 0.5
+
+
+def label_parameter_axis(plot: Any, name: str, labels: dict[float, str]) -> None:
+    """Title the x axis with the parameter; label its ticks when the values are not numbers."""
+    plot.xaxis.axis_label = name
+    if labels:
+        plot.xaxis.ticker = FixedTicker(ticks=sorted(labels))
+        plot.xaxis.major_label_overrides = {k: v[:20] for k, v in labels.items()}
+    else:
+        plot.xaxis.ticker = BasicTicker()
+        plot.xaxis.major_label_overrides = {}
+
+
+def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, height: int) -> Any:
+    """Overlaid metric curves: one line per trial, with legend and hover."""
+    plot = _figure("", "epoch", "value", width, height)
+    plot.multi_line("xs", "ys", source=lines, line_color="color", line_width=2.2, legend_field="label",
+                    name="metric_lines")
+    dots = plot.scatter("epoch", "value", source=points, size=5, color="color", line_color="white",
+                        line_width=0.5)
+    plot.add_tools(HoverTool(renderers=[dots], tooltips=[
+        ("trial", "@trial"), ("epoch", "@epoch"), ("value", "@value{0.[000000]}")]))
+    plot.add_layout(plot.legend[0], "right")
+    plot.legend.title = "trial"
+    plot.legend.background_fill_alpha = 0.8
+    plot.legend.label_text_font_size = "11px"
+    return plot
+
+
+def curve_columns(curves: Sequence[Curve]) -> tuple[dict[str, list], dict[str, list]]:
+    """Columns of the metric lines (one row per trial) and of their points."""
+    colors = [Category10_10[i % len(Category10_10)] for i in range(len(curves))]
+    lines = {
+        "xs": [c.epochs for c in curves],
+        "ys": [c.values for c in curves],
+        "label": [f"trial {c.trial_id}" for c in curves],
+        "color": colors,
+        "trial": [c.trial_id for c in curves],
+    }
+    points: dict[str, list] = {"epoch": [], "value": [], "trial": [], "color": []}
+    for curve, color in zip(curves, colors):
+        points["epoch"].extend(curve.epochs)
+        points["value"].extend(curve.values)
+        points["trial"].extend([curve.trial_id] * len(curve.epochs))
+        points["color"].extend([color] * len(curve.epochs))
+    return lines, points

@@ -1,0 +1,13 @@
+"""Errors of the dashboard: each says what is wrong and what to do."""
+
+from __future__ import annotations
+
+from daskperiment.errors import BackendError, DaskperimentError
+
+
+class ExperimentNotFoundError(BackendError):
+    """The store holds no experiment of that id."""
+
+
+class DashboardError(DaskperimentError):
+    """The dashboard cannot be served, e.g. its port is taken."""

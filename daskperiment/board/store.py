@@ -1,0 +1,147 @@
+"""The dashboard's view of a store: open an existing experiment, follow its new trials."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daskperiment.backend import Backend, experiment_ids, open_backend
+from daskperiment.board.errors import ExperimentNotFoundError
+from daskperiment.experiment import validate_experiment_id
+from daskperiment.history import history_frame
+from daskperiment.records import TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+GAP_WINDOW = 1000
+"""Missing ids this close to the last one are asked for again: a trial may finish after a later one."""
+
+MIN_REFRESH_SECONDS = 1.0
+"""Sessions refreshing more often than this share the previous answer of the store."""
+
+
+def open_store(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local") -> Backend:
+    """Open the store of an existing experiment, never creating one.
+
+    Parameters
+    ----------
+    experiment_id : str
+        Id of the experiment.
+    backend : {"local"}, pathlib.Path, str URI or Backend, default "local"
+        ``"local"`` is ``daskperiment_cache/``; a folder holds the experiment as
+        ``FOLDER/<id>/<id>.sqlite3`` or ``FOLDER/<id>.sqlite3``; a URI names a
+        Redis or MongoDB store; a backend is used as is.
+
+    Raises
+    ------
+    ExperimentNotFoundError
+        When the store holds no experiment ``experiment_id`` (the message lists those it has).
+    BackendError
+        When the backend is unknown or cannot be reached.
+    """
+    validate_experiment_id(experiment_id)
+    if isinstance(backend, Backend):
+        return backend
+    location: str | os.PathLike[str] = backend
+    if isinstance(backend, str) and backend != "local" and "://" not in backend:
+        location = Path(backend)
+    ids = experiment_ids(location)
+    if experiment_id not in ids:
+        raise ExperimentNotFoundError(
+            f"no experiment {experiment_id!r} in store {str(location)!r}; experiments there: "
+            f"{', '.join(ids) or 'none'}"
+        )
+    if isinstance(location, os.PathLike):
+        nested = Path(location) / experiment_id
+        location = nested if (nested / f"{experiment_id}.sqlite3").is_file() else Path(location)
+    return open_backend(location, experiment_id)
+
+
+class TrialCache:
+    """The trials of a store, kept in memory and extended with the new ones only.
+
+    One cache serves every session of a dashboard; it is thread-safe.
+
+    Parameters
+    ----------
+    backend : Backend
+        The store to read.
+    min_interval : float, default MIN_REFRESH_SECONDS
+        Refreshes closer than this (in seconds) to the last one do not ask the store.
+    """
+
+    def __init__(self, backend: Backend, min_interval: float = MIN_REFRESH_SECONDS) -> None:
+        self.backend = backend
+        self.min_interval = min_interval
+        self._lock = threading.Lock()
+        self._trials: dict[int, TrialRecord] = {}
+        self._frame: pd.DataFrame | None = None
+        self._names: dict[str, None] = {}
+        self._checked = float("-inf")
+        self.version = 0
+        """Increases each time trials are added."""
+
+    def refresh(self) -> bool:
+        """Load the trials recorded since the last refresh; return whether there were any.
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be read.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked < self.min_interval:
+                return False
+            last = self.backend.last_trial_id()
+            self._checked = now
+            wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
+            if not self._trials:
+                new = self.backend.load_trials() if last else []
+            elif wanted:
+                new = self.backend.load_trials(wanted)
+            else:
+                new = []
+            if not new:
+                return False
+            self._add(new)
+            logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
+            return True
+
+    def _add(self, trials: Sequence[TrialRecord]) -> None:
+        import pandas as pd
+
+        self._trials.update((t.trial_id, t) for t in trials)
+        for trial in trials:
+            self._names.update(dict.fromkeys(trial.parameters))
+        added = history_frame(list(trials), verbose=True)
+        if self._frame is not None and not self._frame.empty:
+            added = pd.concat([self._frame, added])
+        frame = added[~added.index.duplicated(keep="last")].sort_index()
+        names = list(self._names)
+        self._frame = frame[names + [c for c in frame.columns if c not in self._names]]
+        self.version += 1
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The verbose history table of every loaded trial (see :func:`daskperiment.history.history_frame`)."""
+        with self._lock:
+            return self._frame if self._frame is not None else history_frame([], verbose=True)
+
+    def trial(self, trial_id: int) -> TrialRecord | None:
+        """The loaded trial ``trial_id``, if any."""
+        with self._lock:
+            return self._trials.get(trial_id)
+
+    def parameter_names(self) -> list[str]:
+        """Names of the parameters of the loaded trials, in order of first appearance."""
+        with self._lock:
+            return list(self._names)

@@ -1,0 +1,252 @@
+"""The dashboard in a real headless Chromium, against a real Bokeh server and store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from daskperiment import Experiment
+from daskperiment.board import BoardServer, start
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="needs Debian's chromium and chromium-driver (installed by .ci/run)",
+)
+
+XSS = "<script>alert(1)</script>"
+XSS_METRIC = "<img src=x onerror=alert(2)>"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+WAIT_SECONDS = 30.0
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--window-size=1440,1000",
+)
+
+# Text and elements inside the shadow roots Bokeh renders its views into.
+_DEEP_JS = """
+const deep = (root, selector, found) => {
+  for (const el of root.querySelectorAll('*')) {
+    if (el.matches(selector)) found.push(el);
+    if (el.shadowRoot) deep(el.shadowRoot, selector, found);
+  }
+  return found;
+};
+"""
+DEEP_TEXT = _DEEP_JS + """
+const texts = [];
+for (const el of deep(document, '*', [])) {
+  for (const node of el.childNodes) if (node.nodeType === Node.TEXT_NODE) texts.push(node.textContent);
+  if (el.shadowRoot) for (const node of el.shadowRoot.childNodes)
+    if (node.nodeType === Node.TEXT_NODE) texts.push(node.textContent);
+}
+return texts.join('\\n');
+"""
+ROW_CHECKBOX = _DEEP_JS + """
+for (const row of deep(document, '.slick-row', [])) {
+  const cells = row.querySelectorAll('.slick-cell');
+  if (cells.length > 1 && cells[1].textContent.trim() === arguments[0])
+    return cells[0].querySelector('input[type=checkbox]');
+}
+return null;
+"""
+TAB = _DEEP_JS + """
+return deep(document, '.bk-tab', []).find(tab => tab.textContent.trim() === arguments[0]) || null;
+"""
+MODEL_DATA = """
+const doc = window.Bokeh && Bokeh.documents[0];
+const model = doc && doc.get_model_by_name(arguments[0]);
+return model ? Array.from(model.data.get ? model.data.get(arguments[1]) : model.data[arguments[1]]) : null;
+"""
+SCRIPT_ELEMENTS = _DEEP_JS + "return deep(document, 'script', []).map(s => s.textContent).join('\\n');"
+
+
+@pytest.fixture(scope="module")
+def experiment_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with experiment ``browser``: five trials with metrics, code that changed, one failure."""
+    folder = tmp_path_factory.mktemp("browser-store")
+    ex = Experiment("browser", backend=folder / "browser")
+    lr, model = ex.parameter("lr"), ex.parameter("model", default="cnn")
+
+    @ex.result
+    def train(lr: float, model: str) -> float:
+        loss = 1.0
+        for epoch in range(20):
+            loss *= 1 - lr
+            ex.save_metric("loss", epoch, loss)
+        return loss
+
+    for value in (0.1, 0.2):
+        ex.set_parameters(lr=value)
+        train(lr, model).compute()
+
+    @ex.result  # type: ignore[no-redef]
+    def train(lr: float, model: str) -> float:
+        loss = 2.0
+        for epoch in range(20):
+            loss *= 1 - lr / 2
+            ex.save_metric("loss", epoch, loss)
+            ex.save_metric(XSS_METRIC, epoch, -loss)
+        if model == "broken":
+            raise ValueError("<b>diverged</b>")
+        return loss
+
+    for value, name in ((0.3, "mlp"), (0.4, XSS), (0.5, "broken")):
+        ex.set_parameters(lr=value, model=name)
+        try:
+            train(lr, model).compute()
+        except ValueError:
+            pass
+    ex.backend.close()
+    Experiment._instances.clear()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def board(experiment_store: Path) -> Iterator[BoardServer]:
+    """The dashboard of experiment ``browser`` on a free port."""
+    server = start("browser", experiment_store, port=0)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Headless Chromium driven by chromedriver (Debian's, never a downloaded one)."""
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    driver = webdriver.Chrome(service=service, options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(condition: Callable[[], Any], what: str) -> Any:
+    """Poll ``condition`` until it is truthy (bounded wait), and return its value."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def page_text(driver: Any) -> str:
+    """All the text the page shows, shadow roots included."""
+    return driver.execute_script(DEEP_TEXT)
+
+
+def wait_for_text(driver: Any, needle: str) -> str:
+    """The page's text once it contains ``needle``."""
+    return wait_for(lambda: (text := page_text(driver)) and needle in text and text, repr(needle))
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    """Save a screenshot under test-artifacts/ and check that it shows something."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    with Image.open(path) as image:
+        colors = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 50, f"{path} looks blank"
+    background = max(count for count, _ in colors)
+    assert background < 0.99 * sum(count for count, _ in colors), f"{path} looks blank"
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(board: BoardServer, browser: Any) -> Any:
+    """The dashboard, loaded."""
+    browser.get(board.url)
+    wait_for(lambda: browser.execute_script(MODEL_DATA, "metric_lines_source", "label") is not None
+             and "lr" in page_text(browser), "the dashboard to load")
+    return browser
+
+
+def open_tab(driver: Any, title: str) -> None:
+    wait_for(lambda: driver.execute_script(TAB, title), f"tab {title!r}").click()
+
+
+def test_table_lists_the_trials(page: Any) -> None:
+    text = wait_for_text(page, "mlp")
+    for expected in ("Trial ID", "lr", "model", "0.1", "0.2", "0.3", "mlp", "ValueError(<b>diverged</b>)"):
+        assert expected in text
+    for trial in ("1", "2", "3", "4", "5"):
+        assert page.execute_script(ROW_CHECKBOX, trial) is not None
+    assert "Success rate" in text and "80%" in text
+    screenshot(page, "board-history.png")
+
+
+def test_script_parameter_value_renders_as_text(page: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    text = page_text(page)
+    assert XSS in text  # the literal texts are shown...
+    assert XSS_METRIC in text  # (an option of the metric chooser)
+    with pytest.raises(NoAlertPresentException):
+        _ = page.switch_to.alert  # ...and never run
+    assert "alert(1)" not in page.execute_script(SCRIPT_ELEMENTS)
+    assert page.execute_script(_DEEP_JS + "return deep(document, 'img[src=x], b', []).length") == 0
+
+
+def test_selecting_two_trials_shows_their_curves_and_code_diff(page: Any) -> None:
+    from selenium.webdriver.support.select import Select
+
+    for trial in ("2", "3"):
+        page.execute_script(ROW_CHECKBOX, trial).click()
+    wait_for_text(page, "Selected trials: 2, 3")
+    open_tab(page, "Metrics")
+    metric = page.execute_script(_DEEP_JS + "return deep(document, 'select', []).find("
+                                 "s => Array.from(s.options).some(o => o.text === 'loss'))")
+    Select(metric).select_by_visible_text("loss")
+    wait_for(lambda: page.execute_script(MODEL_DATA, "metric_lines_source", "label") == ["trial 2", "trial 3"],
+             "the curves of trials 2 and 3")
+    wait_for_text(page, "loss of the selected trials: 2, 3")
+    screenshot(page, "board-metrics.png")
+    open_tab(page, "Code")
+    text = wait_for_text(page, "trial 2 → trial 3")
+    assert "loss = 1.0" in text and "loss = 2.0" in text  # both sides of the changed line
+    screenshot(page, "board-code.png")
+    open_tab(page, "Environment")
+    wait_for_text(page, "Changes from trial 2 to 3")
+    screenshot(page, "board-environment.png")
+    open_tab(page, "Trials")
+
+
+def test_trial_added_by_another_process_appears(page: Any, experiment_store: Path,
+                                                run_python: Callable[..., Any]) -> None:
+    code = f"""
+import pathlib, daskperiment
+ex = daskperiment.Experiment("browser", backend=pathlib.Path({str(experiment_store / 'browser')!r}))
+lr, model = ex.parameter("lr"), ex.parameter("model", default="cnn")
+
+@ex.result
+def train(lr, model):
+    ex.save_metric("loss", 0, lr)
+    return lr
+
+ex.set_parameters(lr=0.77, model="from-another-process")
+train(lr, model).compute()
+"""
+    open_tab(page, "Trials")
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    wait_for_text(page, "from-another-process")
+    assert page.execute_script(ROW_CHECKBOX, "6") is not None
+    assert "6 trials" in page_text(page)
+    screenshot(page, "board-live.png")
