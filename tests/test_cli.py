@@ -112,7 +112,7 @@ def test_top_level_help_lists_the_subcommands(tmp_path: Path) -> None:
         (["run"], "the following arguments are required: SCRIPT"),
         (["run", "missing.py"], "script 'missing.py' not found"),
         (["board", "cli_demo", "--port", "x"], "argument --port: invalid int value: 'x'"),
-        (["board", "cli_demo", "--port", "0"], "invalid port 0"),
+        (["board", "cli_demo", "--port", "70000"], "invalid port 70000"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -296,6 +296,31 @@ def test_board_of_an_unknown_experiment(project: Path) -> None:
         done = cli(*args, cwd=project, program=program)
         assert done.returncode == 1
         assert "no experiment 'nope' in store 'local'" in done.stderr
+
+
+@pytest.mark.parametrize("program", ["daskperiment", "daskperimentboard"])
+def test_board_serves_and_says_where(project: Path, program: str) -> None:
+    import signal
+    import urllib.request
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    args = ["board", "cli_demo"] if program == "daskperiment" else ["cli_demo"]
+    process = subprocess.Popen(
+        [console_script(program), *args, "--port", "0"], cwd=project, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("dashboard of 'cli_demo' at http://127.0.0.1:"), process.stderr.read()
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url, timeout=60) as response:
+            assert response.status == 200
+            assert b"bokeh" in response.read().lower()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    assert process.returncode == 0
 
 
 def test_a_server_store_given_as_uri(server_uri: str, tmp_path: Path) -> None:

@@ -100,6 +100,10 @@ class BoardServer:
                 "choose another port (--port N, or port=0 for any free one)"
             ) from exc
 
+    def open_when_ready(self) -> None:
+        """Open the dashboard in a web browser once :meth:`run` serves it."""
+        IOLoop.current().add_callback(self.show)
+
     def run(self) -> None:
         """Serve in this thread until interrupted (Ctrl+C)."""
         self._server = self._make_server()
@@ -212,6 +216,6 @@ def serve(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local
     """
     board = BoardServer(experiment_id, backend, host, port)
     if show:
-        IOLoop.current().add_callback(board.show)
+        board.open_when_ready()
     board.run()
 

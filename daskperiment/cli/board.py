@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
     parser.add_argument("--backend", default="local", help=BACKEND_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=5006, help="port to listen on (default: 5006)")
+    parser.add_argument("--port", type=int, default=5006, help="port to listen on (default: 5006; 0 picks a free one)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
     parser.set_defaults(command=run)
 
@@ -31,15 +31,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the dashboard of ``args.experiment_id`` (blocks)."""
-    if not 0 < args.port < 65536:
-        raise CommandError(f"invalid port {args.port}: use a number from 1 to 65535", USAGE)
+    if not 0 <= args.port < 65536:
+        raise CommandError(f"invalid port {args.port}: use a number from 0 (any free one) to 65535", USAGE)
     backend = backend_for(args.backend, args.experiment_id)
     try:
-        from daskperiment.board import serve
+        from daskperiment.board import BoardServer
     except ImportError as exc:
         raise CommandError(
             f"the dashboard is not available ({exc}); install its dependencies with "
             "pip install 'daskperiment[board]'"
         ) from None
-    serve(args.experiment_id, backend=backend, host=args.host, port=args.port, show=args.show)
+    board = BoardServer(args.experiment_id, backend, args.host, args.port)
+    print(f"dashboard of {args.experiment_id!r} at {board.url} (Ctrl+C stops it)", flush=True)
+    if args.show:
+        board.open_when_ready()
+    board.run()
     return 0
