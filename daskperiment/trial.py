@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import dask
+from dask.base import get_scheduler
 from dask.delayed import Delayed
 
 from daskperiment import seeding
@@ -46,36 +47,6 @@ def as_graph_data(value: Any, graph: dict) -> Any:
     return (_unbox, _Literal(value))
 
 
-class _FilledGraph:
-    """A trial's graph with its placeholders filled: a minimal dask collection."""
-
-    def __init__(self, graph: dict, key: Any) -> None:
-        self._graph = graph
-        self._key = key
-
-    def __dask_graph__(self) -> dict:
-        return self._graph
-
-    def __dask_keys__(self) -> list:
-        return [self._key]
-
-    def __dask_postcompute__(self) -> tuple:
-        return _first, ()
-
-    def __dask_tokenize__(self) -> Any:
-        return self._key
-
-    __dask_scheduler__ = staticmethod(dask.threaded.get)
-
-    @staticmethod
-    def __dask_optimize__(graph: dict, keys: list, **kwargs: Any) -> dict:
-        return graph
-
-
-def _first(results: list) -> Any:
-    return results[0]
-
-
 class TrialResult(Delayed):
     """The output of an ``@ex.result`` step: computing it runs and records one trial.
 
@@ -98,7 +69,8 @@ class TrialResult(Delayed):
             Seed for ``random`` and ``numpy.random``; defaults to the
             experiment's seed, else a generated one (logged and recorded).
         **kwargs
-            Passed to :func:`dask.compute` (e.g. ``scheduler="processes"``);
+            ``scheduler`` (as for :func:`dask.compute`, e.g. ``"processes"``)
+            and keyword arguments of that scheduler (e.g. ``num_workers``);
             with a ``dask.distributed`` client active the trial runs on it.
 
         Raises
@@ -124,19 +96,14 @@ def run_trial(experiment: "Experiment", task: Delayed, seed: int | None, kwargs:
         graph[parameter_key_prefix(experiment.id) + name] = as_graph_data(value, graph)
     graph[trial_context_key(experiment.id)] = context  # plain data: never a key nor a task
 
-    if "scheduler" not in kwargs and "distributed" not in sys.modules and not dask.config.get(
-        "scheduler", None
-    ):
-        # No dask.distributed client can exist: skip dask's look-up for one,
-        # which imports distributed (0.4 s) on the first computation.
-        kwargs = {**kwargs, "scheduler": dask.threaded.get}
+    schedule, kwargs = _scheduler(task, kwargs)
     buffer = open_buffer(context.token)
     error: BaseException | None = None
     result: Any = None
     started = time.perf_counter()
     try:
         seeding.seed_everything(chosen_seed)
-        result = dask.compute(_FilledGraph(graph, task.key), **kwargs)[0]
+        result = schedule(graph, [task.key], **kwargs)[0]
     except BaseException as exc:  # recorded as a failed trial, then re-raised
         error = exc
     finally:
@@ -155,3 +122,22 @@ def run_trial(experiment: "Experiment", task: Delayed, seed: int | None, kwargs:
         raise error
     return result
 
+
+
+_COMPUTE_ONLY_OPTIONS = ("optimize_graph", "traverse")
+
+
+def _scheduler(task: Delayed, kwargs: dict[str, Any]) -> tuple[Callable, dict[str, Any]]:
+    """The scheduler ``dask.compute(task, **kwargs)`` would use, and its own keyword arguments.
+
+    A trial's graph is already minimal (it is the result step's graph with
+    its placeholders filled), so it goes straight to the scheduler: dask's
+    collection-level optimization would cost more than the steps of a small
+    trial. Without ``dask.distributed`` imported no client can exist, so the
+    look-up for one (which imports it, 0.4 s) is skipped.
+    """
+    options = {k: v for k, v in kwargs.items() if k not in _COMPUTE_ONLY_OPTIONS}
+    scheduler = options.pop("scheduler", None)
+    if scheduler is None and "distributed" not in sys.modules and not dask.config.get("scheduler", None):
+        return dask.threaded.get, options
+    return get_scheduler(scheduler=scheduler, collections=[task]), options

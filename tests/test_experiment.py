@@ -556,3 +556,24 @@ def test_default_backend_from_the_environment(tmp_path: pathlib.Path, monkeypatc
     monkeypatch.setenv("DASKPERIMENT_BACKEND", "local")
     Experiment._instances.clear()
     assert repr(Experiment("from_env").backend) == "LocalBackend('daskperiment_cache/from_env')"
+
+
+def test_any_local_scheduler_and_its_options(ex: Experiment) -> None:
+    import threading
+
+    import dask
+
+    where = []
+
+    @ex.result
+    def step():
+        where.append(threading.current_thread() is threading.main_thread())
+        return len(where)
+
+    assert step().compute(scheduler="sync") == 1
+    assert step().compute(scheduler="threads", num_workers=1) == 2
+    assert step().compute(optimize_graph=False) == 3
+    with dask.config.set(scheduler="synchronous"):
+        assert step().compute() == 4
+    assert where == [True, False, False, True]
+    assert ex.get_history()["Success"].tolist() == [True] * 4
