@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Sequence
 
-from daskperiment.records import MetricPoint, TrialRecord
+from daskperiment.records import MetricSeries, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,16 +44,14 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     return frame
 
 
-def metric_frame(points: Sequence[MetricPoint], trial_ids: Sequence[int]) -> pd.DataFrame:
+def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame:
     """Metric values indexed by ``Epoch`` with one column per trial (``Trial ID``).
 
     When a trial saved one epoch several times, its last value is kept.
     """
     import pandas as pd
 
-    table = pd.DataFrame.from_records(
-        points, columns=[TRIAL_ID, "key", EPOCH, "value"], exclude=["key"], nrows=len(points)
-    ).astype({TRIAL_ID: "int64", EPOCH: "int64", "value": "float64"})
+    table = pd.DataFrame({TRIAL_ID: series.trial_ids, EPOCH: series.epochs, "value": series.values})
     table = table.drop_duplicates([TRIAL_ID, EPOCH], keep="last")
     frame = table.pivot(index=EPOCH, columns=TRIAL_ID, values="value")
     frame = frame.reindex(columns=pd.Index(list(trial_ids), name=TRIAL_ID)).sort_index()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any, Mapping, NamedTuple
 
 
@@ -120,3 +121,64 @@ class RecordBatch:
             self.trials or self.metrics or self.persisted or self.step_outputs or self.blobs
         )
 
+
+
+class MetricSeries(Sequence[MetricPoint]):
+    """The points of one metric, read back as columns (what stores return).
+
+    A sequence of :class:`MetricPoint` ordered by trial, epoch, then write
+    order; the columns themselves (numpy arrays) are what tables are built
+    from, so reading 100,000 points makes no 100,000 Python objects.
+
+    Parameters
+    ----------
+    key : str
+        Metric key.
+    trial_ids, epochs, values : array-like
+        One entry per point: trial ids and epochs (int64), values (float64).
+    """
+
+    __slots__ = ("key", "trial_ids", "epochs", "values")
+
+    def __init__(self, key: str, trial_ids: Any, epochs: Any, values: Any) -> None:
+        import numpy as np
+
+        self.key = key
+        self.trial_ids = np.asarray(trial_ids, dtype=np.int64)
+        self.epochs = np.asarray(epochs, dtype=np.int64)
+        self.values = np.asarray(values, dtype=np.float64)
+
+    @classmethod
+    def of(cls, key: str, points: Sequence[MetricPoint]) -> "MetricSeries":
+        """The series of ``points`` (all of metric ``key``), in the given order."""
+        return cls(
+            key,
+            [p.trial_id for p in points],
+            [p.epoch for p in points],
+            [p.value for p in points],
+        )
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return MetricPoint(
+            int(self.trial_ids[index]), self.key, int(self.epochs[index]), float(self.values[index])
+        )
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        key = self.key
+        for trial_id, epoch, value in zip(
+            self.trial_ids.tolist(), self.epochs.tolist(), self.values.tolist()
+        ):
+            yield MetricPoint(trial_id, key, epoch, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"MetricSeries({self.key!r}, {len(self)} points)"

@@ -207,3 +207,14 @@ def test_stores_of_two_experiments_are_separate(store: Backend) -> None:
         assert other.allocate_trial_id() == 1
     finally:
         other.close()
+
+
+def test_metrics_read_back_as_columns(store: Backend) -> None:
+    store.write_metrics([MetricPoint(2, "m", 1, 0.5), MetricPoint(1, "m", 7, 1.5), MetricPoint(2, "m", 0, 2.5)])
+    series = store.load_metrics("m", [1, 2])
+    assert series.key == "m" and len(series) == 3
+    assert series.trial_ids.tolist() == [1, 2, 2]
+    assert series.epochs.tolist() == [7, 0, 1]
+    assert series.values.tolist() == [1.5, 2.5, 0.5]
+    assert str(series.values.dtype) == "float64" and str(series.epochs.dtype) == "int64"
+    assert series[1] == MetricPoint(2, "m", 0, 2.5) and series[-1] == MetricPoint(2, "m", 1, 0.5)

@@ -12,7 +12,14 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Hashable, Sequence
 
-from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import (
+    Blob,
+    MetricPoint,
+    MetricSeries,
+    PersistedValue,
+    RecordBatch,
+    TrialRecord,
+)
 
 
 class Backend(ABC):
@@ -65,8 +72,8 @@ class Backend(ABC):
         """Recorded trials ordered by id: all of them, or those of ``trial_ids`` that exist."""
 
     @abstractmethod
-    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
-        """Points of metric ``key`` of the given trials, ordered by trial then epoch."""
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
+        """Points of metric ``key`` of the given trials, ordered by trial, epoch, then write order."""
 
     @abstractmethod
     def metric_keys(self) -> list[str]:

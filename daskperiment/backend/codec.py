@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from daskperiment import serialization
-from daskperiment.records import MetricPoint, TrialRecord
+from daskperiment.records import MetricPoint, MetricSeries, TrialRecord
 
 TRIAL_FORMAT = 1
 MAX_CHUNK_POINTS = 250_000  # 4 MB of packed points: far below any server's size limit
@@ -93,17 +93,21 @@ def metric_chunks(points: Iterable[MetricPoint], token: str) -> list[MetricChunk
     return chunks
 
 
-def metric_points(chunks: Iterable[tuple[str, int, bytes]], key: str) -> list[MetricPoint]:
+def metric_series(chunks: Iterable[tuple[str, int, bytes]], key: str) -> MetricSeries:
     """Points of ``(chunk_id, trial_id, packed)`` chunks: by trial, epoch, then write order."""
-    ordered = []
-    for chunk_id, trial_id, packed in chunks:
-        epochs, values = _unpack(packed)
-        ordered.extend(
-            (trial_id, epoch, chunk_id, position, value)
-            for position, (epoch, value) in enumerate(zip(epochs, values))
-        )
-    ordered.sort(key=lambda entry: entry[:4])
-    return [MetricPoint(trial_id, key, epoch, value) for trial_id, epoch, _, _, value in ordered]
+    import numpy as np
+
+    parts = [(chunk_id, trial_id, *_unpack(packed)) for chunk_id, trial_id, packed in chunks]
+    if not parts:
+        return MetricSeries(key, [], [], [])
+    sizes = [len(epochs) for _, _, epochs, _ in parts]
+    trial_ids = np.repeat([trial_id for _, trial_id, _, _ in parts], sizes)
+    chunk_rank = np.repeat(np.argsort(np.argsort([chunk_id for chunk_id, *_ in parts])), sizes)
+    positions = np.concatenate([np.arange(size) for size in sizes])
+    epochs = np.concatenate([np.frombuffer(epochs, dtype=np.int64) for _, _, epochs, _ in parts])
+    values = np.concatenate([np.frombuffer(values, dtype=np.float64) for _, _, _, values in parts])
+    order = np.lexsort((positions, chunk_rank, epochs, trial_ids))
+    return MetricSeries(key, trial_ids[order], epochs[order], values[order])
 
 
 def _pack(epochs: array, values: array) -> bytes:
@@ -115,7 +119,7 @@ def _pack(epochs: array, values: array) -> bytes:
     return _HEADER.pack(len(epochs)) + epochs.tobytes() + values.tobytes()
 
 
-def _unpack(packed: bytes) -> tuple[list[int], list[float]]:
+def _unpack(packed: bytes) -> tuple[array, array]:
     (count,) = _HEADER.unpack_from(packed)
     epochs, values = array("q"), array("d")
     middle = _HEADER.size + 8 * count
@@ -124,4 +128,4 @@ def _unpack(packed: bytes) -> tuple[list[int], list[float]]:
     if _BIG_ENDIAN:
         epochs.byteswap()
         values.byteswap()
-    return epochs.tolist(), values.tolist()
+    return epochs, values

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -23,7 +22,7 @@ from typing import Sequence
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import Blob, MetricSeries, PersistedValue, RecordBatch, TrialRecord
 
 logger = logging.getLogger(__name__)
 
@@ -234,16 +233,19 @@ class LocalBackend(Backend):
             )
         return [_trial_record(row) for row in rows]
 
-    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
+        import numpy as np
+
         rows = self._read(
-            "SELECT trial_id, key, epoch, value FROM metrics WHERE key = ? AND trial_id IN "
+            "SELECT trial_id, epoch, value FROM metrics WHERE key = ? AND trial_id IN "
             "(SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
             (key, _json_list(sorted({int(t) for t in trial_ids}))),
         )
-        points = [MetricPoint(*row) for row in rows]
-        if any(point.value is None for point in points):  # SQLite stores NaN as NULL
-            points = [p if p.value is not None else p._replace(value=math.nan) for p in points]
-        return points
+        if not rows:
+            return MetricSeries(key, [], [], [])
+        # Ids and epochs are exact in float64 below 2**53; NULL (SQLite's NaN) becomes NaN.
+        table = np.array(rows, dtype=np.float64)
+        return MetricSeries(key, table[:, 0], table[:, 1], table[:, 2])
 
     def metric_keys(self) -> list[str]:
         return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]

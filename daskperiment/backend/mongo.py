@@ -34,14 +34,14 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from daskperiment.backend.codec import (
     metric_chunks,
-    metric_points,
+    metric_series,
     trial_document,
     trial_from_document,
 )
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import Blob, MetricSeries, PersistedValue, RecordBatch, TrialRecord
 
 logger = logging.getLogger(__name__)
 
@@ -236,10 +236,10 @@ class MongoBackend(ServerBackend):
             documents = list(cursor)
         return [trial_from_document(document) for document in documents]
 
-    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         ids = sorted({int(t) for t in trial_ids})
         if not ids:
-            return []
+            return MetricSeries(key, [], [], [])
         with self._reaching("read metrics"):
             documents = list(
                 self._collection()
@@ -249,7 +249,7 @@ class MongoBackend(ServerBackend):
                 )
                 .batch_size(CURSOR_BATCH)
             )
-        return metric_points(((d["chunk"], d["trial_id"], d["points"]) for d in documents), key)
+        return metric_series(((d["chunk"], d["trial_id"], d["points"]) for d in documents), key)
 
     def metric_keys(self) -> list[str]:
         with self._reaching("read metric keys"):

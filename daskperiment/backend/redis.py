@@ -28,14 +28,14 @@ import redis
 from daskperiment import serialization
 from daskperiment.backend.codec import (
     metric_chunks,
-    metric_points,
+    metric_series,
     trial_document,
     trial_from_document,
 )
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import Blob, MetricSeries, PersistedValue, RecordBatch, TrialRecord
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class RedisBackend(ServerBackend):
         trials = [trial_from_document(serialization.loads(d)) for d in documents if d is not None]
         return sorted(trials, key=lambda trial: trial.trial_id)
 
-    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> list[MetricPoint]:
+    def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         ids = sorted({int(t) for t in trial_ids})
         with self._reaching("read metrics"):
             pipe = self._client().pipeline(transaction=False)
@@ -183,7 +183,7 @@ class RedisBackend(ServerBackend):
             for trial_id, reply in zip(ids, replies)
             for chunk_id, packed in reply.items()
         )
-        return metric_points(chunks, key)
+        return metric_series(chunks, key)
 
     def metric_keys(self) -> list[str]:
         with self._reaching("read metric keys"):

@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from typing import Callable
 
 from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
@@ -100,9 +101,9 @@ class BoardServer:
                 "choose another port (--port N, or port=0 for any free one)"
             ) from exc
 
-    def open_when_ready(self) -> None:
-        """Open the dashboard in a web browser once :meth:`run` serves it."""
-        IOLoop.current().add_callback(self.show)
+    def when_ready(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once :meth:`run` listens (from its event loop)."""
+        IOLoop.current().add_callback(callback)
 
     def run(self) -> None:
         """Serve in this thread until interrupted (Ctrl+C)."""
@@ -216,6 +217,6 @@ def serve(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local
     """
     board = BoardServer(experiment_id, backend, host, port)
     if show:
-        board.open_when_ready()
+        board.when_ready(board.show)
     board.run()
 

@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
             "pip install 'daskperiment[board]'"
         ) from None
     board = BoardServer(args.experiment_id, backend, args.host, args.port)
-    print(f"dashboard of {args.experiment_id!r} at {board.url} (Ctrl+C stops it)", flush=True)
+    board.when_ready(
+        lambda: print(f"dashboard of {args.experiment_id!r} at {board.url} (Ctrl+C stops it)", flush=True)
+    )
     if args.show:
-        board.open_when_ready()
+        board.when_ready(board.show)
     board.run()
     return 0
