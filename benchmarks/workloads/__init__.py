@@ -1,0 +1,15 @@
+"""The workloads; each ``run(adapter, job)`` runs in a worker process and returns JSON-able figures."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+
+WORKLOADS = ("trial_overhead", "metric_logging", "history", "command_line", "concurrency")
+"""Workload names, in the order the runner measures them (``history`` rides on ``trial_overhead``)."""
+
+
+def median(values: Iterable[float]) -> float | None:
+    """Median of ``values``, None when empty."""
+    values = list(values)
+    return statistics.median(values) if values else None
