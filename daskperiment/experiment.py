@@ -13,7 +13,12 @@ from dask.base import tokenize
 
 from daskperiment import collector, serialization
 from daskperiment.backend import Backend, open_backend
-from daskperiment.codecontext import CodeContext, digest_of, source_of, unavailable_source
+from daskperiment.codecontext import (
+    CodeContext,
+    digest_of,
+    source_of,
+    unavailable_source,
+)
 from daskperiment.context import active_step, current_context
 from daskperiment.errors import (
     BackendError,

@@ -7,8 +7,8 @@ graphs, parameters or experiments.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
 

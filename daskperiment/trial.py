@@ -12,12 +12,13 @@ from dask.base import get_scheduler
 from dask.delayed import Delayed
 
 from daskperiment import seeding
-from daskperiment.parameter import parameter_key_prefix
 from daskperiment.context import TrialContext, close_buffer, open_buffer
+from daskperiment.parameter import parameter_key_prefix
 from daskperiment.step import trial_context_key
 
 if TYPE_CHECKING:
     from daskperiment.experiment import Experiment
+
 
 class _Literal:
     """A value placed in a graph as data, never mistaken for a key or a task."""
@@ -121,7 +122,6 @@ def run_trial(experiment: "Experiment", task: Delayed, seed: int | None, kwargs:
     if error is not None:
         raise error
     return result
-
 
 
 _COMPUTE_ONLY_OPTIONS = ("optimize_graph", "traverse")

@@ -22,7 +22,13 @@ from typing import Sequence
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricSeries, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import (
+    Blob,
+    MetricSeries,
+    PersistedValue,
+    RecordBatch,
+    TrialRecord,
+)
 
 logger = logging.getLogger(__name__)
 
