@@ -205,8 +205,10 @@ class LocalBackend(Backend):
         target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
         try:
             version = self._code_version_file(trial.code_digest, blobs)
-            target.unlink(missing_ok=True)
             try:
+                os.link(version, target)
+            except FileExistsError:  # the trial is written again
+                target.unlink()
                 os.link(version, target)
             except OSError:  # no hard links here: copy instead
                 _write_atomically(target, version.read_bytes())
