@@ -37,6 +37,10 @@ class BackendError(DaskperimentError):
     """A backend specification is invalid or its store cannot be used."""
 
 
+class ExperimentNotFoundError(BackendError):
+    """A store holds no experiment of that id (and was asked not to create one)."""
+
+
 class PersistError(DaskperimentError, TypeError):
     """The output of an ``@ex.persist`` step cannot be serialized."""
 

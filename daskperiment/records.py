@@ -148,16 +148,6 @@ class MetricSeries(Sequence[MetricPoint]):
         self.epochs = np.asarray(epochs, dtype=np.int64)
         self.values = np.asarray(values, dtype=np.float64)
 
-    @classmethod
-    def of(cls, key: str, points: Sequence[MetricPoint]) -> "MetricSeries":
-        """The series of ``points`` (all of metric ``key``), in the given order."""
-        return cls(
-            key,
-            [p.trial_id for p in points],
-            [p.epoch for p in points],
-            [p.value for p in points],
-        )
-
     def __len__(self) -> int:
         return len(self.values)
 

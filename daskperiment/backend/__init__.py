@@ -9,12 +9,22 @@ from typing import Any
 
 from daskperiment.backend.base import Backend
 from daskperiment.backend.local import LocalBackend
-from daskperiment.errors import BackendError
+from daskperiment.errors import BackendError, ExperimentNotFoundError
 
 DEFAULT_CACHE_DIRECTORY = "daskperiment_cache"
 BACKEND_VARIABLE = "DASKPERIMENT_BACKEND"
 
-__all__ = ["Backend", "LocalBackend", "default_backend", "experiment_ids", "open_backend"]
+__all__ = [
+    "Backend",
+    "LocalBackend",
+    "default_backend",
+    "describe_store",
+    "experiment_ids",
+    "experiment_store",
+    "open_backend",
+    "open_existing",
+    "store_location",
+]
 
 _KINDS = (
     "'local' (the default, stores in daskperiment_cache/<id>/), a pathlib.Path of a folder, "
@@ -30,10 +40,57 @@ def default_backend() -> str | Path:
     shell (or ``daskperiment run --backend``) choose the store of a script
     without changing it.
     """
-    value = os.environ.get(BACKEND_VARIABLE, "").strip()
-    if not value or value == "local" or "://" in value:
-        return value or "local"
-    return Path(value)
+    return store_location(os.environ.get(BACKEND_VARIABLE, "").strip() or "local")
+
+
+def store_location(spec: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """A store named in text (command line, environment): ``"local"`` and URIs as they are, else a folder."""
+    if isinstance(spec, str) and spec != "local" and "://" not in spec:
+        return Path(spec)
+    return spec
+
+
+def describe_store(location: str | os.PathLike[str]) -> str:
+    """A store location as shown in messages (a server URI without its password)."""
+    if location == "local":
+        return f"'local' ({Path(DEFAULT_CACHE_DIRECTORY).absolute()})"
+    if isinstance(location, str) and "://" in location:
+        from daskperiment.backend.uri import redact
+
+        return repr(redact(location))
+    return repr(str(location))
+
+
+def experiment_store(location: str | os.PathLike[str], experiment_id: str) -> str | os.PathLike[str]:
+    """The backend spec of experiment ``experiment_id`` listed at ``location``.
+
+    A folder holds an experiment as ``FOLDER/<id>/<id>.sqlite3`` (a folder of
+    experiment folders, like ``daskperiment_cache``) or ``FOLDER/<id>.sqlite3``.
+    """
+    if not isinstance(location, os.PathLike):
+        return location
+    nested = Path(location) / experiment_id
+    return nested if (nested / f"{experiment_id}.sqlite3").is_file() else Path(location)
+
+
+def open_existing(spec: str | os.PathLike[str] | Backend, experiment_id: str) -> Backend:
+    """Open experiment ``experiment_id`` of the store ``spec`` names; never create one.
+
+    Raises
+    ------
+    ExperimentNotFoundError
+        When the store holds no such experiment; the message lists those it has.
+    """
+    if isinstance(spec, Backend):
+        return spec
+    location = store_location(spec)
+    ids = experiment_ids(location)
+    if experiment_id not in ids:
+        raise ExperimentNotFoundError(
+            f"no experiment {experiment_id!r} in store {describe_store(location)}; "
+            f"experiments there: {', '.join(ids) or 'none'}"
+        )
+    return open_backend(experiment_store(location, experiment_id), experiment_id)
 
 
 def open_backend(spec: Any, experiment_id: str) -> Backend:

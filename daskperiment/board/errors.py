@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from daskperiment.errors import BackendError, DaskperimentError
+from daskperiment.errors import DaskperimentError, ExperimentNotFoundError
 
-
-class ExperimentNotFoundError(BackendError):
-    """The store holds no experiment of that id."""
+__all__ = ["DashboardError", "ExperimentNotFoundError"]
 
 
 class DashboardError(DaskperimentError):

@@ -7,11 +7,9 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daskperiment.backend import Backend, experiment_ids, open_backend
-from daskperiment.board.errors import ExperimentNotFoundError
+from daskperiment.backend import Backend, open_existing
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
 from daskperiment.records import TrialRecord
@@ -48,21 +46,7 @@ def open_store(experiment_id: str, backend: str | os.PathLike[str] | Backend = "
         When the backend is unknown or cannot be reached.
     """
     validate_experiment_id(experiment_id)
-    if isinstance(backend, Backend):
-        return backend
-    location: str | os.PathLike[str] = backend
-    if isinstance(backend, str) and backend != "local" and "://" not in backend:
-        location = Path(backend)
-    ids = experiment_ids(location)
-    if experiment_id not in ids:
-        raise ExperimentNotFoundError(
-            f"no experiment {experiment_id!r} in store {str(location)!r}; experiments there: "
-            f"{', '.join(ids) or 'none'}"
-        )
-    if isinstance(location, os.PathLike):
-        nested = Path(location) / experiment_id
-        location = nested if (nested / f"{experiment_id}.sqlite3").is_file() else Path(location)
-    return open_backend(location, experiment_id)
+    return open_existing(backend, experiment_id)
 
 
 class TrialCache:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from daskperiment.cli.errors import USAGE, CommandError
-from daskperiment.cli.store import BACKEND_HELP, backend_for
+from daskperiment.cli.store import BACKEND_HELP, open_store
 
 DESCRIPTION = (
     "Start the web dashboard of an experiment (history, metrics, code and environment of "
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve the dashboard of ``args.experiment_id`` (blocks)."""
     if not 0 <= args.port < 65536:
         raise CommandError(f"invalid port {args.port}: use a number from 0 (any free one) to 65535", USAGE)
-    backend = backend_for(args.backend, args.experiment_id)
+    backend = open_store(args.backend, args.experiment_id)
     try:
         from daskperiment.board import BoardServer
     except ImportError as exc:

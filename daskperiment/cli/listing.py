@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pandas as pd
 
-from daskperiment.backend import open_backend
+from daskperiment.backend import experiment_store, open_backend, store_location
 from daskperiment.cli.output import FORMATS, iso_time, render
-from daskperiment.cli.store import BACKEND_HELP, list_ids, resolve
+from daskperiment.cli.store import BACKEND_HELP, list_ids
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _summary(spec: str, experiment_id: str, fmt: str) -> tuple[int, str | None]:
-    backend = open_backend(resolve(spec, experiment_id), experiment_id)
+    backend = open_backend(experiment_store(store_location(spec), experiment_id), experiment_id)
     try:
         last = backend.last_trial_id()
         records = backend.load_trials([last]) if last else []
