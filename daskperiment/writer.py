@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
 from daskperiment import serialization
@@ -15,11 +16,12 @@ from daskperiment.collector import diff_environments, environment_future
 from daskperiment.context import TrialBuffer, TrialContext
 from daskperiment.errors import BackendError
 from daskperiment.purity import warn_impure
-from daskperiment.records import Blob, TrialRecord
+from daskperiment.records import Blob, RecordBatch, TrialRecord
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_UNREAD = object()
 
 
 def environment_blob(environment: dict[str, Any]) -> Blob:
@@ -48,6 +50,7 @@ class TrialWriter:
         self._sent_digests: set[str] = set()
         self._previous_code: tuple[int, str, str] | None = None
         self._environment: Blob | None = None
+        self._last_before: TrialRecord | None | object = _UNREAD
 
     def write(
         self,
@@ -76,7 +79,7 @@ class TrialWriter:
                 TrialRecord(
                     trial_id=context.trial_id,
                     parameters=parameters,
-                    result=_storable(result, context.trial_id) if error is None else None,
+                    result=result if error is None else None,
                     result_type=serialization.type_name(result) if error is None else "",
                     success=error is None,
                     finished=time.time(),
@@ -88,9 +91,29 @@ class TrialWriter:
                 )
             )
             self._warn_code_change(context.trial_id, code)
-            self._backend.write_batch(batch)
+            self._write(batch)
             self._sent_digests.update(blob.digest for blob in batch.blobs)
             self._previous_code = (context.trial_id, *code)
+
+    def _write(self, batch: RecordBatch) -> None:
+        """Write ``batch``; a trial result that cannot be serialized is recorded as its repr.
+
+        Stores serialize a whole batch before writing any of it, so a refused
+        batch left nothing behind; the result is serialized once, by the store.
+        """
+        try:
+            self._backend.write_batch(batch)
+        except TypeError:
+            trial = batch.trials[-1]
+            if _serializable(trial.result):
+                raise
+            logger.warning(
+                "the result of trial %d (a %s) cannot be serialized; its repr is recorded instead",
+                trial.trial_id,
+                trial.result_type,
+            )
+            batch.trials[-1] = replace(trial, result=repr(trial.result))
+            self._backend.write_batch(batch)
 
     def _environment_blob(self) -> Blob | None:
         if self._environment is None:
@@ -104,6 +127,12 @@ class TrialWriter:
         return self._environment
 
     def _last_recorded(self) -> TrialRecord | None:
+        """The last trial recorded before this process's first one (read once)."""
+        if self._last_before is _UNREAD:
+            self._last_before = self._previous("code and environment", self._read_last_recorded)
+        return self._last_before  # type: ignore[return-value]
+
+    def _read_last_recorded(self) -> TrialRecord | None:
         last = self._backend.last_trial_id()
         records = self._backend.load_trials([last]) if last else []
         return records[0] if records else None
@@ -123,7 +152,7 @@ class TrialWriter:
     def _warn_code_change(self, trial_id: int, code: tuple[str, str]) -> None:
         previous = self._previous_code
         if previous is None:
-            last = self._previous("code", self._last_recorded)
+            last = self._last_recorded()
             blob = self._previous("code", lambda: self._backend.load_blob(last.code_digest)) if last else None
             if last is None or blob is None:
                 return
@@ -136,7 +165,7 @@ class TrialWriter:
             )
 
     def _warn_environment_change(self, blob: Blob) -> None:
-        last = self._previous("environment", self._last_recorded)
+        last = self._last_recorded()
         if last is None or last.environment_digest in (None, blob.digest):
             return
         old = self._previous("environment", lambda: self._backend.load_blob(last.environment_digest))
@@ -159,14 +188,9 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}({error})"
 
 
-def _storable(result: Any, trial_id: int) -> Any:
+def _serializable(value: Any) -> bool:
     try:
-        serialization.dumps(result)
-    except TypeError as exc:
-        logger.warning(
-            "the result of trial %d cannot be serialized (%s); its repr is recorded instead",
-            trial_id,
-            exc,
-        )
-        return repr(result)
-    return result
+        serialization.dumps(value)
+    except TypeError:
+        return False
+    return True
