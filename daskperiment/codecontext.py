@@ -9,6 +9,8 @@ import textwrap
 import threading
 from typing import Callable
 
+from dask.base import tokenize
+
 
 def source_of(func: Callable) -> str | None:
     """Source text of ``func`` (decorators included), or None when Python cannot find it."""
@@ -36,6 +38,15 @@ class CodeContext:
         self._lock = threading.Lock()
         self._sources: dict[str, str] = {}
         self._snapshot: tuple[str, str] | None = None
+
+    def register_step(self, name: str, func: Callable) -> str:
+        """Record the source of step ``func``; return the digest identifying its code (for purity)."""
+        source = source_of(func)
+        if source is None:
+            self.register(name, unavailable_source(func))
+            return tokenize(func)  # the compiled code stands in for the missing text
+        self.register(name, source)
+        return digest_of(source)
 
     def register(self, name: str, source: str) -> None:
         """Record (or replace, when a step is redefined) the source of step ``name``."""

@@ -1,98 +1,80 @@
 """Where a running step finds its trial: the trial context and the step recorder.
 
-A :class:`TrialContext` is placed in the graph of every trial and reaches each
-step as an argument, so steps know their trial wherever they run (a thread of
-this process or a dask worker process). While a step runs, its
-:class:`StepRecorder` is the active one in its thread (a context variable), so
-``save_metric`` and ``current_trial_id`` never mix two concurrent trials.
+A :class:`TrialContext` travels inside every task of a trial, so a step knows
+its trial wherever it runs (a thread of this process, a process of the
+``"processes"`` scheduler, a ``dask.distributed`` worker). While a step runs,
+its :class:`StepRecorder` is the active one in its thread (a context
+variable), so ``save_metric`` and ``current_trial_id`` never mix two trials.
 """
 
 from __future__ import annotations
 
 import contextvars
-import os
 import reprlib
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from daskperiment.backend.base import Backend
 from daskperiment.errors import TrialIDNotFoundError
-from daskperiment.records import MetricPoint, RecordBatch
 
 
 @dataclass(frozen=True, slots=True)
 class TrialContext:
-    """What every step of one trial is told about it.
+    """What a step of a trial is told about it.
 
     Attributes
     ----------
     experiment_id : str
         Id of the experiment.
-    trial_id : int
-        Id of the running trial.
+    trial_ids : tuple of int
+        The trials this step belongs to: one, or several when a sweep shares
+        the step between trials with the same inputs.
     seed : int
-        Seed of the trial.
-    token : str
-        Unique id of this run, naming its in-process :class:`TrialBuffer`.
-    backend : Backend
-        Store of the experiment: steps running in another process write to it.
+        Seed of the trial(s).
+    origin : str
+        The process that started the trial (host and process id).
+    environment : str
+        Fingerprint of that process's environment (see :mod:`daskperiment.execution`).
+    session : str
+        Id of the client session: workers send their environment once per session.
+    reseed : bool
+        Seed ``random`` and ``numpy.random`` at the start of each step (sweeps,
+        where shared steps must not depend on what ran before them).
     """
 
     experiment_id: str
-    trial_id: int
+    trial_ids: tuple[int, ...]
     seed: int
-    token: str
-    backend: Backend
+    origin: str
+    environment: str
+    session: str
+    reseed: bool = False
 
+    @property
+    def trial_id(self) -> int:
+        """The id of the one trial this step belongs to.
 
-@dataclass(slots=True)
-class TrialBuffer:
-    """Records of steps that ran in the process that started the trial."""
-
-    records: RecordBatch = field(default_factory=RecordBatch)
-    step_calls: list = field(default_factory=list)
-    pid: int = field(default_factory=os.getpid)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_live_buffers: dict[str, TrialBuffer] = {}
-
-
-def open_buffer(token: str) -> TrialBuffer:
-    """Start buffering the records of the trial run ``token`` in this process."""
-    buffer = _live_buffers[token] = TrialBuffer()
-    return buffer
-
-
-def close_buffer(token: str) -> TrialBuffer:
-    """Stop buffering for ``token`` and return what was buffered."""
-    return _live_buffers.pop(token)
-
-
-def local_buffer(context: TrialContext) -> TrialBuffer | None:
-    """The buffer of the trial if it was started by this very process, else None."""
-    buffer = _live_buffers.get(context.token)
-    if buffer is None or buffer.pid != os.getpid():  # a forked worker sees a stale copy
-        return None
-    return buffer
+        Raises
+        ------
+        TrialIDNotFoundError
+            When a sweep shares the step between several trials.
+        """
+        if len(self.trial_ids) != 1:
+            raise TrialIDNotFoundError(
+                f"this step is shared by trials {', '.join(map(str, self.trial_ids))} of a sweep "
+                "(same code and inputs), so it has no single trial id: read ex.current_trial_id "
+                "in the @ex.result step, or run the sweep with share=False"
+            )
+        return self.trial_ids[0]
 
 
 class StepRecorder:
-    """Collects what one running step saves (metrics) for its trial."""
+    """Collects what one running step saves (metrics) for its trial(s)."""
 
     __slots__ = ("context", "metrics")
 
     def __init__(self, context: TrialContext | None) -> None:
         self.context = context
         self.metrics: list[tuple[str, int, float]] = []
-
-    def metric_points(self) -> list[MetricPoint]:
-        """The saved metrics as records of the trial (none in a dry run)."""
-        if self.context is None:
-            return []
-        trial_id = self.context.trial_id
-        return [MetricPoint(trial_id, key, epoch, value) for key, epoch, value in self.metrics]
 
 
 active_step: contextvars.ContextVar[StepRecorder] = contextvars.ContextVar("daskperiment_step")

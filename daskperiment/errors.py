@@ -54,3 +54,11 @@ class PersistedValueNotFoundError(DaskperimentError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class UntrackedComputeError(DaskperimentError, RuntimeError):
+    """An ``@ex.result`` step was computed in a way that records no trial."""
+
+
+class SweepError(DaskperimentError, ValueError):
+    """A sweep was asked for with a malformed grid, list or distribution."""

@@ -7,18 +7,11 @@ import numbers
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
-
-from dask.base import tokenize
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from daskperiment import collector, serialization
 from daskperiment.backend import Backend, open_backend
-from daskperiment.codecontext import (
-    CodeContext,
-    digest_of,
-    source_of,
-    unavailable_source,
-)
+from daskperiment.codecontext import CodeContext
 from daskperiment.context import active_step, current_context
 from daskperiment.errors import (
     BackendError,
@@ -31,8 +24,10 @@ from daskperiment.history import history_frame, metric_frame
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import TrialRecord
 from daskperiment.seeding import validate_seed
-from daskperiment.step import Step, trial_placeholder
-from daskperiment.writer import TrialWriter, load_environment
+from daskperiment.envblob import load_environment
+from daskperiment.step import Step
+from daskperiment.tracker import Tracker, TrialFuture
+from daskperiment.trial import TrialResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,7 +82,6 @@ class Experiment:
     _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 
     id: str
-    seed: int | None
 
     def __new__(
         cls, id: str, backend: str | os.PathLike[str] | Backend | None = None, seed: int | None = None
@@ -117,7 +111,7 @@ class Experiment:
                     existing.seed = seed
                 return existing
             experiment = super().__new__(cls)
-            experiment._open(experiment_id, store, seed)
+            experiment._open(experiment_id, store, seed, announce=capture)
             cls._instances[experiment_id] = experiment
         if capture:
             collector.environment_future()  # capture starts now, in the background
@@ -127,19 +121,29 @@ class Experiment:
         # Steps that call ex.save_metric carry the experiment to dask workers.
         return _experiment_in_worker, (self.id, self._backend, self.seed)
 
-    def _open(self, experiment_id: str, backend: Backend, seed: int | None) -> None:
+    def _open(self, experiment_id: str, backend: Backend, seed: int | None, *, announce: bool) -> None:
+        """Set the experiment up; ``announce`` logs what the store holds (not in dask workers,
+        which never read the store)."""
         self.id = experiment_id
-        self.seed = seed
         self._backend = backend
         self._parameters = ParameterSet(experiment_id)
-        self._code = CodeContext()
-        self._trial_placeholder = trial_placeholder(experiment_id)
-        self._writer = TrialWriter(backend)
+        self._tracker = Tracker(experiment_id, backend, self._parameters, CodeContext(), seed)
+        if not announce:
+            return
         last = backend.last_trial_id()
         if last:
             logger.info("Loaded experiment %r with %d trial(s) from %r", experiment_id, last, backend)
         else:
             logger.info("Initialized new experiment: %r", self)
+
+    @property
+    def seed(self) -> int | None:
+        """Default seed of the trials (None: each trial gets a generated one)."""
+        return self._tracker.seed
+
+    @seed.setter
+    def seed(self, seed: int | None) -> None:
+        self._tracker.seed = validate_seed(seed)
 
     def __repr__(self) -> str:
         return f"Experiment(id: {self.id}, trial_id: {self.trial_id}, backend: {self._backend!r})"
@@ -215,17 +219,8 @@ class Experiment:
 
     def _decorate(self, func: Callable | None, *, persist: bool, result: bool) -> Any:
         if func is None:
-            return lambda f: Step(self, f, persist=persist, result=result)
-        return Step(self, func, persist=persist, result=result)
-
-    def _register_step(self, name: str, func: Callable) -> str:
-        """Record the step's source; return the digest identifying its code (for purity)."""
-        source = source_of(func)
-        if source is None:
-            self._code.register(name, unavailable_source(func))
-            return tokenize(func)  # the compiled code stands in for the missing text
-        self._code.register(name, source)
-        return digest_of(source)
+            return lambda f: Step(self, self._tracker, f, persist=persist, result=result)
+        return Step(self, self._tracker, func, persist=persist, result=result)
 
     # -- trials -------------------------------------------------------------------
     @property
@@ -243,6 +238,111 @@ class Experiment:
             Outside a running step of this experiment.
         """
         return current_context(self.id, "current_trial_id").trial_id
+
+    def run(
+        self,
+        result: TrialResult,
+        parameters: Mapping[str, Any] | None = None,
+        /,
+        *,
+        seed: int | None = None,
+        scheduler: Any = None,
+        **values: Any,
+    ) -> Any:
+        """Run one trial of ``result`` with the given parameter values; record it.
+
+        The values apply to this trial only: those set with
+        :meth:`set_parameters` (and the defaults) are used for the others and
+        are not changed, so threads can run trials with different values at once.
+
+        Parameters
+        ----------
+        result : TrialResult
+            The output of an ``@ex.result`` step.
+        parameters : mapping, optional
+            Parameter values by name (for names that are not Python
+            identifiers, or clash with ``seed``/``scheduler``).
+        seed : int, optional
+            Seed of the trial; defaults to the experiment's, else a generated one.
+        scheduler : optional
+            As for :func:`dask.compute`: ``"sync"``, ``"threads"``,
+            ``"processes"`` or a ``dask.distributed`` client; by default the
+            active client if any, else threads.
+        **values
+            Parameter values by name.
+
+        Returns
+        -------
+        Any
+            The trial's result.
+
+        Raises
+        ------
+        ParameterNotDefinedError, ParameterUndefinedError
+            For an unknown name, or a parameter left without value (nothing runs).
+        Exception
+            Whatever a step raised: the trial is recorded as failed first.
+        """
+        call = self._result_call(result, "run")
+        return self._tracker.run(call, {**(parameters or {}), **values}, seed, scheduler, {})
+
+    def submit(
+        self,
+        result: TrialResult,
+        parameters: Mapping[str, Any] | None = None,
+        /,
+        *,
+        seed: int | None = None,
+        scheduler: Any = None,
+        **values: Any,
+    ) -> TrialFuture:
+        """Start one trial of ``result`` without waiting for it (see :meth:`run`).
+
+        Returns
+        -------
+        TrialFuture
+            A ``concurrent.futures.Future`` of the trial's result (its
+            ``trial_id`` is known at once); the trial is recorded before it
+            completes. On a ``dask.distributed`` cluster the trial runs there;
+            otherwise in a background thread of this process, on the local
+            scheduler. Many trials can be in flight at once.
+        """
+        call = self._result_call(result, "submit")
+        return self._tracker.submit(call, {**(parameters or {}), **values}, seed, scheduler, {})
+
+    def sweep(self, result: TrialResult, grid: Mapping[str, Any] | None = None, **options: Any) -> pd.DataFrame:
+        """Run many trials of ``result`` as one dask graph; shared steps run once.
+
+        Parameters
+        ----------
+        result : TrialResult
+            The output of an ``@ex.result`` step.
+        grid : mapping of str to list, optional
+            Every combination of these values (a full grid).
+        **options
+            ``trials`` (a list of parameter dicts), ``random`` (a mapping of
+            names to ``scipy.stats`` frozen distributions or lists) with ``n``
+            and ``sample_seed``; ``seed``, ``per_trial_seeds``,
+            ``max_in_flight``, ``scheduler``, ``progress``, ``name`` and
+            ``share``: see :func:`daskperiment.sweep.run_sweep`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The sweep's rows of the history (with its ``Sweep`` column).
+        """
+        from daskperiment.sweep import run_sweep
+
+        call = self._result_call(result, "sweep")
+        return run_sweep(self._tracker, call, grid=grid, **options)
+
+    def _result_call(self, result: object, what: str) -> Any:
+        if not isinstance(result, TrialResult) or result.experiment_id != self.id:
+            raise TypeError(
+                f"ex.{what}() takes the output of an @ex.result step of experiment {self.id!r} "
+                f"(e.g. ex.{what}(score(prepare(a))), ...), not {type(result).__name__} {result!r}"
+            )
+        return result.call
 
     def _trial(self, trial_id: int) -> TrialRecord:
         trial_id = self._check_trial_id(trial_id)
@@ -341,7 +441,7 @@ class Experiment:
     def get_code(self, trial_id: int | None = None) -> str:
         """Source of the steps: as now, or as trial ``trial_id`` ran them."""
         if trial_id is None:
-            return self._code.snapshot()[1]
+            return self._tracker.code.snapshot()[1]
         blob = self._backend.load_blob(self._trial(trial_id).code_digest)
         return blob.content.decode("utf-8") if blob is not None else ""
 

@@ -19,7 +19,8 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
 
     Columns are the parameters (in the order they first appear), then
     ``Result``, ``Result Type`` (verbose), ``Success``, ``Finished``,
-    ``Process Time``, ``Description`` and ``Seed`` (verbose).
+    ``Process Time``, ``Description``, ``Seed`` (verbose) and ``Sweep`` (when
+    some trial belongs to a sweep).
     """
     import pandas as pd  # imported on first use: it is slow to import
 
@@ -38,6 +39,8 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     columns["Description"] = [trial.description for trial in trials]
     if verbose:
         columns["Seed"] = [trial.seed for trial in trials]
+    if any(trial.sweep_id is not None for trial in trials):
+        columns["Sweep"] = [trial.sweep_id for trial in trials]
     index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from dask.delayed import Delayed, delayed
 
@@ -78,6 +78,11 @@ class Parameter(Delayed):
         return self._name
 
     @property
+    def experiment_id(self) -> str:
+        """Id of the experiment the parameter belongs to."""
+        return self._parameter_set.experiment_id
+
+    @property
     def value(self) -> Any:
         """The value a trial started now would use (``Undefined`` if none)."""
         return self._parameter_set.current()[self._name]
@@ -115,6 +120,12 @@ class ParameterSet:
 
     def set(self, values: dict[str, Any]) -> None:
         """Set the values of defined parameters; unknown names change nothing and raise."""
+        self._check(values)
+        with self._lock:
+            self._values.update(values)
+
+    def _check(self, values: Mapping[str, Any]) -> None:
+        """Raise unless every name is a defined parameter and every value can be recorded."""
         unknown = [name for name in values if name not in self._parameters]
         if unknown:
             raise ParameterNotDefinedError(
@@ -124,8 +135,6 @@ class ParameterSet:
             )
         for name, value in values.items():
             _check_serializable(name, value)
-        with self._lock:
-            self._values.update(values)
 
     def current(self) -> dict[str, Any]:
         """Every defined parameter's value: set value, else default, else ``Undefined``."""
@@ -135,10 +144,27 @@ class ParameterSet:
                 for name in self._parameters
             }
 
-    def resolve(self, names: Iterable[str]) -> dict[str, Any]:
-        """Values of ``names`` in definition order; raise if one has no value."""
-        wanted = set(names)
-        values = {name: value for name, value in self.current().items() if name in wanted}
+    def resolve(self, names: Iterable[str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Values of ``names`` and of the ``overrides``' names, in definition order.
+
+        ``overrides`` (values given for one trial) take precedence over the
+        values set with :meth:`set` and the defaults, and change neither.
+
+        Raises
+        ------
+        ParameterNotDefinedError
+            When an override names no parameter.
+        ParameterUndefinedError
+            When one of ``names`` has no value.
+        """
+        overrides = overrides or {}
+        self._check(overrides)
+        wanted = set(names) | set(overrides)
+        values = {
+            name: overrides.get(name, value)
+            for name, value in self.current().items()
+            if name in wanted
+        }
         missing = sorted(name for name in wanted if values.get(name, Undefined) is Undefined)
         if missing:
             assignments = ", ".join(f"{name}=..." for name in missing)
@@ -149,15 +175,14 @@ class ParameterSet:
             )
         return values
 
-    def names_in(self, keys: Iterable[object]) -> list[str]:
-        """Names of this experiment's parameters whose placeholder keys are among ``keys``."""
+    def name_of(self, value: object) -> str | None:
+        """Name of the parameter ``value`` is (a Parameter, or its graph key), else None."""
+        if isinstance(value, Parameter):
+            return value.name if value.experiment_id == self.experiment_id else None
         prefix = parameter_key_prefix(self.experiment_id)
-        defined = self._parameters
-        return [
-            key[len(prefix):]
-            for key in keys
-            if isinstance(key, str) and key.startswith(prefix) and key[len(prefix):] in defined
-        ]
+        if isinstance(value, str) and value.startswith(prefix) and value[len(prefix):] in self._parameters:
+            return value[len(prefix):]
+        return None
 
 
 def _names(names: list[str]) -> str:

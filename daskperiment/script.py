@@ -233,7 +233,7 @@ def _check_parameters(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
             f"the parameters of experiment {experiment.id!r} are {defined}",
         )
-    needed = experiment._parameters.names_in(result.__dask_graph__())
+    needed = result.parameter_names
     missing = [n for n in needed if n not in given and current[n] is Undefined]
     if missing:
         raise _fail(

@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import code_diff
 from daskperiment.collector import diff_environments, environment_future
-from daskperiment.context import TrialBuffer, TrialContext
 from daskperiment.errors import BackendError
 from daskperiment.purity import warn_impure
-from daskperiment.records import Blob, RecordBatch, TrialRecord
+from daskperiment.envblob import environment_blob, load_environment
+from daskperiment.outcome import TrialOutcome
+from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _UNREAD = object()
-
-
-def environment_blob(environment: dict[str, Any]) -> Blob:
-    """The blob of a captured environment (JSON, categories in collection order)."""
-    return Blob.of(json.dumps(environment, default=str).encode("utf-8"))
-
-
-def load_environment(blob: Blob) -> dict[str, Any]:
-    """The environment stored in ``blob``."""
-    return json.loads(blob.content)
 
 
 class TrialWriter:
@@ -54,17 +44,27 @@ class TrialWriter:
 
     def write(
         self,
+        outcome: TrialOutcome,
         *,
-        context: TrialContext,
-        parameters: dict[str, Any],
-        result: Any,
-        error: BaseException | None,
+        parameters: Mapping[str, Any],
+        seed: int,
         process_time: float,
         code: tuple[str, str],
-        buffer: TrialBuffer,
+        sweep_id: str | None = None,
     ) -> None:
-        """Record one finished trial (successful when ``error`` is None)."""
-        batch = buffer.records
+        """Record one finished trial (successful when ``outcome.error`` is None)."""
+        trial_id, error = outcome.trial_id, outcome.error
+        batch = RecordBatch()
+        calls = []
+        workers: dict[str, bytes | None] = {}
+        for step in outcome.steps:
+            batch.metrics.extend(MetricPoint(trial_id, key, epoch, value) for key, epoch, value in step.metrics)
+            if step.persisted is not None:
+                batch.persisted.append(PersistedValue(trial_id, step.step, step.persisted))
+            if step.call is not None:
+                calls.append(step.call)
+            if step.environment is not None and workers.get(step.environment) is None:
+                workers[step.environment] = step.environment_blob
         code_digest, code_text = code
         with self._lock:
             environment = self._environment_blob()
@@ -72,28 +72,51 @@ class TrialWriter:
                 batch.blobs.append(Blob(code_digest, code_text.encode("utf-8")))
             if environment is not None and environment.digest not in self._sent_digests:
                 batch.blobs.append(environment)
-            calls = buffer.step_calls
+            batch.blobs.extend(self._worker_blobs(workers, environment))
             known = self._backend.load_step_outputs([call.input_key for call in calls])
             batch.step_outputs.extend(call.record() for call in warn_impure(calls, known))
             batch.trials.append(
                 TrialRecord(
-                    trial_id=context.trial_id,
+                    trial_id=trial_id,
                     parameters=parameters,
-                    result=result if error is None else None,
-                    result_type=serialization.type_name(result) if error is None else "",
+                    result=outcome.result if error is None else None,
+                    result_type=serialization.type_name(outcome.result) if error is None else "",
                     success=error is None,
                     finished=time.time(),
                     process_time=process_time,
                     description=None if error is None else describe_error(error),
-                    seed=context.seed,
+                    seed=seed,
                     code_digest=code_digest,
                     environment_digest=environment.digest if environment else None,
+                    sweep_id=sweep_id,
+                    worker_environment_digests=tuple(
+                        sorted(d for d in workers if environment is None or d != environment.digest)
+                    ),
                 )
             )
-            self._warn_code_change(context.trial_id, code)
+            self._warn_code_change(trial_id, code)
             self._write(batch)
             self._sent_digests.update(blob.digest for blob in batch.blobs)
-            self._previous_code = (context.trial_id, *code)
+            self._previous_code = (trial_id, *code)
+
+    def _worker_blobs(self, workers: dict[str, bytes | None], environment: Blob | None) -> list[Blob]:
+        """Blobs of worker environments not sent yet; a WARNING for each that differs from ours."""
+        blobs = []
+        for digest, content in workers.items():
+            if content is None or digest in self._sent_digests:
+                continue
+            blob = Blob(digest, content)
+            blobs.append(blob)
+            if environment is not None and digest != environment.digest:
+                logger.warning(
+                    "dask workers run in another environment than this process (trial steps "
+                    "are recorded with theirs):\n%s",
+                    diff_environments(
+                        load_environment(environment), load_environment(blob),
+                        old_label="this process", new_label="dask worker",
+                    ),
+                )
+        return blobs
 
     def _write(self, batch: RecordBatch) -> None:
         """Write ``batch``; a trial result that cannot be serialized is recorded as its repr.

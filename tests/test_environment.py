@@ -7,7 +7,7 @@ import json
 import platform
 
 from daskperiment import Experiment
-from daskperiment.writer import environment_blob
+from daskperiment.envblob import environment_blob
 
 
 def one_trial(ex: Experiment) -> None:

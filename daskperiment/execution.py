@@ -1,0 +1,260 @@
+"""The tasks of a trial graph, as they run wherever the scheduler puts them.
+
+Nothing here writes to a store: each task returns its output with its records
+(:mod:`daskperiment.outcome`), and the trial's last task gathers them for the
+process that started the trial. A step that raises does not stop the graph: its
+outcome carries the error, the steps after it are skipped, and the trial's
+outcome reports it, with the records of every step that ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+
+from daskperiment import seeding, serialization
+from daskperiment.arguments import fill
+from daskperiment.context import StepRecorder, TrialContext, active_step, describe_arguments
+from daskperiment.envblob import environment_blob, environment_fingerprint
+from daskperiment.errors import PersistError, UntrackedComputeError
+from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
+from daskperiment.purity import hash_call
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """What a task needs to run one step: the function and how to record it."""
+
+    name: str
+    func: Callable
+    persist: bool
+    code_digest: str
+    is_result: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepTask:
+    """A step call as a task: the step, its argument templates and their sources.
+
+    ``sources`` has one entry per input: a parameter's name, or the position
+    of the upstream outcome that fills it.
+    """
+
+    spec: StepSpec
+    args: Any
+    kwargs: Any
+    sources: tuple[int | str, ...]
+
+    def run(
+        self, context: TrialContext, parameters: Mapping[str, Any], upstream: Sequence[StepOutcome]
+    ) -> StepOutcome:
+        """Run the step on the values of its inputs."""
+        values = _input_values(self.sources, parameters, upstream)
+        return run_step(self.spec, context, fill(self.args, values), fill(self.kwargs, values))
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignTask:
+    """Plain dask work between steps (``dask.delayed`` functions, operators on parameters).
+
+    ``graph`` is that work's own graph, cut at the step calls and parameters
+    it uses; their keys in it (``boundary``) are filled with their values and
+    the graph is computed in the task, with dask's synchronous scheduler.
+    """
+
+    graph: dict[Any, Any]
+    key: Any
+    boundary: tuple[Any, ...]
+    sources: tuple[int | str, ...]
+
+    def run(
+        self, context: TrialContext, parameters: Mapping[str, Any], upstream: Sequence[StepOutcome]
+    ) -> StepOutcome:
+        """Compute the work on the values of its inputs."""
+        graph = dict(self.graph)
+        for key, value in zip(self.boundary, _input_values(self.sources, parameters, upstream)):
+            graph[key] = as_graph_data(value)
+        try:
+            return StepOutcome(output=dask.get(graph, self.key))
+        except Exception as exc:
+            return StepOutcome(error=exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A node of one trial (or of several trials sharing it): task, parameter values, context."""
+
+    task: StepTask | ForeignTask
+    parameters: Mapping[str, Any]
+    context: TrialContext
+
+
+def execute(invocation: Invocation, upstream: list[StepOutcome]) -> StepOutcome:
+    """The function of every node's task: skip it if an input failed, else run it."""
+    failed = next((outcome for outcome in upstream if outcome.error is not None), None)
+    if failed is not None:
+        return StepOutcome(error=failed.error)
+    return invocation.task.run(invocation.context, invocation.parameters, upstream)
+
+
+def records_of(outcome: StepOutcome) -> StepRecords | None:
+    """A step's records without its output (what crosses the cluster to the trial's last task)."""
+    return outcome.records
+
+
+def collect_trial(
+    trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
+) -> TrialOutcome:
+    """The function of a trial's last task: the result and every step's records."""
+    steps = [part.records if isinstance(part, StepOutcome) else part for part in parts]
+    steps.append(root.records)
+    return TrialOutcome(
+        trial_id=trial_id,
+        result=root.output if root.error is None else None,
+        error=root.error,
+        steps=[records for records in steps if records is not None],
+    )
+
+
+def _input_values(
+    sources: tuple[int | str, ...], parameters: Mapping[str, Any], upstream: Sequence[StepOutcome]
+) -> list[Any]:
+    return [
+        parameters[source] if isinstance(source, str) else upstream[source].output
+        for source in sources
+    ]
+
+
+def run_step(spec: StepSpec, context: TrialContext, args: tuple, kwargs: dict[str, Any]) -> StepOutcome:
+    """Run one step of a trial and return its output with what it recorded.
+
+    Exceptions are caught into the outcome (``KeyboardInterrupt`` and other
+    non-``Exception`` errors propagate).
+    """
+    records = StepRecords(spec.name)
+    records.environment, records.environment_blob = worker_environment(context)
+    if context.reseed or context.origin != process_identity():
+        seeding.seed_everything(seeding.step_seed(context.seed, spec.name))
+    recorder = StepRecorder(context)
+    started = time.perf_counter()
+    reset = active_step.set(recorder)
+    try:
+        output = spec.func(*args, **kwargs)
+        if spec.persist:
+            records.persisted = _persisted(spec.name, output)
+    except Exception as exc:
+        return StepOutcome(error=exc, records=_finish(records, recorder, started))
+    finally:
+        active_step.reset(reset)
+    records.call = hash_call(
+        spec.name, spec.code_digest, args, kwargs, output, describe_arguments(args, kwargs)
+    )
+    return StepOutcome(output=output, records=_finish(records, recorder, started))
+
+
+def _finish(records: StepRecords, recorder: StepRecorder, started: float) -> StepRecords:
+    records.duration = time.perf_counter() - started
+    records.metrics = recorder.metrics
+    return records
+
+
+def _persisted(step: str, output: Any) -> bytes:
+    try:
+        return serialization.dumps(output)
+    except TypeError as exc:
+        raise PersistError(
+            f"the output of persisted step {step!r} cannot be stored: {exc}. Return a value "
+            "pickle or cloudpickle can serialize, or decorate the step with @ex instead of "
+            "@ex.persist"
+        ) from None
+
+
+def dry_run(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """The task of a step call's own ``dask.delayed`` graph: run it, record nothing.
+
+    That graph is computed when an intermediate step is computed on its own,
+    or by plain dask code; a trial never computes it.
+
+    Raises
+    ------
+    UntrackedComputeError
+        For an ``@ex.result`` step: its computation must be a recorded trial.
+    """
+    spec: StepSpec = call.spec
+    if spec.is_result:
+        raise UntrackedComputeError(
+            f"the @ex.result step {spec.name!r} was computed by dask itself (dask.compute, "
+            "client.compute, persist), which records no trial: call result.compute() or "
+            "ex.run(result, ...) to run a trial, ex.submit(result, ...) to run one without "
+            "waiting, or ex.sweep(result, ...) for many"
+        )
+    reset = active_step.set(StepRecorder(None))
+    try:
+        return spec.func(*args, **kwargs)
+    finally:
+        active_step.reset(reset)
+
+
+class _Literal:
+    """A value placed in a graph as data, never mistaken for a key or a task."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _unbox(literal: _Literal) -> Any:
+    return literal.value
+
+
+_SCALARS = (int, float, bool, complex, bytes, type(None))
+
+
+def as_graph_data(value: Any) -> Any:
+    """``value`` as a graph node that dask hands over as is.
+
+    Scalars go in as data; anything else (tuples look like tasks, lists and
+    strings may hold keys) is boxed in a one-call task.
+    """
+    if type(value) in _SCALARS:
+        return value
+    return (_unbox, _Literal(value))
+
+
+# -- where a step runs ---------------------------------------------------------------
+def process_identity() -> str:
+    """This process, as named in a trial context: host and process id."""
+    return f"{platform.node()}:{os.getpid()}"
+
+
+_sent_lock = threading.Lock()
+_sent: set[tuple[str, str]] = set()
+
+
+def worker_environment(context: TrialContext) -> tuple[str | None, bytes | None]:
+    """Digest of this process's environment if it is not the trial starter's, with the blob once.
+
+    The environment is captured once per process (and not at all where the
+    fingerprint matches the starter's). Its blob travels with the first step
+    records of each client session; later records carry the digest only.
+    """
+    if environment_fingerprint() == context.environment:
+        return None, None
+    from daskperiment.collector import environment_future
+
+    blob = environment_blob(environment_future().result())
+    with _sent_lock:
+        first = (context.session, blob.digest) not in _sent
+        _sent.add((context.session, blob.digest))
+    return blob.digest, blob.content if first else None

@@ -1,0 +1,335 @@
+"""The calls of an experiment's steps, and the dask graphs of its trials.
+
+Calling a step records a :class:`StepCall`: the step, its arguments, and
+what they come from (other step calls, parameters, other dask collections).
+The call also has an ordinary ``dask.delayed`` graph, used when it is computed
+outside a trial (a dry run), drawn or wrapped by plain dask code.
+
+A trial does not compute that graph: :func:`trial_graph` builds a new one per
+trial or sweep, in dask's documented graph format, whose keys belong to that
+computation only (a dask cluster keeps and reuses results by key, so a key must
+never name two different computations). In a sweep, a step call whose code,
+inputs and seed are the same in several trials gets one key, built from those
+inputs (content-addressed), so it is computed once for all of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+from dask.base import tokenize
+from dask.core import get_dependencies
+from dask.delayed import Delayed, delayed
+
+from daskperiment.arguments import template
+from daskperiment.context import TrialContext
+from daskperiment.execution import (
+    ForeignTask,
+    Invocation,
+    StepTask,
+    as_graph_data,
+    collect_trial,
+    dry_run,
+    execute,
+    records_of,
+)
+
+if TYPE_CHECKING:
+    from daskperiment.step import StepSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterInput:
+    """An argument filled with the value of parameter ``name`` in each trial."""
+
+    name: str
+
+
+Input = Union["StepCall", "ForeignCall", ParameterInput]
+ParameterLookup = Callable[[object], "str | None"]
+"""Name of the experiment's parameter an object (or graph key) stands for, else None."""
+
+_calls: "weakref.WeakValueDictionary[str, StepCall]" = weakref.WeakValueDictionary()
+
+
+class StepCall:
+    """One call of a step: the node of the experiment's graph it adds.
+
+    Parameters
+    ----------
+    spec : StepSpec
+        The step.
+    args, kwargs : tuple, dict
+        Arguments of the call; dask collections among them (other steps'
+        outputs, parameters, any delayed value) are its inputs.
+    parameter_of : callable
+        Name of the experiment's parameter an object or graph key stands for.
+    """
+
+    __slots__ = ("spec", "key", "label", "inputs", "task", "graph", "_plan", "__weakref__")
+
+    def __init__(
+        self, spec: "StepSpec", args: tuple, kwargs: dict[str, Any], parameter_of: ParameterLookup
+    ) -> None:
+        self.spec = spec
+        self.label = spec.name
+        self.key = f"{spec.name}-{uuid.uuid4().hex}"
+        inputs: list[Input] = []
+        input_of = lambda value: _input_of(value, parameter_of)  # noqa: E731
+        arguments = template(args, inputs, input_of), template(kwargs, inputs, input_of)
+        self.inputs = tuple(inputs)
+        self.task = StepTask(spec, *arguments, _sources(self.inputs))
+        self.graph = delayed(dry_run, pure=False)(self, *args, dask_key_name=self.key, **kwargs).dask
+        self._plan: Plan | None = None
+        _calls[self.key] = self
+
+    def plan(self) -> "Plan":
+        """The calls this one depends on, in an order that computes each after its inputs."""
+        if self._plan is None:
+            self._plan = Plan.of(self)
+        return self._plan
+
+    def __repr__(self) -> str:
+        return f"StepCall({self.key!r})"
+
+
+class StepDelayed(Delayed):
+    """The output of a step call: a ``dask.delayed`` object that knows its call."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: StepCall) -> None:
+        super().__init__(call.key, call.graph)
+        self._call = call
+
+    @property
+    def call(self) -> StepCall:
+        """The step call this is the output of."""
+        return self._call
+
+
+class ForeignCall:
+    """A dask collection other than steps and parameters among a step's arguments.
+
+    Its graph, cut where it reaches the experiment's step calls and parameters
+    (its inputs), runs as one task of the trial (:class:`ForeignTask`).
+    """
+
+    __slots__ = ("key", "label", "inputs", "task")
+
+    def __init__(self, value: Any, parameter_of: ParameterLookup) -> None:
+        collection = value if isinstance(value, Delayed) else delayed(value)
+        graph = dict(collection.__dask_graph__())
+        self.key = str(collection.key)
+        self.label = self.key.rsplit("-", 1)[0] or "value"
+        inputs: list[Input] = []
+        boundary: list[Any] = []
+        subgraph: dict[Any, Any] = {}
+        pending, seen = [collection.key], set()
+        while pending:
+            key = pending.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            known = _calls.get(key) if isinstance(key, str) else None
+            name = parameter_of(key)
+            if known is not None or name is not None:
+                inputs.append(known if known is not None else ParameterInput(name))  # type: ignore[arg-type]
+                boundary.append(key)
+                continue
+            subgraph[key] = graph[key]
+            pending.extend(get_dependencies(graph, key))
+        self.inputs = tuple(inputs)
+        self.task = ForeignTask(subgraph, collection.key, tuple(boundary), _sources(self.inputs))
+
+
+Node = Union[StepCall, ForeignCall]
+
+
+def _input_of(value: Any, parameter_of: ParameterLookup) -> Input:
+    if isinstance(value, StepDelayed):
+        return value.call
+    name = parameter_of(value)
+    if name is not None:
+        return ParameterInput(name)
+    return ForeignCall(value, parameter_of)
+
+
+def _sources(inputs: Sequence[Input]) -> tuple[int | str, ...]:
+    """Per input: its parameter's name, or its position among the call's upstream nodes."""
+    positions = itertools.count()
+    return tuple(
+        item.name if isinstance(item, ParameterInput) else next(positions) for item in inputs
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The nodes a result depends on, inputs first, the result last.
+
+    Attributes
+    ----------
+    nodes : tuple
+        Step and foreign calls in a topological order.
+    upstream : tuple of tuple of int
+        For each node, the positions in ``nodes`` of its upstream nodes.
+    parameters : tuple of str
+        Names of the parameters the nodes use, in the order first met.
+    """
+
+    nodes: tuple[Node, ...]
+    upstream: tuple[tuple[int, ...], ...]
+    parameters: tuple[str, ...]
+
+    @classmethod
+    def of(cls, root: StepCall) -> "Plan":
+        """The plan of everything ``root`` depends on."""
+        order: list[Node] = []
+        position: dict[int, int] = {}
+        names: dict[str, None] = {}
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in position:
+                continue
+            if expanded:
+                position[id(node)] = len(order)
+                order.append(node)
+                continue
+            stack.append((node, True))
+            for item in reversed(node.inputs):
+                if isinstance(item, ParameterInput):
+                    names[item.name] = None
+                elif id(item) not in position:
+                    stack.append((item, False))
+        upstream = tuple(
+            tuple(position[id(i)] for i in node.inputs if not isinstance(i, ParameterInput))
+            for node in order
+        )
+        return cls(tuple(order), upstream, tuple(names))
+
+
+@dataclass(frozen=True, slots=True)
+class TrialSpec:
+    """One trial to put in a graph: its id, parameter values and seed."""
+
+    trial_id: int
+    parameters: Mapping[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSettings:
+    """How to build a trial graph.
+
+    Attributes
+    ----------
+    experiment_id, origin, environment, session : str
+        What every step's :class:`TrialContext` says of where the trial started.
+    share : bool
+        Give identical step calls of several trials one content-addressed key.
+    records_apart : bool
+        Send each step's records to the trial's last task on their own (a
+        cluster then moves records, not the steps' outputs, between workers).
+    """
+
+    experiment_id: str
+    origin: str
+    environment: str
+    session: str
+    share: bool = False
+    records_apart: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrialGraph:
+    """A graph computing trials, and the key of each trial's outcome."""
+
+    graph: dict[str, Any]
+    trial_keys: dict[int, str]
+    node_keys: dict[int, list[str]]
+
+
+def node_keys_of(plan: Plan, trials: Iterable[TrialSpec], token: str, share: bool) -> dict[int, list[str]]:
+    """The key of every node of every trial; shared nodes get content-addressed keys.
+
+    The result step is never shared: each trial computes its own.
+    """
+    keys: dict[int, list[str]] = {}
+    last = len(plan.nodes) - 1
+    for trial in trials:
+        names: list[str] = []
+        for index, node in enumerate(plan.nodes):
+            if share and index != last:
+                used = [trial.parameters[i.name] for i in node.inputs if isinstance(i, ParameterInput)]
+                upstream = [names[u] for u in plan.upstream[index]]
+                content = tokenize(node.key, upstream, used, trial.seed)
+                names.append(f"{node.label}-{content}-{token}")
+            else:
+                names.append(f"{node.label}-{token}-{trial.trial_id}-{index}")
+        keys[trial.trial_id] = names
+    return keys
+
+
+def trial_graph(
+    plan: Plan,
+    trials: Sequence[TrialSpec],
+    settings: GraphSettings,
+    token: str | None = None,
+    node_keys: dict[int, list[str]] | None = None,
+    computed: Mapping[str, Any] | None = None,
+) -> TrialGraph:
+    """The graph computing ``trials``, each recorded on its own.
+
+    Parameters
+    ----------
+    plan : Plan
+        What each trial computes.
+    trials : sequence of TrialSpec
+        The trials.
+    settings : GraphSettings
+        Context of the steps, and how to build the graph.
+    token : str, optional
+        Part of every key that makes them unique to this computation.
+    node_keys : dict, optional
+        Keys from :func:`node_keys_of`. A sweep computes them for all its trials
+        at once: a step's context then names every trial sharing it.
+    computed : mapping, optional
+        Outcomes of nodes already computed, by key: put in the graph as data.
+    """
+    token = token or uuid.uuid4().hex
+    if node_keys is None:
+        node_keys = node_keys_of(plan, trials, token, settings.share)
+    members: dict[str, list[int]] = {}
+    for trial_id, keys in node_keys.items():
+        for key in keys:
+            members.setdefault(key, []).append(trial_id)
+    graph: dict[str, Any] = {}
+    trial_keys: dict[int, str] = {}
+    for trial in trials:
+        names = node_keys[trial.trial_id]
+        for index, node in enumerate(plan.nodes):
+            key = names[index]
+            if key in graph:
+                continue
+            if computed is not None and key in computed:
+                graph[key] = as_graph_data(computed[key])
+            else:
+                context = TrialContext(
+                    settings.experiment_id, tuple(members[key]), trial.seed, settings.origin,
+                    settings.environment, settings.session, settings.share,
+                )
+                upstream = [names[u] for u in plan.upstream[index]]
+                graph[key] = (execute, Invocation(node.task, trial.parameters, context), upstream)
+            if settings.records_apart:
+                graph[f"{key}-records"] = (records_of, key)
+        parts = [f"{key}-records" if settings.records_apart else key for key in names[:-1]]
+        trial_key = trial_keys[trial.trial_id] = f"trial-{token}-{trial.trial_id}"
+        graph[trial_key] = (collect_trial, trial.trial_id, names[-1], parts)
+    return TrialGraph(graph, trial_keys, node_keys)
+

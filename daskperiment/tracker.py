@@ -1,0 +1,194 @@
+"""Running trials of one experiment and recording each: blocking, in the background, or many.
+
+A :class:`Tracker` holds what a trial needs from its experiment (parameters,
+code, default seed, store) and never touches global state of a trial: the
+values a trial runs with are given to it, resolved once when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from daskperiment import seeding
+from daskperiment.backend.base import Backend
+from daskperiment.codecontext import CodeContext
+from daskperiment.envblob import environment_fingerprint
+from daskperiment.execution import process_identity
+from daskperiment.graph import GraphSettings, StepCall, TrialSpec, trial_graph
+from daskperiment.outcome import TrialOutcome
+from daskperiment.parameter import ParameterSet
+from daskperiment.scheduling import Runner
+from daskperiment.writer import TrialWriter
+
+logger = logging.getLogger(__name__)
+
+
+class TrialFuture(Future):
+    """The future of a trial submitted with :meth:`Experiment.submit`.
+
+    Its result is the trial's result (or the error a step raised); the trial
+    is recorded before the future completes.
+
+    Attributes
+    ----------
+    trial_id : int
+        Id of the trial, known as soon as it is submitted.
+    """
+
+    def __init__(self, trial_id: int) -> None:
+        super().__init__()
+        self.trial_id = trial_id
+
+    def __repr__(self) -> str:
+        return f"<TrialFuture trial {self.trial_id} {self._state.lower()}>"
+
+
+@dataclass(frozen=True, slots=True)
+class StartedTrial:
+    """A trial whose id, values and graph are fixed, ready for its scheduler."""
+
+    spec: TrialSpec
+    runner: Runner
+    graph: dict[str, Any]
+    key: str
+    code: tuple[str, str]
+    started: float
+
+
+class Tracker:
+    """Runs and records the trials of one experiment.
+
+    Parameters
+    ----------
+    experiment_id : str
+        Id of the experiment.
+    backend : Backend
+        Its store.
+    parameters : ParameterSet
+        Its parameters.
+    code : CodeContext
+        The source of its steps.
+    seed : int, optional
+        Default seed of its trials.
+    """
+
+    def __init__(
+        self, experiment_id: str, backend: Backend, parameters: ParameterSet, code: CodeContext,
+        seed: int | None = None,
+    ) -> None:
+        self.experiment_id = experiment_id
+        self.backend = backend
+        self.parameters = parameters
+        self.code = code
+        self.seed = seed
+        self.writer = TrialWriter(backend)
+        self.session = uuid.uuid4().hex
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    def graph_settings(self, runner: Runner, share: bool = False) -> GraphSettings:
+        """How trial graphs for ``runner`` are built."""
+        return GraphSettings(
+            experiment_id=self.experiment_id,
+            origin=process_identity(),
+            environment=environment_fingerprint(),
+            session=self.session,
+            share=share,
+            records_apart=runner.client is not None,
+        )
+
+    # -- one trial ---------------------------------------------------------------
+    def run(
+        self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
+        options: dict[str, Any],
+    ) -> Any:
+        """Run one trial of ``call`` with ``values`` over the current parameters; record it."""
+        trial = self._start(call, values, seed, scheduler, options)
+        seeding.seed_everything(trial.spec.seed)
+        try:
+            outcome = trial.runner.run(trial.graph, [], _ignore, extra_keys=[trial.key])[trial.key]
+        except BaseException as exc:  # the scheduler itself failed, or was interrupted
+            outcome = TrialOutcome(trial.spec.trial_id, error=exc)
+        return self._finish(trial, outcome)
+
+    def submit(
+        self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
+        options: dict[str, Any],
+    ) -> TrialFuture:
+        """Start one trial without waiting; its future completes once it is recorded."""
+        trial = self._start(call, values, seed, scheduler, options)
+        future = TrialFuture(trial.spec.trial_id)
+        future.set_running_or_notify_cancel()
+        if trial.runner.client is not None:
+            trial.runner.submit(
+                trial.graph, trial.key,
+                lambda key, outcome, error: self._settle(future, trial, outcome, error),
+            )
+        else:
+            self._background().submit(self._run_in_background, future, trial)
+        return future
+
+    def _run_in_background(self, future: TrialFuture, trial: StartedTrial) -> None:
+        seeding.seed_everything(trial.spec.seed)
+        try:
+            outcome = trial.runner.run(trial.graph, [], _ignore, extra_keys=[trial.key])[trial.key]
+        except BaseException as exc:
+            self._settle(future, trial, None, exc)
+        else:
+            self._settle(future, trial, outcome, None)
+
+    def _settle(
+        self, future: TrialFuture, trial: StartedTrial, outcome: TrialOutcome | None,
+        error: BaseException | None,
+    ) -> None:
+        try:
+            result = self._finish(trial, outcome or TrialOutcome(trial.spec.trial_id, error=error))
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def _start(
+        self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
+        options: dict[str, Any],
+    ) -> StartedTrial:
+        plan = call.plan()
+        parameters = self.parameters.resolve(plan.parameters, values)
+        chosen = seeding.choose_seed(seed, self.seed)
+        runner = Runner.choose(scheduler, options)
+        code = self.code.snapshot()
+        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen)
+        built = trial_graph(plan, [spec], self.graph_settings(runner))
+        return StartedTrial(
+            spec, runner, built.graph, built.trial_keys[spec.trial_id], code, time.perf_counter()
+        )
+
+    def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
+        self.writer.write(
+            outcome,
+            parameters=trial.spec.parameters,
+            seed=trial.spec.seed,
+            process_time=time.perf_counter() - trial.started,
+            code=trial.code,
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    def _background(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(thread_name_prefix=f"daskperiment-{self.experiment_id}")
+            return self._executor
+
+
+def _ignore(key: str, outcome: Any, error: BaseException | None) -> None:
+    """Single trials read their outcome from the scheduler's return value."""
+
