@@ -40,6 +40,12 @@ class TrialRecord:
         Digest of the code blob of the trial's steps.
     environment_digest : str or None
         Digest of the environment blob, ``None`` if it could not be captured.
+    sweep_id : str or None
+        Id of the sweep the trial belongs to, ``None`` for a trial run alone.
+    worker_environment_digests : tuple of str
+        Digests of the environment blobs of the dask worker processes the
+        trial's steps ran in, where they differ from the client's
+        (``environment_digest``); sorted, unique, empty when none differ.
     """
 
     trial_id: int
@@ -53,6 +59,8 @@ class TrialRecord:
     seed: int | None
     code_digest: str
     environment_digest: str | None
+    sweep_id: str | None = None
+    worker_environment_digests: tuple[str, ...] = ()
 
 
 class MetricPoint(NamedTuple):
