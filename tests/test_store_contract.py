@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import random
+import re
 import threading
 import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import pytest
 
 from daskperiment import serialization
-from daskperiment.backend import Backend, LocalBackend
+from daskperiment.backend import Backend, LocalBackend, experiment_ids
 from daskperiment.backend.mongo import MongoBackend
 from daskperiment.backend.redis import RedisBackend
 from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, StepOutput, TrialRecord
@@ -35,8 +38,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
 
 
 def run_in_processes(
-    target: Callable[..., object], calls: Sequence[tuple], alongside: Callable[[], None] = lambda: None
-) -> list[object]:
+    target: Callable[..., object],
+    calls: Sequence[tuple],
+    alongside: Callable[[], None] = lambda: None,
+) -> list[Any]:
     """Results of ``target(*call)`` for each call, each run in a new (spawned) process.
 
     The processes start, wait until all of them are ready, then run at once,
@@ -134,12 +139,65 @@ def version_1_trial_document(trial_id: int) -> dict[str, object]:
 
 
 def check_a_version_1_trial_reads_with_the_defaults(store: Backend) -> None:
-    """``store`` holds trial 1 as written before sweeps: it reads back, and new trials go beside it."""
+    """``store`` holds trial 1 as written before sweeps: it reads back, new trials go beside it."""
     assert store.load_trials() == [trial(1)]  # no sweep, no worker environments
     swept = trial(2, sweep_id="sweep-1", worker_environment_digests=("a" * 64, "b" * 64))
     store.write_trial(swept)
     assert store.load_trials() == [trial(1), swept]
     store.close()
+
+
+def test_blocks_of_trial_ids_follow_each_other(store: Backend) -> None:
+    assert store.allocate_trial_ids(3) == range(1, 4)
+    assert store.allocate_trial_id() == 4
+    assert store.allocate_trial_ids(1) == range(5, 6)
+    assert store.allocate_trial_ids(np.int64(10)) == range(6, 16)
+    assert store.last_trial_id() == 0  # allocated is not recorded
+
+
+def location_of(store: Backend) -> str:
+    """Where the experiments of ``store``'s kind are listed (see ``experiment_ids``)."""
+    return store.reopen_arguments()[0]
+
+
+@pytest.mark.parametrize("count", [0, -2, True, 2.5, "3", None])
+def test_a_bad_count_is_refused_before_the_store_is_used(store: Backend, count: object) -> None:
+    message = rf"count must be a positive int.* got {re.escape(repr(count))}\. Pass an int"
+    with pytest.raises(ValueError, match=message):
+        store.allocate_trial_ids(count)  # type: ignore[arg-type]
+    assert experiment_ids(location_of(store)) == []  # not even opened
+    assert store.allocate_trial_ids(2) == range(1, 3)
+
+
+BLOCKS_PER_WORKER = 40
+
+
+def _allocate_blocks(store: Backend, seed: int) -> list[tuple[int, range]]:
+    sizes = random.Random(seed).choices(range(1, 10), k=BLOCKS_PER_WORKER)
+    return [(size, store.allocate_trial_ids(size)) for size in sizes]
+
+
+def test_blocks_of_trial_ids_are_disjoint_across_threads_and_processes(store: Backend) -> None:
+    in_threads: list[tuple[int, range]] = []
+
+    def allocate_in_threads() -> None:
+        threads = [
+            threading.Thread(target=lambda s=seed: in_threads.extend(_allocate_blocks(store, s)))
+            for seed in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    in_processes = run_in_processes(
+        _allocate_blocks, [(store, seed) for seed in range(8, 12)], alongside=allocate_in_threads
+    )
+    blocks = in_threads + [block for blocks in in_processes for block in blocks]
+    assert len(blocks) == 12 * BLOCKS_PER_WORKER
+    assert all(len(ids) == size for size, ids in blocks)
+    total = sum(size for size, _ in blocks)
+    assert sorted(i for _, ids in blocks for i in ids) == list(range(1, total + 1))
 
 
 def test_trials_round_trip(store: Backend) -> None:

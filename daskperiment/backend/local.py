@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from daskperiment import serialization
-from daskperiment.backend.base import Backend
+from daskperiment.backend.base import Backend, check_trial_id_count, trial_id_block
 from daskperiment.errors import BackendError
 from daskperiment.records import (
     Blob,
@@ -185,13 +185,19 @@ class LocalBackend(Backend):
             self._connection = None
 
     # -- writes -------------------------------------------------------------
-    def allocate_trial_id(self) -> int:
+    def allocate_trial_ids(self, count: int) -> range:
+        """Reserve ``count`` ids by one ``UPDATE … RETURNING`` of the counter row.
+
+        See :meth:`Backend.allocate_trial_ids`.
+        """
+        count = check_trial_id_count(count)
         # One statement in autocommit mode is its own atomic transaction.
         with self._lock:
             (row,) = self._connect().execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'trial_id' RETURNING value"
+                "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
+                (count,),
             ).fetchall()
-        return int(row[0])
+        return trial_id_block(int(row[0]), count)
 
     def write_batch(self, batch: RecordBatch) -> None:
         # Serialize everything before the transaction: a value that cannot be
@@ -220,7 +226,8 @@ class LocalBackend(Backend):
                 )
             if trials:
                 connection.executemany(
-                    f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS}) VALUES ({_TRIAL_PLACEHOLDERS})",
+                    f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})"
+                    f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
         for trial in batch.trials:
