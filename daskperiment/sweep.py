@@ -201,7 +201,7 @@ def run_sweep(
     seeds = _trial_seeds(sweep_seed, len(resolved), per_trial_seeds)
     runner = Runner.choose(scheduler)
     code = tracker.code.snapshot()
-    ids = [tracker.backend.allocate_trial_id() for _ in resolved]
+    ids = tracker.backend.allocate_trial_ids(len(resolved))
     specs = [TrialSpec(trial_id, values, s) for trial_id, values, s in zip(ids, resolved, seeds)]
     logger.info("Sweep %s: %d trials from id %d, seed %d", sweep_id, len(specs), ids[0], sweep_seed)
     recorder = _SweepRecorder(tracker, specs, code, sweep_id, TrialProgressBar(len(specs)) if progress else None)
