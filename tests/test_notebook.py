@@ -75,3 +75,18 @@ def test_a_new_process_reloads_the_history(executed: dict) -> None:
     output = text(executed["reload"])
     assert output.startswith("7 {'a': 1, 'b': 2}\n")  # 7 trials so far; trial 1's parameters
     assert "Trial ID" in output
+
+
+def test_sweeps_record_every_trial_with_its_sweep(executed: dict) -> None:
+    grid = text(executed["sweep-grid"]).splitlines()[1:]  # header, then one line per trial
+    rows = [line.split() for line in grid if "grid-1" in line]
+    assert len(rows) == 8
+    for _, a, b, result, success, _ in rows:
+        assert float(result) == pytest.approx(100 / (int(a) + int(b)), rel=1e-6)  # score redefined above and success == "True"
+    assert text(executed["sweep-random"]).count("random-1") == 8
+
+
+def test_trials_on_a_cluster(executed: dict) -> None:
+    output = text(executed["cluster"])
+    assert f"one trial on the cluster: {100 / 6}" in output
+    assert f"{[100 / (a + 2) for a in range(1, 5)]}" in output
