@@ -130,6 +130,8 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     check_a_version_1_trial_reads_with_the_defaults(LocalBackend(tmp_path, "x"))
     backend = LocalBackend(tmp_path, "x")
     assert backend.allocate_trial_id() == 2  # the counter is kept
+    backend.save_setting("objective", '"minimize"')
+    assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
     assert version == SCHEMA_VERSION == 2

@@ -15,10 +15,12 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pytest
 
+from conftest import free_port
 from daskperiment import serialization
-from daskperiment.backend import Backend, LocalBackend, experiment_ids
+from daskperiment.backend import Backend, LocalBackend, experiment_ids, open_backend
 from daskperiment.backend.mongo import MongoBackend
 from daskperiment.backend.redis import RedisBackend
+from daskperiment.errors import BackendError
 from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, StepOutput, TrialRecord
 
 DEADLOCK_SECONDS = 120  # only to fail rather than hang if a process never gets there
@@ -345,10 +347,84 @@ def test_stores_of_two_experiments_are_separate(store: Backend) -> None:
     other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
     try:
         store.write_batch(RecordBatch(trials=[trial(1)], metrics=[MetricPoint(1, "loss", 0, 1.0)]))
+        store.save_setting("objective", '"minimize"')
         assert other.load_trials() == [] and other.metric_keys() == []
+        assert other.load_setting("objective") is None
         assert other.allocate_trial_id() == 1
+        other.save_setting("objective", '"maximize"')
+        assert store.load_setting("objective") == '"minimize"'
+        assert other.load_setting("objective") == '"maximize"'
     finally:
         other.close()
+
+
+def test_settings_round_trip_and_the_last_write_wins(store: Backend) -> None:
+    odd = "odd name: with/slash.dot$dollar é"
+    assert store.load_setting("objective") is None
+    store.save_setting("objective", '"minimize"')
+    store.save_setting(odd, '{"a": [1, 2.5]}')
+    store.save_setting("empty", "")
+    store.save_setting("objective", '"maximize"')
+    assert store.load_setting("objective") == '"maximize"'
+    assert store.load_setting(odd) == '{"a": [1, 2.5]}'
+    assert store.load_setting("empty") == ""
+    assert store.load_setting("other") is None
+    reopened = type(store)(*store.reopen_arguments())  # another connection sees them
+    try:
+        assert reopened.load_setting("objective") == '"maximize"'
+    finally:
+        reopened.close()
+
+
+def test_settings_are_no_records_and_list_no_experiment(store: Backend) -> None:
+    store.save_setting("objective", '"minimize"')
+    store.save_setting("experiments", "[]")
+    assert store.load_trials() == [] and store.last_trial_id() == 0
+    assert store.metric_keys() == []
+    assert store.allocate_trial_id() == 1
+    assert experiment_ids(location_of(store)) == ["contract"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("", '"x"', ValueError, r"a setting name must not be empty; give it a name"),
+        (None, '"x"', TypeError, r"a setting name must be a str, got NoneType None; name it"),
+        (3, '"x"', TypeError, r"a setting name must be a str, got int 3"),
+        ("objective", 5, TypeError, r"value of setting 'objective' must be a str, got int; .*json"),
+        ("objective", b'"x"', TypeError, r"value of setting 'objective' must be a str, got bytes"),
+        ("objective", None, TypeError, r"must be a str, got NoneType; save a text"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_the_store_is_used(
+    store: Backend, name: object, value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        store.save_setting(name, value)  # type: ignore[arg-type]
+    if not isinstance(name, str) or not name:
+        with pytest.raises(error, match=message):
+            store.load_setting(name)  # type: ignore[arg-type]
+    assert experiment_ids(location_of(store)) == []  # not even opened
+    assert store.load_setting("objective") is None
+
+
+@pytest.mark.parametrize("scheme", ["redis", "mongodb"])
+def test_a_setting_is_not_spooled_when_the_server_is_unreachable(scheme: str) -> None:
+    port = free_port()
+    uri = f"redis://127.0.0.1:{port}/0"
+    if scheme == "mongodb":
+        uri = f"mongodb://127.0.0.1:{port}/db?serverSelectionTimeoutMS=300"
+    backend = open_backend(uri, "contract")
+    with pytest.raises(
+        BackendError,
+        match=rf"cannot reach the \w+ server {scheme}://127.0.0.1:{port}/\S* to save the setting "
+        r"'objective' of experiment 'contract' \(settings are not spooled: save it again once "
+        r"the server is reachable\)",
+    ):
+        backend.save_setting("objective", '"minimize"')
+    assert backend.spool.pending() == [] and not backend.spool.directory.exists()
+    with pytest.raises(BackendError, match=r"cannot reach .* to read the setting 'objective'"):
+        backend.load_setting("objective")
 
 
 def test_metrics_read_back_as_columns(store: Backend) -> None:

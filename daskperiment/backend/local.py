@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Sequence
 
 from daskperiment import serialization
-from daskperiment.backend.base import Backend, check_trial_id_count, trial_id_block
+from daskperiment.backend.base import (
+    Backend,
+    check_setting,
+    check_setting_name,
+    check_trial_id_count,
+    trial_id_block,
+)
 from daskperiment.errors import BackendError
 from daskperiment.records import (
     Blob,
@@ -233,6 +239,14 @@ class LocalBackend(Backend):
         for trial in batch.trials:
             self._write_code_file(trial, batch.blobs)
 
+    def save_setting(self, name: str, value: str) -> None:
+        """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
+        check_setting(name, value)
+        with self._write() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
+            )
+
     def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
         """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
 
@@ -304,6 +318,11 @@ class LocalBackend(Backend):
     def load_blob(self, digest: str) -> Blob | None:
         rows = self._read("SELECT content FROM blobs WHERE digest = ?", (digest,))
         return Blob(digest, bytes(rows[0][0])) if rows else None
+
+    def load_setting(self, name: str) -> str | None:
+        """Read the setting from the ``settings`` table (see :meth:`Backend.load_setting`)."""
+        rows = self._read("SELECT value FROM settings WHERE name = ?", (check_setting_name(name),))
+        return rows[0][0] if rows else None
 
     def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
         if not input_keys:

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from daskperiment.backend import DEFAULT_CACHE_DIRECTORY
-from daskperiment.backend.base import Backend, check_trial_id_count, trial_id_block
+from daskperiment.backend.base import (
+    Backend,
+    check_setting,
+    check_setting_name,
+    check_trial_id_count,
+    trial_id_block,
+)
 from daskperiment.backend.spool import Spool
 from daskperiment.backend.uri import redact, scheme_of, without_credentials
 from daskperiment.errors import BackendError
@@ -119,6 +125,14 @@ class ServerBackend(Backend):
     @abstractmethod
     def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
         """Known output hashes of ``input_keys``."""
+
+    @abstractmethod
+    def _write_setting(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing any earlier value."""
+
+    @abstractmethod
+    def _read_setting(self, name: str) -> str | None:
+        """The value stored under ``name``, if any."""
 
     # -- connection ---------------------------------------------------------------------
     def _client(self) -> Any:
@@ -243,6 +257,39 @@ class ServerBackend(Backend):
             self.sync()
         except BackendError as exc:
             logger.warning("spooled batches of %r not re-sent yet: %s", self.experiment_id, exc)
+
+    # -- settings -------------------------------------------------------------------------
+    def save_setting(self, name: str, value: str) -> None:
+        """Store the setting on the server at once (see :meth:`Backend.save_setting`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad name or value (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the write: a setting
+            is not kept in the spool, save it again once the server is back.
+        """
+        check_setting(name, value)
+        with self._reaching(
+            f"save the setting {name!r} of experiment {self.experiment_id!r} (settings are "
+            "not spooled: save it again once the server is reachable)"
+        ):
+            self._write_setting(name, value)
+
+    def load_setting(self, name: str) -> str | None:
+        """Read the setting from the server (see :meth:`Backend.load_setting`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad name (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the read.
+        """
+        check_setting_name(name)
+        with self._reaching(f"read the setting {name!r}"):
+            return self._read_setting(name)
 
     # -- reads ----------------------------------------------------------------------------
     def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
