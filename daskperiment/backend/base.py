@@ -7,6 +7,7 @@ one. Reads return the plain value objects of :mod:`daskperiment.records`.
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -42,8 +43,31 @@ class Backend(ABC):
 
     # -- writes -------------------------------------------------------------
     @abstractmethod
+    def allocate_trial_ids(self, count: int) -> range:
+        """Atomically reserve ``count`` consecutive new trial ids, in one round trip.
+
+        The ids are unique across all writers of the experiment, in every
+        process (like :meth:`allocate_trial_id`).
+
+        Parameters
+        ----------
+        count : int
+            How many ids to reserve, at least 1.
+
+        Returns
+        -------
+        range
+            The reserved ids, ``count`` consecutive integers.
+
+        Raises
+        ------
+        ValueError
+            When ``count`` is not a positive int (nothing is reserved).
+        """
+
     def allocate_trial_id(self) -> int:
         """Atomically reserve the next trial id, unique across all writers."""
+        return self.allocate_trial_ids(1)[0]
 
     @abstractmethod
     def write_batch(self, batch: RecordBatch) -> None:
@@ -109,6 +133,27 @@ class Backend(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), self.reopen_arguments()))
+
+
+def check_trial_id_count(count: object) -> int:
+    """``count`` of :meth:`Backend.allocate_trial_ids` as an int, once checked.
+
+    Raises
+    ------
+    ValueError
+        When ``count`` is not a positive int (``True`` and ``2.0`` are not).
+    """
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+        raise ValueError(
+            f"count must be a positive int, the number of trial ids to reserve; got {count!r}. "
+            "Pass an int of 1 or more, e.g. allocate_trial_ids(10)"
+        )
+    return int(count)
+
+
+def trial_id_block(last: int, count: int) -> range:
+    """The ``count`` consecutive trial ids ending with ``last``."""
+    return range(last - count + 1, last + 1)
 
 
 _reopened: dict[tuple[int, type, tuple], Backend] = {}

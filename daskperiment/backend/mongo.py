@@ -131,14 +131,13 @@ class MongoBackend(ServerBackend):
         return self._client()[1]
 
     # -- writes -------------------------------------------------------------------------
-    def allocate_trial_id(self) -> int:
-        with self._reaching("allocate a trial id"):
-            counter = self._collection().find_one_and_update(
-                {"_id": "counter"},
-                {"$inc": {"value": 1}},
-                return_document=pymongo.ReturnDocument.AFTER,
-            )
-        return int(counter["value"])
+    def _advance_trial_counter(self, count: int) -> int:
+        counter = self._collection().find_one_and_update(
+            {"_id": "counter"},
+            {"$inc": {"value": count}},
+            return_document=pymongo.ReturnDocument.AFTER,
+        )
+        return counter["value"]
 
     def _encode(self, batch: RecordBatch, token: str) -> list[Any]:
         operations: list[Any] = []

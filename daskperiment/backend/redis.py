@@ -3,7 +3,7 @@
 Keys of experiment ``<id>`` all start with ``daskperiment:<id>:`` (experiment
 ids contain no ``:``)::
 
-    next_trial_id            string   trial id counter (INCR)
+    next_trial_id            string   trial id counter (INCRBY)
     trials                   hash     trial id -> pickled trial document
     trial_ids                zset     recorded trial ids (score = id)
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
@@ -112,10 +112,8 @@ class RedisBackend(ServerBackend):
         return self._prefix + name
 
     # -- writes -------------------------------------------------------------------------
-    def allocate_trial_id(self) -> int:
-        with self._reaching("allocate a trial id"):
-            trial_id = self._client().incr(self._key("next_trial_id"))
-        return int(trial_id)
+    def _advance_trial_counter(self, count: int) -> int:
+        return self._client().incrby(self._key("next_trial_id"), count)
 
     def _encode(self, batch: RecordBatch, token: str) -> list[tuple[Any, ...]]:
         commands: list[tuple[Any, ...]] = []

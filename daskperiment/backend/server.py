@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from daskperiment.backend import DEFAULT_CACHE_DIRECTORY
-from daskperiment.backend.base import Backend
+from daskperiment.backend.base import Backend, check_trial_id_count, trial_id_block
 from daskperiment.backend.spool import Spool
 from daskperiment.backend.uri import redact, scheme_of, without_credentials
 from daskperiment.errors import BackendError
@@ -105,6 +105,10 @@ class ServerBackend(Backend):
         """Base exceptions of the client library (the server refused a command, ...)."""
 
     @abstractmethod
+    def _advance_trial_counter(self, count: int) -> int:
+        """Add ``count`` to the trial id counter atomically; return its new value."""
+
+    @abstractmethod
     def _encode(self, batch: RecordBatch, token: str) -> Any:
         """Serialize ``batch`` for the server (raises TypeError, sending nothing)."""
 
@@ -162,6 +166,23 @@ class ServerBackend(Backend):
         )
 
     # -- writes ---------------------------------------------------------------------------
+    def allocate_trial_ids(self, count: int) -> range:
+        """Reserve ``count`` ids by one atomic increment of the counter on the server.
+
+        See :meth:`Backend.allocate_trial_ids`.
+
+        Raises
+        ------
+        ValueError
+            When ``count`` is not a positive int (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the increment.
+        """
+        count = check_trial_id_count(count)
+        with self._reaching("allocate a trial id" if count == 1 else f"allocate {count} trial ids"):
+            last = self._advance_trial_counter(count)
+        return trial_id_block(int(last), count)
+
     def write_batch(self, batch: RecordBatch) -> None:
         """Write ``batch`` atomically; if the server cannot be reached, spool it and raise.
 
