@@ -90,13 +90,13 @@ class Runner:
         # pretask, posttask, finish); those active in a `with` block still run.
         callbacks = [(None, None, None, posttask, None), *Callback.active, *self.options.get("callbacks", ())]
         options = {**self.options, "callbacks": callbacks}
-        keys = list(extra_keys)
+        # Ask for the trials' keys too: a graph culled to the extra keys alone would skip them.
         try:
-            values = self.get(graph, keys or list(trial_keys), **options)
+            values = self.get(graph, [*trial_keys, *extra_keys], **options)
         except BaseException as exc:
             _report_unfinished(pending, on_done, exc)
             raise
-        return dict(zip(keys, values)) if keys else {}
+        return dict(zip(extra_keys, values[len(trial_keys):]))
 
     def _run_on_cluster(
         self, graph: dict[str, Any], trial_keys: Sequence[str], on_done: TrialDone, extra_keys: Sequence[str]
