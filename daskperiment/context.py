@@ -10,6 +10,8 @@ variable), so ``save_metric`` and ``current_trial_id`` never mix two trials.
 from __future__ import annotations
 
 import contextvars
+import os
+import platform
 import reprlib
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +67,11 @@ class TrialContext:
                 "in the @ex.result step, or run the sweep with share=False"
             )
         return self.trial_ids[0]
+
+
+def process_identity() -> str:
+    """This process, as named in a trial context: host and process id."""
+    return f"{platform.node()}:{os.getpid()}"
 
 
 class StepRecorder:

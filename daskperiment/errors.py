@@ -62,3 +62,7 @@ class UntrackedComputeError(DaskperimentError, RuntimeError):
 
 class SweepError(DaskperimentError, ValueError):
     """A sweep was asked for with a malformed grid, list or distribution."""
+
+
+class ParameterElsewhereError(UntrackedComputeError):
+    """A graph of steps was computed by dask in a process that does not hold the parameter values."""

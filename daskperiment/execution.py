@@ -9,9 +9,8 @@ outcome reports it, with the records of every step that ran.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import os
-import platform
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +21,17 @@ import dask
 
 from daskperiment import seeding, serialization
 from daskperiment.arguments import fill
-from daskperiment.context import StepRecorder, TrialContext, active_step, describe_arguments
+from daskperiment.context import (
+    StepRecorder,
+    TrialContext,
+    active_step,
+    describe_arguments,
+    process_identity,
+)
 from daskperiment.envblob import environment_blob, environment_fingerprint
 from daskperiment.errors import PersistError, UntrackedComputeError
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
+from daskperiment.parameter import UnavailableParameter
 from daskperiment.purity import hash_call
 
 logger = logging.getLogger(__name__)
@@ -189,6 +195,8 @@ def dry_run(call: Any, *args: Any, **kwargs: Any) -> Any:
     ------
     UntrackedComputeError
         For an ``@ex.result`` step: its computation must be a recorded trial.
+    ParameterUndefinedError
+        When run in a process that does not hold the parameters' values.
     """
     spec: StepSpec = call.spec
     if spec.is_result:
@@ -198,6 +206,9 @@ def dry_run(call: Any, *args: Any, **kwargs: Any) -> Any:
             "ex.run(result, ...) to run a trial, ex.submit(result, ...) to run one without "
             "waiting, or ex.sweep(result, ...) for many"
         )
+    for value in itertools.chain(args, kwargs.values()):
+        if isinstance(value, UnavailableParameter):
+            raise value.error()
     reset = active_step.set(StepRecorder(None))
     try:
         return spec.func(*args, **kwargs)
@@ -233,11 +244,6 @@ def as_graph_data(value: Any) -> Any:
 
 
 # -- where a step runs ---------------------------------------------------------------
-def process_identity() -> str:
-    """This process, as named in a trial context: host and process id."""
-    return f"{platform.node()}:{os.getpid()}"
-
-
 _sent_lock = threading.Lock()
 _sent: set[tuple[str, str]] = set()
 

@@ -8,7 +8,8 @@ from typing import Any, Iterable, Mapping
 from dask.delayed import Delayed, delayed
 
 from daskperiment import serialization
-from daskperiment.errors import ParameterNotDefinedError, ParameterUndefinedError
+from daskperiment.context import process_identity
+from daskperiment.errors import ParameterElsewhereError, ParameterNotDefinedError, ParameterUndefinedError
 
 PARAMETER_KEY_PREFIX = "daskperiment-parameter"
 
@@ -41,14 +42,46 @@ def parameter_key_prefix(experiment_id: str) -> str:
 _parameter_sets: dict[str, "ParameterSet"] = {}
 
 
-def _value_outside_trial(experiment_id: str, name: str) -> Any:
-    """Task of a parameter's placeholder: its current value when a graph is computed outside a trial."""
-    parameters = _parameter_sets.get(experiment_id)
-    if parameters is None:
-        raise ParameterUndefinedError(
-            f"parameter {name!r} of experiment {experiment_id!r} has no value in this process: "
-            "parameters are filled when a trial starts; compute the @ex.result step instead"
+class UnavailableParameter:
+    """What a parameter's placeholder gives in a process that does not hold its values.
+
+    A step computed on its own (a dry run) takes the current parameter values,
+    which live in the process that set them; a dry run sent to another process
+    (``scheduler="processes"``, a cluster) gets this instead, and the step
+    raises a clear error (:func:`daskperiment.execution.dry_run`).
+    """
+
+    __slots__ = ("experiment_id", "name")
+
+    def __init__(self, experiment_id: str, name: str) -> None:
+        self.experiment_id = experiment_id
+        self.name = name
+
+    def error(self) -> ParameterElsewhereError:
+        """The error a step given this placeholder raises."""
+        return ParameterElsewhereError(
+            f"parameter {self.name!r} of experiment {self.experiment_id!r} has no value in this "
+            "process: dask computed the steps' own graph (dask.compute, client.compute, persist) "
+            "in another process, which records no trial and cannot see the values set in yours. "
+            "Run a trial with result.compute(), ex.run(result, ...), ex.submit(...) or "
+            "ex.sweep(...); to try an intermediate step alone, compute it with "
+            "scheduler='threads' or 'sync'"
         )
+
+    def __repr__(self) -> str:
+        return f"UnavailableParameter({self.name!r})"
+
+
+def _value_outside_trial(experiment_id: str, name: str, origin: str) -> Any:
+    """Task of a parameter's placeholder: its current value when a graph is computed outside a trial.
+
+    Only the process that defined the parameter (``origin``) knows its
+    values; elsewhere (even where the script was imported too) it gives an
+    :class:`UnavailableParameter`, never a default that may not be the value.
+    """
+    parameters = _parameter_sets.get(experiment_id)
+    if parameters is None or origin != process_identity():
+        return UnavailableParameter(experiment_id, name)
     return parameters.resolve([name])[name]
 
 
@@ -66,7 +99,7 @@ class Parameter(Delayed):
     def __init__(self, parameters: "ParameterSet", name: str) -> None:
         key = parameter_key_prefix(parameters.experiment_id) + name
         placeholder = delayed(_value_outside_trial, pure=True)(
-            parameters.experiment_id, name, dask_key_name=key
+            parameters.experiment_id, name, process_identity(), dask_key_name=key
         )
         super().__init__(key, placeholder.dask)
         self._parameter_set = parameters

@@ -19,8 +19,8 @@ from typing import Any
 from daskperiment import seeding
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import CodeContext
+from daskperiment.context import process_identity
 from daskperiment.envblob import environment_fingerprint
-from daskperiment.execution import process_identity
 from daskperiment.graph import GraphSettings, StepCall, TrialSpec, trial_graph
 from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
