@@ -41,11 +41,11 @@ class TrialRecord:
     environment_digest : str or None
         Digest of the environment blob, ``None`` if it could not be captured.
     sweep_id : str or None
-        Id of the sweep the trial belongs to (None for a trial run alone).
+        Id of the sweep the trial belongs to, ``None`` for a trial run alone.
     worker_environment_digests : tuple of str
         Digests of the environment blobs of the dask worker processes the
-        trial's steps ran in, where they differ from ``environment_digest``
-        (sorted, unique).
+        trial's steps ran in, where they differ from the client's
+        (``environment_digest``); sorted, unique, empty when none differ.
     """
 
     trial_id: int

@@ -7,9 +7,84 @@ from pathlib import Path
 
 import pytest
 
+from daskperiment import serialization
 from daskperiment.backend import LocalBackend
 from daskperiment.backend.local import SCHEMA_VERSION
 from daskperiment.errors import BackendError
+from test_store_contract import (
+    check_a_version_1_trial_reads_with_the_defaults,
+    run_in_processes,
+    trial,
+)
+
+# The schema of daskperiment's first local stores, as they are on disk.
+VERSION_1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('trial_id', 0);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id INTEGER PRIMARY KEY,
+    parameters BLOB NOT NULL,
+    result BLOB NOT NULL,
+    result_type TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    finished REAL NOT NULL,
+    process_time REAL NOT NULL,
+    description TEXT,
+    seed INTEGER,
+    code_digest TEXT NOT NULL,
+    environment_digest TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    key TEXT NOT NULL,
+    trial_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    value REAL  -- NULL is NaN: SQLite stores NaN as NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch);
+CREATE TABLE IF NOT EXISTS persisted (
+    step TEXT NOT NULL,
+    trial_id INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (step, trial_id)
+);
+CREATE TABLE IF NOT EXISTS step_outputs (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, content BLOB NOT NULL);
+"""
+
+
+def make_version_1_store(folder: Path, experiment_id: str) -> None:
+    """A local store as daskperiment's schema 1 wrote it, holding trial 1 (see ``trial``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(folder / f"{experiment_id}.sqlite3", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.executescript(f"BEGIN IMMEDIATE; {VERSION_1_SCHEMA} PRAGMA user_version=1; COMMIT;")
+    connection.execute("UPDATE counters SET value = 1 WHERE name = 'trial_id'")
+    connection.execute(
+        "INSERT INTO trials VALUES (1, ?, ?, 'float', 1, ?, 0.25, NULL, 1, ?, ?)",
+        (
+            serialization.dumps({"a": 1, "b": [1, 2]}),
+            serialization.dumps(1.5),
+            1_700_000_001.0,
+            "c" * 64,
+            "e" * 64,
+        ),
+    )
+    connection.close()
+
+
+def schema_of(database: Path) -> tuple[int, list[str], list[str]]:
+    """Schema version, columns of ``trials`` and tables of a database."""
+    with sqlite3.connect(database) as connection:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(trials)")]
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+    connection.close()
+    return version, columns, tables
 
 
 def test_repr_shows_the_folder_as_given(tmp_path: Path) -> None:
@@ -48,3 +123,37 @@ def test_experiment_ids_of_a_local_folder(tmp_path: Path) -> None:
     assert experiment_ids(tmp_path) == ["a", "b"]
     LocalBackend(tmp_path, "c").last_trial_id()  # an experiment opened with this folder itself
     assert experiment_ids(tmp_path) == ["a", "b", "c"]
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    make_version_1_store(tmp_path, "x")
+    check_a_version_1_trial_reads_with_the_defaults(LocalBackend(tmp_path, "x"))
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.allocate_trial_id() == 2  # the counter is kept
+    backend.save_setting("objective", '"minimize"')
+    assert backend.load_setting("objective") == '"minimize"'
+    backend.close()
+    version, columns, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == SCHEMA_VERSION == 2
+    assert columns[-2:] == ["sweep_id", "worker_environments"]
+    assert "settings" in tables
+
+
+def _open_and_write_trial(folder: Path, trial_id: int) -> int:
+    backend = LocalBackend(folder, "x")
+    backend.write_trial(trial(trial_id, sweep_id=f"sweep-{trial_id}"))
+    backend.close()
+    return trial_id
+
+
+def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    make_version_1_store(tmp_path, "x")
+    written = run_in_processes(_open_and_write_trial, [(tmp_path, t) for t in range(2, 6)])
+    assert sorted(written) == [2, 3, 4, 5]
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.load_trials() == [trial(1)] + [
+        trial(t, sweep_id=f"sweep-{t}") for t in range(2, 6)
+    ]
+    backend.close()
+    version, columns, _ = schema_of(tmp_path / "x.sqlite3")
+    assert version == 2 and columns.count("sweep_id") == 1

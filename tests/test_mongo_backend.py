@@ -16,7 +16,11 @@ from daskperiment.backend import experiment_ids, open_backend
 from daskperiment.backend.mongo import MAX_VALUE_BYTES, MongoBackend
 from daskperiment.errors import BackendError, InvalidExperimentIDError
 from daskperiment.records import MetricPoint, PersistedValue, RecordBatch
-from test_store_contract import trial
+from test_store_contract import (
+    check_a_version_1_trial_reads_with_the_defaults,
+    trial,
+    version_1_trial_document,
+)
 
 
 def test_repr_shows_the_uri_as_given() -> None:
@@ -193,3 +197,12 @@ def test_a_database_of_a_client_given_keywords_keeps_them() -> None:
         == "MongoBackend('mongodb://bob:***@127.0.0.1:1/exp_db?authSource=admin&tls=false')"
     )
     client.close()
+
+
+def test_a_trial_written_before_sweeps_reads_with_the_defaults(mongo_uri: str) -> None:
+    client = pymongo.MongoClient(mongo_uri)
+    client.get_default_database()["daskperiment_old"].insert_one(
+        {"_id": "trial:1", "kind": "trial", **version_1_trial_document(1)}
+    )
+    client.close()
+    check_a_version_1_trial_reads_with_the_defaults(MongoBackend(mongo_uri, "old"))

@@ -10,12 +10,16 @@ import pytest
 import redis
 
 from conftest import free_port
-from daskperiment import Experiment
+from daskperiment import Experiment, serialization
 from daskperiment.backend import experiment_ids, open_backend
 from daskperiment.backend.redis import RedisBackend
 from daskperiment.errors import BackendError, InvalidExperimentIDError
 from daskperiment.records import MetricPoint, RecordBatch
-from test_store_contract import trial
+from test_store_contract import (
+    check_a_version_1_trial_reads_with_the_defaults,
+    trial,
+    version_1_trial_document,
+)
 
 
 def test_repr_shows_the_uri_as_given() -> None:
@@ -163,3 +167,11 @@ def test_a_server_refusing_the_connection_is_a_clear_error(redis_uri: str) -> No
     with pytest.raises(BackendError, match=r"refused the record of trial 1"):
         backend.write_trial(trial(1))
     assert backend.spool.pending() == []
+
+
+def test_a_trial_written_before_sweeps_reads_with_the_defaults(redis_uri: str) -> None:
+    client = redis.Redis.from_url(redis_uri)
+    client.hset("daskperiment:old:trials", "1", serialization.dumps(version_1_trial_document(1)))
+    client.zadd("daskperiment:old:trial_ids", {"1": 1})
+    client.close()
+    check_a_version_1_trial_reads_with_the_defaults(RedisBackend(redis_uri, "old"))

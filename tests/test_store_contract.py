@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
+import random
+import re
 import threading
+import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import pytest
 
-from daskperiment.backend import Backend, LocalBackend
+from conftest import free_port
+from daskperiment import serialization
+from daskperiment.backend import Backend, LocalBackend, experiment_ids, open_backend
 from daskperiment.backend.mongo import MongoBackend
 from daskperiment.backend.redis import RedisBackend
+from daskperiment.errors import BackendError
 from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, StepOutput, TrialRecord
+
+DEADLOCK_SECONDS = 120  # only to fail rather than hang if a process never gets there
 
 
 @pytest.fixture(params=["local", "redis", "mongo"])
@@ -27,6 +37,49 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
         backend = MongoBackend(request.getfixturevalue("mongo_uri"), "contract")
     yield backend
     backend.close()
+
+
+def run_in_processes(
+    target: Callable[..., object],
+    calls: Sequence[tuple],
+    alongside: Callable[[], None] = lambda: None,
+) -> list[Any]:
+    """Results of ``target(*call)`` for each call, each run in a new (spawned) process.
+
+    The processes start, wait until all of them are ready, then run at once,
+    while this process runs ``alongside()``. Results come in the order the
+    calls finish; a call that raised fails the test with its traceback.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier, outcomes = context.Barrier(len(calls) + 1), context.Queue()
+    processes = [
+        context.Process(target=_run_at_barrier, args=(barrier, outcomes, target, call))
+        for call in calls
+    ]
+    for process in processes:
+        process.start()
+    try:
+        barrier.wait(timeout=DEADLOCK_SECONDS)
+        alongside()
+        results = [outcomes.get(timeout=DEADLOCK_SECONDS) for _ in calls]
+    finally:
+        for process in processes:
+            process.join(timeout=DEADLOCK_SECONDS)
+            if process.is_alive():
+                process.kill()
+    failures = [detail for failed, detail in results if failed]
+    assert not failures, "\n".join(failures)
+    return [value for _, value in results]
+
+
+def _run_at_barrier(
+    barrier: Any, outcomes: Any, target: Callable[..., object], call: tuple
+) -> None:
+    barrier.wait(timeout=DEADLOCK_SECONDS)
+    try:
+        outcomes.put((False, target(*call)))
+    except BaseException:
+        outcomes.put((True, traceback.format_exc()))
 
 
 def trial(trial_id: int, **changes: object) -> TrialRecord:
@@ -69,12 +122,103 @@ def test_trial_ids_are_unique_across_threads(store: Backend) -> None:
     assert sorted(ids) == list(range(1, 101))
 
 
+def version_1_trial_document(trial_id: int) -> dict[str, object]:
+    """A trial document as the server stores wrote it before sweeps and worker environments."""
+    return {
+        "format": 1,
+        "trial_id": trial_id,
+        "parameters": serialization.dumps({"a": trial_id, "b": [1, 2]}),
+        "result": serialization.dumps(trial_id * 1.5),
+        "result_type": "float",
+        "success": True,
+        "finished": 1_700_000_000.0 + trial_id,
+        "process_time": 0.25,
+        "description": None,
+        "seed": trial_id,
+        "code_digest": "c" * 64,
+        "environment_digest": "e" * 64,
+    }
+
+
+def check_a_version_1_trial_reads_with_the_defaults(store: Backend) -> None:
+    """``store`` holds trial 1 as written before sweeps: it reads back, new trials go beside it."""
+    assert store.load_trials() == [trial(1)]  # no sweep, no worker environments
+    swept = trial(2, sweep_id="sweep-1", worker_environment_digests=("a" * 64, "b" * 64))
+    store.write_trial(swept)
+    assert store.load_trials() == [trial(1), swept]
+    store.close()
+
+
+def test_blocks_of_trial_ids_follow_each_other(store: Backend) -> None:
+    assert store.allocate_trial_ids(3) == range(1, 4)
+    assert store.allocate_trial_id() == 4
+    assert store.allocate_trial_ids(1) == range(5, 6)
+    assert store.allocate_trial_ids(np.int64(10)) == range(6, 16)
+    assert store.last_trial_id() == 0  # allocated is not recorded
+
+
+def location_of(store: Backend) -> str:
+    """Where the experiments of ``store``'s kind are listed (see ``experiment_ids``)."""
+    return store.reopen_arguments()[0]
+
+
+@pytest.mark.parametrize("count", [0, -2, True, 2.5, "3", None])
+def test_a_bad_count_is_refused_before_the_store_is_used(store: Backend, count: object) -> None:
+    message = rf"count must be a positive int.* got {re.escape(repr(count))}\. Pass an int"
+    with pytest.raises(ValueError, match=message):
+        store.allocate_trial_ids(count)  # type: ignore[arg-type]
+    assert experiment_ids(location_of(store)) == []  # not even opened
+    assert store.allocate_trial_ids(2) == range(1, 3)
+
+
+BLOCKS_PER_WORKER = 40
+
+
+def _allocate_blocks(store: Backend, seed: int) -> list[tuple[int, range]]:
+    sizes = random.Random(seed).choices(range(1, 10), k=BLOCKS_PER_WORKER)
+    return [(size, store.allocate_trial_ids(size)) for size in sizes]
+
+
+def test_blocks_of_trial_ids_are_disjoint_across_threads_and_processes(store: Backend) -> None:
+    in_threads: list[tuple[int, range]] = []
+
+    def allocate_in_threads() -> None:
+        threads = [
+            threading.Thread(target=lambda s=seed: in_threads.extend(_allocate_blocks(store, s)))
+            for seed in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    in_processes = run_in_processes(
+        _allocate_blocks, [(store, seed) for seed in range(8, 12)], alongside=allocate_in_threads
+    )
+    blocks = in_threads + [block for blocks in in_processes for block in blocks]
+    assert len(blocks) == 12 * BLOCKS_PER_WORKER
+    assert all(len(ids) == size for size, ids in blocks)
+    total = sum(size for size, _ in blocks)
+    assert sorted(i for _, ids in blocks for i in ids) == list(range(1, total + 1))
+
+
 def test_trials_round_trip(store: Backend) -> None:
     records = [trial(1), trial(2, success=False, result=None, result_type="", description="E(x)")]
     store.write_batch(RecordBatch(trials=records))
     assert store.load_trials() == records
     assert store.load_trials([2, 7]) == [records[1]]
     assert store.last_trial_id() == 2
+
+
+def test_sweep_and_worker_environments_round_trip(store: Backend) -> None:
+    workers = ("a" * 64, "b" * 64)
+    records = [trial(1), trial(2, sweep_id="sweep-7", worker_environment_digests=workers)]
+    store.write_batch(RecordBatch(trials=records))
+    loaded = store.load_trials()
+    assert loaded == records
+    assert loaded[0].sweep_id is None and loaded[0].worker_environment_digests == ()
+    assert loaded[1].sweep_id == "sweep-7" and loaded[1].worker_environment_digests == workers
+    assert all(type(t.worker_environment_digests) is tuple for t in loaded)
 
 
 def test_a_trial_written_again_is_replaced(store: Backend) -> None:
@@ -203,10 +347,84 @@ def test_stores_of_two_experiments_are_separate(store: Backend) -> None:
     other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
     try:
         store.write_batch(RecordBatch(trials=[trial(1)], metrics=[MetricPoint(1, "loss", 0, 1.0)]))
+        store.save_setting("objective", '"minimize"')
         assert other.load_trials() == [] and other.metric_keys() == []
+        assert other.load_setting("objective") is None
         assert other.allocate_trial_id() == 1
+        other.save_setting("objective", '"maximize"')
+        assert store.load_setting("objective") == '"minimize"'
+        assert other.load_setting("objective") == '"maximize"'
     finally:
         other.close()
+
+
+def test_settings_round_trip_and_the_last_write_wins(store: Backend) -> None:
+    odd = "odd name: with/slash.dot$dollar é"
+    assert store.load_setting("objective") is None
+    store.save_setting("objective", '"minimize"')
+    store.save_setting(odd, '{"a": [1, 2.5]}')
+    store.save_setting("empty", "")
+    store.save_setting("objective", '"maximize"')
+    assert store.load_setting("objective") == '"maximize"'
+    assert store.load_setting(odd) == '{"a": [1, 2.5]}'
+    assert store.load_setting("empty") == ""
+    assert store.load_setting("other") is None
+    reopened = type(store)(*store.reopen_arguments())  # another connection sees them
+    try:
+        assert reopened.load_setting("objective") == '"maximize"'
+    finally:
+        reopened.close()
+
+
+def test_settings_are_no_records_and_list_no_experiment(store: Backend) -> None:
+    store.save_setting("objective", '"minimize"')
+    store.save_setting("experiments", "[]")
+    assert store.load_trials() == [] and store.last_trial_id() == 0
+    assert store.metric_keys() == []
+    assert store.allocate_trial_id() == 1
+    assert experiment_ids(location_of(store)) == ["contract"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("", '"x"', ValueError, r"a setting name must not be empty; give it a name"),
+        (None, '"x"', TypeError, r"a setting name must be a str, got NoneType None; name it"),
+        (3, '"x"', TypeError, r"a setting name must be a str, got int 3"),
+        ("objective", 5, TypeError, r"value of setting 'objective' must be a str, got int; .*json"),
+        ("objective", b'"x"', TypeError, r"value of setting 'objective' must be a str, got bytes"),
+        ("objective", None, TypeError, r"must be a str, got NoneType; save a text"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_the_store_is_used(
+    store: Backend, name: object, value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        store.save_setting(name, value)  # type: ignore[arg-type]
+    if not isinstance(name, str) or not name:
+        with pytest.raises(error, match=message):
+            store.load_setting(name)  # type: ignore[arg-type]
+    assert experiment_ids(location_of(store)) == []  # not even opened
+    assert store.load_setting("objective") is None
+
+
+@pytest.mark.parametrize("scheme", ["redis", "mongodb"])
+def test_a_setting_is_not_spooled_when_the_server_is_unreachable(scheme: str) -> None:
+    port = free_port()
+    uri = f"redis://127.0.0.1:{port}/0"
+    if scheme == "mongodb":
+        uri = f"mongodb://127.0.0.1:{port}/db?serverSelectionTimeoutMS=300"
+    backend = open_backend(uri, "contract")
+    with pytest.raises(
+        BackendError,
+        match=rf"cannot reach the \w+ server {scheme}://127.0.0.1:{port}/\S* to save the setting "
+        r"'objective' of experiment 'contract' \(settings are not spooled: save it again once "
+        r"the server is reachable\)",
+    ):
+        backend.save_setting("objective", '"minimize"')
+    assert backend.spool.pending() == [] and not backend.spool.directory.exists()
+    with pytest.raises(BackendError, match=r"cannot reach .* to read the setting 'objective'"):
+        backend.load_setting("objective")
 
 
 def test_metrics_read_back_as_columns(store: Backend) -> None:

@@ -7,6 +7,7 @@ one. Reads return the plain value objects of :mod:`daskperiment.records`.
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -42,8 +43,31 @@ class Backend(ABC):
 
     # -- writes -------------------------------------------------------------
     @abstractmethod
+    def allocate_trial_ids(self, count: int) -> range:
+        """Atomically reserve ``count`` consecutive new trial ids, in one round trip.
+
+        The ids are unique across all writers of the experiment, in every
+        process (like :meth:`allocate_trial_id`).
+
+        Parameters
+        ----------
+        count : int
+            How many ids to reserve, at least 1.
+
+        Returns
+        -------
+        range
+            The reserved ids, ``count`` consecutive integers.
+
+        Raises
+        ------
+        ValueError
+            When ``count`` is not a positive int (nothing is reserved).
+        """
+
     def allocate_trial_id(self) -> int:
         """Atomically reserve the next trial id, unique across all writers."""
+        return self.allocate_trial_ids(1)[0]
 
     @abstractmethod
     def write_batch(self, batch: RecordBatch) -> None:
@@ -91,6 +115,52 @@ class Backend(ABC):
     def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
         """Known output hashes of the given step input keys (absent keys are left out)."""
 
+    # -- settings -------------------------------------------------------------
+    @abstractmethod
+    def save_setting(self, name: str, value: str) -> None:
+        """Attach the text ``value`` to the experiment under ``name``; the last write wins.
+
+        Settings are small values of the experiment as a whole (the objective
+        direction, ...), as texts the caller chooses (JSON). The settings of an
+        experiment are never seen from another one.
+
+        Parameters
+        ----------
+        name : str
+            Name of the setting, not empty.
+        value : str
+            Its value, e.g. ``json.dumps("minimize")``.
+
+        Raises
+        ------
+        TypeError
+            When ``name`` or ``value`` is not a str (nothing is written).
+        ValueError
+            When ``name`` is empty (nothing is written).
+        """
+
+    @abstractmethod
+    def load_setting(self, name: str) -> str | None:
+        """The value last saved under ``name`` by :meth:`save_setting`.
+
+        Parameters
+        ----------
+        name : str
+            Name of the setting, not empty.
+
+        Returns
+        -------
+        str or None
+            The value, ``None`` when the setting was never saved.
+
+        Raises
+        ------
+        TypeError
+            When ``name`` is not a str.
+        ValueError
+            When ``name`` is empty.
+        """
+
     # -- identity -------------------------------------------------------------
     @abstractmethod
     def reopen_arguments(self) -> tuple[Hashable, ...]:
@@ -109,6 +179,49 @@ class Backend(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), self.reopen_arguments()))
+
+
+def check_trial_id_count(count: object) -> int:
+    """``count`` of :meth:`Backend.allocate_trial_ids` as an int, once checked.
+
+    Raises
+    ------
+    ValueError
+        When ``count`` is not a positive int (``True`` and ``2.0`` are not).
+    """
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+        raise ValueError(
+            f"count must be a positive int, the number of trial ids to reserve; got {count!r}. "
+            "Pass an int of 1 or more, e.g. allocate_trial_ids(10)"
+        )
+    return int(count)
+
+
+def trial_id_block(last: int, count: int) -> range:
+    """The ``count`` consecutive trial ids ending with ``last``."""
+    return range(last - count + 1, last + 1)
+
+
+def check_setting_name(name: object) -> str:
+    """``name`` of a setting, once checked: TypeError if not a str, ValueError if empty."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"a setting name must be a str, got {type(name).__name__} {name!r}; "
+            "name it with text, e.g. 'objective'"
+        )
+    if not name:
+        raise ValueError("a setting name must not be empty; give it a name, e.g. 'objective'")
+    return name
+
+
+def check_setting(name: object, value: object) -> None:
+    """Check the arguments of :meth:`Backend.save_setting`; raise as it documents."""
+    check_setting_name(name)
+    if not isinstance(value, str):
+        raise TypeError(
+            f"the value of setting {name!r} must be a str, got {type(value).__name__}; "
+            "save a text, e.g. json.dumps(value)"
+        )
 
 
 _reopened: dict[tuple[int, type, tuple], Backend] = {}

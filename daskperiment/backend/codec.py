@@ -38,11 +38,17 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         "seed": trial.seed,
         "code_digest": trial.code_digest,
         "environment_digest": trial.environment_digest,
+        "sweep_id": trial.sweep_id,
+        "worker_environment_digests": list(trial.worker_environment_digests),
     }
 
 
 def trial_from_document(document: dict[str, Any]) -> TrialRecord:
-    """The trial a :func:`trial_document` describes."""
+    """The trial a :func:`trial_document` describes.
+
+    A document written before trials had ``sweep_id`` and
+    ``worker_environment_digests`` reads with their defaults.
+    """
     return TrialRecord(
         trial_id=int(document["trial_id"]),
         parameters=serialization.loads(document["parameters"]),
@@ -55,6 +61,8 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
         seed=document["seed"],
         code_digest=document["code_digest"],
         environment_digest=document["environment_digest"],
+        sweep_id=document.get("sweep_id"),
+        worker_environment_digests=tuple(document.get("worker_environment_digests", ())),
     )
 
 

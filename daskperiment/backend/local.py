@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Sequence
 
 from daskperiment import serialization
-from daskperiment.backend.base import Backend
+from daskperiment.backend.base import (
+    Backend,
+    check_setting,
+    check_setting_name,
+    check_trial_id_count,
+    trial_id_block,
+)
 from daskperiment.errors import BackendError
 from daskperiment.records import (
     Blob,
@@ -32,46 +38,61 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 60.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters (name, value) VALUES ('trial_id', 0);
-CREATE TABLE IF NOT EXISTS trials (
-    trial_id INTEGER PRIMARY KEY,
-    parameters BLOB NOT NULL,
-    result BLOB NOT NULL,
-    result_type TEXT NOT NULL,
-    success INTEGER NOT NULL,
-    finished REAL NOT NULL,
-    process_time REAL NOT NULL,
-    description TEXT,
-    seed INTEGER,
-    code_digest TEXT NOT NULL,
-    environment_digest TEXT
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    key TEXT NOT NULL,
-    trial_id INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    value REAL  -- NULL is NaN: SQLite stores NaN as NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch);
-CREATE TABLE IF NOT EXISTS persisted (
-    step TEXT NOT NULL,
-    trial_id INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    PRIMARY KEY (step, trial_id)
-);
-CREATE TABLE IF NOT EXISTS step_outputs (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, content BLOB NOT NULL);
-"""
+# The schema, created if missing; statements run one by one inside a transaction
+# (``executescript`` would commit it first).
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO counters (name, value) VALUES ('trial_id', 0)",
+    """CREATE TABLE IF NOT EXISTS trials (
+        trial_id INTEGER PRIMARY KEY,
+        parameters BLOB NOT NULL,
+        result BLOB NOT NULL,
+        result_type TEXT NOT NULL,
+        success INTEGER NOT NULL,
+        finished REAL NOT NULL,
+        process_time REAL NOT NULL,
+        description TEXT,
+        seed INTEGER,
+        code_digest TEXT NOT NULL,
+        environment_digest TEXT,
+        sweep_id TEXT,
+        worker_environments TEXT  -- JSON list of digests, NULL when there is none
+    )""",
+    """CREATE TABLE IF NOT EXISTS metrics (
+        key TEXT NOT NULL,
+        trial_id INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        value REAL  -- NULL is NaN: SQLite stores NaN as NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch)",
+    """CREATE TABLE IF NOT EXISTS persisted (
+        step TEXT NOT NULL,
+        trial_id INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (step, trial_id)
+    )""",
+    "CREATE TABLE IF NOT EXISTS step_outputs (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, content BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+# Statements taking an existing database from schema version N to N + 1, before
+# the schema's missing tables are created.
+_UPGRADES = {
+    1: (
+        "ALTER TABLE trials ADD COLUMN sweep_id TEXT",
+        "ALTER TABLE trials ADD COLUMN worker_environments TEXT",
+    ),
+}
 
 _TRIAL_COLUMNS = (
     "trial_id, parameters, result, result_type, success, finished, process_time,"
-    " description, seed, code_digest, environment_digest"
+    " description, seed, code_digest, environment_digest, sweep_id, worker_environments"
 )
+_TRIAL_PLACEHOLDERS = ", ".join("?" * len(_TRIAL_COLUMNS.split(",")))
 
 
 class LocalBackend(Backend):
@@ -117,15 +138,8 @@ class LocalBackend(Backend):
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            (version,) = connection.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise BackendError(
-                    f"{self.database_path} was written by a newer daskperiment "
-                    f"(schema {version} > {SCHEMA_VERSION}); upgrade daskperiment to read it"
-                )
-            connection.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-            )
+            with _transaction(connection):
+                self._prepare_schema(connection)
         except sqlite3.DatabaseError as exc:
             raise BackendError(
                 f"cannot open the local store {self.database_path}: {exc}. "
@@ -135,6 +149,29 @@ class LocalBackend(Backend):
             raise BackendError(f"cannot create the local store folder {self.directory}: {exc}") from exc
         self._connection, self._connection_pid = connection, os.getpid()
         return connection
+
+    def _prepare_schema(self, connection: sqlite3.Connection) -> None:
+        """Create the schema of a new database, or upgrade an older one in place.
+
+        Run in a write transaction: of processes opening one database at once,
+        the first upgrades it and the others find it upgraded.
+        """
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise BackendError(
+                f"{self.database_path} was written by a newer daskperiment "
+                f"(schema {version} > {SCHEMA_VERSION}); upgrade daskperiment to read it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        upgrades = range(version, SCHEMA_VERSION) if version else ()
+        for statement in [*(s for v in upgrades for s in _UPGRADES[v]), *_SCHEMA]:
+            connection.execute(statement)
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version:
+            logger.info(
+                "upgraded %s from schema %d to %d", self.database_path, version, SCHEMA_VERSION
+            )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -154,13 +191,19 @@ class LocalBackend(Backend):
             self._connection = None
 
     # -- writes -------------------------------------------------------------
-    def allocate_trial_id(self) -> int:
+    def allocate_trial_ids(self, count: int) -> range:
+        """Reserve ``count`` ids by one ``UPDATE … RETURNING`` of the counter row.
+
+        See :meth:`Backend.allocate_trial_ids`.
+        """
+        count = check_trial_id_count(count)
         # One statement in autocommit mode is its own atomic transaction.
         with self._lock:
             (row,) = self._connect().execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'trial_id' RETURNING value"
+                "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
+                (count,),
             ).fetchall()
-        return int(row[0])
+        return trial_id_block(int(row[0]), count)
 
     def write_batch(self, batch: RecordBatch) -> None:
         # Serialize everything before the transaction: a value that cannot be
@@ -190,11 +233,19 @@ class LocalBackend(Backend):
             if trials:
                 connection.executemany(
                     f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
         for trial in batch.trials:
             self._write_code_file(trial, batch.blobs)
+
+    def save_setting(self, name: str, value: str) -> None:
+        """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
+        check_setting(name, value)
+        with self._write() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
+            )
 
     def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
         """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
@@ -268,6 +319,11 @@ class LocalBackend(Backend):
         rows = self._read("SELECT content FROM blobs WHERE digest = ?", (digest,))
         return Blob(digest, bytes(rows[0][0])) if rows else None
 
+    def load_setting(self, name: str) -> str | None:
+        """Read the setting from the ``settings`` table (see :meth:`Backend.load_setting`)."""
+        rows = self._read("SELECT value FROM settings WHERE name = ?", (check_setting_name(name),))
+        return rows[0][0] if rows else None
+
     def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
         if not input_keys:
             return {}
@@ -301,6 +357,7 @@ def _json_list(values: list) -> str:
 
 
 def _trial_row(trial: TrialRecord) -> tuple:
+    workers = trial.worker_environment_digests
     return (
         trial.trial_id,
         serialization.dumps(dict(trial.parameters)),
@@ -313,12 +370,14 @@ def _trial_row(trial: TrialRecord) -> tuple:
         trial.seed,
         trial.code_digest,
         trial.environment_digest,
+        trial.sweep_id,
+        _json_list(list(workers)) if workers else None,
     )
 
 
 def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
-     description, seed, code_digest, environment_digest) = row
+     description, seed, code_digest, environment_digest, sweep_id, worker_environments) = row
     return TrialRecord(
         trial_id=trial_id,
         parameters=serialization.loads(parameters),
@@ -331,4 +390,8 @@ def _trial_record(row: tuple) -> TrialRecord:
         seed=seed,
         code_digest=code_digest,
         environment_digest=environment_digest,
+        sweep_id=sweep_id,
+        worker_environment_digests=(
+            tuple(json.loads(worker_environments)) if worker_environments else ()
+        ),
     )

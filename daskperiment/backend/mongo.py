@@ -11,6 +11,7 @@ Its documents, by ``_id``::
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
     "step:<input hash>"        kind "step_output": output hash ($setOnInsert)
     "blob:<digest>"            kind "blob": code or environment ($setOnInsert)
+    "setting:<name>"           kind "setting": value of a setting (the last write wins)
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
@@ -131,14 +132,13 @@ class MongoBackend(ServerBackend):
         return self._client()[1]
 
     # -- writes -------------------------------------------------------------------------
-    def allocate_trial_id(self) -> int:
-        with self._reaching("allocate a trial id"):
-            counter = self._collection().find_one_and_update(
-                {"_id": "counter"},
-                {"$inc": {"value": 1}},
-                return_document=pymongo.ReturnDocument.AFTER,
-            )
-        return int(counter["value"])
+    def _advance_trial_counter(self, count: int) -> int:
+        counter = self._collection().find_one_and_update(
+            {"_id": "counter"},
+            {"$inc": {"value": count}},
+            return_document=pymongo.ReturnDocument.AFTER,
+        )
+        return counter["value"]
 
     def _encode(self, batch: RecordBatch, token: str) -> list[Any]:
         operations: list[Any] = []
@@ -269,6 +269,15 @@ class MongoBackend(ServerBackend):
     def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
         documents = self._collection().find({"_id": {"$in": [f"step:{k}" for k in input_keys]}})
         return {d["_id"][len("step:") :]: d["output_hash"] for d in documents}
+
+    def _write_setting(self, name: str, value: str) -> None:
+        self._collection().replace_one(
+            {"_id": f"setting:{name}"}, {"kind": "setting", "value": value}, upsert=True
+        )
+
+    def _read_setting(self, name: str) -> str | None:
+        document = self._collection().find_one({"_id": f"setting:{name}"})
+        return document["value"] if document else None
 
 
 def _persisted_id(step: str, trial_id: int) -> str:

@@ -3,7 +3,7 @@
 Keys of experiment ``<id>`` all start with ``daskperiment:<id>:`` (experiment
 ids contain no ``:``)::
 
-    next_trial_id            string   trial id counter (INCR)
+    next_trial_id            string   trial id counter (INCRBY)
     trials                   hash     trial id -> pickled trial document
     trial_ids                zset     recorded trial ids (score = id)
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
@@ -11,6 +11,7 @@ ids contain no ``:``)::
     persisted:<trial>        hash     step name -> pickled output
     step_outputs             hash     step input hash -> output hash (HSETNX)
     blobs                    hash     digest -> content (HSETNX)
+    settings                 hash     setting name -> value (HSET: the last write wins)
 
 and the set ``daskperiment:experiments`` lists the ids of the experiments
 opened on the server. A batch is one MULTI/EXEC transaction: atomic, one
@@ -112,10 +113,8 @@ class RedisBackend(ServerBackend):
         return self._prefix + name
 
     # -- writes -------------------------------------------------------------------------
-    def allocate_trial_id(self) -> int:
-        with self._reaching("allocate a trial id"):
-            trial_id = self._client().incr(self._key("next_trial_id"))
-        return int(trial_id)
+    def _advance_trial_counter(self, count: int) -> int:
+        return self._client().incrby(self._key("next_trial_id"), count)
 
     def _encode(self, batch: RecordBatch, token: str) -> list[tuple[Any, ...]]:
         commands: list[tuple[Any, ...]] = []
@@ -203,6 +202,13 @@ class RedisBackend(ServerBackend):
     def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
         hashes = self._client().hmget(self._key("step_outputs"), input_keys)
         return {key: value.decode() for key, value in zip(input_keys, hashes) if value is not None}
+
+    def _write_setting(self, name: str, value: str) -> None:
+        self._client().hset(self._key("settings"), name, value)
+
+    def _read_setting(self, name: str) -> str | None:
+        value = self._client().hget(self._key("settings"), name)
+        return value.decode("utf-8") if value is not None else None
 
 
 def _check_uri(uri: str) -> None:

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from daskperiment.backend import DEFAULT_CACHE_DIRECTORY
-from daskperiment.backend.base import Backend
+from daskperiment.backend.base import (
+    Backend,
+    check_setting,
+    check_setting_name,
+    check_trial_id_count,
+    trial_id_block,
+)
 from daskperiment.backend.spool import Spool
 from daskperiment.backend.uri import redact, scheme_of, without_credentials
 from daskperiment.errors import BackendError
@@ -105,6 +111,10 @@ class ServerBackend(Backend):
         """Base exceptions of the client library (the server refused a command, ...)."""
 
     @abstractmethod
+    def _advance_trial_counter(self, count: int) -> int:
+        """Add ``count`` to the trial id counter atomically; return its new value."""
+
+    @abstractmethod
     def _encode(self, batch: RecordBatch, token: str) -> Any:
         """Serialize ``batch`` for the server (raises TypeError, sending nothing)."""
 
@@ -115,6 +125,14 @@ class ServerBackend(Backend):
     @abstractmethod
     def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
         """Known output hashes of ``input_keys``."""
+
+    @abstractmethod
+    def _write_setting(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing any earlier value."""
+
+    @abstractmethod
+    def _read_setting(self, name: str) -> str | None:
+        """The value stored under ``name``, if any."""
 
     # -- connection ---------------------------------------------------------------------
     def _client(self) -> Any:
@@ -162,6 +180,23 @@ class ServerBackend(Backend):
         )
 
     # -- writes ---------------------------------------------------------------------------
+    def allocate_trial_ids(self, count: int) -> range:
+        """Reserve ``count`` ids by one atomic increment of the counter on the server.
+
+        See :meth:`Backend.allocate_trial_ids`.
+
+        Raises
+        ------
+        ValueError
+            When ``count`` is not a positive int (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the increment.
+        """
+        count = check_trial_id_count(count)
+        with self._reaching("allocate a trial id" if count == 1 else f"allocate {count} trial ids"):
+            last = self._advance_trial_counter(count)
+        return trial_id_block(int(last), count)
+
     def write_batch(self, batch: RecordBatch) -> None:
         """Write ``batch`` atomically; if the server cannot be reached, spool it and raise.
 
@@ -222,6 +257,39 @@ class ServerBackend(Backend):
             self.sync()
         except BackendError as exc:
             logger.warning("spooled batches of %r not re-sent yet: %s", self.experiment_id, exc)
+
+    # -- settings -------------------------------------------------------------------------
+    def save_setting(self, name: str, value: str) -> None:
+        """Store the setting on the server at once (see :meth:`Backend.save_setting`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad name or value (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the write: a setting
+            is not kept in the spool, save it again once the server is back.
+        """
+        check_setting(name, value)
+        with self._reaching(
+            f"save the setting {name!r} of experiment {self.experiment_id!r} (settings are "
+            "not spooled: save it again once the server is reachable)"
+        ):
+            self._write_setting(name, value)
+
+    def load_setting(self, name: str) -> str | None:
+        """Read the setting from the server (see :meth:`Backend.load_setting`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad name (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the read.
+        """
+        check_setting_name(name)
+        with self._reaching(f"read the setting {name!r}"):
+            return self._read_setting(name)
 
     # -- reads ----------------------------------------------------------------------------
     def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
