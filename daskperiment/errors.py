@@ -62,3 +62,7 @@ class UntrackedComputeError(DaskperimentError, RuntimeError):
 
 class SweepError(DaskperimentError, ValueError):
     """A sweep was asked for with a malformed grid, list or distribution."""
+
+
+class OptimizeError(DaskperimentError, ValueError):
+    """An adaptive search was asked for with a malformed space, or its results are not numbers."""
