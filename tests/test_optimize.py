@@ -178,7 +178,7 @@ def test_on_a_local_cluster_of_processes(ex: Experiment) -> None:
         return (x - 2) ** 2 + (y + 1) ** 2
 
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster):
         study = ex.optimize(score(x, y), SPACE, 12, n_parallel=2, seed=5, name="cluster")
     rows = sweep_rows(ex, "cluster")
