@@ -66,3 +66,7 @@ class SweepError(DaskperimentError, ValueError):
 
 class ParameterElsewhereError(UntrackedComputeError):
     """A graph of steps was computed by dask in a process that does not hold the parameter values."""
+
+
+class OptimizeError(DaskperimentError, ValueError):
+    """An adaptive search was asked for with a malformed space, or its results are not numbers."""

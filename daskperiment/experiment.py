@@ -30,6 +30,7 @@ from daskperiment.tracker import Tracker, TrialFuture
 from daskperiment.trial import TrialResult
 
 if TYPE_CHECKING:
+    import optuna
     import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -335,6 +336,70 @@ class Experiment:
 
         call = self._result_call(result, "sweep")
         return run_sweep(self._tracker, call, grid=grid, **options)
+
+    def optimize(
+        self,
+        result: TrialResult,
+        space: Mapping[str, Any] | Callable[..., Mapping[str, Any]],
+        n_trials: int,
+        *,
+        direction: str | None = None,
+        study: optuna.Study | None = None,
+        n_parallel: int = 2,
+        seed: int | None = None,
+        scheduler: Any = None,
+        name: str | None = None,
+        progress: bool = False,
+    ) -> optuna.Study:
+        """Search the parameters of ``result`` with Optuna (``pip install 'daskperiment[optuna]'``).
+
+        Up to ``n_parallel`` trials run at once (see :meth:`submit`); each is
+        recorded with the search's sweep id, and its result (a real number) is
+        told to the study; a failed trial is told as failed.
+
+        Parameters
+        ----------
+        result : TrialResult
+            The output of an ``@ex.result`` step.
+        space : dict or callable
+            Parameter names to Optuna distributions, or a function of an
+            ``optuna.Trial`` returning the values (``trial.suggest_*``).
+        n_trials : int
+            Number of trials.
+        direction, study, n_parallel, seed, scheduler, name, progress
+            See :func:`daskperiment.optimize.run_optimize`.
+
+        Returns
+        -------
+        optuna.Study
+            The study; ``study.best_trial.user_attrs["daskperiment_trial_id"]``
+            is the id of the best recorded trial.
+        """
+        from daskperiment.optimize import run_optimize
+
+        return run_optimize(
+            self, self._tracker, self._result_call(result, "optimize"), space, n_trials,
+            direction=direction, study=study, n_parallel=n_parallel, seed=seed, scheduler=scheduler,
+            name=name, progress=progress,
+        )
+
+    def set_direction(self, direction: str) -> None:
+        """Store whether lower (``"minimize"``) or higher (``"maximize"``) results are better.
+
+        Raises
+        ------
+        ValueError
+            For any other value.
+        """
+        from daskperiment.optimize import save_direction
+
+        save_direction(self._backend, direction)
+
+    def get_direction(self) -> str | None:
+        """The stored direction of the results (``"minimize"``/``"maximize"``), None if never set."""
+        from daskperiment.optimize import load_direction
+
+        return load_direction(self._backend)
 
     def _result_call(self, result: object, what: str) -> Any:
         if not isinstance(result, TrialResult) or result.experiment_id != self.id:

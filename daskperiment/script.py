@@ -13,8 +13,8 @@ import ast
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 USAGE_EXIT_STATUS = 2
 _MALFORMED_STARTS = ("=", "[", "(", "{", "'", '"')
+
+ResultRunner = Callable[["TrialResult", "Experiment"], Any]
+"""Runs what a call of an ``@ex.result`` step asks for in script mode, returns the call's value."""
+
+_result_runner: ResultRunner | None = None
 
 
 class UsageError(ValueError):
@@ -118,7 +123,7 @@ def parse_arguments(args: Sequence[str]) -> ScriptArguments:
                 text = remaining.pop(0)
             else:
                 text = arg[len("--seed="):]
-            parsed.seed = _parse_seed(text)
+            parsed.seed = parse_seed(text)
         elif arg.startswith("-") and "=" not in arg:
             raise UsageError(f"unknown option {arg!r}: the options are --seed N and --progress")
         else:
@@ -129,7 +134,8 @@ def parse_arguments(args: Sequence[str]) -> ScriptArguments:
     return parsed
 
 
-def _parse_seed(text: str) -> int:
+def parse_seed(text: str) -> int:
+    """The seed ``text`` denotes; a UsageError unless an integer from 0 to 2**32 - 1."""
     try:
         return int(validate_seed(int(text)))  # type: ignore[arg-type]
     except ValueError:
@@ -138,7 +144,14 @@ def _parse_seed(text: str) -> int:
         ) from None
 
 
-def _parse_assignment(arg: str) -> tuple[str, Any]:
+def split_assignment(arg: str) -> tuple[str, str]:
+    """The parameter name and the value text of a ``name=value`` argument.
+
+    Raises
+    ------
+    UsageError
+        When ``arg`` is not of that form, or the name is not an identifier.
+    """
     name, equals, text = arg.partition("=")
     if not equals:
         raise UsageError(f"{arg!r} is not of the form name=value, e.g. {arg}=1")
@@ -151,6 +164,11 @@ def _parse_assignment(arg: str) -> tuple[str, Any]:
         )
     if text.startswith("="):
         raise UsageError(f"{arg!r} has more than one '=' after the name: write {name}={text.lstrip('=')}")
+    return name, text
+
+
+def _parse_assignment(arg: str) -> tuple[str, Any]:
+    name, text = split_assignment(arg)
     try:
         return name, parse_value(text)
     except UsageError as exc:
@@ -161,16 +179,22 @@ def _usage_line(program: str) -> str:
     return f"usage: {program} [name=value ...] [--seed N] [--progress]"
 
 
-def usage(experiment: Experiment, program: str) -> str:
-    """The usage text of a script-mode run, listing the experiment's parameters."""
-    lines = [_usage_line(program), "", "parameters:"]
+def parameter_lines(experiment: Experiment) -> list[str]:
+    """The ``parameters:`` section of a usage text: each parameter with its value, or required."""
     values = experiment.get_parameters()
+    lines = ["parameters:"]
     lines.extend(
         f"  {name}  (required)" if value is Undefined else f"  {name}={value!r}"
         for name, value in values.items()
     )
     if not values:
         lines.append("  (none)")
+    return lines
+
+
+def usage(experiment: Experiment, program: str) -> str:
+    """The usage text of a script-mode run, listing the experiment's parameters."""
+    lines = [_usage_line(program), "", *parameter_lines(experiment)]
     lines += [
         "",
         "Values are Python literals (1, 0.5, True, None, [1, 2], {'k': 1}); a bare word is a string.",
@@ -180,9 +204,29 @@ def usage(experiment: Experiment, program: str) -> str:
     return "\n".join(lines)
 
 
-def _fail(program: str, message: str) -> SystemExit:
-    sys.stderr.write(f"{_usage_line(program)}\n{program}: error: {message}\n")
+def usage_exit(usage_line: str, program: str, message: str) -> SystemExit:
+    """Write ``usage_line`` and ``program: error: message`` on stderr; return the SystemExit (2)."""
+    sys.stderr.write(f"{usage_line}\n{program}: error: {message}\n")
     return SystemExit(USAGE_EXIT_STATUS)
+
+
+def _fail(program: str, message: str) -> SystemExit:
+    return usage_exit(_usage_line(program), program, message)
+
+
+@contextmanager
+def result_runner(runner: ResultRunner) -> Iterator[None]:
+    """Within the block, calls of ``@ex.result`` steps in script mode run ``runner`` instead of a trial.
+
+    ``daskperiment sweep`` runs a script this way, so that its result call
+    runs a sweep.
+    """
+    global _result_runner
+    previous, _result_runner = _result_runner, runner
+    try:
+        yield
+    finally:
+        _result_runner = previous
 
 
 def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
@@ -204,6 +248,8 @@ def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
     Exception
         Whatever a step raised; the trial is recorded as failed first.
     """
+    if _result_runner is not None:
+        return _result_runner(result, experiment)
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "script"
     try:
         arguments = parse_arguments(sys.argv[1:])
@@ -212,7 +258,10 @@ def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
     if arguments.help:
         sys.stdout.write(usage(experiment, program) + "\n")
         raise SystemExit(0)
-    _check_parameters(experiment, result, arguments.parameters, program)
+    try:
+        check_parameters(experiment, result, arguments.parameters)
+    except UsageError as exc:
+        raise _fail(program, str(exc)) from None
     experiment.set_parameters(**arguments.parameters)
     with _progress_bar(arguments.progress):
         value = result.compute(seed=arguments.seed)
@@ -220,24 +269,31 @@ def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
     return value
 
 
-def _check_parameters(
-    experiment: Experiment, result: TrialResult, given: dict[str, Any], program: str
-) -> None:
-    """Exit with a usage error for unknown names or parameters the graph needs without value."""
+def check_parameters(experiment: Experiment, result: TrialResult, given: Iterable[str]) -> None:
+    """Raise a UsageError for unknown names, or for parameters ``result`` needs without value.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        The experiment of ``result``.
+    result : TrialResult
+        The output of its ``@ex.result`` step.
+    given : iterable of str
+        Names of the parameters the command line gives.
+    """
+    given = list(given)
     current = experiment.get_parameters()
     defined = ", ".join(current) or "none"
     unknown = [name for name in given if name not in current]
     if unknown:
-        raise _fail(
-            program,
+        raise UsageError(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
             f"the parameters of experiment {experiment.id!r} are {defined}",
         )
     needed = result.parameter_names
     missing = [n for n in needed if n not in given and current[n] is Undefined]
     if missing:
-        raise _fail(
-            program,
+        raise UsageError(
             f"parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             f"{'have' if len(missing) > 1 else 'has'} no value and no default: give "
             f"{' '.join(f'{n}=VALUE' for n in missing)} on the command line",

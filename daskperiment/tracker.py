@@ -60,6 +60,7 @@ class StartedTrial:
     key: str
     code: tuple[str, str]
     started: float
+    sweep_id: str | None = None
 
 
 class Tracker:
@@ -120,10 +121,13 @@ class Tracker:
 
     def submit(
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
-        options: dict[str, Any],
+        options: dict[str, Any], *, sweep_id: str | None = None,
     ) -> TrialFuture:
-        """Start one trial without waiting; its future completes once it is recorded."""
-        trial = self._start(call, values, seed, scheduler, options)
+        """Start one trial without waiting; its future completes once it is recorded.
+
+        ``sweep_id`` records the trial as part of that sweep (or search).
+        """
+        trial = self._start(call, values, seed, scheduler, options, sweep_id)
         future = TrialFuture(trial.spec.trial_id)
         future.set_running_or_notify_cancel()
         if trial.runner.client is not None:
@@ -157,7 +161,7 @@ class Tracker:
 
     def _start(
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
-        options: dict[str, Any],
+        options: dict[str, Any], sweep_id: str | None = None,
     ) -> StartedTrial:
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
@@ -167,7 +171,7 @@ class Tracker:
         spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen)
         built = trial_graph(plan, [spec], self.graph_settings(runner))
         return StartedTrial(
-            spec, runner, built.graph, built.trial_keys[spec.trial_id], code, time.perf_counter()
+            spec, runner, built.graph, built.trial_keys[spec.trial_id], code, time.perf_counter(), sweep_id
         )
 
     def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
@@ -177,6 +181,7 @@ class Tracker:
             seed=trial.spec.seed,
             process_time=time.perf_counter() - trial.started,
             code=trial.code,
+            sweep_id=trial.sweep_id,
         )
         if outcome.error is not None:
             raise outcome.error

@@ -1,6 +1,6 @@
 """The ``daskperiment`` command: run experiment scripts and read stores from a shell.
 
-Subcommands: ``run``, ``list``, ``history``, ``show``, ``diff`` and ``board``;
+Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff`` and ``board``;
 ``daskperimentboard`` is ``daskperiment board``. Errors are one line on
 stderr; the exit status is 0 on success, 1 when the command failed and 2 for
 a usage error.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from daskperiment import __version__
-from daskperiment.cli import board, diff, history, listing, run, show
+from daskperiment.cli import board, diff, history, listing, run, show, sweep
 from daskperiment.cli.errors import CommandError
 from daskperiment.errors import DaskperimentError
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
-    for module in (run, listing, history, show, diff, board):
+    for module in (run, sweep, listing, history, show, diff, board):
         module.add_parser(subparsers)
     return parser
 

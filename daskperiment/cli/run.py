@@ -46,17 +46,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``args.script`` as ``__main__``; 1 when it raises (a failed trial is recorded)."""
-    script = Path(args.script)
-    if not script.is_file():
-        raise CommandError(f"script {args.script!r} not found: give the path of a Python file", USAGE)
-    argv = [str(script), *args.arguments]
+    script = script_path(args.script)
+    arguments = list(args.arguments)
     if args.seed is not None:
-        argv += ["--seed", str(args.seed)]
+        arguments += ["--seed", str(args.seed)]
     if args.progress:
-        argv.append("--progress")
-    if args.backend:
-        os.environ[BACKEND_VARIABLE] = args.backend  # the default store of Experiment(...)
-    sys.argv = argv
+        arguments.append("--progress")
+    return run_script(script, arguments, args.backend)
+
+
+def script_path(text: str) -> Path:
+    """The path of the script ``text`` names; a usage error when it is no file."""
+    script = Path(text)
+    if not script.is_file():
+        raise CommandError(f"script {text!r} not found: give the path of a Python file", USAGE)
+    return script
+
+
+def run_script(script: Path, arguments: list[str], backend: str | None) -> int:
+    """Run ``script`` as ``__main__`` with ``arguments`` in ``sys.argv``; 1 when it raises.
+
+    ``backend`` is the store of the experiments the script creates without naming one.
+    """
+    if backend:
+        os.environ[BACKEND_VARIABLE] = backend  # the default store of Experiment(...)
+    sys.argv = [str(script), *arguments]
     sys.path.insert(0, str(script.resolve().parent))
     try:
         runpy.run_path(str(script), run_name="__main__")
