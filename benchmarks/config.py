@@ -30,6 +30,20 @@ class Sizes:
     concurrency_trials: int = 250
     """Trials per process in the concurrency workload."""
     concurrency_budget_seconds: float = 20.0
+    sweep_grid: tuple[int, int] = (10, 10)
+    """Sweep with shared work: values of ``a`` (the shared, sleeping step) and of ``b``."""
+    sweep_sleep_seconds: float = 0.05
+    """Sweep with shared work: what the step on ``a`` sleeps (stands for real work)."""
+    sweep_repeats: int = 3
+    """Sweep with shared work: sweeps per scheduler (median); the sequential loop runs once."""
+    many_trials: int = 1000
+    """Trivial trials at once, threaded scheduler."""
+    many_trials_cluster: int = 1000
+    """Trivial trials at once, on the LocalCluster."""
+    many_repeats: int = 3
+    """Trivial trials at once: rounds on the threaded scheduler (median); the cluster runs one."""
+    cluster_trials: int = 300
+    """Per-trial overhead on the LocalCluster: trials of ours and of plain dask, interleaved."""
     job_timeout_seconds: float = 420.0
 
     def as_dict(self) -> dict:
@@ -52,6 +66,12 @@ QUICK = Sizes(
     cli_repeats=2,
     concurrency_trials=20,
     concurrency_budget_seconds=4.0,
+    sweep_grid=(10, 5),
+    sweep_repeats=1,
+    many_trials=200,
+    many_trials_cluster=100,
+    many_repeats=1,
+    cluster_trials=30,
     job_timeout_seconds=120.0,
 )
 
@@ -60,4 +80,5 @@ def sizes_from(data: dict) -> Sizes:
     """Rebuild :class:`Sizes` from :meth:`Sizes.as_dict` output."""
     data = dict(data)
     data["windows"] = tuple(tuple(w) for w in data["windows"])
+    data["sweep_grid"] = tuple(data["sweep_grid"])
     return Sizes(**data)

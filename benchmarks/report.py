@@ -4,46 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-Row = dict[str, Any]
-
-
-def _cell(result: Row | None) -> str | None:
-    """The text of a row that has no figures (unavailable or failed), else None."""
-    if result is None:
-        return "not run"
-    if result.get("status") == "unavailable":
-        return f"n/a: {result.get('reason', '')}"
-    if result.get("status") != "ok":
-        return f"error: {result.get('reason', '')}"
-    return None
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    if value is None or not base:
-        return ""
-    return f" ({value / base:.2f}x)"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _ok(result: Row | None) -> bool:
-    return result is not None and result.get("status") == "ok"
-
+from benchmarks import report_engine
+from benchmarks.tables import Row, cell, num, ok, ratio, table, verdict_row
 
 def _window_ms(result: Row | None, window: str) -> float | None:
-    if not _ok(result):
+    if not ok(result):
         return None
     return result["windows"].get(window, {}).get("median_ms")
 
@@ -73,6 +38,7 @@ def render(results: dict[str, Any]) -> str:
         out += _command_line(w["command_line"]) + [""]
     if "concurrency" in w:
         out += _concurrency(w["concurrency"]) + [""]
+    out += report_engine.sections(w)
     out += verdicts(results)
     return "\n".join(out)
 
@@ -82,7 +48,7 @@ def _overhead(section: dict[str, Row], windows: list[str]) -> list[str]:
     rows = []
     for key, result in section.items():
         system, backend = key.split("/")
-        text = _cell(result)
+        text = cell(result)
         if text:
             rows.append([system, backend, "", *[""] * len(windows), "", text])
             continue
@@ -90,7 +56,7 @@ def _overhead(section: dict[str, Row], windows: list[str]) -> list[str]:
         for window in windows:
             value = _window_ms(result, window)
             cells.append("not reached" if value is None else
-                         _num(value, 3) + _ratio(value, _window_ms(floor, window)))
+                         num(value, 3) + ratio(value, _window_ms(floor, window)))
         first, last = _window_ms(result, windows[0]), None
         for window in reversed(windows):
             if _window_ms(result, window) is not None:
@@ -100,7 +66,7 @@ def _overhead(section: dict[str, Row], windows: list[str]) -> list[str]:
         note = result.get("stopped") or ""
         note = (note + "; " if note else "") + f"mean {result['mean_ms']:.2f} ms over {result['trials']}"
         rows.append([system, backend, str(result["trials"]), *cells, flat, note])
-    return ["## 1. Trial overhead — ms per trial, median of each window (× floor)", ""] + _table(
+    return ["## 1. Trial overhead — ms per trial, median of each window (× floor)", ""] + table(
         ["system", "backend", "trials", *[f"trials {w}" for w in windows], "last/first", "note"], rows
     )
 
@@ -111,8 +77,8 @@ def _history(section: dict[str, Row]) -> list[str]:
         system, backend = key.split("/")
         if system == "floor":
             continue
-        text = _cell(result)
-        history = result.get("history", {}) if _ok(result) else {}
+        text = cell(result)
+        history = result.get("history", {}) if ok(result) else {}
         if not text and "unavailable" in history:
             text = f"n/a: {history['unavailable']}"
         if text:
@@ -121,8 +87,8 @@ def _history(section: dict[str, Row]) -> list[str]:
         note = f"first call {history['first_seconds']:.3f} s" if "first_seconds" in history else ""
         if history.get("filled"):
             note += f"; {history['filled']:,} of the trials written in bulk (trial loop stopped early)"
-        rows.append([system, backend, str(history["rows"]), _num(history["median_seconds"], 4), note])
-    return ["## 3. History — get_history() after the trials of workload 1 (median)", ""] + _table(
+        rows.append([system, backend, str(history["rows"]), num(history["median_seconds"], 4), note])
+    return ["## 3. History — get_history() after the trials of workload 1 (median)", ""] + table(
         ["system", "backend", "trials", "seconds", "note"], rows
     )
 
@@ -131,23 +97,23 @@ def _metrics(section: dict[str, Row]) -> list[str]:
     rows = []
     for key, result in section.items():
         system, backend = key.split("/")
-        text = _cell(result)
+        text = cell(result)
         if text:
             rows.append([system, backend, "", "", "", "", "", "", text])
             continue
         original = section.get(f"original/{backend}")
-        base = original["calls_per_second"] if _ok(original) else None
+        base = original["calls_per_second"] if ok(original) else None
         rate = result["calls_per_second"]
         vs = f"{rate / base:.1f}x" if base and system != "original" else ""
         load = result.get("load", {})
-        load_text = _num(load.get("median_seconds"), 4) if "median_seconds" in load else "n/a"
+        load_text = num(load.get("median_seconds"), 4) if "median_seconds" in load else "n/a"
         note = ""
         if result["calls"] < result["requested_calls"]:
             note = f"stopped at the time budget after {result['calls']:,} calls"
         rows.append([system, backend, f"{result['calls']:,}", f"{rate:,.0f}", vs,
-                     _num(result["trial_seconds"], 3), load_text,
+                     num(result["trial_seconds"], 3), load_text,
                      f"{result['peak_rss_mib']:.0f} (+{result['rss_growth_mib']:.0f})", note])
-    return ["## 2. Metric logging — save_metric calls in one trial", ""] + _table(
+    return ["## 2. Metric logging — save_metric calls in one trial", ""] + table(
         ["system", "backend", "calls", "calls/s", "× original", "trial s", "load_metric s",
          "peak RSS MiB (growth)", "note"], rows
     )
@@ -159,15 +125,15 @@ def _command_line(section: dict[str, Row]) -> list[str]:
     rows = []
     for key, result in section.items():
         system = key.split("/")[0]
-        text = _cell(result)
+        text = cell(result)
         if text:
             rows.append([system, "", "", "", text])
             continue
         value = result["median_seconds"]
-        vs_floor = f"{value / floor['median_seconds']:.2f}x" if _ok(floor) else ""
-        vs_original = f"{value / original['median_seconds']:.2f}x" if _ok(original) else ""
-        rows.append([system, _num(value, 3), vs_floor, vs_original, f"median of {result['runs']}"])
-    return ["## 4. Command line — `python script.py a=1 b=2`, wall time of one trial", ""] + _table(
+        vs_floor = f"{value / floor['median_seconds']:.2f}x" if ok(floor) else ""
+        vs_original = f"{value / original['median_seconds']:.2f}x" if ok(original) else ""
+        rows.append([system, num(value, 3), vs_floor, vs_original, f"median of {result['runs']}"])
+    return ["## 4. Command line — `python script.py a=1 b=2`, wall time of one trial", ""] + table(
         ["system", "seconds", "× floor", "× original", "note"], rows
     )
 
@@ -177,36 +143,36 @@ def _concurrency(section: dict[str, Row]) -> list[str]:
     rows = []
     for key, result in section.items():
         system, backend = key.split("/")
-        text = _cell(result)
+        text = cell(result)
         if text:
             rows.append([system, backend, "", "", "", text])
             continue
         rate = result["trials_per_second"]
-        base = floor["trials_per_second"] if _ok(floor) else None
+        base = floor["trials_per_second"] if ok(floor) else None
         stored = result.get("rows_stored")
         expected = result.get("rows_expected", result["trials"])
         stored_text = "-" if system == "floor" else f"{stored}/{expected}"
         note = "" if system == "floor" or stored == expected else "trials lost or unreadable"
         rows.append([system, backend, f"{result['processes']} x {result['trials'] // result['processes']}",
                      f"{rate:.1f}" + (f" ({rate / base:.2f}x)" if base else ""), stored_text, note])
-    return ["## 5. Concurrency — processes writing one experiment at once", ""] + _table(
+    return ["## 5. Concurrency — processes writing one experiment at once", ""] + table(
         ["system", "backend", "processes x trials", "trials/s (× floor)", "stored", "note"], rows
     )
 
 
 def verdicts(results: dict[str, Any]) -> list[str]:
-    """Each target of issue 6: met or not, with the figure of this run."""
+    """Each target of issues 6 and 9: met or not, with the figure of this run."""
     w = results["workloads"]
     lines = ["## Targets (ours, this run)", ""]
     rows: list[list[str]] = []
 
     def add(target: str, figure: str, met: bool | None) -> None:
-        rows.append([target, figure, "n/a" if met is None else ("met" if met else "NOT met")])
+        rows.append(verdict_row(target, figure, met))
 
     over = w.get("trial_overhead", {})
     windows = [f"{a}-{b}" for a, b in results["sizes"]["windows"]]
     ours, floor = over.get("ours/local"), over.get("floor/local")
-    if _ok(ours) and _ok(floor):
+    if ok(ours) and ok(floor):
         ratios = {wd: _window_ms(ours, wd) / _window_ms(floor, wd) for wd in windows
                   if _window_ms(ours, wd) and _window_ms(floor, wd)}
         add("per-trial overhead ≤ 1.5× floor (local, every window)",
@@ -217,15 +183,15 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             add(f"flat: trials {windows[-1]} within 20% of {windows[0]}", f"{flat:.2f}", flat <= 1.2)
     for backend, limit in (("local", 0.2), ("redis", 0.5), ("mongo", 0.5)):
         r = over.get(f"ours/{backend}")
-        if _ok(r) and "median_seconds" in r.get("history", {}):
+        if ok(r) and "median_seconds" in r.get("history", {}):
             h = r["history"]
             add(f"get_history ≤ {limit} s ({backend}, {h['rows']:,} trials)",
                 f"{h['median_seconds']:.3f} s", h["median_seconds"] <= limit)
         elif r is not None:
-            add(f"get_history ≤ {limit} s ({backend})", _cell(r) or "-", None)
+            add(f"get_history ≤ {limit} s ({backend})", cell(r) or "-", None)
     met = w.get("metric_logging", {})
     r = met.get("ours/local")
-    if _ok(r):
+    if ok(r):
         add("save_metric ≥ 1,000,000 calls/s (local)", f"{r['calls_per_second']:,.0f}/s",
             r["calls_per_second"] >= 1e6)
         load = r.get("load", {})
@@ -234,16 +200,17 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 load["median_seconds"] <= 0.2)
     for backend in ("local", "redis", "mongo"):
         o, g = met.get(f"ours/{backend}"), met.get(f"original/{backend}")
-        if _ok(o) and _ok(g):
-            ratio = o["calls_per_second"] / g["calls_per_second"]
-            add(f"save_metric ≥ 10× original ({backend})", f"{ratio:.1f}x", ratio >= 10)
+        if ok(o) and ok(g):
+            factor = o["calls_per_second"] / g["calls_per_second"]
+            add(f"save_metric ≥ 10× original ({backend})", f"{factor:.1f}x", factor >= 10)
         elif o is not None or g is not None:
             add(f"save_metric ≥ 10× original ({backend})",
-                f"ours: {_cell(o) or 'ok'}; original: {_cell(g) or 'ok'}", None)
+                f"ours: {cell(o) or 'ok'}; original: {cell(g) or 'ok'}", None)
     cli = w.get("command_line", {})
     o, g = cli.get("ours/local"), cli.get("original/local")
-    if _ok(o) and _ok(g):
-        ratio = o["median_seconds"] / g["median_seconds"]
+    if ok(o) and ok(g):
+        factor = o["median_seconds"] / g["median_seconds"]
         add("command-line trial ≤ 1/3 of the original", f"{o['median_seconds']:.2f} s vs "
-            f"{g['median_seconds']:.2f} s = {ratio:.2f}x", ratio <= 1 / 3)
-    return lines + _table(["target", "figure", "verdict"], rows)
+            f"{g['median_seconds']:.2f} s = {factor:.2f}x", factor <= 1 / 3)
+    rows += report_engine.verdict_rows(w)
+    return lines + table(["target", "figure", "verdict"], rows)

@@ -1,7 +1,8 @@
 """Run the benchmark suite: every system, every workload, one table.
 
     python -m benchmarks [--quick] [--json out.json] [--markdown out.md]
-                         [--only trial_overhead,metric_logging,history,command_line,concurrency]
+                         [--only trial_overhead,metric_logging,history,command_line,concurrency,
+                                 sweep_sharing,many_trials,cluster_overhead]
                          [--systems floor,ours,original,mlflow,sacred] [--backends local,redis,mongo]
 
 Each system runs in its own subprocess with its own interpreter (ours and the
@@ -34,7 +35,7 @@ from benchmarks.config import FULL, QUICK, Sizes
 from benchmarks.envs import Interpreter, cache_root, interpreters
 from benchmarks.servers import servers
 from benchmarks.worker import bootstrap_code
-from benchmarks.workloads import WORKLOADS, command_line
+from benchmarks.workloads import ENGINE_WORKLOADS, WORKLOADS, command_line
 
 SYSTEMS = ("floor", "ours", "original", "mlflow", "sacred")
 BACKENDS = ("local", "redis", "mongo")
@@ -232,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         if "concurrency" in workloads:
             table["concurrency"] = {f"{s}/{b}": runner.concurrency(s, b)
                                     for b in backends for s in systems}
+        for name in ENGINE_WORKLOADS:
+            if name in workloads and "ours" in systems:
+                table[name] = {"ours/local": runner.job("ours", name, "local")}
     results["elapsed_seconds"] = time.time() - started
     text = report.render(results)
     print(text)

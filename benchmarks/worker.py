@@ -9,6 +9,7 @@ a venv's own ``daskperiment`` (the original) is never shadowed by ours.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -38,20 +39,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` (system, workload, backend, uri, sizes, ...) and return its figures."""
     from benchmarks.adapters import Unavailable, load_adapter
     from benchmarks.config import sizes_from
+    from benchmarks.workloads import ENGINE_WORKLOADS
 
     sizes = sizes_from(job["sizes"])
     try:
         adapter = load_adapter(job["system"])
         workload = job["workload"]
         args = (adapter, job["backend"], job.get("uri"))
-        if workload == "trial_overhead":
-            from benchmarks.workloads import trial_overhead
-
-            figures = trial_overhead.run(*args, sizes)
-        elif workload == "metric_logging":
-            from benchmarks.workloads import metric_logging
-
-            figures = metric_logging.run(*args, sizes)
+        if workload in ("trial_overhead", "metric_logging", *ENGINE_WORKLOADS):  # run(*args, sizes)
+            module = importlib.import_module(f"benchmarks.workloads.{workload}")
+            figures = module.run(*args, sizes)
         elif workload == "concurrency":
             from benchmarks.workloads import concurrency
 

@@ -46,7 +46,7 @@ class DaskperimentAdapter(Adapter):
                 ex.save_metric(f"m{i}", epoch=0, value=float(s + i))
             return s * 0.5
 
-        self._result = score(prepare(a, b))
+        self.result = score(prepare(a, b))  # workloads 6-8 pass it to ex.run / ex.submit / ex.sweep
         self._metric_plan: tuple[int, float] = (0, 0.0)
         self._metric_report: dict[str, Any] = {}
 
@@ -62,7 +62,7 @@ class DaskperimentAdapter(Adapter):
 
     def trial(self, a: int, b: int) -> None:
         self.ex.set_parameters(a=a, b=b)
-        self._result.compute()
+        self.result.compute()
 
     def metric_trial(self, calls: int, budget_seconds: float) -> dict[str, Any]:
         self._metric_plan = (calls, budget_seconds)

@@ -36,10 +36,13 @@ class FloorAdapter(Adapter):
 
         self._prepare, self._score = prepare, score
 
+    def graph(self, a: int, b: int) -> Any:
+        """The 2-step graph ``score(prepare(a, b))`` as a ``dask.delayed`` object, not computed."""
+        return self._delayed(self._score)(self._delayed(self._prepare)(a, b))
+
     def trial(self, a: int, b: int) -> None:
         self.metrics = []
-        graph = self._delayed(self._score)(self._delayed(self._prepare)(a, b))
-        graph.compute()
+        self.graph(a, b).compute()
 
     def metric_trial(self, calls: int, budget_seconds: float) -> dict[str, Any]:
         points: list[tuple[str, int, float]] = []

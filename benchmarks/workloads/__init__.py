@@ -5,7 +5,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-WORKLOADS = ("trial_overhead", "metric_logging", "history", "command_line", "concurrency")
+ENGINE_WORKLOADS = ("sweep_sharing", "many_trials", "cluster_overhead")
+"""Workloads of the trial engine (ours against plain dask on the same scheduler; local store only)."""
+WORKLOADS = ("trial_overhead", "metric_logging", "history", "command_line", "concurrency", *ENGINE_WORKLOADS)
 """Workload names, in the order the runner measures them (``history`` rides on ``trial_overhead``)."""
 
 
