@@ -311,6 +311,7 @@ def trial_graph(
             members.setdefault(key, []).append(trial_id)
     graph: dict[str, Any] = {}
     trial_keys: dict[int, str] = {}
+    last = len(plan.nodes) - 1
     for trial in trials:
         names = node_keys[trial.trial_id]
         for index, node in enumerate(plan.nodes):
@@ -326,7 +327,7 @@ def trial_graph(
                 )
                 upstream = [names[u] for u in plan.upstream[index]]
                 graph[key] = (execute, Invocation(node.task, trial.parameters, context), upstream)
-            if settings.records_apart:
+            if settings.records_apart and index != last:  # the result's outcome goes whole
                 graph[f"{key}-records"] = (records_of, key)
         parts = [f"{key}-records" if settings.records_apart else key for key in names[:-1]]
         trial_key = trial_keys[trial.trial_id] = f"trial-{token}-{trial.trial_id}"
