@@ -4,7 +4,8 @@ Nothing here writes to a store: each task returns its output with its records
 (:mod:`daskperiment.outcome`), and the trial's last task gathers them for the
 process that started the trial. A step that raises does not stop the graph: its
 outcome carries the error, the steps after it are skipped, and the trial's
-outcome reports it, with the records of every step that ran.
+outcome (made by its result step's task) reports it, with the records of every
+step that ran.
 """
 
 from __future__ import annotations
@@ -118,10 +119,16 @@ def records_of(outcome: StepOutcome) -> StepRecords | None:
     return outcome.records
 
 
-def collect_trial(
-    trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
+def execute_result(
+    trial_id: int, invocation: Invocation, upstream: list[StepOutcome],
+    parts: list[StepOutcome | StepRecords | None],
 ) -> TrialOutcome:
-    """The function of a trial's last task: the result and every step's records."""
+    """The function of a trial's result step: run it, and gather the trial's outcome.
+
+    ``parts`` are the outcomes (or, sent apart on a cluster, the records) of
+    every other step of the trial, all of them upstream of the result.
+    """
+    root = execute(invocation, upstream)
     steps = [part.records if isinstance(part, StepOutcome) else part for part in parts]
     steps.append(root.records)
     return TrialOutcome(

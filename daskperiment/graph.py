@@ -33,9 +33,9 @@ from daskperiment.execution import (
     Invocation,
     StepTask,
     as_graph_data,
-    collect_trial,
     dry_run,
     execute,
+    execute_result,
     records_of,
 )
 
@@ -248,7 +248,7 @@ class GraphSettings:
 
 @dataclass(frozen=True, slots=True)
 class TrialGraph:
-    """A graph computing trials, and the key of each trial's outcome."""
+    """A graph computing trials, and the key of each trial's outcome (its result step's key)."""
 
     graph: dict[str, Any]
     trial_keys: dict[int, str]
@@ -312,25 +312,33 @@ def trial_graph(
     graph: dict[str, Any] = {}
     trial_keys: dict[int, str] = {}
     last = len(plan.nodes) - 1
+    # On a cluster, steps that do not feed the result directly send their records
+    # on their own, so only records (not outputs) travel to the result's worker.
+    apart = {i for i in range(last) if settings.records_apart and i not in plan.upstream[last]}
+
+    def invocation(index: int, trial: TrialSpec, key: str) -> Invocation:
+        context = TrialContext(
+            settings.experiment_id, tuple(members[key]), trial.seed, settings.origin,
+            settings.environment, settings.session, settings.share,
+        )
+        return Invocation(plan.nodes[index].task, trial.parameters, context)
+
     for trial in trials:
         names = node_keys[trial.trial_id]
-        for index, node in enumerate(plan.nodes):
+        for index in range(last):
             key = names[index]
             if key in graph:
                 continue
             if computed is not None and key in computed:
                 graph[key] = as_graph_data(computed[key])
             else:
-                context = TrialContext(
-                    settings.experiment_id, tuple(members[key]), trial.seed, settings.origin,
-                    settings.environment, settings.session, settings.share,
-                )
                 upstream = [names[u] for u in plan.upstream[index]]
-                graph[key] = (execute, Invocation(node.task, trial.parameters, context), upstream)
-            if settings.records_apart and index != last:  # the result's outcome goes whole
+                graph[key] = (execute, invocation(index, trial, key), upstream)
+            if index in apart:
                 graph[f"{key}-records"] = (records_of, key)
-        parts = [f"{key}-records" if settings.records_apart else key for key in names[:-1]]
-        trial_key = trial_keys[trial.trial_id] = f"trial-{token}-{trial.trial_id}"
-        graph[trial_key] = (collect_trial, trial.trial_id, names[-1], parts)
+        parts = [f"{names[i]}-records" if i in apart else names[i] for i in range(last)]
+        root = trial_keys[trial.trial_id] = names[last]
+        upstream = [names[u] for u in plan.upstream[last]]
+        graph[root] = (execute_result, trial.trial_id, invocation(last, trial, root), upstream, parts)
     return TrialGraph(graph, trial_keys, node_keys)
 
