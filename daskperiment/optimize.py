@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Union
 from daskperiment import seeding
 from daskperiment.errors import OptimizeError
 from daskperiment.progress import TrialProgressBar
-from daskperiment.sweep import _sweep_id
+from daskperiment.sweep import make_sweep_id
 
 if TYPE_CHECKING:
     import optuna
@@ -139,7 +139,7 @@ def run_optimize(
     optuna = _import_optuna()
     _check_count("n_trials", n_trials)
     _check_count("n_parallel", n_parallel)
-    sweep_id = _sweep_id(name)
+    sweep_id = make_sweep_id(name)
     fixed = _fixed_space(optuna, space)
     if fixed is not None:  # an unknown name or a parameter without value: an error before anything runs
         tracker.parameters.resolve(call.plan().parameters, dict.fromkeys(fixed))

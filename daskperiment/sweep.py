@@ -191,7 +191,7 @@ def run_sweep(
     ParameterNotDefinedError, ParameterUndefinedError
         For an unknown parameter, or one left without value (nothing runs).
     """
-    sweep_id = _sweep_id(name)
+    sweep_id = make_sweep_id(name)
     if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1):
         raise SweepError(f"max_in_flight must be a positive integer or None, got {max_in_flight!r}")
     sweep_seed = seeding.choose_seed(seed, tracker.seed)
@@ -291,7 +291,14 @@ def _trial_seeds(seed: int, count: int, per_trial: bool) -> list[int]:
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
-def _sweep_id(name: str | None) -> str:
+def make_sweep_id(name: str | None) -> str:
+    """The id of a sweep: ``name`` if valid, else the time and a random suffix.
+
+    Raises
+    ------
+    SweepError
+        For a name that could not name stored data.
+    """
     if name is None:
         return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
