@@ -90,3 +90,15 @@ def test_trials_on_a_cluster(executed: dict) -> None:
     output = text(executed["cluster"])
     assert f"one trial on the cluster: {100 / 6}" in output
     assert f"{[100 / (a + 2) for a in range(1, 5)]}" in output
+
+
+def test_optuna_search_names_a_recorded_best_trial(executed: dict) -> None:
+    import ast
+
+    line, direction = text(executed["optuna"]).splitlines()[-2:]
+    trial, rest = line.removeprefix("best trial: ").split(" ", 1)
+    parameters, value = rest.rsplit(" ", 1)
+    recorded = ast.literal_eval(parameters)
+    assert int(trial) > 0 and 1 <= recorded["a"] <= 20 and recorded["b"] == 2
+    assert float(value) == pytest.approx(100 / (recorded["a"] + recorded["b"]))  # its own result
+    assert direction == "direction: minimize"
