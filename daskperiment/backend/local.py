@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,7 +137,7 @@ class LocalBackend(Backend):
                 isolation_level=None,
                 check_same_thread=False,
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_write_ahead_log(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
             with _transaction(connection):
                 self._prepare_schema(connection)
@@ -333,6 +334,24 @@ class LocalBackend(Backend):
             (_json_list(list(input_keys)),),
         )
         return dict(rows)
+
+
+def _use_write_ahead_log(connection: sqlite3.Connection) -> None:
+    """Switch the database to WAL mode, waiting while other processes hold it.
+
+    SQLite answers "database is locked" at once, without its busy handler, when
+    processes switch a new database's journal mode at the same time: retry
+    until the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
