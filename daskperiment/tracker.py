@@ -112,12 +112,7 @@ class Tracker:
     ) -> Any:
         """Run one trial of ``call`` with ``values`` over the current parameters; record it."""
         trial = self._start(call, values, seed, scheduler, options)
-        seeding.seed_everything(trial.spec.seed)
-        try:
-            outcome = trial.runner.run(trial.graph, [], _ignore, extra_keys=[trial.key])[trial.key]
-        except BaseException as exc:  # the scheduler itself failed, or was interrupted
-            outcome = TrialOutcome(trial.spec.trial_id, error=exc)
-        return self._finish(trial, outcome)
+        return self._finish(trial, self._compute(trial))
 
     def submit(
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
@@ -140,13 +135,16 @@ class Tracker:
         return future
 
     def _run_in_background(self, future: TrialFuture, trial: StartedTrial) -> None:
+        self._settle(future, trial, self._compute(trial), None)
+
+    @staticmethod
+    def _compute(trial: StartedTrial) -> TrialOutcome:
+        """Compute a started trial on a local scheduler, in this thread."""
         seeding.seed_everything(trial.spec.seed)
         try:
-            outcome = trial.runner.run(trial.graph, [], _ignore, extra_keys=[trial.key])[trial.key]
-        except BaseException as exc:
-            self._settle(future, trial, None, exc)
-        else:
-            self._settle(future, trial, outcome, None)
+            return trial.runner.run(trial.graph, [], _ignore, extra_keys=[trial.key])[trial.key]
+        except BaseException as exc:  # the scheduler itself failed, or was interrupted
+            return TrialOutcome(trial.spec.trial_id, error=exc)
 
     def _settle(
         self, future: TrialFuture, trial: StartedTrial, outcome: TrialOutcome | None,
