@@ -46,6 +46,10 @@ class TrialRecord:
         Digests of the environment blobs of the dask worker processes the
         trial's steps ran in, where they differ from the client's
         (``environment_digest``); sorted, unique, empty when none differ.
+    cached_steps : tuple of (str, int)
+        Steps whose output was taken from the step cache instead of being
+        computed, each with the id of the trial that computed it; in graph
+        order, empty when every step ran.
     """
 
     trial_id: int
@@ -61,6 +65,7 @@ class TrialRecord:
     environment_digest: str | None
     sweep_id: str | None = None
     worker_environment_digests: tuple[str, ...] = ()
+    cached_steps: tuple[tuple[str, int], ...] = ()
 
 
 class MetricPoint(NamedTuple):
@@ -94,6 +99,77 @@ class StepOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """The output of one step call, kept so that later trials load it instead of computing it.
+
+    Attributes
+    ----------
+    key : str
+        Cache key of the call: a hash of the step's code, of the cache keys of
+        its upstream steps and of the parameter values (and seed) it used.
+    step : str
+        Name of the step.
+    trial_id : int
+        Trial that computed the output.
+    size : int
+        Size in bytes of the serialized output.
+    payload : bytes or None
+        The serialized output when the store holds it; ``None`` when it is in
+        the artifact store (``location``), and in entries read without payload.
+    location : str or None
+        Digest of the serialized output in the artifact store, for outputs too
+        large for the store; ``None`` when ``payload`` holds it.
+    metrics : tuple of (str, int, float)
+        Metric points the step saved when it computed the output, in order.
+    created : float
+        POSIX time the entry was written.
+    last_used : float
+        POSIX time the entry was last written or read for a trial (eviction
+        removes the least recently used entries first).
+    """
+
+    key: str
+    step: str
+    trial_id: int
+    size: int
+    payload: bytes | None
+    location: str | None
+    metrics: tuple[tuple[str, int, float], ...]
+    created: float
+    last_used: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """One file a trial kept: where it sits in the artifact and its content's digest.
+
+    Attributes
+    ----------
+    trial_id : int
+        Trial that made the file.
+    name : str
+        Name of the artifact (``"weights"``, ``"output"``, ...); an artifact is
+        one file or a folder of files.
+    path : str
+        Path of the file inside the artifact, with ``/`` separators; empty for
+        an artifact that is a single file.
+    digest : str
+        SHA-256 of the file's content, its address in the artifact store.
+    size : int
+        Size of the file in bytes.
+    step : str
+        Step that made the file (``""`` for the trial's captured output).
+    """
+
+    trial_id: int
+    name: str
+    path: str
+    digest: str
+    size: int
+    step: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Blob:
     """Content stored once under its own digest (code texts, environments)."""
 
@@ -115,6 +191,8 @@ class RecordBatch:
     persisted: list[PersistedValue] = field(default_factory=list)
     step_outputs: list[StepOutput] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
+    cache_entries: list[CacheEntry] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
 
     def extend(self, other: "RecordBatch") -> None:
         """Append every record of ``other`` to this batch."""
@@ -123,10 +201,13 @@ class RecordBatch:
         self.persisted.extend(other.persisted)
         self.step_outputs.extend(other.step_outputs)
         self.blobs.extend(other.blobs)
+        self.cache_entries.extend(other.cache_entries)
+        self.artifacts.extend(other.artifacts)
 
     def __bool__(self) -> bool:
         return bool(
             self.trials or self.metrics or self.persisted or self.step_outputs or self.blobs
+            or self.cache_entries or self.artifacts
         )
 
 

@@ -14,7 +14,9 @@ from abc import ABC, abstractmethod
 from typing import Any, Hashable, Sequence
 
 from daskperiment.records import (
+    ArtifactRecord,
     Blob,
+    CacheEntry,
     MetricPoint,
     MetricSeries,
     PersistedValue,
@@ -74,8 +76,9 @@ class Backend(ABC):
         """Write every record of ``batch`` atomically: all of it or none of it.
 
         Blobs already stored and step outputs already known are kept as they
-        are (first write wins); a trial or persisted value written again for the
-        same key replaces the earlier one.
+        are (first write wins); a trial, persisted value, cache entry (same
+        ``key``) or artifact record (same trial, name and path) written again
+        replaces the earlier one.
         """
 
     def write_trial(self, trial: TrialRecord) -> None:
@@ -114,6 +117,44 @@ class Backend(ABC):
     @abstractmethod
     def load_step_outputs(self, input_keys: Sequence[str]) -> dict[str, str]:
         """Known output hashes of the given step input keys (absent keys are left out)."""
+
+    # -- step cache -------------------------------------------------------------
+    @abstractmethod
+    def load_cache_entries(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        """The cache entries stored under ``keys`` (absent keys left out), in one round trip.
+
+        Entries are returned without their payload (``payload`` is None, see
+        :meth:`load_cache_payload`); reading them does not mark them used.
+        """
+
+    @abstractmethod
+    def load_cache_payload(self, key: str) -> bytes | None:
+        """The payload of the cache entry ``key``, None when the entry is absent or kept elsewhere."""
+
+    @abstractmethod
+    def touch_cache_entries(self, keys: Sequence[str], when: float) -> None:
+        """Set the ``last_used`` time of the entries under ``keys`` to ``when`` (absent keys ignored)."""
+
+    @abstractmethod
+    def cache_entries(self) -> list[CacheEntry]:
+        """Every cache entry of the experiment, without payloads, least recently used first."""
+
+    @abstractmethod
+    def delete_cache_entries(self, keys: Sequence[str]) -> None:
+        """Remove the entries under ``keys`` atomically (absent keys ignored)."""
+
+    # -- artifacts ------------------------------------------------------------------
+    @abstractmethod
+    def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
+        """The files kept by trial ``trial_id``, ordered by artifact name then path."""
+
+    def artifact_root(self) -> str | None:
+        """Default location of this store's artifacts (a folder next to its data), if it has one.
+
+        Server stores have none: their artifacts default to a folder of the
+        user's data directory unless a location is given.
+        """
+        return None
 
     # -- settings -------------------------------------------------------------
     @abstractmethod
