@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -11,8 +12,11 @@ from daskperiment import serialization
 from daskperiment.backend import LocalBackend
 from daskperiment.backend.local import SCHEMA_VERSION
 from daskperiment.errors import BackendError
+from daskperiment.records import ArtifactRecord, RecordBatch
 from test_store_contract import (
+    cache_entry,
     check_a_version_1_trial_reads_with_the_defaults,
+    listed,
     run_in_processes,
     trial,
 )
@@ -69,6 +73,27 @@ def make_version_1_store(folder: Path, experiment_id: str) -> None:
             "e" * 64,
         ),
     )
+    connection.close()
+
+
+# What schema 2 added to schema 1, as it wrote it.
+VERSION_2_CHANGES = """
+ALTER TABLE trials ADD COLUMN sweep_id TEXT;
+ALTER TABLE trials ADD COLUMN worker_environments TEXT;
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def make_version_2_store(folder: Path, experiment_id: str) -> None:
+    """A local store as schema 2 wrote it: trial 1 (see ``trial``) of sweep ``sweep-1``, a setting."""
+    make_version_1_store(folder, experiment_id)
+    connection = sqlite3.connect(folder / f"{experiment_id}.sqlite3", isolation_level=None)
+    connection.executescript(f"BEGIN IMMEDIATE; {VERSION_2_CHANGES} PRAGMA user_version=2; COMMIT;")
+    connection.execute(
+        "UPDATE trials SET sweep_id = 'sweep-1', worker_environments = ? WHERE trial_id = 1",
+        (json.dumps(["a" * 64]),),
+    )
+    connection.execute("INSERT INTO settings VALUES ('objective', '\"minimize\"')")
     connection.close()
 
 
@@ -134,9 +159,37 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 2
-    assert columns[-2:] == ["sweep_id", "worker_environments"]
-    assert "settings" in tables
+    assert version == SCHEMA_VERSION == 3
+    assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
+    assert {"settings", "cache_entries", "artifacts"} <= set(tables)
+
+
+def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    make_version_2_store(tmp_path, "x")
+    backend = LocalBackend(tmp_path, "x")
+    kept = trial(1, sweep_id="sweep-1", worker_environment_digests=("a" * 64,))
+    assert backend.load_trials() == [kept]
+    assert backend.load_setting("objective") == '"minimize"'
+    assert backend.allocate_trial_id() == 2  # the counter is kept
+    cached = trial(2, cached_steps=(("prepare", 1),))
+    backend.write_batch(
+        RecordBatch(
+            trials=[cached],
+            cache_entries=[cache_entry("k")],
+            artifacts=[ArtifactRecord(2, "output", "", "d" * 64, 5)],
+        )
+    )
+    backend.close()
+    reopened = LocalBackend(tmp_path, "x")
+    assert reopened.load_trials() == [kept, cached]
+    assert reopened.load_cache_entries(["k"]) == {"k": listed(cache_entry("k"))}
+    assert reopened.load_cache_payload("k") == b"payload k"
+    assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
+    reopened.close()
+    version, columns, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == 3
+    assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
+    assert {"settings", "cache_entries", "artifacts"} <= set(tables)
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -156,4 +209,4 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == 2 and columns.count("sweep_id") == 1
+    assert version == 3 and columns.count("sweep_id") == columns.count("cached_steps") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import pickle
 import random
@@ -21,7 +22,16 @@ from daskperiment.backend import Backend, LocalBackend, experiment_ids, open_bac
 from daskperiment.backend.mongo import MongoBackend
 from daskperiment.backend.redis import RedisBackend
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, StepOutput, TrialRecord
+from daskperiment.records import (
+    ArtifactRecord,
+    Blob,
+    CacheEntry,
+    MetricPoint,
+    PersistedValue,
+    RecordBatch,
+    StepOutput,
+    TrialRecord,
+)
 
 DEADLOCK_SECONDS = 120  # only to fail rather than hang if a process never gets there
 
@@ -436,3 +446,203 @@ def test_metrics_read_back_as_columns(store: Backend) -> None:
     assert series.values.tolist() == [1.5, 2.5, 0.5]
     assert str(series.values.dtype) == "float64" and str(series.epochs.dtype) == "int64"
     assert series[1] == MetricPoint(2, "m", 0, 2.5) and series[-1] == MetricPoint(2, "m", 1, 0.5)
+
+
+# -- step cache ---------------------------------------------------------------------------
+def cache_entry(key: str, **changes: object) -> CacheEntry:
+    """An entry held in the store, last used at 100.0 unless ``changes`` say otherwise."""
+    entry = CacheEntry(
+        key=key,
+        step="prepare",
+        trial_id=1,
+        size=12,
+        payload=b"payload " + key.encode(),
+        location=None,
+        metrics=(("loss", 0, 0.5), ("loss", 1, 0.25)),
+        created=100.0,
+        last_used=100.0,
+    )
+    return replace(entry, **changes)
+
+
+def listed(entry: CacheEntry) -> CacheEntry:
+    """``entry`` as the store lists it: without payload."""
+    return replace(entry, payload=None)
+
+
+def test_cache_entries_are_read_without_their_payload(store: Backend) -> None:
+    held = cache_entry("k1", payload=b"\x00payload\xff")
+    elsewhere = cache_entry(
+        "k2", step="train", trial_id=2, size=5 * 2**20, payload=None, location="d" * 64,
+        metrics=(), created=200.5, last_used=201.25,
+    )
+    store.write_batch(RecordBatch(cache_entries=[held, elsewhere]))
+    assert store.load_cache_entries(["k2", "k1", "absent"]) == {
+        "k1": listed(held),
+        "k2": elsewhere,
+    }
+    assert store.load_cache_entries(["absent"]) == {} and store.load_cache_entries([]) == {}
+    assert store.load_cache_payload("k1") == b"\x00payload\xff"
+    assert store.load_cache_payload("k2") is None  # kept in the artifact store
+    assert store.load_cache_payload("absent") is None
+    assert store.cache_entries() == [listed(held), elsewhere]
+    assert all(type(e.metrics) is tuple for e in store.cache_entries())
+
+
+def test_a_cache_entry_written_again_is_replaced(store: Backend) -> None:
+    store.write_batch(RecordBatch(cache_entries=[cache_entry("k"), cache_entry("other")]))
+    again = cache_entry("k", trial_id=5, payload=b"new", size=3, created=300.0, last_used=300.0)
+    store.write_batch(RecordBatch(cache_entries=[again]))
+    assert store.load_cache_entries(["k"]) == {"k": listed(again)}
+    assert store.load_cache_payload("k") == b"new"
+    moved = cache_entry("k", payload=None, location="f" * 64, created=400.0, last_used=400.0)
+    store.write_batch(RecordBatch(cache_entries=[moved]))
+    assert store.load_cache_entries(["k"]) == {"k": moved}
+    assert store.load_cache_payload("k") is None  # the earlier payload is gone
+    assert [e.key for e in store.cache_entries()] == ["other", "k"]
+
+
+def test_touched_entries_are_the_most_recently_used(store: Backend) -> None:
+    entries = [cache_entry(key, last_used=used) for key, used in (("a", 1.0), ("b", 2.0), ("c", 3.0))]
+    store.write_batch(RecordBatch(cache_entries=entries))
+    assert [e.key for e in store.cache_entries()] == ["a", "b", "c"]
+    store.touch_cache_entries(["a", "absent"], 10.5)
+    store.touch_cache_entries([], 20.0)
+    assert [(e.key, e.last_used) for e in store.cache_entries()] == [
+        ("b", 2.0), ("c", 3.0), ("a", 10.5)
+    ]
+    assert store.load_cache_entries(["a"]) == {"a": listed(replace(entries[0], last_used=10.5))}
+    assert store.load_cache_payload("a") == b"payload a"  # touching keeps the payload
+    store.touch_cache_entries(["c", "b"], 11.0)
+    assert [e.key for e in store.cache_entries()][0] == "a"
+    assert store.load_cache_entries(["absent"]) == {}  # touching adds nothing
+
+
+def test_deleted_entries_are_gone_with_their_payload(store: Backend) -> None:
+    entries = [cache_entry("a", last_used=1.0), cache_entry("b", last_used=2.0),
+               cache_entry("c", payload=None, location="d" * 64, last_used=3.0)]
+    store.write_batch(RecordBatch(cache_entries=entries))
+    store.delete_cache_entries(["a", "c", "absent"])
+    store.delete_cache_entries([])
+    assert store.load_cache_entries(["a", "b", "c"]) == {"b": listed(entries[1])}
+    assert store.cache_entries() == [listed(entries[1])]
+    assert store.load_cache_payload("a") is None
+    assert store.load_cache_payload("b") == b"payload b"
+    store.write_batch(RecordBatch(cache_entries=[entries[0]]))  # written again after deletion
+    assert store.load_cache_payload("a") == b"payload a"
+
+
+def test_many_cache_entries_are_read_in_one_call(store: Backend) -> None:
+    entries = [cache_entry(f"key-{n:04d}", trial_id=n, last_used=float(n)) for n in range(500)]
+    store.write_batch(RecordBatch(cache_entries=entries))
+    keys = [e.key for e in entries] + [f"absent-{n}" for n in range(100)]
+    assert store.load_cache_entries(keys) == {e.key: listed(e) for e in entries}
+    assert store.cache_entries() == [listed(e) for e in entries]
+    store.touch_cache_entries(keys[:250], 1000.0)
+    assert [e.key for e in store.cache_entries()][:250] == keys[250:500]
+    store.delete_cache_entries(keys[:400])
+    assert store.cache_entries() == [listed(e) for e in entries[400:]]
+
+
+def test_cache_entry_metrics_keep_special_values(store: Backend) -> None:
+    metrics = (
+        ("loss", 0, float("nan")),
+        ("loss", 1, float("inf")),
+        ("odd key: with/characters é", -3, float("-inf")),
+        ("acc", 2**40, -0.0),
+        ("acc", 2**40, 1e-300),
+    )
+    store.write_batch(RecordBatch(cache_entries=[cache_entry("k", metrics=metrics)]))
+    for loaded in (store.load_cache_entries(["k"])["k"], store.cache_entries()[0]):
+        assert len(loaded.metrics) == len(metrics)
+        assert loaded.metrics[0][:2] == ("loss", 0) and math.isnan(loaded.metrics[0][2])
+        assert loaded.metrics[1:] == metrics[1:]
+        assert math.copysign(1.0, loaded.metrics[3][2]) == -1.0  # -0.0 stays negative
+        assert all(type(m) is tuple and type(m[1]) is int and type(m[2]) is float
+                   for m in loaded.metrics)
+
+
+# -- artifacts ----------------------------------------------------------------------------------
+def artifact(trial_id: int, name: str, path: str, **changes: object) -> ArtifactRecord:
+    record = ArtifactRecord(trial_id, name, path, digest="a" * 64, size=10, step="train")
+    return replace(record, **changes)
+
+
+def test_artifact_records_are_read_by_name_then_path(store: Backend) -> None:
+    records = [
+        artifact(1, "weights", "layer/b.bin"),
+        artifact(1, "output", "", step="", size=0),
+        artifact(1, "weights", "a.bin", digest="b" * 64),
+        artifact(2, "weights", "a.bin"),
+        artifact(1, "Weights", "é.txt", size=2**40),
+    ]
+    store.write_batch(RecordBatch(artifacts=records[:3]))
+    store.write_batch(RecordBatch(artifacts=records[3:]))
+    assert store.load_artifacts(1) == [records[4], records[1], records[2], records[0]]
+    assert store.load_artifacts(2) == [records[3]]
+    assert store.load_artifacts(3) == []
+
+
+def test_an_artifact_record_written_again_is_replaced(store: Backend) -> None:
+    store.write_batch(RecordBatch(artifacts=[artifact(1, "weights", "a.bin"),
+                                             artifact(1, "weights", "b.bin")]))
+    again = artifact(1, "weights", "a.bin", digest="c" * 64, size=99, step="retrain")
+    store.write_batch(RecordBatch(artifacts=[again]))
+    assert store.load_artifacts(1) == [again, artifact(1, "weights", "b.bin")]
+
+
+def test_the_artifact_root_is_next_to_a_local_store_only(store: Backend, tmp_path: Path) -> None:
+    expected = str(tmp_path / "store" / "artifacts") if isinstance(store, LocalBackend) else None
+    assert store.artifact_root() == expected
+
+
+def test_cached_steps_round_trip(store: Backend) -> None:
+    records = [trial(1), trial(3, cached_steps=(("prepare", 1), ("train", 2), ("é step", 1)))]
+    store.write_batch(RecordBatch(trials=records))
+    loaded = store.load_trials()
+    assert loaded == records
+    assert loaded[0].cached_steps == ()
+    assert all(type(t.cached_steps) is tuple for t in loaded)
+    assert all(type(pair) is tuple for pair in loaded[1].cached_steps)
+
+
+def test_a_batch_that_cannot_be_serialized_writes_no_cache_entry_or_artifact(
+    store: Backend,
+) -> None:
+    bad = RecordBatch(
+        trials=[trial(2, result=threading.Lock(), cached_steps=(("prepare", 1),))],
+        cache_entries=[cache_entry("k")],
+        artifacts=[artifact(2, "weights", "a.bin")],
+    )
+    with pytest.raises(TypeError, match="cannot serialize"):
+        store.write_batch(bad)
+    assert store.load_trials() == []
+    assert store.load_cache_entries(["k"]) == {} and store.cache_entries() == []
+    assert store.load_cache_payload("k") is None
+    assert store.load_artifacts(2) == []
+
+
+def test_a_full_batch_with_cache_entries_and_artifacts_round_trips(store: Backend) -> None:
+    batch = RecordBatch(
+        trials=[trial(1, cached_steps=(("prepare", 1),))],
+        metrics=[MetricPoint(1, "acc", 0, 0.5)],
+        cache_entries=[cache_entry("k")],
+        artifacts=[artifact(1, "output", "", step="")],
+    )
+    store.write_batch(batch)
+    assert store.load_trials() == batch.trials
+    assert store.load_cache_entries(["k"]) == {"k": listed(batch.cache_entries[0])}
+    assert store.load_artifacts(1) == batch.artifacts
+
+
+def test_cache_entries_and_artifacts_of_two_experiments_are_separate(store: Backend) -> None:
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        store.write_batch(RecordBatch(cache_entries=[cache_entry("k")],
+                                      artifacts=[artifact(1, "weights", "a.bin")]))
+        assert other.load_cache_entries(["k"]) == {} and other.cache_entries() == []
+        assert other.load_cache_payload("k") is None and other.load_artifacts(1) == []
+        other.delete_cache_entries(["k"])
+        assert store.load_cache_payload("k") == b"payload k"
+    finally:
+        other.close()

@@ -1,15 +1,22 @@
-"""Encoding records for server stores: trial documents and packed metric chunks."""
+"""Encoding records for the stores: trial, cache entry and artifact documents, packed metrics."""
 
 from __future__ import annotations
 
+import json
 import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from daskperiment import serialization
-from daskperiment.records import MetricPoint, MetricSeries, TrialRecord
+from daskperiment.records import (
+    ArtifactRecord,
+    CacheEntry,
+    MetricPoint,
+    MetricSeries,
+    TrialRecord,
+)
 
 TRIAL_FORMAT = 1
 MAX_CHUNK_POINTS = 250_000  # 4 MB of packed points: far below any server's size limit
@@ -40,14 +47,15 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         "environment_digest": trial.environment_digest,
         "sweep_id": trial.sweep_id,
         "worker_environment_digests": list(trial.worker_environment_digests),
+        "cached_steps": cached_steps_pairs(trial.cached_steps),
     }
 
 
 def trial_from_document(document: dict[str, Any]) -> TrialRecord:
     """The trial a :func:`trial_document` describes.
 
-    A document written before trials had ``sweep_id`` and
-    ``worker_environment_digests`` reads with their defaults.
+    A document written before trials had ``sweep_id``,
+    ``worker_environment_digests`` and ``cached_steps`` reads with their defaults.
     """
     return TrialRecord(
         trial_id=int(document["trial_id"]),
@@ -63,6 +71,94 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
         environment_digest=document["environment_digest"],
         sweep_id=document.get("sweep_id"),
         worker_environment_digests=tuple(document.get("worker_environment_digests", ())),
+        cached_steps=cached_steps_of(document.get("cached_steps", ())),
+    )
+
+
+def cached_steps_pairs(cached_steps: Iterable[tuple[str, int]]) -> list[list[Any]]:
+    """A trial's ``cached_steps`` as plain ``[step, trial id]`` lists, to store."""
+    return [[str(step), int(trial_id)] for step, trial_id in cached_steps]
+
+
+def cached_steps_of(pairs: Iterable[Sequence[Any]]) -> tuple[tuple[str, int], ...]:
+    """A trial's ``cached_steps`` from the stored ``[step, trial id]`` pairs."""
+    return tuple((str(step), int(trial_id)) for step, trial_id in pairs)
+
+
+def cache_metrics_text(metrics: Iterable[tuple[str, int, float]]) -> str:
+    """The metric points of a cache entry as JSON text (NaN and infinities kept).
+
+    Raises
+    ------
+    TypeError, ValueError
+        When an epoch is not an integer or a value not a number.
+    """
+    return json.dumps([[str(key), int(epoch), float(value)] for key, epoch, value in metrics])
+
+
+def cache_metrics_from_text(text: str) -> tuple[tuple[str, int, float], ...]:
+    """The metric points a :func:`cache_metrics_text` describes."""
+    return tuple((key, epoch, float(value)) for key, epoch, value in json.loads(text))
+
+
+def cache_entry_document(entry: CacheEntry) -> dict[str, Any]:
+    """The cache entry as a dict of plain values, without its payload and ``last_used``.
+
+    Stores keep the payload and the time of last use apart: listing entries
+    never moves payloads, and marking an entry used rewrites only its time.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When a metric point is not a (key, integer epoch, number) triple.
+    """
+    return {
+        "key": entry.key,
+        "step": entry.step,
+        "trial_id": int(entry.trial_id),
+        "size": int(entry.size),
+        "location": entry.location,
+        "metrics": cache_metrics_text(entry.metrics),
+        "created": float(entry.created),
+    }
+
+
+def cache_entry_from_document(document: dict[str, Any], last_used: float) -> CacheEntry:
+    """The entry (without payload) a :func:`cache_entry_document` describes, last used at ``last_used``."""
+    return CacheEntry(
+        key=document["key"],
+        step=document["step"],
+        trial_id=int(document["trial_id"]),
+        size=int(document["size"]),
+        payload=None,
+        location=document["location"],
+        metrics=cache_metrics_from_text(document["metrics"]),
+        created=float(document["created"]),
+        last_used=float(last_used),
+    )
+
+
+def artifact_document(record: ArtifactRecord) -> dict[str, Any]:
+    """The artifact record as a dict of plain values."""
+    return {
+        "trial_id": int(record.trial_id),
+        "name": record.name,
+        "path": record.path,
+        "digest": record.digest,
+        "size": int(record.size),
+        "step": record.step,
+    }
+
+
+def artifact_from_document(document: dict[str, Any]) -> ArtifactRecord:
+    """The artifact record an :func:`artifact_document` describes (other keys ignored)."""
+    return ArtifactRecord(
+        trial_id=int(document["trial_id"]),
+        name=document["name"],
+        path=document["path"],
+        digest=document["digest"],
+        size=int(document["size"]),
+        step=document["step"],
     )
 
 

@@ -28,9 +28,17 @@ from daskperiment.backend.base import (
     check_trial_id_count,
     trial_id_block,
 )
+from daskperiment.backend.codec import (
+    cache_entry_document,
+    cache_entry_from_document,
+    cached_steps_of,
+    cached_steps_pairs,
+)
 from daskperiment.errors import BackendError
 from daskperiment.records import (
+    ArtifactRecord,
     Blob,
+    CacheEntry,
     MetricSeries,
     PersistedValue,
     RecordBatch,
@@ -39,7 +47,7 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 60.0
 
 # The schema, created if missing; statements run one by one inside a transaction
@@ -60,7 +68,8 @@ _SCHEMA = (
         code_digest TEXT NOT NULL,
         environment_digest TEXT,
         sweep_id TEXT,
-        worker_environments TEXT  -- JSON list of digests, NULL when there is none
+        worker_environments TEXT,  -- JSON list of digests, NULL when there is none
+        cached_steps TEXT  -- JSON list of [step, trial id], NULL when there is none
     )""",
     """CREATE TABLE IF NOT EXISTS metrics (
         key TEXT NOT NULL,
@@ -78,6 +87,27 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS step_outputs (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, content BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS cache_entries (
+        key TEXT PRIMARY KEY,
+        step TEXT NOT NULL,
+        trial_id INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        payload BLOB,  -- NULL when the output is in the artifact store (location)
+        location TEXT,
+        metrics TEXT NOT NULL,  -- JSON list of [key, epoch, value], NaN and infinities kept
+        created REAL NOT NULL,
+        last_used REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS cache_entries_by_use ON cache_entries (last_used)",
+    """CREATE TABLE IF NOT EXISTS artifacts (
+        trial_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        PRIMARY KEY (trial_id, name, path)
+    )""",
 )
 
 # Statements taking an existing database from schema version N to N + 1, before
@@ -87,13 +117,20 @@ _UPGRADES = {
         "ALTER TABLE trials ADD COLUMN sweep_id TEXT",
         "ALTER TABLE trials ADD COLUMN worker_environments TEXT",
     ),
+    2: ("ALTER TABLE trials ADD COLUMN cached_steps TEXT",),
 }
 
 _TRIAL_COLUMNS = (
     "trial_id, parameters, result, result_type, success, finished, process_time,"
-    " description, seed, code_digest, environment_digest, sweep_id, worker_environments"
+    " description, seed, code_digest, environment_digest, sweep_id, worker_environments,"
+    " cached_steps"
 )
 _TRIAL_PLACEHOLDERS = ", ".join("?" * len(_TRIAL_COLUMNS.split(",")))
+# Columns of cache_entries holding the fields of a cache entry document (see codec).
+_CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "created")
+# Every column but the payload, which only load_cache_payload reads.
+_CACHE_LISTED = ", ".join(_CACHE_FIELDS) + ", last_used"
+_ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
 
 
 class LocalBackend(Backend):
@@ -210,6 +247,7 @@ class LocalBackend(Backend):
         # Serialize everything before the transaction: a value that cannot be
         # serialized raises here, and nothing is written.
         trials = [_trial_row(trial) for trial in batch.trials]
+        cache_entries = [_cache_row(entry) for entry in batch.cache_entries]
         with self._write() as connection:
             if batch.blobs:
                 connection.executemany(
@@ -230,6 +268,20 @@ class LocalBackend(Backend):
                 connection.executemany(
                     "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
                     [(p.step, p.trial_id, p.payload) for p in batch.persisted],
+                )
+            if cache_entries:
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO cache_entries ({_CACHE_LISTED}, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    cache_entries,
+                )
+            if batch.artifacts:
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (a.trial_id, a.name, a.path, a.digest, a.size, a.step)
+                        for a in batch.artifacts
+                    ],
                 )
             if trials:
                 connection.executemany(
@@ -335,6 +387,56 @@ class LocalBackend(Backend):
         )
         return dict(rows)
 
+    # -- step cache -------------------------------------------------------------
+    def load_cache_entries(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        if not keys:
+            return {}
+        rows = self._read(
+            f"SELECT {_CACHE_LISTED} FROM cache_entries WHERE key IN "
+            "(SELECT value FROM json_each(?))",
+            (_json_list(list(keys)),),
+        )
+        return {row[0]: _cache_entry(row) for row in rows}
+
+    def load_cache_payload(self, key: str) -> bytes | None:
+        rows = self._read("SELECT payload FROM cache_entries WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def touch_cache_entries(self, keys: Sequence[str], when: float) -> None:
+        if not keys:
+            return
+        with self._write() as connection:
+            connection.execute(
+                "UPDATE cache_entries SET last_used = ? WHERE key IN "
+                "(SELECT value FROM json_each(?))",
+                (float(when), _json_list(list(keys))),
+            )
+
+    def cache_entries(self) -> list[CacheEntry]:
+        rows = self._read(f"SELECT {_CACHE_LISTED} FROM cache_entries ORDER BY last_used, key")
+        return [_cache_entry(row) for row in rows]
+
+    def delete_cache_entries(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        with self._write() as connection:
+            connection.execute(
+                "DELETE FROM cache_entries WHERE key IN (SELECT value FROM json_each(?))",
+                (_json_list(list(keys)),),
+            )
+
+    # -- artifacts ------------------------------------------------------------------
+    def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
+        rows = self._read(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE trial_id = ? ORDER BY name, path",
+            (int(trial_id),),
+        )
+        return [ArtifactRecord(*row) for row in rows]
+
+    def artifact_root(self) -> str:
+        """The ``artifacts`` folder next to the database (see :meth:`Backend.artifact_root`)."""
+        return str(self.directory / "artifacts")
+
 
 def _use_write_ahead_log(connection: sqlite3.Connection) -> None:
     """Switch the database to WAL mode, waiting while other processes hold it.
@@ -376,7 +478,7 @@ def _json_list(values: list) -> str:
 
 
 def _trial_row(trial: TrialRecord) -> tuple:
-    workers = trial.worker_environment_digests
+    workers, cached = trial.worker_environment_digests, trial.cached_steps
     return (
         trial.trial_id,
         serialization.dumps(dict(trial.parameters)),
@@ -391,12 +493,14 @@ def _trial_row(trial: TrialRecord) -> tuple:
         trial.environment_digest,
         trial.sweep_id,
         _json_list(list(workers)) if workers else None,
+        _json_list(cached_steps_pairs(cached)) if cached else None,
     )
 
 
 def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
-     description, seed, code_digest, environment_digest, sweep_id, worker_environments) = row
+     description, seed, code_digest, environment_digest, sweep_id, worker_environments,
+     cached_steps) = row
     return TrialRecord(
         trial_id=trial_id,
         parameters=serialization.loads(parameters),
@@ -413,4 +517,23 @@ def _trial_record(row: tuple) -> TrialRecord:
         worker_environment_digests=(
             tuple(json.loads(worker_environments)) if worker_environments else ()
         ),
+        cached_steps=cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
     )
+
+
+def _cache_row(entry: CacheEntry) -> tuple:
+    """The row of ``entry``: the columns ``_CACHE_LISTED``, then the payload.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When a metric point of the entry is not a (key, integer epoch, number) triple.
+    """
+    document = cache_entry_document(entry)
+    return (*(document[name] for name in _CACHE_FIELDS), float(entry.last_used), entry.payload)
+
+
+def _cache_entry(row: tuple) -> CacheEntry:
+    """The entry, without payload, of a row of the columns ``_CACHE_LISTED``."""
+    *fields, last_used = row
+    return cache_entry_from_document(dict(zip(_CACHE_FIELDS, fields)), last_used)
