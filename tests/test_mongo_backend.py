@@ -17,6 +17,8 @@ from daskperiment.backend.mongo import MAX_VALUE_BYTES, MongoBackend
 from daskperiment.errors import BackendError, InvalidExperimentIDError
 from daskperiment.records import MetricPoint, PersistedValue, RecordBatch
 from test_store_contract import (
+    artifact,
+    cache_entry,
     check_a_version_1_trial_reads_with_the_defaults,
     trial,
     version_1_trial_document,
@@ -140,17 +142,35 @@ def test_a_value_too_large_for_a_document_writes_nothing(mongo_uri: str) -> None
     assert list(backend.spool.pending()) == []
 
 
+def test_a_cache_payload_too_large_for_a_document_writes_nothing(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri, "large")
+    big = cache_entry("k", step="train", payload=b"x" * MAX_VALUE_BYTES)  # its metrics tip it over
+    with pytest.raises(
+        BackendError,
+        match=r"the cached output of step 'train' with its metrics takes 15.9 MiB, more than a "
+        r"MongoDB document can hold \(16 MiB\); nothing was written",
+    ):
+        backend.write_batch(
+            RecordBatch(trials=[trial(1)], cache_entries=[big], artifacts=[artifact(1, "w", "")])
+        )
+    assert backend.load_trials() == [] and backend.cache_entries() == []
+    assert backend.load_artifacts(1) == []
+    assert list(backend.spool.pending()) == []
+
+
 class CommandCounter(monitoring.CommandListener):
     """Counts the commands (one round trip each) a client sends."""
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.found: list[dict] = []  # documents the find commands returned
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.commands.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        if event.command_name == "find":
+            self.found.extend(event.reply["cursor"]["firstBatch"])
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
@@ -206,3 +226,29 @@ def test_a_trial_written_before_sweeps_reads_with_the_defaults(mongo_uri: str) -
     )
     client.close()
     check_a_version_1_trial_reads_with_the_defaults(MongoBackend(mongo_uri, "old"))
+
+
+def test_cache_reads_and_writes_take_one_round_trip_without_payloads(mongo_uri: str) -> None:
+    counter = CommandCounter()
+    client = pymongo.MongoClient(mongo_uri, event_listeners=[counter])
+    backend = MongoBackend.from_database(client.get_default_database(), "counted")
+    entries = [cache_entry(f"key-{n:04d}", last_used=float(n)) for n in range(500)]
+    keys = [entry.key for entry in entries]
+    backend.write_batch(
+        RecordBatch(cache_entries=entries, artifacts=[artifact(1, "w", str(n)) for n in range(200)])
+    )
+    calls = [
+        (lambda: backend.load_cache_entries([*keys, "absent"]), "find"),
+        (lambda: backend.touch_cache_entries(keys[:300], 1000.0), "update"),
+        (backend.cache_entries, "find"),
+        (lambda: backend.delete_cache_entries(keys[:100]), "delete"),
+        (lambda: backend.load_artifacts(1), "find"),
+    ]
+    for call, command in calls:
+        counter.commands.clear()
+        call()
+        assert counter.commands == [command]
+    assert len(counter.found) == 500 + 500 + 200
+    assert not any("payload" in document for document in counter.found)
+    assert backend.load_cache_payload(keys[-1]) == b"payload " + keys[-1].encode()
+    client.close()

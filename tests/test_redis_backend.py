@@ -14,8 +14,9 @@ from daskperiment import Experiment, serialization
 from daskperiment.backend import experiment_ids, open_backend
 from daskperiment.backend.redis import RedisBackend
 from daskperiment.errors import BackendError, InvalidExperimentIDError
-from daskperiment.records import MetricPoint, RecordBatch
+from daskperiment.records import ArtifactRecord, MetricPoint, RecordBatch
 from test_store_contract import (
+    cache_entry,
     check_a_version_1_trial_reads_with_the_defaults,
     trial,
     version_1_trial_document,
@@ -85,11 +86,18 @@ def test_ids_that_would_break_key_names_are_refused(redis_uri: str, bad_id: str)
 def test_keys_are_under_the_experiment_prefix(redis_uri: str) -> None:
     backend = RedisBackend(redis_uri, "keys.demo-1")
     backend.allocate_trial_id()
-    backend.write_batch(RecordBatch(trials=[trial(1)], metrics=[MetricPoint(1, "loss", 0, 1.0)]))
+    backend.write_batch(
+        RecordBatch(
+            trials=[trial(1)],
+            metrics=[MetricPoint(1, "loss", 0, 1.0)],
+            cache_entries=[cache_entry("k")],
+            artifacts=[ArtifactRecord(1, "output", "", "d" * 64, 5)],
+        )
+    )
     client = redis.Redis.from_url(redis_uri)
     keys = {key.decode() for key in client.keys("*")}
     client.close()
-    assert keys - {"daskperiment:experiments"}
+    assert "daskperiment:keys.demo-1:cache_payload:k" in keys  # payloads apart from entries
     assert all(
         k.startswith("daskperiment:keys.demo-1:") for k in keys - {"daskperiment:experiments"}
     )
@@ -175,3 +183,28 @@ def test_a_trial_written_before_sweeps_reads_with_the_defaults(redis_uri: str) -
     client.zadd("daskperiment:old:trial_ids", {"1": 1})
     client.close()
     check_a_version_1_trial_reads_with_the_defaults(RedisBackend(redis_uri, "old"))
+
+
+def test_cache_reads_and_writes_take_one_round_trip(redis_uri: str) -> None:
+    parts = urlsplit(redis_uri)
+    pool = redis.ConnectionPool(
+        connection_class=CountingConnection, host=parts.hostname, port=parts.port, db=0
+    )
+    backend = RedisBackend.from_pool(pool, "counted")
+    entries = [cache_entry(f"key-{n:04d}", last_used=float(n)) for n in range(500)]
+    keys = [entry.key for entry in entries]
+    backend.write_batch(RecordBatch(cache_entries=entries))
+    calls = [
+        lambda: backend.load_cache_entries([*keys, "absent"]),
+        lambda: backend.touch_cache_entries(keys[:300], 1000.0),
+        backend.cache_entries,
+        lambda: backend.load_cache_payload(keys[0]),
+        lambda: backend.delete_cache_entries(keys[:100]),
+        lambda: backend.load_artifacts(1),
+    ]
+    for call in calls:
+        before = CountingConnection.sent
+        call()
+        assert CountingConnection.sent - before == 1
+    assert len(backend.cache_entries()) == 400
+    pool.disconnect()

@@ -12,6 +12,8 @@ Its documents, by ``_id``::
     "step:<input hash>"        kind "step_output": output hash ($setOnInsert)
     "blob:<digest>"            kind "blob": code or environment ($setOnInsert)
     "setting:<name>"           kind "setting": value of a setting (the last write wins)
+    "cache:<key>"              kind "cache": a cache entry and its payload (read without it)
+    "artifact:[<n>, <name>, <path>]"  kind "artifact": a file kept by trial n
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
@@ -34,6 +36,10 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from daskperiment.backend.codec import (
+    artifact_document,
+    artifact_from_document,
+    cache_entry_document,
+    cache_entry_from_document,
     metric_chunks,
     metric_series,
     trial_document,
@@ -42,7 +48,15 @@ from daskperiment.backend.codec import (
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricSeries, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import (
+    ArtifactRecord,
+    Blob,
+    CacheEntry,
+    MetricSeries,
+    PersistedValue,
+    RecordBatch,
+    TrialRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +116,7 @@ class MongoBackend(ServerBackend):
                 [
                     pymongo.IndexModel([("kind", 1), ("trial_id", 1)]),
                     pymongo.IndexModel([("kind", 1), ("key", 1), ("trial_id", 1)]),
+                    pymongo.IndexModel([("kind", 1), ("last_used", 1), ("key", 1)]),
                 ]
             )
             try:  # created before any $inc: concurrent upserts of one new document may race
@@ -194,6 +209,32 @@ class MongoBackend(ServerBackend):
                     upsert=True,
                 )
             )
+        for entry in batch.cache_entries:
+            document = cache_entry_document(entry)
+            self._check_size(
+                len(entry.payload or b"") + len(document["metrics"]),
+                f"the cached output of step {entry.step!r} with its metrics",
+            )
+            operations.append(
+                ReplaceOne(
+                    {"_id": _cache_id(entry.key)},
+                    {
+                        "kind": "cache",
+                        **document,
+                        "last_used": float(entry.last_used),
+                        "payload": entry.payload,
+                    },
+                    upsert=True,
+                )
+            )
+        for record in batch.artifacts:
+            operations.append(
+                ReplaceOne(
+                    {"_id": _artifact_id(record)},
+                    {"kind": "artifact", **artifact_document(record)},
+                    upsert=True,
+                )
+            )
         for trial in batch.trials:  # last: the trial shows once its records are stored
             document = trial_document(trial)
             self._check_size(
@@ -270,6 +311,70 @@ class MongoBackend(ServerBackend):
         documents = self._collection().find({"_id": {"$in": [f"step:{k}" for k in input_keys]}})
         return {d["_id"][len("step:") :]: d["output_hash"] for d in documents}
 
+    # -- step cache ---------------------------------------------------------------------
+    def load_cache_entries(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        """Read the entries by one ``find``, payloads left on the server.
+
+        See :meth:`Backend.load_cache_entries`.
+        """
+        if not keys:
+            return {}
+        with self._reaching("read cache entries"):
+            documents = list(
+                self._collection()
+                .find({"_id": {"$in": [_cache_id(key) for key in keys]}}, {"payload": 0})
+                .batch_size(CURSOR_BATCH)
+            )
+        return {d["key"]: cache_entry_from_document(d, d["last_used"]) for d in documents}
+
+    def load_cache_payload(self, key: str) -> bytes | None:
+        with self._reaching("read a cache entry's payload"):
+            document = self._collection().find_one({"_id": _cache_id(key)}, {"payload": 1})
+        return document.get("payload") if document else None
+
+    def touch_cache_entries(self, keys: Sequence[str], when: float) -> None:
+        if not keys:
+            return
+        with self._reaching("mark cache entries used"):
+            self._collection().update_many(
+                {"_id": {"$in": [_cache_id(key) for key in keys]}},
+                {"$set": {"last_used": float(when)}},
+            )
+
+    def cache_entries(self) -> list[CacheEntry]:
+        with self._reaching("list cache entries"):
+            documents = list(
+                self._collection()
+                .find({"kind": "cache"}, {"payload": 0})
+                .sort([("last_used", 1), ("key", 1)])
+                .batch_size(CURSOR_BATCH)
+            )
+        return [cache_entry_from_document(d, d["last_used"]) for d in documents]
+
+    def delete_cache_entries(self, keys: Sequence[str]) -> None:
+        """Delete the entries' documents, each with its payload, by one ``delete``.
+
+        See :meth:`Backend.delete_cache_entries`; a standalone server has no
+        multi-document transactions, so an interrupted deletion may remove
+        only some of the entries (each one whole), and deleting again ends it.
+        """
+        if not keys:
+            return
+        with self._reaching("delete cache entries"):
+            self._collection().delete_many({"_id": {"$in": [_cache_id(key) for key in keys]}})
+
+    # -- artifacts ------------------------------------------------------------------------
+    def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
+        with self._reaching("read artifact records"):
+            documents = list(
+                self._collection()
+                .find({"kind": "artifact", "trial_id": int(trial_id)})
+                .batch_size(CURSOR_BATCH)
+            )
+        records = [artifact_from_document(document) for document in documents]
+        return sorted(records, key=lambda record: (record.name, record.path))
+
+    # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:
         self._collection().replace_one(
             {"_id": f"setting:{name}"}, {"kind": "setting", "value": value}, upsert=True
@@ -282,6 +387,14 @@ class MongoBackend(ServerBackend):
 
 def _persisted_id(step: str, trial_id: int) -> str:
     return "persisted:" + json.dumps([trial_id, step])
+
+
+def _cache_id(key: str) -> str:
+    return f"cache:{key}"
+
+
+def _artifact_id(record: ArtifactRecord) -> str:
+    return "artifact:" + json.dumps([int(record.trial_id), record.name, record.path])
 
 
 def _check_uri(uri: str) -> str:

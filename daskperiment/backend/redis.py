@@ -12,14 +12,20 @@ ids contain no ``:``)::
     step_outputs             hash     step input hash -> output hash (HSETNX)
     blobs                    hash     digest -> content (HSETNX)
     settings                 hash     setting name -> value (HSET: the last write wins)
+    cache                    hash     cache key -> JSON entry (no payload, no time of use)
+    cache_used               zset     cache keys, score = time of last use
+    cache_payload:<key>      string   payload of a cache entry the store holds
+    artifacts:<trial>        hash     JSON [name, path] -> JSON artifact record
 
 and the set ``daskperiment:experiments`` lists the ids of the experiments
 opened on the server. A batch is one MULTI/EXEC transaction: atomic, one
-round trip.
+round trip. Cache entries keep their payloads in keys of their own, so listing
+entries never moves payloads.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Sequence
 from urllib.parse import quote
@@ -28,6 +34,10 @@ import redis
 
 from daskperiment import serialization
 from daskperiment.backend.codec import (
+    artifact_document,
+    artifact_from_document,
+    cache_entry_document,
+    cache_entry_from_document,
     metric_chunks,
     metric_series,
     trial_document,
@@ -36,7 +46,15 @@ from daskperiment.backend.codec import (
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
 from daskperiment.errors import BackendError
-from daskperiment.records import Blob, MetricSeries, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import (
+    ArtifactRecord,
+    Blob,
+    CacheEntry,
+    MetricSeries,
+    PersistedValue,
+    RecordBatch,
+    TrialRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +130,9 @@ class RedisBackend(ServerBackend):
     def _key(self, name: str) -> str:
         return self._prefix + name
 
+    def _payload_key(self, cache_key: str) -> str:
+        return self._key(f"cache_payload:{cache_key}")
+
     # -- writes -------------------------------------------------------------------------
     def _advance_trial_counter(self, count: int) -> int:
         return self._client().incrby(self._key("next_trial_id"), count)
@@ -140,6 +161,23 @@ class RedisBackend(ServerBackend):
         for value in batch.persisted:
             commands.append(
                 ("HSET", self._key(f"persisted:{value.trial_id}"), value.step, value.payload)
+            )
+        for entry in batch.cache_entries:
+            document = json.dumps(cache_entry_document(entry))
+            commands.append(("HSET", self._key("cache"), entry.key, document))
+            commands.append(("ZADD", self._key("cache_used"), float(entry.last_used), entry.key))
+            if entry.payload is not None:
+                commands.append(("SET", self._payload_key(entry.key), entry.payload))
+            else:  # a payload the entry had before it was written again
+                commands.append(("DEL", self._payload_key(entry.key)))
+        for record in batch.artifacts:
+            commands.append(
+                (
+                    "HSET",
+                    self._key(f"artifacts:{int(record.trial_id)}"),
+                    json.dumps([record.name, record.path]),
+                    json.dumps(artifact_document(record)),
+                )
             )
         for trial in batch.trials:
             document = serialization.dumps(trial_document(trial))
@@ -203,6 +241,70 @@ class RedisBackend(ServerBackend):
         hashes = self._client().hmget(self._key("step_outputs"), input_keys)
         return {key: value.decode() for key, value in zip(input_keys, hashes) if value is not None}
 
+    # -- step cache ---------------------------------------------------------------------
+    def load_cache_entries(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        """Read the entries by one transaction of ``HMGET`` and a ``ZSCORE`` per key.
+
+        See :meth:`Backend.load_cache_entries`.
+        """
+        keys = list(keys)
+        if not keys:
+            return {}
+        with self._reaching("read cache entries"):
+            pipe = self._client().pipeline(transaction=True)
+            pipe.hmget(self._key("cache"), keys)
+            for key in keys:
+                pipe.zscore(self._key("cache_used"), key)
+            documents, *used = pipe.execute()
+        return {
+            key: cache_entry_from_document(json.loads(document), last_used)
+            for key, document, last_used in zip(keys, documents, used)
+            if document is not None
+        }
+
+    def load_cache_payload(self, key: str) -> bytes | None:
+        with self._reaching("read a cache entry's payload"):
+            return self._client().get(self._payload_key(key))
+
+    def touch_cache_entries(self, keys: Sequence[str], when: float) -> None:
+        if not keys:
+            return
+        with self._reaching("mark cache entries used"):
+            self._client().zadd(
+                self._key("cache_used"), {key: float(when) for key in keys}, xx=True
+            )
+
+    def cache_entries(self) -> list[CacheEntry]:
+        with self._reaching("list cache entries"):
+            pipe = self._client().pipeline(transaction=True)
+            pipe.zrange(self._key("cache_used"), 0, -1, withscores=True)
+            pipe.hgetall(self._key("cache"))
+            used, documents = pipe.execute()
+        return [
+            cache_entry_from_document(json.loads(documents[key]), last_used)
+            for key, last_used in used
+            if key in documents
+        ]
+
+    def delete_cache_entries(self, keys: Sequence[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        with self._reaching("delete cache entries"):
+            pipe = self._client().pipeline(transaction=True)
+            pipe.hdel(self._key("cache"), *keys)
+            pipe.zrem(self._key("cache_used"), *keys)
+            pipe.delete(*(self._payload_key(key) for key in keys))
+            pipe.execute()
+
+    # -- artifacts ------------------------------------------------------------------------
+    def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
+        with self._reaching("read artifact records"):
+            records = self._client().hvals(self._key(f"artifacts:{int(trial_id)}"))
+        artifacts = [artifact_from_document(json.loads(record)) for record in records]
+        return sorted(artifacts, key=lambda record: (record.name, record.path))
+
+    # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:
         self._client().hset(self._key("settings"), name, value)
 

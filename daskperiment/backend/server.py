@@ -314,7 +314,8 @@ class ServerBackend(Backend):
 def _describe(batch: RecordBatch) -> str:
     if batch.trials:
         return "the record of trial " + ", ".join(str(t.trial_id) for t in batch.trials)
-    trial_ids = sorted({p.trial_id for p in batch.metrics} | {p.trial_id for p in batch.persisted})
+    parts = (batch.metrics, batch.persisted, batch.cache_entries, batch.artifacts)
+    trial_ids = sorted({record.trial_id for records in parts for record in records})
     if trial_ids:
         return "a step's records of trial " + ", ".join(map(str, trial_ids))
     return "a batch of step hashes and blobs"
