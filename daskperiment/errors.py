@@ -70,3 +70,7 @@ class ParameterElsewhereError(UntrackedComputeError):
 
 class OptimizeError(DaskperimentError, ValueError):
     """An adaptive search was asked for with a malformed space, or its results are not numbers."""
+
+
+class ArtifactError(DaskperimentError):
+    """A file could not be kept as an artifact, or an artifact could not be read back."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -224,3 +225,71 @@ def mongo_uri(mongo_server: str) -> Iterator[str]:
 def server_uri(request: pytest.FixtureRequest) -> str:
     """URI of an empty store on each kind of server."""
     return request.getfixturevalue(f"{request.param}_uri")
+
+
+# -- a real S3-compatible server: moto_server --------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class S3Server:
+    """An S3-compatible endpoint with one bucket the tests may write into.
+
+    Attributes
+    ----------
+    endpoint : str
+        URL of the endpoint.
+    bucket : str
+        Name of an existing bucket.
+    storage_options : dict
+        s3fs options reaching the endpoint (credentials, endpoint, region).
+    """
+
+    endpoint: str
+    bucket: str
+    storage_options: dict
+
+    def url(self, prefix: str) -> str:
+        """``s3://<bucket>/<prefix>``."""
+        return f"s3://{self.bucket}/{prefix}"
+
+
+def s3_storage_options(endpoint: str, **config: object) -> dict:
+    """s3fs options for ``endpoint`` with its test credentials (none from the environment)."""
+    options: dict = {
+        "key": os.environ.get("DASKPERIMENT_TEST_S3_KEY", "testing"),
+        "secret": os.environ.get("DASKPERIMENT_TEST_S3_SECRET", "testing"),
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    if config:
+        options["config_kwargs"] = config
+    return options
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """``$DASKPERIMENT_TEST_S3_ENDPOINT`` (credentials in ``$DASKPERIMENT_TEST_S3_KEY`` and
+    ``..._SECRET``) or a ``moto_server`` started here, with a new bucket."""
+    import boto3
+
+    endpoint = os.environ.get("DASKPERIMENT_TEST_S3_ENDPOINT")
+    server = None
+    if not endpoint:
+        folder = tmp_path_factory.mktemp("s3")
+        server = ServerProcess(
+            lambda port: ["moto_server", "-H", "127.0.0.1", "-p", str(port)], folder / "server.log"
+        ).start()
+        endpoint = f"http://127.0.0.1:{server.port}"
+    options = s3_storage_options(endpoint)
+    bucket = f"daskperiment-test-{os.getpid()}-{int(time.time())}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"], region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    yield S3Server(endpoint, bucket, options)
+    if server is not None:
+        server.kill()
+        return
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=bucket)

@@ -1,0 +1,683 @@
+"""Content-addressed files in an fsspec location: the store behind a trial's artifacts.
+
+Every file is kept once, under the SHA-256 of its content:
+``<location>/objects/<digest[:2]>/<digest>``. The location is a local folder
+or anything fsspec reaches (``s3://bucket/prefix``, ``gcs://...``). Objects
+never change once written; reading one back from a remote location downloads
+it once into a local cache.
+
+This is a low layer: it knows nothing of experiments, trials or stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO, Any
+
+import fsspec
+import platformdirs
+from fsspec.implementations.local import LocalFileSystem
+
+from daskperiment.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 8 * 2**20
+"""Bytes read, hashed and written at a time."""
+
+READ_ONLY = 0o444
+"""Mode of stored objects, downloaded copies and materialized files."""
+
+S3_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "read_timeout": 60,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+"""botocore settings of S3 locations unless ``storage_options["config_kwargs"]`` sets them."""
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class ArtifactStore:
+    """Files kept by content in a local folder or an fsspec location.
+
+    Parameters
+    ----------
+    url : str
+        A folder (plain path or ``file://`` URL) or an fsspec URL such as
+        ``"s3://bucket/prefix"``.
+    storage_options : dict, optional
+        Options of the fsspec filesystem (credentials, ``client_kwargs``,
+        ...). S3 locations get a 10 s connect timeout and 3 attempts per
+        request unless ``config_kwargs`` says otherwise.
+    cache_dir : str or pathlib.Path, optional
+        Local folder of the objects downloaded from a remote location. By
+        default ``$DASKPERIMENT_CACHE_DIR/artifacts`` if that variable is set,
+        else the ``artifacts`` folder of the user's cache directory.
+
+    Attributes
+    ----------
+    url : str
+        The location: an absolute path for a local folder, else the URL
+        without a trailing ``/``.
+
+    Notes
+    -----
+    A store pickles as its URL, storage options and cache folder (it is sent
+    to dask workers); the filesystem is opened again in the new process.
+    Objects are written atomically (a local object is copied to a temporary
+    name and renamed; a remote object is uploaded with one PUT or one
+    multipart upload), so a failure never leaves a partial object behind.
+    Local objects are not synced to disk (as the local store's own data, they
+    survive a crashed process but not always a power cut): an object found
+    with the wrong size is written again.
+
+    Examples
+    --------
+    >>> store = ArtifactStore("artifacts")  # doctest: +SKIP
+    >>> digest = store.put_bytes(b"hello")  # doctest: +SKIP
+    >>> store.fetch(digest).read_bytes()  # doctest: +SKIP
+    b'hello'
+    """
+
+    def __init__(
+        self, url: str, storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if not isinstance(url, str) or not url.strip():
+            raise ArtifactError(
+                f"the artifact location must be a folder or an fsspec URL such as 's3://bucket/prefix', not {url!r}"
+            )
+        self._storage_options = dict(storage_options or {})
+        self._cache_dir_option = None if cache_dir is None else os.fspath(cache_dir)
+        self._lock = threading.Lock()
+        self._opened: tuple[fsspec.AbstractFileSystem, str] | None = self._open(url)
+        self.url = self._opened[1] if self._is_local(self._opened[0]) else url.rstrip("/")
+
+    # -- pickling ----------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "storage_options": self._storage_options, "cache_dir": self._cache_dir_option}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.url = state["url"]
+        self._storage_options = state["storage_options"]
+        self._cache_dir_option = state["cache_dir"]
+        self._lock = threading.Lock()
+        self._opened = None
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    def _open(self, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The filesystem of ``url`` and the path of the location in it."""
+        protocol = fsspec.core.split_protocol(url)[0]
+        if protocol is None:
+            url = os.path.expanduser(url)
+        options = self._storage_options
+        if protocol in ("s3", "s3a"):
+            options = {**options, "config_kwargs": {**S3_DEFAULTS, **options.get("config_kwargs", {})}}
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **options)
+        except ImportError as exc:
+            raise ArtifactError(
+                f"the artifact location {url!r} needs a package that is not installed ({exc}): install it"
+            ) from exc
+        except (ValueError, TypeError) as exc:
+            raise ArtifactError(
+                f"the artifact location {url!r} cannot be opened ({exc}): check the URL and the storage options"
+            ) from exc
+        return fs, root.rstrip("/") or root
+
+    @staticmethod
+    def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+        return isinstance(fs, LocalFileSystem)
+
+    def _location(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The filesystem and the root path in it (opened on first use in this process)."""
+        if self._opened is None:
+            with self._lock:
+                if self._opened is None:
+                    self._opened = self._open(self.url)
+        return self._opened
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem of the location."""
+        return self._location()[0]
+
+    @property
+    def _local(self) -> bool:
+        return self._is_local(self.fs)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local folder of the objects downloaded from a remote location."""
+        if self._cache_dir_option is not None:
+            return Path(self._cache_dir_option)
+        configured = os.environ.get("DASKPERIMENT_CACHE_DIR")
+        base = Path(configured) if configured else Path(platformdirs.user_cache_dir("daskperiment"))
+        return base / "artifacts"
+
+    def _object(self, digest: str) -> str:
+        """Path of an object in the location (validates the digest)."""
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise ValueError(f"{digest!r} is not a SHA-256 digest (64 lowercase hexadecimal digits)")
+        return f"{self._location()[1]}/objects/{digest[:2]}/{digest}"
+
+    # -- writing -----------------------------------------------------------------
+    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Keep the content of the file ``path``; return its digest and size.
+
+        The file is read once; identical content is stored once.
+
+        Raises
+        ------
+        ArtifactError
+            When ``path`` is missing, is a folder or cannot be read, or the
+            location cannot be written.
+        """
+        source = Path(path)
+        if source.is_dir():
+            raise ArtifactError(
+                f"cannot keep {str(source)!r} as a file artifact: it is a folder; give a file "
+                "(a folder is kept file by file)"
+            )
+        try:
+            handle = open(source, "rb", buffering=0)
+        except FileNotFoundError as exc:
+            raise ArtifactError(
+                f"cannot keep {str(source)!r} as an artifact: there is no such file; check the path, "
+                "and that the file is written before it is captured"
+            ) from exc
+        except OSError as exc:
+            raise ArtifactError(f"cannot keep {str(source)!r} as an artifact: {exc}; make it readable") from exc
+        with handle:
+            try:
+                return self._put_local(handle) if self._local else self._put_remote(handle)
+            except OSError as exc:
+                raise ArtifactError(
+                    f"cannot keep {str(source)!r} in the artifact location {self.url!r}: {exc}"
+                ) from exc
+
+    def put_bytes(self, data: bytes) -> str:
+        """Keep ``data``; return its digest (identical content is stored once).
+
+        Raises
+        ------
+        ArtifactError
+            When the location cannot be written.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        if self._stored_size(digest) == len(data):
+            return digest
+        if self._local:
+            target = Path(self._object(digest))
+            handle, temporary = self._local_temporary()
+            with _removed_on_failure(temporary):
+                with handle:
+                    handle.write(data)
+                self._install(temporary, target)
+        else:
+            self._remote("store an object", lambda: self.fs.pipe_file(self._object(digest), data))
+        logger.debug("stored %s (%d bytes) in %s", digest, len(data), self.url)
+        return digest
+
+    def _put_local(self, source: IO[bytes]) -> tuple[str, int]:
+        """Copy ``source`` to a temporary file of the location, hashing it, then rename it."""
+        handle, temporary = self._local_temporary()
+        with _removed_on_failure(temporary):
+            with handle:
+                digest, size = _copy_hashing(source, handle)
+            if self._stored_size(digest) == size:
+                temporary.unlink()
+            else:
+                self._install(temporary, Path(self._object(digest)))
+        logger.debug("stored %s (%d bytes) in %s", digest, size, self.url)
+        return digest, size
+
+    def _put_remote(self, source: IO[bytes]) -> tuple[str, int]:
+        """Upload a snapshot of ``source`` (in memory or in a local temporary file) unless stored."""
+        if os.fstat(source.fileno()).st_size <= CHUNK:
+            data = source.read()
+            return self.put_bytes(data), len(data)
+        handle, temporary = _temporary_in(self._cache_folder(), ".upload-")
+        try:
+            with handle:
+                digest, size = _copy_hashing(source, handle)
+            if self._stored_size(digest) != size:
+                target = self._object(digest)
+                self._remote("upload an object", lambda: self.fs.put_file(str(temporary), target))
+                logger.debug("uploaded %s (%d bytes) to %s", digest, size, self.url)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return digest, size
+
+    def _local_temporary(self) -> tuple[IO[bytes], Path]:
+        """A new temporary file in the objects folder of a local location."""
+        return _temporary_in(Path(self._location()[1]) / "objects", ".tmp-")
+
+    def _install(self, temporary: Path, target: Path) -> None:
+        """Make the complete file ``temporary`` the read-only object ``target``."""
+        os.chmod(temporary, READ_ONLY)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+        except OSError as exc:
+            raise ArtifactError(
+                f"cannot write to the artifact folder {self.url!r}: {exc}; choose a writable artifact location"
+            ) from exc
+
+    def _stored_size(self, digest: str) -> int | None:
+        """Size of the stored object ``digest``, ``None`` if it is absent."""
+        path = self._object(digest)
+        if self._local:
+            try:
+                return os.stat(path).st_size
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as exc:
+                raise ArtifactError(
+                    f"cannot look up artifact object {digest} in {self.url!r}: {exc}; make the folder readable"
+                ) from exc
+        info = self._remote("look up an object", lambda: _info_or_none(self.fs, path))
+        return None if info is None else int(info["size"])
+
+    # -- reading -----------------------------------------------------------------
+    def exists(self, digest: str) -> bool:
+        """Whether the object ``digest`` is stored."""
+        return self._stored_size(digest) is not None
+
+    def get_bytes(self, digest: str) -> bytes:
+        """Content of the object ``digest`` (checked against its digest).
+
+        Raises
+        ------
+        ArtifactError
+            When the object is missing or damaged, or the location cannot be read.
+        """
+        path = self._object(digest)
+        try:
+            if self._local:
+                data = Path(path).read_bytes()
+            else:
+                data = self._remote("read an object", lambda: self.fs.cat_file(path))
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise self._missing(digest) from exc
+        except OSError as exc:  # of a local folder: a remote location's are ArtifactErrors
+            raise ArtifactError(
+                f"cannot read artifact object {digest} in {self.url!r}: {exc}; make the folder readable"
+            ) from exc
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise self._corrupted(digest, actual)
+        return data
+
+    def fetch(self, digest: str) -> Path:
+        """A local, read-only path to the content of the object ``digest``.
+
+        A local location returns the object file itself. A remote object is
+        downloaded once into :attr:`cache_dir`, checked against its digest;
+        later calls return that copy without asking the location.
+
+        Raises
+        ------
+        ArtifactError
+            When the object is missing, the download is damaged, or the
+            location cannot be read.
+        """
+        path = self._object(digest)
+        if self._local:
+            if not os.path.isfile(path):
+                raise self._missing(digest)
+            return Path(path)
+        cached = self._cache_folder() / digest
+        if cached.is_file():
+            return cached
+        handle, temporary = _temporary_in(cached.parent, f".{digest}-")
+        with _removed_on_failure(temporary):
+            with handle:
+                actual, size = self._remote("download an object", lambda: self._download(path, digest, handle))
+            if actual != digest:
+                raise self._corrupted(digest, actual)
+            os.chmod(temporary, READ_ONLY)
+            os.replace(temporary, cached)
+        logger.debug("downloaded %s (%d bytes) from %s", digest, size, self.url)
+        return cached
+
+    def _download(self, path: str, digest: str, target: IO[bytes]) -> tuple[str, int]:
+        try:
+            remote = self.fs.open(path, "rb", block_size=CHUNK)
+        except FileNotFoundError as exc:
+            if _no_bucket(exc):
+                raise
+            raise self._missing(digest) from exc
+        with remote:
+            return _copy_hashing(remote, target)
+
+    def materialize(self, files: Sequence[tuple[str, str]], target_dir: str | os.PathLike[str]) -> Path:
+        """A local folder holding ``files``, each a (relative path, digest) pair.
+
+        Files are hard links to the fetched objects where possible, read-only
+        copies otherwise. A folder already holding exactly these files (as
+        links) is returned as it is; otherwise it is built anew next to
+        ``target_dir`` and renamed into place.
+
+        Raises
+        ------
+        ValueError
+            When a path is absolute, leaves the folder, is given twice, or is
+            both a file and a folder.
+        ArtifactError
+            When an object cannot be fetched.
+        """
+        target = Path(target_dir)
+        entries = _folder_entries(files)
+        sources = {path: self.fetch(digest) for path, digest in entries}
+        if _holds(target, sources):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            for path, source in sources.items():
+                _link_or_copy(source, building / path)
+            try:
+                os.rename(building, target)
+            except OSError:  # a previous folder is in the way
+                if _holds(target, sources):
+                    shutil.rmtree(building)
+                    return target
+                aside = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+                os.replace(target, aside / target.name)
+                os.rename(building, target)
+                shutil.rmtree(aside, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return target
+
+    def local_folder(self, experiment_id: str, trial_id: int, name: str) -> Path:
+        """Folder of :attr:`cache_dir` where a trial's folder artifact ``name`` is put together."""
+        location = hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:16]
+        return self.cache_dir / "folders" / location / experiment_id / str(trial_id) / check_relative_path(name)
+
+    # -- deleting ----------------------------------------------------------------
+    def delete(self, digests: Iterable[str]) -> None:
+        """Remove the objects ``digests`` (absent ones are ignored), and their downloaded copies."""
+        paths = [self._object(digest) for digest in digests]
+        if not paths:
+            return
+        if self._local:
+            try:
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        os.unlink(path)
+            except OSError as exc:
+                raise ArtifactError(
+                    f"cannot delete artifact objects in {self.url!r}: {exc}; make the folder writable"
+                ) from exc
+        else:
+            self._remote("delete objects", lambda: _remove_all(self.fs, paths))
+            for path in paths:
+                (self._cache_folder() / path.rsplit("/", 1)[1]).unlink(missing_ok=True)
+        logger.debug("deleted %d objects from %s", len(paths), self.url)
+
+    # -- errors ------------------------------------------------------------------
+    def _cache_folder(self) -> Path:
+        folder = self.cache_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtifactError(
+                f"cannot create the artifact download folder {str(folder)!r}: {exc}; "
+                "give a writable cache_dir (or set $DASKPERIMENT_CACHE_DIR)"
+            ) from exc
+        return folder
+
+    def _remote(self, doing: str, call: Any) -> Any:
+        """``call()``, its failures to reach the location raised as ArtifactError."""
+        try:
+            return call()
+        except ArtifactError:
+            raise
+        except FileNotFoundError as exc:
+            if not _no_bucket(exc):
+                raise
+            raise ArtifactError(
+                f"cannot {doing}: the bucket of the artifact location {self.url!r}{self._at()} does not exist; "
+                "create it, or fix the location"
+            ) from exc
+        except PermissionError as exc:
+            raise ArtifactError(
+                f"cannot {doing}: access to the artifact location {self.url!r}{self._at()} was denied ({exc}); "
+                "check the credentials (storage_options or the environment) and their permissions"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own errors (botocore, aiohttp, ...)
+            raise ArtifactError(
+                f"cannot {doing}: the artifact location {self.url!r}{self._at()} could not be reached "
+                f"({type(exc).__name__}: {exc}); check the endpoint URL, the network and the credentials"
+            ) from exc
+
+    def _at(self) -> str:
+        """`` at <endpoint>`` when the storage options name an endpoint, else nothing."""
+        options = self._storage_options
+        endpoint = options.get("endpoint_url") or options.get("client_kwargs", {}).get("endpoint_url")
+        return f" at {endpoint}" if endpoint else ""
+
+    def _missing(self, digest: str) -> ArtifactError:
+        return ArtifactError(
+            f"artifact object {digest} is missing from {self.url!r}: it was deleted, or the artifacts "
+            "were kept in another location (check the experiment's artifact location)"
+        )
+
+    def _corrupted(self, digest: str, actual: str) -> ArtifactError:
+        return ArtifactError(
+            f"artifact object {digest} in {self.url!r} is damaged: its content has the digest {actual}; "
+            "it cannot be used (delete it, and keep the file again if you still have it)"
+        )
+
+
+def artifact_location(explicit: str | None, store_root: str | None, experiment_id: str) -> str:
+    """Where an experiment keeps its artifacts.
+
+    Parameters
+    ----------
+    explicit : str or None
+        A location given for the experiment; used as it is.
+    store_root : str or None
+        The store's own artifact folder (the local store's ``artifacts``
+        subfolder), ``None`` for a server store.
+    experiment_id : str
+        Id of the experiment.
+
+    Returns
+    -------
+    str
+        ``explicit`` if given; else ``$DASKPERIMENT_ARTIFACTS/<experiment_id>``
+        if that variable is set; else ``store_root``; else
+        ``<user data directory>/artifacts/<experiment_id>``.
+
+    Notes
+    -----
+    Shared locations get a folder per experiment: removing an experiment's
+    objects (evicting its step cache) then only needs that experiment's
+    records, never those of every experiment that shares the location.
+    """
+    if explicit:
+        return explicit
+    configured = os.environ.get("DASKPERIMENT_ARTIFACTS")
+    if configured:
+        return f"{configured.rstrip('/')}/{experiment_id}"
+    if store_root:
+        return store_root
+    return str(Path(platformdirs.user_data_dir("daskperiment")) / "artifacts" / experiment_id)
+
+
+def check_relative_path(path: str) -> str:
+    """``path`` as a relative path inside an artifact, with ``/`` separators.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is empty, absolute (or has a drive), or leaves the
+        artifact directory through ``..``.
+    """
+    if not isinstance(path, str):
+        raise ValueError(f"a path inside an artifact must be a string, not {type(path).__name__}")
+    text = path.replace("\\", "/") if os.sep == "\\" else path
+    if "\0" in text:
+        raise ValueError(f"the path {path!r} contains a NUL character: rename the file")
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).drive:
+        raise ValueError(
+            f"the path {path!r} is absolute; give a path relative to the artifact directory, such as 'model/weights.bin'"
+        )
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(
+            f"the path {path!r} leads outside the artifact directory; give a path inside it, such as 'model/weights.bin'"
+        )
+    if not parts:
+        raise ValueError(f"the path {path!r} names no file; give a file name, such as 'weights.bin'")
+    return "/".join(parts)
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _copy_hashing(source: IO[bytes], target: IO[bytes]) -> tuple[str, int]:
+    """Copy ``source`` to ``target`` in one pass; return the SHA-256 and size of what was written.
+
+    Beyond one chunk, each chunk is hashed in a second thread while the next
+    one is read and written (hashlib and file I/O release the GIL).
+    """
+    hasher = hashlib.sha256()
+    buffers = (bytearray(CHUNK), bytearray(CHUNK))
+    count = _read_full(source, buffers[0])
+    if count < CHUNK:  # all of it: no thread for small contents
+        view = memoryview(buffers[0])[:count]
+        hasher.update(view)
+        target.write(view)
+        return hasher.hexdigest(), count
+    size = index = 0
+    pending = None
+    with ThreadPoolExecutor(1, thread_name_prefix="daskperiment-hash") as pool:
+        while count:
+            view = memoryview(buffers[index % 2])[:count]
+            if pending is not None:
+                pending.result()  # ... so the other buffer is free to be read into next
+            pending = pool.submit(hasher.update, view)
+            target.write(view)
+            size += count
+            index += 1
+            count = _read_full(source, buffers[index % 2])
+        if pending is not None:
+            pending.result()
+    return hasher.hexdigest(), size
+
+
+def _read_full(source: IO[bytes], buffer: bytearray) -> int:
+    """Fill ``buffer`` from ``source`` as far as it goes; the number of bytes read (0 at the end)."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(buffer):
+        count = source.readinto(view[filled:])
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def _temporary_in(folder: Path, prefix: str) -> tuple[IO[bytes], Path]:
+    """A new file (open for writing) with a unique name in ``folder``, created if needed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(prefix=prefix, dir=folder)
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot write in {str(folder)!r}: {exc}; choose a writable artifact location (or cache_dir)"
+        ) from exc
+    return os.fdopen(descriptor, "wb"), Path(name)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(path: Path) -> Iterator[Path]:
+    """Delete the temporary file ``path`` when the block raises."""
+    try:
+        yield path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _info_or_none(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
+    try:
+        return fs.info(path)
+    except FileNotFoundError as exc:
+        if _no_bucket(exc):
+            raise
+        return None
+
+
+def _remove_all(fs: fsspec.AbstractFileSystem, paths: list[str]) -> None:
+    """Remove the files ``paths`` of ``fs``, ignoring absent ones."""
+    try:
+        fs.rm(paths)
+    except FileNotFoundError as exc:
+        if _no_bucket(exc):
+            raise
+        for path in paths:
+            try:
+                fs.rm_file(path)
+            except FileNotFoundError:
+                pass
+
+
+def _no_bucket(exc: FileNotFoundError) -> bool:
+    """Whether an object store's 'not found' is about the bucket, not the object."""
+    return "bucket does not exist" in str(exc).lower()
+
+
+def _folder_entries(files: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``files`` with checked, normalised paths; no path twice, none both a file and a folder."""
+    entries = [(check_relative_path(path), digest) for path, digest in files]
+    paths = {path for path, _ in entries}
+    if len(paths) != len(entries):
+        raise ValueError("a path is given twice in the files of one artifact; give each file once")
+    for path in paths:
+        parent = PurePosixPath(path).parent
+        while str(parent) != ".":
+            if str(parent) in paths:
+                raise ValueError(f"{str(parent)!r} is both a file and a folder of the artifact; rename one")
+            parent = parent.parent
+    return entries
+
+
+def _holds(folder: Path, sources: dict[str, Path]) -> bool:
+    """Whether ``folder`` holds exactly links to ``sources`` (relative path -> file)."""
+    if not folder.is_dir():
+        return False
+    present = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if not path.is_dir()}
+    if present != set(sources):
+        return False
+    return all(os.path.samefile(folder / path, source) for path, source in sources.items())
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target``, or copy it (read-only) where links are not possible."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+    shutil.copyfile(source, target)
+    os.chmod(target, READ_ONLY)
