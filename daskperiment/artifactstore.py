@@ -559,27 +559,27 @@ def _copy_hashing(source: IO[bytes], target: IO[bytes]) -> tuple[str, int]:
     one is read and written (hashlib and file I/O release the GIL).
     """
     hasher = hashlib.sha256()
+    head = source.read(CHUNK) or b""
+    while len(head) < CHUNK and (more := source.read(CHUNK - len(head))):
+        head += more
+    if len(head) < CHUNK:  # all of it: no thread and no buffers for small contents
+        hasher.update(head)
+        target.write(head)
+        return hasher.hexdigest(), len(head)
     buffers = (bytearray(CHUNK), bytearray(CHUNK))
-    count = _read_full(source, buffers[0])
-    if count < CHUNK:  # all of it: no thread for small contents
-        view = memoryview(buffers[0])[:count]
-        hasher.update(view)
-        target.write(view)
-        return hasher.hexdigest(), count
-    size = index = 0
-    pending = None
+    index = 0
     with ThreadPoolExecutor(1, thread_name_prefix="daskperiment-hash") as pool:
-        while count:
+        pending = pool.submit(hasher.update, head)
+        target.write(head)
+        size = len(head)
+        while count := _read_full(source, buffers[index % 2]):
             view = memoryview(buffers[index % 2])[:count]
-            if pending is not None:
-                pending.result()  # ... so the other buffer is free to be read into next
+            pending.result()  # ... so the buffer hashed before is free to be read into next
             pending = pool.submit(hasher.update, view)
             target.write(view)
             size += count
             index += 1
-            count = _read_full(source, buffers[index % 2])
-        if pending is not None:
-            pending.result()
+        pending.result()
     return hasher.hexdigest(), size
 
 
