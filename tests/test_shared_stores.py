@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -16,9 +18,10 @@ from conftest import ServerProcess, _child_environment, free_port, mongo_command
 from daskperiment import BackendError, Experiment
 from daskperiment.backend import open_backend
 from daskperiment.backend.server import new_token
-from daskperiment.backend.spool import Spool
-from daskperiment.records import RecordBatch
-from test_store_contract import trial
+from daskperiment import serialization
+from daskperiment.backend.spool import SPOOL_FORMAT, Spool
+from daskperiment.records import MetricPoint, RecordBatch, TrialRecord
+from test_store_contract import artifact, cache_entry, listed, trial
 
 CHILD_TIMEOUT_SECONDS = 300
 
@@ -355,3 +358,63 @@ def test_a_spool_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None
     backend.spool = Spool(tmp_path / "a-file" / "spool")
     with pytest.raises(BackendError, match="could not be kept in the local spool .* either"):
         backend.write_batch(RecordBatch(trials=[trial(1)]))
+
+
+def test_a_spooled_batch_keeps_its_cache_entries_and_artifacts(server_uri: str) -> None:
+    backend = open_backend(server_uri, "spooled")
+    batch = RecordBatch(
+        trials=[trial(2, cached_steps=(("prepare", 1),))],
+        metrics=[MetricPoint(2, "loss", 0, 0.5)],
+        cache_entries=[
+            cache_entry("k"),
+            cache_entry("far", payload=None, location="d" * 64, last_used=50.0),
+        ],
+        artifacts=[artifact(2, "output", ""), artifact(2, "weights", "a.bin")],
+    )
+    assert backend.last_trial_id() == 0  # connected: sync() sends what the spool holds
+    token = new_token()
+    for _ in range(2):  # re-sent after the server took it once: stored once
+        backend.spool.put(token, batch)
+        assert backend.sync() == 1
+        assert backend.load_trials() == batch.trials
+        assert backend.load_metrics("loss", [2]) == batch.metrics
+        assert backend.cache_entries() == [batch.cache_entries[1], listed(batch.cache_entries[0])]
+        assert backend.load_cache_payload("k") == b"payload k"
+        assert backend.load_artifacts(2) == batch.artifacts
+    backend.close()
+
+
+class _AsPickledBefore:
+    """Pickles as a ``kind`` of state ``state``, as an earlier daskperiment pickled it."""
+
+    def __init__(self, kind: type, state: Any) -> None:
+        self.kind, self.state = kind, state
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return object.__new__, (self.kind,), self.state
+
+
+def test_a_batch_spooled_before_the_step_cache_is_re_sent(server_uri: str) -> None:
+    backend = open_backend(server_uri, "spooled")
+    old = trial(1)
+    # A frozen slotted dataclass pickles the values of its fields, a slotted one a dict of them.
+    old_trial = _AsPickledBefore(
+        TrialRecord, [getattr(old, f.name) for f in fields(TrialRecord) if f.name != "cached_steps"]
+    )
+    old_batch = _AsPickledBefore(
+        RecordBatch,
+        (None, {"trials": [old_trial], "metrics": [MetricPoint(1, "loss", 0, 0.5)],
+                "persisted": [], "step_outputs": [], "blobs": []}),
+    )
+    assert backend.last_trial_id() == 0  # connected: sync() sends what the spool holds
+    backend.spool.directory.mkdir(parents=True)
+    token = new_token()
+    (backend.spool.directory / f"{token}.batch").write_bytes(
+        serialization.dumps({"format": SPOOL_FORMAT, "token": token, "batch": old_batch})
+    )
+    (spooled,) = backend.spool.pending()
+    assert spooled.batch == RecordBatch(trials=[old], metrics=[MetricPoint(1, "loss", 0, 0.5)])
+    assert pickle.loads(pickle.dumps(spooled.batch)) == spooled.batch
+    assert backend.sync() == 1
+    assert backend.load_trials() == [old] and backend.load_trials()[0].cached_steps == ()
+    backend.close()

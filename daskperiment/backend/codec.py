@@ -124,7 +124,7 @@ def cache_entry_document(entry: CacheEntry) -> dict[str, Any]:
 
 
 def cache_entry_from_document(document: dict[str, Any], last_used: float) -> CacheEntry:
-    """The entry (without payload) a :func:`cache_entry_document` describes, last used at ``last_used``."""
+    """The entry (no payload) a :func:`cache_entry_document` describes, used at ``last_used``."""
     return CacheEntry(
         key=document["key"],
         step=document["step"],

@@ -277,7 +277,8 @@ class LocalBackend(Backend):
                 )
             if batch.artifacts:
                 connection.executemany(
-                    f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     [
                         (a.trial_id, a.name, a.path, a.digest, a.size, a.step)
                         for a in batch.artifacts

@@ -283,7 +283,6 @@ class RedisBackend(ServerBackend):
         return [
             cache_entry_from_document(json.loads(documents[key]), last_used)
             for key, last_used in used
-            if key in documents
         ]
 
     def delete_cache_entries(self, keys: Sequence[str]) -> None:

@@ -3,7 +3,8 @@
 Each batch is one file ``<token>.batch`` (the pickled token and batch),
 written to a temporary name and renamed, so a reader never sees half a file.
 Tokens begin with a nanosecond timestamp: sorted file names are the order
-the batches were written in.
+the batches were written in. A batch spooled by an earlier daskperiment reads
+with the defaults of the record fields added since.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from daskperiment import serialization
 from daskperiment.errors import BackendError
@@ -76,7 +78,10 @@ class Spool:
                 content = serialization.loads(path.read_bytes())
                 if content["format"] > SPOOL_FORMAT:
                     raise ValueError("written by a newer daskperiment; upgrade to re-send it")
-                batches.append(SpooledBatch(path, content["token"], content["batch"]))
+                batch = _with_defaults(content["batch"])
+                for trial in batch.trials:
+                    _with_defaults(trial)
+                batches.append(SpooledBatch(path, content["token"], batch))
             except FileNotFoundError:  # another process re-sent it meanwhile
                 continue
             except Exception as exc:
@@ -88,3 +93,16 @@ class Spool:
     def remove(self, spooled: SpooledBatch) -> None:
         """Forget a batch that was re-sent."""
         spooled.path.unlink(missing_ok=True)
+
+
+def _with_defaults(record: Any) -> Any:
+    """``record`` (a dataclass) with the fields its pickle lacked set to their defaults.
+
+    Unpickling a slotted dataclass pickled before a field was added leaves
+    that field unset.
+    """
+    for field in fields(record):
+        if not hasattr(record, field.name):
+            default = field.default if field.default_factory is MISSING else field.default_factory()
+            object.__setattr__(record, field.name, default)
+    return record
