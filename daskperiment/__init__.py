@@ -1,7 +1,10 @@
 """daskperiment: reproducible machine-learning experiments on Dask."""
 
+from daskperiment.artifactstore import ArtifactStore
 from daskperiment.errors import (
+    ArtifactError,
     BackendError,
+    CacheError,
     DaskperimentError,
     InvalidExperimentIDError,
     MetricError,
@@ -17,7 +20,10 @@ from daskperiment.parameter import Parameter, Undefined
 __version__ = "0.6.0"
 
 __all__ = [
+    "ArtifactError",
+    "ArtifactStore",
     "BackendError",
+    "CacheError",
     "DaskperimentError",
     "Experiment",
     "InvalidExperimentIDError",

@@ -119,6 +119,16 @@ class ArtifactStore:
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
 
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        """Its identity in dask hashes (cache keys of steps using its artifacts): the location."""
+        return ("ArtifactStore", self.url)
+
+    def subfolder(self, name: str) -> "ArtifactStore":
+        """The store of the folder ``name`` of this location (same options and download cache)."""
+        return ArtifactStore(
+            f"{self.url}/{check_relative_path(name)}", self._storage_options, self._cache_dir_option
+        )
+
     def _open(self, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
         """The filesystem of ``url`` and the path of the location in it."""
         protocol = fsspec.core.split_protocol(url)[0]
@@ -405,11 +415,6 @@ class ArtifactStore:
             shutil.rmtree(building, ignore_errors=True)
             raise
         return target
-
-    def local_folder(self, experiment_id: str, trial_id: int, name: str) -> Path:
-        """Folder of :attr:`cache_dir` where a trial's folder artifact ``name`` is put together."""
-        location = hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:16]
-        return self.cache_dir / "folders" / location / experiment_id / str(trial_id) / check_relative_path(name)
 
     # -- deleting ----------------------------------------------------------------
     def delete(self, digests: Iterable[str]) -> None:

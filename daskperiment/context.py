@@ -74,14 +74,25 @@ def process_identity() -> str:
     return f"{platform.node()}:{os.getpid()}"
 
 
+def on_origin_host(context: TrialContext) -> bool:
+    """Whether this process runs on the machine that started the trial."""
+    return context.origin.rsplit(":", 1)[0] == platform.node()
+
+
 class StepRecorder:
-    """Collects what one running step saves (metrics) for its trial(s)."""
+    """Collects what one running step saves (metrics, artifacts) for its trial(s).
 
-    __slots__ = ("context", "metrics")
+    ``artifacts`` is set by the first artifact the step keeps (a
+    :class:`daskperiment.capture.StepArtifacts`).
+    """
 
-    def __init__(self, context: TrialContext | None) -> None:
+    __slots__ = ("context", "step", "metrics", "artifacts")
+
+    def __init__(self, context: TrialContext | None, step: str = "") -> None:
         self.context = context
+        self.step = step
         self.metrics: list[tuple[str, int, float]] = []
+        self.artifacts: Any = None
 
 
 active_step: contextvars.ContextVar[StepRecorder] = contextvars.ContextVar("daskperiment_step")

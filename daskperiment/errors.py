@@ -72,5 +72,9 @@ class OptimizeError(DaskperimentError, ValueError):
     """An adaptive search was asked for with a malformed space, or its results are not numbers."""
 
 
+class CacheError(DaskperimentError, RuntimeError):
+    """A cached step output could not be read back."""
+
+
 class ArtifactError(DaskperimentError):
     """A file could not be kept as an artifact, or an artifact could not be read back."""

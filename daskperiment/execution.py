@@ -24,29 +24,40 @@ from daskperiment import seeding, serialization
 from daskperiment.arguments import fill
 from daskperiment.context import (
     StepRecorder,
+    on_origin_host,
     TrialContext,
     active_step,
     describe_arguments,
     process_identity,
 )
 from daskperiment.envblob import environment_blob, environment_fingerprint
-from daskperiment.errors import PersistError, UntrackedComputeError
+from daskperiment.console import captured_output
+from daskperiment.errors import ArtifactError, PersistError, UntrackedComputeError
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
 from daskperiment.parameter import UnavailableParameter
 from daskperiment.purity import hash_call
+from daskperiment.records import CacheEntry
+from daskperiment.stepcache import StepCache
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class StepSpec:
-    """What a task needs to run one step: the function and how to record it."""
+    """What a task needs to run one step: the function and how to record it.
+
+    ``cache`` steps load their output from the step cache when their code and
+    inputs match an earlier call's; ``seeded`` ones include the trial seed in
+    that match (they draw random numbers).
+    """
 
     name: str
     func: Callable
     persist: bool
     code_digest: str
     is_result: bool = False
+    cache: bool = False
+    seeded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +74,12 @@ class StepTask:
     sources: tuple[int | str, ...]
 
     def run(
-        self, context: TrialContext, parameters: Mapping[str, Any], upstream: Sequence[StepOutcome]
+        self, context: TrialContext, parameters: Mapping[str, Any], upstream: Sequence[StepOutcome],
+        cache: "CacheSlot | None" = None,
     ) -> StepOutcome:
-        """Run the step on the values of its inputs."""
+        """Run the step on the values of its inputs (keeping its output in ``cache`` if given)."""
         values = _input_values(self.sources, parameters, upstream)
-        return run_step(self.spec, context, fill(self.args, values), fill(self.kwargs, values))
+        return run_step(self.spec, context, fill(self.args, values), fill(self.kwargs, values), cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +97,10 @@ class ForeignTask:
     sources: tuple[int | str, ...]
 
     def run(
-        self, context: TrialContext, parameters: Mapping[str, Any], upstream: Sequence[StepOutcome]
+        self, context: TrialContext, parameters: Mapping[str, Any], upstream: Sequence[StepOutcome],
+        cache: "CacheSlot | None" = None,
     ) -> StepOutcome:
-        """Compute the work on the values of its inputs."""
+        """Compute the work on the values of its inputs (plain dask work is never cached)."""
         graph = dict(self.graph)
         for key, value in zip(self.boundary, _input_values(self.sources, parameters, upstream)):
             graph[key] = as_graph_data(value)
@@ -98,12 +111,24 @@ class ForeignTask:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSlot:
+    """Where a cached step's task keeps its output: the cache, and the call's cache key."""
+
+    cache: StepCache
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Invocation:
-    """A node of one trial (or of several trials sharing it): task, parameter values, context."""
+    """A node of one trial (or of several trials sharing it): task, parameter values, context.
+
+    ``cache`` is set for a cached step computed in this trial.
+    """
 
     task: StepTask | ForeignTask
     parameters: Mapping[str, Any]
     context: TrialContext
+    cache: CacheSlot | None = None
 
 
 def execute(invocation: Invocation, upstream: list[StepOutcome]) -> StepOutcome:
@@ -111,7 +136,30 @@ def execute(invocation: Invocation, upstream: list[StepOutcome]) -> StepOutcome:
     failed = next((outcome for outcome in upstream if outcome.error is not None), None)
     if failed is not None:
         return StepOutcome(error=failed.error)
-    return invocation.task.run(invocation.context, invocation.parameters, upstream)
+    return invocation.task.run(invocation.context, invocation.parameters, upstream, invocation.cache)
+
+
+def load_cached(cache: StepCache, entry: CacheEntry, persist: bool, output: bool) -> StepOutcome:
+    """The task of a step found in the cache: its output (if ``output``) and copied records.
+
+    The records are those of the trial that computed it: its metrics, and the
+    persisted value of an ``@ex.persist`` step.
+    """
+    records = cached_records(entry)
+    started = time.perf_counter()
+    try:
+        payload = cache.payload(entry) if persist or output else None
+    except Exception as exc:
+        return StepOutcome(error=exc, records=records)
+    records.persisted = payload if persist else None
+    records.duration = time.perf_counter() - started
+    value = serialization.loads(payload) if output and payload is not None else None
+    return StepOutcome(output=value, records=records)
+
+
+def cached_records(entry: CacheEntry) -> StepRecords:
+    """The records of a step taken from the cache, before its payload is read."""
+    return StepRecords(entry.step, metrics=list(entry.metrics), cached_from=entry.trial_id)
 
 
 def records_of(outcome: StepOutcome) -> StepRecords | None:
@@ -128,7 +176,13 @@ def execute_result(
     ``parts`` are the outcomes (or, sent apart on a cluster, the records) of
     every other step of the trial, all of them upstream of the result.
     """
-    root = execute(invocation, upstream)
+    return gather_trial(trial_id, execute(invocation, upstream), parts)
+
+
+def gather_trial(
+    trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
+) -> TrialOutcome:
+    """A trial's outcome: its result step's ``root`` outcome with the records of ``parts``."""
     steps = [part.records if isinstance(part, StepOutcome) else part for part in parts]
     steps.append(root.records)
     return TrialOutcome(
@@ -148,37 +202,81 @@ def _input_values(
     ]
 
 
-def run_step(spec: StepSpec, context: TrialContext, args: tuple, kwargs: dict[str, Any]) -> StepOutcome:
+def run_step(
+    spec: StepSpec, context: TrialContext, args: tuple, kwargs: dict[str, Any],
+    cache: CacheSlot | None = None,
+) -> StepOutcome:
     """Run one step of a trial and return its output with what it recorded.
 
     Exceptions are caught into the outcome (``KeyboardInterrupt`` and other
-    non-``Exception`` errors propagate).
+    non-``Exception`` errors propagate). A cached step is seeded on its own,
+    whatever ran before it: from its cache key (its draws follow from its code
+    and inputs, as its output must), or for a ``seeded`` step from the trial
+    seed and its name; its output is kept in the cache as soon as it returns.
     """
     records = StepRecords(spec.name)
     records.environment, records.environment_blob = worker_environment(context)
-    if context.reseed or context.origin != process_identity():
+    if cache is not None and not spec.seeded:
+        # its randomness follows from its inputs (the cache key), as its output must
+        seeding.seed_everything(seeding.step_seed(int(cache.key[:8], 16), spec.name))
+    elif context.reseed or spec.cache or context.origin != process_identity():
         seeding.seed_everything(seeding.step_seed(context.seed, spec.name))
-    recorder = StepRecorder(context)
+    recorder = StepRecorder(context, spec.name)
     started = time.perf_counter()
     reset = active_step.set(recorder)
     try:
-        output = spec.func(*args, **kwargs)
+        with captured_output() as printed:
+            output = spec.func(*args, **kwargs)
         if spec.persist:
             records.persisted = _persisted(spec.name, output)
     except Exception as exc:
-        return StepOutcome(error=exc, records=_finish(records, recorder, started))
+        _finish(records, recorder, started, printed)
+        return StepOutcome(error=_kept_anyway(records, recorder, exc), records=records)
     finally:
         active_step.reset(reset)
     records.call = hash_call(
         spec.name, spec.code_digest, args, kwargs, output, describe_arguments(args, kwargs)
     )
-    return StepOutcome(output=output, records=_finish(records, recorder, started))
+    _finish(records, recorder, started, printed)
+    if recorder.artifacts is not None:
+        try:
+            records.artifacts = recorder.artifacts.collect()
+        except ArtifactError as exc:
+            return StepOutcome(error=exc, records=records)
+    if cache is not None:
+        _keep(spec, context, cache, output, records)
+    return StepOutcome(output=output, records=records)
 
 
-def _finish(records: StepRecords, recorder: StepRecorder, started: float) -> StepRecords:
+def _kept_anyway(records: StepRecords, recorder: StepRecorder, error: Exception) -> Exception:
+    """Keep the artifacts of a step that failed (logs, checkpoints); return the step's error."""
+    if recorder.artifacts is not None:
+        try:
+            records.artifacts = recorder.artifacts.collect()
+        except ArtifactError as exc:
+            logger.warning("the artifacts of failed step %s were not kept: %s", records.step, exc)
+    return error
+
+
+def _keep(
+    spec: StepSpec, context: TrialContext, cache: CacheSlot, output: Any, records: StepRecords
+) -> None:
+    """Keep a cached step's output: written now, or sent to the client when it cannot be."""
+    entry = cache.cache.entry(
+        cache.key, spec.name, context.trial_ids[0], output, records.persisted, records.metrics
+    )
+    if entry is None:
+        return
+    if cache.cache.backend.is_local and not on_origin_host(context):
+        records.cache_entry = entry  # this machine cannot reach a local store: the client writes it
+    else:
+        cache.cache.store(entry)  # written now: a trial killed later still leaves it
+
+
+def _finish(records: StepRecords, recorder: StepRecorder, started: float, printed: list[str]) -> None:
     records.duration = time.perf_counter() - started
     records.metrics = recorder.metrics
-    return records
+    records.output = "".join(printed)
 
 
 def _persisted(step: str, output: Any) -> bytes:

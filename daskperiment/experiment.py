@@ -7,31 +7,38 @@ import numbers
 import os
 import re
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from daskperiment import collector, serialization
+from daskperiment.artifactstore import ArtifactStore, artifact_location
+from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
 from daskperiment.backend import Backend, open_backend
+from daskperiment.capture import StepArtifacts
 from daskperiment.codecontext import CodeContext
 from daskperiment.context import active_step, current_context
 from daskperiment.errors import (
+    ArtifactError,
     BackendError,
     InvalidExperimentIDError,
     MetricError,
     PersistedValueNotFoundError,
     TrialIDNotFoundError,
 )
-from daskperiment.history import history_frame, metric_frame
+from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
 from daskperiment.parameter import Parameter, ParameterSet
-from daskperiment.records import TrialRecord
+from daskperiment.records import ArtifactRecord, TrialRecord
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
-from daskperiment.step import Step
+from daskperiment.step import Step, check_cache_options
+from daskperiment.stepcache import StepCache
 from daskperiment.tracker import Tracker, TrialFuture
 from daskperiment.trial import TrialResult
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
+    from dask.delayed import Delayed
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,11 @@ class Experiment:
         store's history is loaded.
     seed : int, optional
         Default seed of the trials (see :meth:`TrialResult.compute`).
+    artifacts : str, optional
+        Where the files trials keep (and large cached step outputs) are
+        stored: an fsspec URL such as ``"s3://bucket/prefix"`` or a folder. By
+        default ``$DASKPERIMENT_ARTIFACTS`` if set, else the ``artifacts``
+        folder of a local store, else the user's data folder.
 
     Examples
     --------
@@ -85,14 +97,15 @@ class Experiment:
     id: str
 
     def __new__(
-        cls, id: str, backend: str | os.PathLike[str] | Backend | None = None, seed: int | None = None
+        cls, id: str, backend: str | os.PathLike[str] | Backend | None = None, seed: int | None = None,
+        artifacts: str | os.PathLike[str] | None = None,
     ) -> "Experiment":
-        return cls._get_or_open(validate_experiment_id(id), backend, seed, capture=True)
+        return cls._get_or_open(validate_experiment_id(id), backend, seed, artifacts, capture=True)
 
     @classmethod
     def _get_or_open(
         cls, experiment_id: str, backend: str | os.PathLike[str] | Backend | None, seed: int | None,
-        *, capture: bool,
+        artifacts: str | os.PathLike[str] | ArtifactStore | None, *, capture: bool,
     ) -> "Experiment":
         """The experiment of this process with that id, or a newly opened one.
 
@@ -100,6 +113,11 @@ class Experiment:
         """
         seed = validate_seed(seed)
         store = open_backend(backend, experiment_id)
+        if not isinstance(artifacts, ArtifactStore):
+            location = artifact_location(
+                None if artifacts is None else os.fspath(artifacts), store.artifact_root(), experiment_id
+            )
+            artifacts = ArtifactStore(location)
         with cls._instances_lock:
             existing = cls._instances.get(experiment_id)
             if existing is not None:
@@ -108,11 +126,17 @@ class Experiment:
                         f"experiment {experiment_id!r} is already open in this process with "
                         f"{existing.backend!r}, not {store!r}: use another id, or the same backend"
                     )
+                if artifacts.url != existing.artifacts.url:
+                    raise BackendError(
+                        f"experiment {experiment_id!r} is already open in this process with its "
+                        f"artifacts in {existing.artifacts.url!r}, not {artifacts.url!r}: use "
+                        "another id, or the same artifact location"
+                    )
                 if seed is not None:
                     existing.seed = seed
                 return existing
             experiment = super().__new__(cls)
-            experiment._open(experiment_id, store, seed, announce=capture)
+            experiment._open(experiment_id, store, seed, artifacts, announce=capture)
             cls._instances[experiment_id] = experiment
         if capture:
             collector.environment_future()  # capture starts now, in the background
@@ -120,15 +144,22 @@ class Experiment:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Steps that call ex.save_metric carry the experiment to dask workers.
-        return _experiment_in_worker, (self.id, self._backend, self.seed)
+        return _experiment_in_worker, (self.id, self._backend, self.seed, self.artifacts)
 
-    def _open(self, experiment_id: str, backend: Backend, seed: int | None, *, announce: bool) -> None:
+    def _open(
+        self, experiment_id: str, backend: Backend, seed: int | None, artifacts: ArtifactStore,
+        *, announce: bool,
+    ) -> None:
         """Set the experiment up; ``announce`` logs what the store holds (not in dask workers,
         which never read the store)."""
         self.id = experiment_id
         self._backend = backend
+        self.artifacts = artifacts
         self._parameters = ParameterSet(experiment_id)
-        self._tracker = Tracker(experiment_id, backend, self._parameters, CodeContext(), seed)
+        cache = StepCache(backend, artifacts.subfolder("cache"))
+        self._tracker = Tracker(
+            experiment_id, backend, self._parameters, CodeContext(), cache, artifacts, seed
+        )
         if not announce:
             return
         last = backend.last_trial_id()
@@ -206,22 +237,47 @@ class Experiment:
             return self._parameters.current()
         return dict(self._trial(trial_id).parameters)
 
-    def __call__(self, func: Callable | None = None) -> Any:
-        """Decorate a function as a step (``@ex`` or ``@ex()``)."""
-        return self._decorate(func, persist=False, result=False)
+    def __call__(self, func: Callable | None = None, *, cache: bool = False, seeded: bool = False) -> Any:
+        """Decorate a function as a step (``@ex``, ``@ex()`` or ``@ex(cache=True)``).
 
-    def persist(self, func: Callable | None = None) -> Any:
-        """Decorate a step whose output is stored per trial (see :meth:`get_persisted`)."""
-        return self._decorate(func, persist=True, result=False)
+        Parameters
+        ----------
+        func : callable
+            The step's function.
+        cache : bool, default False
+            Keep the step's output in the step cache and, when a later trial
+            calls it with the same code (its own and its upstream steps') and
+            the same inputs, load the output instead of computing it.
+        seeded : bool, default False
+            For a cached step that draws random numbers from ``random`` or
+            ``numpy.random``: the trial's seed is then part of what must match.
+        """
+        return self._decorate(func, persist=False, result=False, cache=cache, seeded=seeded)
 
-    def result(self, func: Callable | None = None) -> Any:
-        """Decorate the final step: computing its output runs and records a trial."""
-        return self._decorate(func, persist=False, result=True)
+    def persist(self, func: Callable | None = None, *, cache: bool = False, seeded: bool = False) -> Any:
+        """Decorate a step whose output is stored per trial (see :meth:`get_persisted`).
 
-    def _decorate(self, func: Callable | None, *, persist: bool, result: bool) -> Any:
-        if func is None:
-            return lambda f: Step(self, self._tracker, f, persist=persist, result=result)
-        return Step(self, self._tracker, func, persist=persist, result=result)
+        ``cache`` and ``seeded`` are as for ``@ex(...)``.
+        """
+        return self._decorate(func, persist=True, result=False, cache=cache, seeded=seeded)
+
+    def result(self, func: Callable | None = None, *, cache: bool = False, seeded: bool = False) -> Any:
+        """Decorate the final step: computing its output runs and records a trial.
+
+        ``cache`` and ``seeded`` are as for ``@ex(...)``: a cached result step
+        whose inputs match records a trial whose result is loaded.
+        """
+        return self._decorate(func, persist=False, result=True, cache=cache, seeded=seeded)
+
+    def _decorate(
+        self, func: Callable | None, *, persist: bool, result: bool, cache: bool, seeded: bool
+    ) -> Any:
+        options = check_cache_options(cache, seeded)
+
+        def decorate(function: Callable) -> Step:
+            return Step(self, self._tracker, function, persist=persist, result=result, **options)
+
+        return decorate if func is None else decorate(func)
 
     # -- trials -------------------------------------------------------------------
     @property
@@ -248,6 +304,7 @@ class Experiment:
         *,
         seed: int | None = None,
         scheduler: Any = None,
+        cache: bool = True,
         **values: Any,
     ) -> Any:
         """Run one trial of ``result`` with the given parameter values; record it.
@@ -269,6 +326,10 @@ class Experiment:
             As for :func:`dask.compute`: ``"sync"``, ``"threads"``,
             ``"processes"`` or a ``dask.distributed`` client; by default the
             active client if any, else threads.
+        cache : bool, default True
+            Load cached steps (``@ex(cache=True)``) from the step cache when
+            their code and inputs match; False computes them again and
+            replaces their entries.
         **values
             Parameter values by name.
 
@@ -285,7 +346,9 @@ class Experiment:
             Whatever a step raised: the trial is recorded as failed first.
         """
         call = self._result_call(result, "run")
-        return self._tracker.run(call, {**(parameters or {}), **values}, seed, scheduler, {})
+        return self._tracker.run(
+            call, {**(parameters or {}), **values}, seed, scheduler, {}, cache=_checked_flag("cache", cache)
+        )
 
     def submit(
         self,
@@ -295,6 +358,7 @@ class Experiment:
         *,
         seed: int | None = None,
         scheduler: Any = None,
+        cache: bool = True,
         **values: Any,
     ) -> TrialFuture:
         """Start one trial of ``result`` without waiting for it (see :meth:`run`).
@@ -309,7 +373,9 @@ class Experiment:
             scheduler. Many trials can be in flight at once.
         """
         call = self._result_call(result, "submit")
-        return self._tracker.submit(call, {**(parameters or {}), **values}, seed, scheduler, {})
+        return self._tracker.submit(
+            call, {**(parameters or {}), **values}, seed, scheduler, {}, cache=_checked_flag("cache", cache)
+        )
 
     def sweep(self, result: TrialResult, grid: Mapping[str, Any] | None = None, **options: Any) -> pd.DataFrame:
         """Run many trials of ``result`` as one dask graph; shared steps run once.
@@ -324,8 +390,8 @@ class Experiment:
             ``trials`` (a list of parameter dicts), ``random`` (a mapping of
             names to ``scipy.stats`` frozen distributions or lists) with ``n``
             and ``sample_seed``; ``seed``, ``per_trial_seeds``,
-            ``max_in_flight``, ``scheduler``, ``progress``, ``name`` and
-            ``share``: see :func:`daskperiment.sweep.run_sweep`.
+            ``max_in_flight``, ``scheduler``, ``progress``, ``name``,
+            ``share`` and ``cache``: see :func:`daskperiment.sweep.run_sweep`.
 
         Returns
         -------
@@ -536,6 +602,133 @@ class Experiment:
         """Installed packages as ``name==version``: in this process, or for trial ``trial_id``."""
         return collector.python_packages(self._environment(trial_id))
 
+    # -- artifacts --------------------------------------------------------------------
+    def artifact_dir(self, name: str) -> Path:
+        """A folder whose files are kept as artifact ``name`` of the running trial.
+
+        Call it inside a step; write files into the folder. When the step ends
+        (and every 30 s while it runs) they are uploaded to the artifact store.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            Outside a running step of this experiment.
+        ValueError
+            For a name that is not 1 to 128 letters, digits, ``_``, ``-`` or ``.``.
+        """
+        return self._step_artifacts("artifact_dir").folder(name)
+
+    def capture_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Keep the file or folder ``path`` as an artifact of the running trial; return its name.
+
+        Call it inside a step, once the file exists; it is uploaded when the
+        step ends (its content then). ``name`` defaults to the file name.
+
+        Raises
+        ------
+        ArtifactError
+            When ``path`` does not exist, or the name is taken in this step.
+        """
+        return self._step_artifacts("capture_artifact").add(path, name)
+
+    def _step_artifacts(self, what: str) -> StepArtifacts:
+        current_context(self.id, what)
+        recorder = active_step.get()
+        if recorder.artifacts is None:
+            recorder.artifacts = StepArtifacts(self.artifacts, recorder.step or "step")
+        return recorder.artifacts
+
+    def get_artifacts(self, trial_id: int) -> pd.DataFrame:
+        """The files trial ``trial_id`` kept: one row per file.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``Artifact``, ``Path`` (inside a folder artifact, empty for
+            a single file), ``Size`` (bytes), ``Step`` and ``Digest``.
+        """
+        return artifact_frame(self._artifact_records(trial_id))
+
+    def get_artifact(self, name: str, trial_id: int) -> Path:
+        """A local path to artifact ``name`` of trial ``trial_id``: a file, or a folder of files.
+
+        Remote content is downloaded once into a local cache; the files are
+        read-only (copy them to change them).
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial.
+        ArtifactError
+            When the trial kept no artifact of that name, or its content cannot be read.
+        """
+        records = [r for r in self._artifact_records(trial_id) if r.name == name]
+        if not records:
+            kept = sorted({r.name for r in self._artifact_records(trial_id)})
+            raise ArtifactError(
+                f"trial {trial_id} of experiment {self.id!r} kept no artifact {name!r}; it kept "
+                f"{', '.join(map(repr, kept)) or 'none'}"
+            )
+        return local_artifact(self.artifacts, artifact_files(records))
+
+    def artifact(self, name: str, trial_id: int) -> Delayed:
+        """Artifact ``name`` of trial ``trial_id`` as an input of another experiment's steps.
+
+        Returns a ``dask.delayed`` value that is the artifact's local path
+        wherever the step runs (downloaded there once); its cache key is the
+        artifact's content, so cached steps using it are computed again only
+        when it changes. Another experiment's artifact: ``Experiment(other_id)
+        .artifact(name, trial_id)``.
+        """
+        records = [r for r in self._artifact_records(trial_id) if r.name == name]
+        if not records:
+            self.get_artifact(name, trial_id)  # raises the error listing what the trial kept
+        return artifact_input(self.artifacts, artifact_files(records))
+
+    def _artifact_records(self, trial_id: int) -> list[ArtifactRecord]:
+        trial_id = self._check_trial_id(trial_id)
+        self._trial(trial_id)  # raises for an unknown trial
+        return self._backend.load_artifacts(trial_id)
+
+    # -- step cache -------------------------------------------------------------------
+    def get_cache(self) -> pd.DataFrame:
+        """The step cache's entries, least recently used first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``Key`` (the cache key); columns ``Step``, ``Trial ID``
+            (the trial that computed the output), ``Size`` (bytes),
+            ``Stored In`` (``"store"`` or ``"artifacts"``), ``Created`` and
+            ``Last Used``.
+        """
+        return cache_frame(self._tracker.cache.usage().entries)
+
+    def clear_cache(self, steps: str | Sequence[str] | None = None) -> int:
+        """Remove the cached outputs of every step, or of the named steps; return how many.
+
+        Trials recorded with those outputs keep their records; later trials
+        compute the steps again.
+        """
+        names = [steps] if isinstance(steps, str) else None if steps is None else list(steps)
+        return len(self._tracker.cache.clear(names))
+
+    def set_cache_limit(self, size: int | str) -> None:
+        """Keep the step cache under ``size`` (bytes, or e.g. ``"2GB"``), least recently used out first.
+
+        The limit is stored with the experiment; entries above it are evicted now.
+
+        Raises
+        ------
+        ValueError
+            For a size that is not a non-negative number of bytes.
+        """
+        self._tracker.cache.set_limit(size)
+
+    def get_cache_limit(self) -> int:
+        """The step cache's size limit in bytes (10 GiB unless set)."""
+        return self._tracker.cache.limit()
+
     def start_dashboard(self, port: int = 5006, host: str = "127.0.0.1") -> Any:
         """Serve the web dashboard of this experiment (needs ``pip install 'daskperiment[board]'``).
 
@@ -558,9 +751,17 @@ class Experiment:
         return None
 
 
-def _experiment_in_worker(experiment_id: str, backend: Backend, seed: int | None) -> Experiment:
+def _experiment_in_worker(
+    experiment_id: str, backend: Backend, seed: int | None, artifacts: ArtifactStore
+) -> Experiment:
     """Unpickle an experiment: the one of this process, or the same one opened here."""
-    return Experiment._get_or_open(experiment_id, backend, seed, capture=False)
+    return Experiment._get_or_open(experiment_id, backend, seed, artifacts, capture=False)
+
+
+def _checked_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:

@@ -29,15 +29,22 @@ from dask.delayed import Delayed, delayed
 from daskperiment.arguments import template
 from daskperiment.context import TrialContext
 from daskperiment.execution import (
+    CacheSlot,
     ForeignTask,
     Invocation,
     StepTask,
     as_graph_data,
+    cached_records,
     dry_run,
     execute,
     execute_result,
+    gather_trial,
+    load_cached,
     records_of,
 )
+from daskperiment.outcome import StepOutcome
+from daskperiment.records import CacheEntry
+from daskperiment.stepcache import StepCache
 
 if TYPE_CHECKING:
     from daskperiment.step import StepSpec
@@ -168,7 +175,7 @@ def _sources(inputs: Sequence[Input]) -> tuple[int | str, ...]:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)
 class Plan:
     """The nodes a result depends on, inputs first, the result last.
 
@@ -247,6 +254,62 @@ class GraphSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheUse:
+    """The step cache in a trial graph: each node's cache key, and the entries found.
+
+    Attributes
+    ----------
+    cache : StepCache
+        Where cached steps keep their outputs.
+    keys : mapping of int to list
+        Per trial id, the cache key of each node of the plan (None for none).
+    found : mapping of str to CacheEntry
+        Entries stored under those keys, loaded instead of computing their
+        step (empty when recomputation is forced).
+    """
+
+    cache: StepCache
+    keys: Mapping[int, list[str | None]]
+    found: Mapping[str, CacheEntry]
+
+    def entries(self, plan: Plan, trial_id: int) -> list[CacheEntry | None]:
+        """Per node of ``trial_id``: the entry its output is loaded from, None if it is computed."""
+        return [
+            self.found.get(key) if key is not None and _cached(node) else None
+            for node, key in zip(plan.nodes, self.keys[trial_id])
+        ]
+
+    def slot(self, plan: Plan, trial_id: int, index: int) -> CacheSlot | None:
+        """Where node ``index`` of ``trial_id`` keeps its output when computed, if cached."""
+        key = self.keys[trial_id][index]
+        return CacheSlot(self.cache, key) if key is not None and _cached(plan.nodes[index]) else None
+
+
+def _cached(node: Node) -> bool:
+    return isinstance(node, StepCall) and node.spec.cache
+
+
+def _needed(plan: Plan, entries: Sequence[CacheEntry | None]) -> tuple[set[int], set[int]]:
+    """Nodes a trial puts in its graph, and the loaded ones whose output is used.
+
+    Computed nodes are those the result needs, or a needed computed node
+    needs; the inputs of a loaded node are not needed (a fully cached trial
+    loads its result and runs nothing). Every loaded node is in the graph,
+    for its records (metrics, persisted value), if not for its output.
+    """
+    last = len(plan.nodes) - 1
+    needed, outputs = {last}, set()
+    if entries[last] is not None:
+        outputs.add(last)
+    for index in range(last, -1, -1):
+        if index in needed and entries[index] is None:
+            needed.update(plan.upstream[index])
+            outputs.update(u for u in plan.upstream[index] if entries[u] is not None)
+    needed.update(index for index, entry in enumerate(entries) if entry is not None)
+    return needed, outputs
+
+
+@dataclass(frozen=True, slots=True)
 class TrialGraph:
     """A graph computing trials, and the key of each trial's outcome (its result step's key)."""
 
@@ -283,6 +346,7 @@ def trial_graph(
     token: str | None = None,
     node_keys: dict[int, list[str]] | None = None,
     computed: Mapping[str, Any] | None = None,
+    cache: CacheUse | None = None,
 ) -> TrialGraph:
     """The graph computing ``trials``, each recorded on its own.
 
@@ -301,6 +365,9 @@ def trial_graph(
         at once: a step's context then names every trial sharing it.
     computed : mapping, optional
         Outcomes of nodes already computed, by key: put in the graph as data.
+    cache : CacheUse, optional
+        The step cache: cached steps found there are loaded (and the steps
+        only they need are left out), the others keep their outputs there.
     """
     token = token or uuid.uuid4().hex
     if node_keys is None:
@@ -315,30 +382,51 @@ def trial_graph(
     # On a cluster, steps that do not feed the result directly send their records
     # on their own, so only records (not outputs) travel to the result's worker.
     apart = {i for i in range(last) if settings.records_apart and i not in plan.upstream[last]}
+    everything = set(range(last + 1))
+    with_output: set[str] = set()
 
     def invocation(index: int, trial: TrialSpec, key: str) -> Invocation:
         context = TrialContext(
             settings.experiment_id, tuple(members[key]), trial.seed, settings.origin,
             settings.environment, settings.session, settings.share,
         )
-        return Invocation(plan.nodes[index].task, trial.parameters, context)
+        slot = cache.slot(plan, trial.trial_id, index) if cache is not None else None
+        return Invocation(plan.nodes[index].task, trial.parameters, context, slot)
+
+    def loaded(index: int, entry: CacheEntry, output: bool) -> Any:
+        persist = plan.nodes[index].spec.persist  # type: ignore[union-attr]
+        if not (persist or output):
+            return as_graph_data(StepOutcome(records=cached_records(entry)))
+        return (load_cached, cache.cache, entry, persist, output)  # type: ignore[union-attr]
 
     for trial in trials:
         names = node_keys[trial.trial_id]
-        for index in range(last):
+        entries = cache.entries(plan, trial.trial_id) if cache is not None else [None] * (last + 1)
+        needed, outputs = _needed(plan, entries) if cache is not None else (everything, set())
+        for index in sorted(needed - {last}):
             key = names[index]
-            if key in graph:
-                continue
+            entry = entries[index]
+            if key in graph and not (entry is not None and index in outputs and key not in with_output):
+                continue  # shared with an earlier trial (which may not have used its output)
+            if entry is not None and index in outputs:
+                with_output.add(key)
             if computed is not None and key in computed:
                 graph[key] = as_graph_data(computed[key])
+            elif entry is not None:
+                graph[key] = loaded(index, entry, index in outputs)
             else:
                 upstream = [names[u] for u in plan.upstream[index]]
                 graph[key] = (execute, invocation(index, trial, key), upstream)
             if index in apart:
                 graph[f"{key}-records"] = (records_of, key)
-        parts = [f"{names[i]}-records" if i in apart else names[i] for i in range(last)]
+        parts = [
+            f"{names[i]}-records" if i in apart else names[i] for i in range(last) if i in needed
+        ]
         root = trial_keys[trial.trial_id] = names[last]
-        upstream = [names[u] for u in plan.upstream[last]]
-        graph[root] = (execute_result, trial.trial_id, invocation(last, trial, root), upstream, parts)
+        if entries[last] is not None:
+            graph[f"{root}-cached"] = loaded(last, entries[last], True)
+            graph[root] = (gather_trial, trial.trial_id, f"{root}-cached", parts)
+        else:
+            upstream = [names[u] for u in plan.upstream[last]]
+            graph[root] = (execute_result, trial.trial_id, invocation(last, trial, root), upstream, parts)
     return TrialGraph(graph, trial_keys, node_keys)
-

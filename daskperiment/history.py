@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Sequence
 
-from daskperiment.records import MetricSeries, TrialRecord
+from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,8 +19,9 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
 
     Columns are the parameters (in the order they first appear), then
     ``Result``, ``Result Type`` (verbose), ``Success``, ``Finished``,
-    ``Process Time``, ``Description``, ``Seed`` (verbose) and ``Sweep`` (when
-    some trial belongs to a sweep).
+    ``Process Time``, ``Description``, ``Seed`` (verbose), ``Sweep`` (when
+    some trial belongs to a sweep) and ``Cached`` (when some trial loaded steps
+    from the step cache: ``"step (trial N), ..."``, empty for the others).
     """
     import pandas as pd  # imported on first use: it is slow to import
 
@@ -41,10 +42,17 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
         columns["Seed"] = [trial.seed for trial in trials]
     if any(trial.sweep_id is not None for trial in trials):
         columns["Sweep"] = [trial.sweep_id for trial in trials]
+    if any(trial.cached_steps for trial in trials):
+        columns["Cached"] = [describe_cached(trial.cached_steps) for trial in trials]
     index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
     return frame
+
+
+def describe_cached(cached_steps: Sequence[tuple[str, int]]) -> str:
+    """The steps a trial loaded from the step cache, e.g. ``"prepare (trial 3), train (trial 3)"``."""
+    return ", ".join(f"{step} (trial {trial_id})" for step, trial_id in cached_steps)
 
 
 def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame:
@@ -60,3 +68,36 @@ def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame
     frame = frame.reindex(columns=pd.Index(list(trial_ids), name=TRIAL_ID)).sort_index()
     frame.index = frame.index.astype("int64")
     return frame
+
+
+def cache_frame(entries: Sequence[CacheEntry]) -> pd.DataFrame:
+    """The step cache's entries: one row per key, in the given order."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "Step": [entry.step for entry in entries],
+            TRIAL_ID: pd.array([entry.trial_id for entry in entries], dtype="int64"),
+            "Size": pd.array([entry.size for entry in entries], dtype="int64"),
+            "Stored In": ["artifacts" if entry.location else "store" for entry in entries],
+            "Created": pd.to_datetime([datetime.fromtimestamp(e.created) for e in entries]),
+            "Last Used": pd.to_datetime([datetime.fromtimestamp(e.last_used) for e in entries]),
+        },
+        index=pd.Index([entry.key for entry in entries], name="Key", dtype=object),
+    )
+    return frame
+
+
+def artifact_frame(records: Sequence[ArtifactRecord]) -> pd.DataFrame:
+    """The files of a trial's artifacts: one row per file, in the given order."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "Artifact": [record.name for record in records],
+            "Path": [record.path for record in records],
+            "Size": pd.array([record.size for record in records], dtype="int64"),
+            "Step": [record.step for record in records],
+            "Digest": [record.digest for record in records],
+        }
+    )

@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from daskperiment.capture import KeptFile
 from daskperiment.purity import StepCall
+from daskperiment.records import CacheEntry
 
 
 @dataclass(slots=True)
@@ -38,6 +40,16 @@ class StepRecords:
         That environment (JSON) the first time the worker sends it in a session.
     duration : float
         Seconds the step took.
+    cached_from : int or None
+        For an output loaded from the step cache: the trial that computed it
+        (``metrics`` and ``persisted`` are then that trial's).
+    artifacts : list of KeptFile
+        Files the step kept (uploaded to the artifact store).
+    output : str
+        What the step printed on standard output and error.
+    cache_entry : CacheEntry or None
+        The step's new cache entry when the process that ran it could not
+        write it (a local store on another machine): the client writes it.
     """
 
     step: str
@@ -47,6 +59,10 @@ class StepRecords:
     environment: str | None = None
     environment_blob: bytes | None = None
     duration: float = 0.0
+    cached_from: int | None = None
+    artifacts: list[KeptFile] = field(default_factory=list)
+    output: str = ""
+    cache_entry: CacheEntry | None = None
 
 
 @dataclass(slots=True)

@@ -48,6 +48,7 @@ class ScriptArguments:
     seed: int | None = None
     progress: bool = False
     help: bool = False
+    cache: bool = True
 
 
 def script_mode_active(func: Callable) -> bool:
@@ -99,7 +100,7 @@ def parse_value(text: str) -> Any:
 
 
 def parse_arguments(args: Sequence[str]) -> ScriptArguments:
-    """Parse ``name=value`` arguments, ``--seed N`` (anywhere) and ``--progress``.
+    """Parse ``name=value`` arguments, ``--seed N`` (anywhere), ``--progress`` and ``--no-cache``.
 
     Raises
     ------
@@ -114,6 +115,8 @@ def parse_arguments(args: Sequence[str]) -> ScriptArguments:
             parsed.help = True
         elif arg == "--progress":
             parsed.progress = True
+        elif arg == "--no-cache":
+            parsed.cache = False
         elif arg == "--seed" or arg.startswith("--seed="):
             if parsed.seed is not None:
                 raise UsageError("--seed is given twice: give it once")
@@ -125,7 +128,9 @@ def parse_arguments(args: Sequence[str]) -> ScriptArguments:
                 text = arg[len("--seed="):]
             parsed.seed = parse_seed(text)
         elif arg.startswith("-") and "=" not in arg:
-            raise UsageError(f"unknown option {arg!r}: the options are --seed N and --progress")
+            raise UsageError(
+                f"unknown option {arg!r}: the options are --seed N, --progress and --no-cache"
+            )
         else:
             name, value = _parse_assignment(arg)
             if name in parsed.parameters:
@@ -176,7 +181,7 @@ def _parse_assignment(arg: str) -> tuple[str, Any]:
 
 
 def _usage_line(program: str) -> str:
-    return f"usage: {program} [name=value ...] [--seed N] [--progress]"
+    return f"usage: {program} [name=value ...] [--seed N] [--progress] [--no-cache]"
 
 
 def parameter_lines(experiment: Experiment) -> list[str]:
@@ -200,6 +205,7 @@ def usage(experiment: Experiment, program: str) -> str:
         "Values are Python literals (1, 0.5, True, None, [1, 2], {'k': 1}); a bare word is a string.",
         "  --seed N     seed of random and numpy.random for the trial",
         "  --progress   show a progress bar on stderr while the trial computes",
+        "  --no-cache   compute cached steps again instead of loading them from the step cache",
     ]
     return "\n".join(lines)
 
@@ -264,7 +270,7 @@ def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
         raise _fail(program, str(exc)) from None
     experiment.set_parameters(**arguments.parameters)
     with _progress_bar(arguments.progress):
-        value = result.compute(seed=arguments.seed)
+        value = result.compute(seed=arguments.seed, cache=arguments.cache)
     logger.info("Script-mode trial of experiment %r finished: %r", experiment.id, value)
     return value
 

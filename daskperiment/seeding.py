@@ -43,3 +43,4 @@ def seed_everything(seed: int) -> None:
 def step_seed(seed: int, step_name: str) -> int:
     """Seed for a step running in another process: derived from the trial seed and the step."""
     return zlib.crc32(step_name.encode("utf-8"), seed) % SEED_LIMIT
+

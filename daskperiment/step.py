@@ -12,7 +12,28 @@ if TYPE_CHECKING:
     from daskperiment.experiment import Experiment
     from daskperiment.tracker import Tracker
 
-__all__ = ["Step", "StepSpec"]
+__all__ = ["Step", "StepSpec", "check_cache_options"]
+
+
+def check_cache_options(cache: object, seeded: object) -> dict[str, bool]:
+    """The ``cache`` and ``seeded`` options of a step decorator, once checked.
+
+    Raises
+    ------
+    TypeError
+        When either is not a bool.
+    ValueError
+        For ``seeded=True`` without ``cache=True`` (it says what the cache matches on).
+    """
+    for name, value in (("cache", cache), ("seeded", seeded)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}; e.g. @ex(cache=True)")
+    if seeded and not cache:
+        raise ValueError(
+            "seeded=True says that the step's cached output depends on the trial's seed; it "
+            "needs cache=True, e.g. @ex(cache=True, seeded=True)"
+        )
+    return {"cache": bool(cache), "seeded": bool(seeded)}
 
 
 class Step:
@@ -25,20 +46,24 @@ class Step:
 
     def __init__(
         self, experiment: "Experiment", tracker: "Tracker", func: Callable, *, persist: bool,
-        result: bool,
+        result: bool, cache: bool = False, seeded: bool = False,
     ) -> None:
         if isinstance(func, Step):
-            persist, result, func = persist or func.persist, result or func.is_result, func.func
+            persist, result = persist or func.persist, result or func.is_result
+            cache, seeded = cache or func.cache, seeded or func.seeded
+            func = func.func
         if not callable(func):
             raise TypeError(f"@ex decorates functions, not {type(func).__name__} objects")
         self.experiment = experiment
         self.func = func
         self.persist = persist
         self.is_result = result
+        self.cache = cache
+        self.seeded = seeded
         self.name: str = getattr(func, "__name__", type(func).__name__)
         self._tracker = tracker
         code_digest = tracker.code.register_step(self.name, func)
-        self._spec = StepSpec(self.name, func, persist, code_digest, result)
+        self._spec = StepSpec(self.name, func, persist, code_digest, result, cache, seeded)
         functools.update_wrapper(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -154,6 +154,7 @@ def run_sweep(
     progress: bool = False,
     name: str | None = None,
     share: bool = True,
+    cache: bool = True,
 ) -> "pd.DataFrame":
     """Run a sweep of trials of ``call`` and record each; return its rows of the history.
 
@@ -183,6 +184,9 @@ def run_sweep(
         the time and a random suffix).
     share : bool, default True
         Compute step calls shared by several trials once.
+    cache : bool, default True
+        Load cached steps (``@ex(cache=True)``) found in the step cache (one
+        lookup for the whole sweep); False computes them again.
 
     Raises
     ------
@@ -192,6 +196,8 @@ def run_sweep(
         For an unknown parameter, or one left without value (nothing runs).
     """
     sweep_id = make_sweep_id(name)
+    if not isinstance(cache, bool):
+        raise SweepError(f"cache must be True or False, got {cache!r}")
     if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1):
         raise SweepError(f"max_in_flight must be a positive integer or None, got {max_in_flight!r}")
     sweep_seed = seeding.choose_seed(seed, tracker.seed)
@@ -206,7 +212,10 @@ def run_sweep(
     logger.info("Sweep %s: %d trials from id %d, seed %d", sweep_id, len(specs), ids[0], sweep_seed)
     recorder = _SweepRecorder(tracker, specs, code, sweep_id, TrialProgressBar(len(specs)) if progress else None)
     try:
-        _compute(tracker, runner, plan, specs=specs, share=share, max_in_flight=max_in_flight, recorder=recorder)
+        _compute(
+            tracker, runner, plan, specs=specs, share=share, max_in_flight=max_in_flight,
+            recorder=recorder, cache=cache,
+        )
     finally:
         recorder.close()
     frame = history_frame(tracker.backend.load_trials([spec.trial_id for spec in specs]))
@@ -219,23 +228,26 @@ def run_sweep(
 
 def _compute(
     tracker: "Tracker", runner: Runner, plan: Plan, *, specs: list[TrialSpec], share: bool,
-    max_in_flight: int | None, recorder: "_SweepRecorder",
+    max_in_flight: int | None, recorder: "_SweepRecorder", cache: bool,
 ) -> None:
     """Send the trials to the scheduler, one graph per ``max_in_flight`` of them."""
     token = uuid.uuid4().hex
     settings = tracker.graph_settings(runner, share)
     keys = node_keys_of(plan, specs, token, share)
+    use = tracker.cache_use(plan, specs, cache)
     size = max_in_flight or len(specs)
     chunks = [specs[start:start + size] for start in range(0, len(specs), size)]
     computed: dict[str, Any] = {}
     for index, chunk in enumerate(chunks):
         later = {key for spec in itertools.chain(*chunks[index + 1:]) for key in keys[spec.trial_id][:-1]}
         own = {key for spec in chunk for key in keys[spec.trial_id][:-1]}
-        built = trial_graph(plan, chunk, settings, token, node_keys=keys, computed=computed)
+        built = trial_graph(plan, chunk, settings, token, node_keys=keys, computed=computed, cache=use)
         recorder.expect(built.trial_keys)
-        carried = sorted((own & later) - computed.keys())
+        carried = sorted((own & later & built.graph.keys()) - computed.keys())
         computed.update(runner.run(built.graph, list(built.trial_keys.values()), recorder.done, carried))
         computed = {key: value for key, value in computed.items() if key in later}
+    if use is not None:
+        tracker.cache.enforce_limit()
 
 
 class _SweepRecorder:

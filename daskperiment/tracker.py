@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from daskperiment import seeding
+from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import CodeContext
 from daskperiment.context import process_identity
 from daskperiment.envblob import environment_fingerprint
-from daskperiment.graph import GraphSettings, StepCall, TrialSpec, trial_graph
+from daskperiment.cachekeys import sweep_cache_keys, uses_cache
+from daskperiment.graph import CacheUse, GraphSettings, Plan, StepCall, TrialSpec, trial_graph
 from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
 from daskperiment.scheduling import Runner
+from daskperiment.stepcache import StepCache
 from daskperiment.writer import TrialWriter
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ class StartedTrial:
     code: tuple[str, str]
     started: float
     sweep_id: str | None = None
+    cached: bool = False
 
 
 class Tracker:
@@ -76,20 +80,25 @@ class Tracker:
         Its parameters.
     code : CodeContext
         The source of its steps.
+    cache : StepCache
+        Its step cache.
+    artifacts : ArtifactStore
+        Where the files its trials keep are stored.
     seed : int, optional
         Default seed of its trials.
     """
 
     def __init__(
         self, experiment_id: str, backend: Backend, parameters: ParameterSet, code: CodeContext,
-        seed: int | None = None,
+        cache: StepCache, artifacts: ArtifactStore, seed: int | None = None,
     ) -> None:
         self.experiment_id = experiment_id
         self.backend = backend
         self.parameters = parameters
         self.code = code
+        self.cache = cache
         self.seed = seed
-        self.writer = TrialWriter(backend)
+        self.writer = TrialWriter(backend, artifacts)
         self.session = uuid.uuid4().hex
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -105,24 +114,42 @@ class Tracker:
             records_apart=runner.client is not None,
         )
 
+    def cache_use(self, plan: Plan, trials: list[TrialSpec], lookup: bool) -> CacheUse | None:
+        """The step cache for graphs of ``trials`` (None when no step is cached).
+
+        ``lookup=False`` forces recomputation: nothing is loaded, every cached
+        step computes and replaces its entry.
+        """
+        if not uses_cache(plan):
+            return None
+        keys = sweep_cache_keys(plan, trials)
+        cached = [i for i, node in enumerate(plan.nodes) if isinstance(node, StepCall) and node.spec.cache]
+        wanted = {keys[t.trial_id][i] for t in trials for i in cached} - {None}
+        found = self.cache.lookup(wanted) if lookup else {}  # type: ignore[arg-type]
+        return CacheUse(self.cache, keys, found)
+
     # -- one trial ---------------------------------------------------------------
     def run(
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
-        options: dict[str, Any],
+        options: dict[str, Any], *, cache: bool = True,
     ) -> Any:
-        """Run one trial of ``call`` with ``values`` over the current parameters; record it."""
-        trial = self._start(call, values, seed, scheduler, options)
+        """Run one trial of ``call`` with ``values`` over the current parameters; record it.
+
+        ``cache=False`` computes every cached step again (refreshing its entry).
+        """
+        trial = self._start(call, values, seed, scheduler, options, cache=cache)
         return self._finish(trial, self._compute(trial))
 
     def submit(
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
-        options: dict[str, Any], *, sweep_id: str | None = None,
+        options: dict[str, Any], *, sweep_id: str | None = None, cache: bool = True,
     ) -> TrialFuture:
         """Start one trial without waiting; its future completes once it is recorded.
 
-        ``sweep_id`` records the trial as part of that sweep (or search).
+        ``sweep_id`` records the trial as part of that sweep (or search);
+        ``cache`` is as for :meth:`run`.
         """
-        trial = self._start(call, values, seed, scheduler, options, sweep_id)
+        trial = self._start(call, values, seed, scheduler, options, sweep_id, cache=cache)
         future = TrialFuture(trial.spec.trial_id)
         future.set_running_or_notify_cancel()
         if trial.runner.client is not None:
@@ -159,7 +186,7 @@ class Tracker:
 
     def _start(
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
-        options: dict[str, Any], sweep_id: str | None = None,
+        options: dict[str, Any], sweep_id: str | None = None, *, cache: bool = True,
     ) -> StartedTrial:
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
@@ -167,9 +194,12 @@ class Tracker:
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
         spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen)
-        built = trial_graph(plan, [spec], self.graph_settings(runner))
+        started = time.perf_counter()
+        use = self.cache_use(plan, [spec], cache)
+        built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
         return StartedTrial(
-            spec, runner, built.graph, built.trial_keys[spec.trial_id], code, time.perf_counter(), sweep_id
+            spec, runner, built.graph, built.trial_keys[spec.trial_id], code, started, sweep_id,
+            use is not None,
         )
 
     def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
@@ -181,6 +211,8 @@ class Tracker:
             code=trial.code,
             sweep_id=trial.sweep_id,
         )
+        if trial.cached:
+            self.cache.enforce_limit()
         if outcome.error is not None:
             raise outcome.error
         return outcome.result

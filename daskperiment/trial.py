@@ -34,7 +34,7 @@ class TrialResult(StepDelayed):
         """Names of the parameters the result depends on, in the order its steps use them."""
         return self.call.plan().parameters
 
-    def compute(self, seed: int | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def compute(self, seed: int | None = None, cache: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
         """Run one trial with the current parameter values and return its result.
 
         Parameters
@@ -42,6 +42,9 @@ class TrialResult(StepDelayed):
         seed : int, optional
             Seed for ``random`` and ``numpy.random``; defaults to the
             experiment's seed, else a generated one (logged and recorded).
+        cache : bool, default True
+            False computes the cached steps again instead of loading them
+            (see :meth:`Experiment.run`).
         **kwargs
             ``scheduler`` (as for :func:`dask.compute`, e.g. ``"processes"``)
             and keyword arguments of that scheduler (e.g. ``num_workers``);
@@ -61,7 +64,9 @@ class TrialResult(StepDelayed):
                 "no trial: use ex.submit(result, ...), which returns a future of the trial's "
                 "result and records the trial when it finishes"
             )
-        return self._tracker.run(self.call, {}, seed, None, kwargs)
+        if not isinstance(cache, bool):
+            raise TypeError(f"cache must be True or False, got {cache!r}")
+        return self._tracker.run(self.call, {}, seed, None, kwargs, cache=cache)
 
     def __repr__(self) -> str:
         return f"TrialResult({self.key!r})"

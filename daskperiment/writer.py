@@ -9,14 +9,23 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping, TypeVar
 
 from daskperiment import serialization
+from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
+from daskperiment.capture import OUTPUT
 from daskperiment.codecontext import code_diff
 from daskperiment.collector import diff_environments, environment_future
 from daskperiment.errors import BackendError
 from daskperiment.purity import warn_impure
 from daskperiment.envblob import environment_blob, load_environment
 from daskperiment.outcome import TrialOutcome
-from daskperiment.records import Blob, MetricPoint, PersistedValue, RecordBatch, TrialRecord
+from daskperiment.records import (
+    ArtifactRecord,
+    Blob,
+    MetricPoint,
+    PersistedValue,
+    RecordBatch,
+    TrialRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +43,9 @@ class TrialWriter:
     process), and when a step returned a different output for the same inputs.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, artifacts: ArtifactStore) -> None:
         self._backend = backend
+        self._artifacts = artifacts
         self._lock = threading.Lock()
         self._sent_digests: set[str] = set()
         self._previous_code: tuple[int, str, str] | None = None
@@ -57,10 +67,14 @@ class TrialWriter:
         batch = RecordBatch()
         calls = []
         workers: dict[str, bytes | None] = {}
+        cached = tuple((step.step, step.cached_from) for step in outcome.steps if step.cached_from is not None)
+        batch.artifacts.extend(self._artifact_records(outcome))
         for step in outcome.steps:
             batch.metrics.extend(MetricPoint(trial_id, key, epoch, value) for key, epoch, value in step.metrics)
             if step.persisted is not None:
                 batch.persisted.append(PersistedValue(trial_id, step.step, step.persisted))
+            if step.cache_entry is not None:
+                batch.cache_entries.append(step.cache_entry)
             if step.call is not None:
                 calls.append(step.call)
             if step.environment is not None and workers.get(step.environment) is None:
@@ -92,12 +106,44 @@ class TrialWriter:
                     worker_environment_digests=tuple(
                         sorted(d for d in workers if environment is None or d != environment.digest)
                     ),
+                    cached_steps=cached,
                 )
             )
             self._warn_code_change(trial_id, code)
             self._write(batch)
             self._sent_digests.update(blob.digest for blob in batch.blobs)
             self._previous_code = (trial_id, *code)
+
+    def _artifact_records(self, outcome: TrialOutcome) -> list[ArtifactRecord]:
+        """The files the trial kept: its steps', those of the trials it loaded steps from, its output.
+
+        Reads and uploads made here never keep the trial from being recorded.
+        """
+        trial_id = outcome.trial_id
+        records = [
+            ArtifactRecord(trial_id, kept.name, kept.path, kept.digest, kept.size, step.step)
+            for step in outcome.steps
+            for kept in step.artifacts
+        ]
+        for step in outcome.steps:
+            if step.cached_from is None:
+                continue
+            source = step.cached_from
+            earlier = self._read_quietly(
+                f"copy the artifacts of step {step.step} from trial {source}",
+                lambda: self._backend.load_artifacts(source),
+            )
+            records.extend(replace(r, trial_id=trial_id) for r in earlier or () if r.step == step.step)
+        printed = "".join(step.output for step in outcome.steps)
+        if printed:
+            try:
+                content = printed.encode("utf-8", "backslashreplace")
+                digest = self._artifacts.put_bytes(content)
+            except Exception as exc:  # the store of artifacts is unreachable
+                logger.warning("the output of trial %d was not kept: %s", trial_id, exc)
+            else:
+                records.append(ArtifactRecord(trial_id, OUTPUT, "", digest, len(content), ""))
+        return records
 
     def _worker_blobs(self, workers: dict[str, bytes | None], environment: Blob | None) -> list[Blob]:
         """Blobs of worker environments not sent yet; a WARNING for each that differs from ours."""
@@ -152,7 +198,9 @@ class TrialWriter:
     def _last_recorded(self) -> TrialRecord | None:
         """The last trial recorded before this process's first one (read once)."""
         if self._last_before is _UNREAD:
-            self._last_before = self._previous("code and environment", self._read_last_recorded)
+            self._last_before = self._read_quietly(
+                "compare the code and environment with the last trial's", self._read_last_recorded
+            )
         return self._last_before  # type: ignore[return-value]
 
     def _read_last_recorded(self) -> TrialRecord | None:
@@ -160,23 +208,25 @@ class TrialWriter:
         records = self._backend.load_trials([last]) if last else []
         return records[0] if records else None
 
-    def _previous(self, what: str, read: Callable[[], T]) -> T | None:
-        """``read()`` for a change warning; None (and a WARNING) when the store cannot answer.
+    def _read_quietly(self, what: str, read: Callable[[], T]) -> T | None:
+        """``read()`` (made to ``what``); None and a WARNING when the store cannot answer.
 
-        Reads made only to warn must never keep a trial from being written
-        (or spooled, when a server went down during the trial).
+        Reads made for a warning or a copy must never keep a trial from being
+        written (or spooled, when a server went down during the trial).
         """
         try:
             return read()
         except BackendError as exc:
-            logger.warning("could not compare the %s with the last trial's: %s", what, exc)
+            logger.warning("could not %s: %s", what, exc)
             return None
 
     def _warn_code_change(self, trial_id: int, code: tuple[str, str]) -> None:
         previous = self._previous_code
         if previous is None:
             last = self._last_recorded()
-            blob = self._previous("code", lambda: self._backend.load_blob(last.code_digest)) if last else None
+            blob = self._read_quietly(
+                "compare the code with the last trial's", lambda: self._backend.load_blob(last.code_digest)
+            ) if last else None
             if last is None or blob is None:
                 return
             previous = (last.trial_id, last.code_digest, blob.content.decode("utf-8"))
@@ -191,7 +241,10 @@ class TrialWriter:
         last = self._last_recorded()
         if last is None or last.environment_digest in (None, blob.digest):
             return
-        old = self._previous("environment", lambda: self._backend.load_blob(last.environment_digest))
+        old = self._read_quietly(
+            "compare the environment with the last trial's",
+            lambda: self._backend.load_blob(last.environment_digest),
+        )
         if old is None:
             return
         logger.warning(

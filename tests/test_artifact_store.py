@@ -290,18 +290,6 @@ def test_a_folder_with_bad_paths_is_refused(
     assert not (tmp_path / "folder").exists()
 
 
-def test_a_local_folder_is_kept_per_location_experiment_trial_and_name(tmp_path: Path) -> None:
-    one = ArtifactStore(str(tmp_path / "one"), cache_dir=tmp_path / "cache")
-    other = ArtifactStore(str(tmp_path / "other"), cache_dir=tmp_path / "cache")
-
-    folder = one.local_folder("ex", 3, "weights")
-
-    assert folder.parent.name == "3" and folder.name == "weights"
-    assert folder.is_relative_to(tmp_path / "cache")
-    assert other.local_folder("ex", 3, "weights") != folder
-    assert one.local_folder("ex", 4, "weights") != folder
-
-
 # -- bad input and unreachable locations -------------------------------------------------
 def test_a_missing_file_is_an_error(artifact_store: ArtifactStore, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="'.*nope.txt' as an artifact: there is no such file; check the path"):

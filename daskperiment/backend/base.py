@@ -148,6 +148,9 @@ class Backend(ABC):
     def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
         """The files kept by trial ``trial_id``, ordered by artifact name then path."""
 
+    is_local = False
+    """Whether the store lives on this machine's disk (processes elsewhere cannot reach it)."""
+
     def artifact_root(self) -> str | None:
         """Default location of this store's artifacts (a folder next to its data), if it has one.
 

@@ -434,6 +434,8 @@ class LocalBackend(Backend):
         )
         return [ArtifactRecord(*row) for row in rows]
 
+    is_local = True
+
     def artifact_root(self) -> str:
         """The ``artifacts`` folder next to the database (see :meth:`Backend.artifact_root`)."""
         return str(self.directory / "artifacts")

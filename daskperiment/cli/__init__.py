@@ -1,6 +1,7 @@
 """The ``daskperiment`` command: run experiment scripts and read stores from a shell.
 
-Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff`` and ``board``;
+Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff``, ``artifacts``,
+``cache`` and ``board``;
 ``daskperimentboard`` is ``daskperiment board``. Errors are one line on
 stderr; the exit status is 0 on success, 1 when the command failed and 2 for
 a usage error.
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from daskperiment import __version__
-from daskperiment.cli import board, diff, history, listing, run, show, sweep
+from daskperiment.cli import artifacts, board, cache, diff, history, listing, run, show, sweep
 from daskperiment.cli.errors import CommandError
 from daskperiment.errors import DaskperimentError
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
-    for module in (run, sweep, listing, history, show, diff, board):
+    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board):
         module.add_parser(subparsers)
     return parser
 

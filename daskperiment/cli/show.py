@@ -11,6 +11,7 @@ from daskperiment.cli.output import iso_time
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import TrialIDNotFoundError
 from daskperiment.experiment import Experiment
+from daskperiment.history import describe_cached
 from daskperiment.records import TrialRecord
 
 
@@ -48,6 +49,7 @@ def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
             ("Finished", iso_time(datetime.fromtimestamp(record.finished))),
             ("Process Time", f"{record.process_time:.3f} s"),
             ("Description", record.description or "-"),
+            ("Cached Steps", describe_cached(record.cached_steps) or "-"),
         ]
     )
 

@@ -41,6 +41,12 @@ def open_store(spec: str, experiment_id: str) -> Backend:
         raise CommandError(f"{exc}. Check the id, or give the store with --backend") from None
 
 
-def open_experiment(spec: str, experiment_id: str) -> Experiment:
+ARTIFACTS_HELP = (
+    "where the experiment's artifacts are: an fsspec URL such as s3://bucket/prefix, or a folder "
+    "(default: $DASKPERIMENT_ARTIFACTS, else the artifacts folder of a local store)"
+)
+
+
+def open_experiment(spec: str, experiment_id: str, artifacts: str | None = None) -> Experiment:
     """Open the existing experiment ``experiment_id`` of store ``spec`` (never create one)."""
-    return Experiment(experiment_id, backend=open_store(spec, experiment_id))
+    return Experiment(experiment_id, backend=open_store(spec, experiment_id), artifacts=artifacts)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 PROGRAM = "daskperiment sweep"
 SYNOPSIS = (
     "%(prog)s SCRIPT [name=values ...] [--seed N] [--per-trial-seeds] [--max-in-flight K] "
-    "[--scheduler {sync,threads,processes}] [--name NAME] [--progress] [--backend BACKEND]"
+    "[--scheduler {sync,threads,processes}] [--name NAME] [--progress] [--no-cache] [--backend BACKEND]"
 )
 DESCRIPTION = (
     "Run SCRIPT as in script mode, but each call of its @ex.result step runs a sweep: one trial "
@@ -91,6 +91,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="id of the sweep, in the history's Sweep column (default: generated)")
     parser.add_argument("--progress", action="store_true", help="show trials done / total on stderr")
+    parser.add_argument(
+        "--no-cache", dest="cache", action="store_false",
+        help="compute cached steps (@ex(cache=True)) again instead of loading them from the step cache",
+    )
     parser.add_argument(
         "--backend",
         help="store of the experiments the script creates without naming one: 'local' "
@@ -152,7 +156,7 @@ def parse_request(args: argparse.Namespace) -> SweepRequest:
     options = {
         "seed": parsed.seed, "per_trial_seeds": parsed.per_trial_seeds,
         "max_in_flight": parsed.max_in_flight, "scheduler": parsed.scheduler, "name": parsed.name,
-        "progress": parsed.progress,
+        "progress": parsed.progress, "cache": parsed.cache,
     }
     return SweepRequest(axes, options, parsed.backend, parsed.help)
 
