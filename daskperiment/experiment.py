@@ -113,6 +113,7 @@ class Experiment:
         """
         seed = validate_seed(seed)
         store = open_backend(backend, experiment_id)
+        given = artifacts is not None
         if not isinstance(artifacts, ArtifactStore):
             location = artifact_location(
                 None if artifacts is None else os.fspath(artifacts), store.artifact_root(), experiment_id
@@ -126,7 +127,7 @@ class Experiment:
                         f"experiment {experiment_id!r} is already open in this process with "
                         f"{existing.backend!r}, not {store!r}: use another id, or the same backend"
                     )
-                if artifacts.url != existing.artifacts.url:
+                if given and artifacts.url != existing.artifacts.url:
                     raise BackendError(
                         f"experiment {experiment_id!r} is already open in this process with its "
                         f"artifacts in {existing.artifacts.url!r}, not {artifacts.url!r}: use "
@@ -702,7 +703,7 @@ class Experiment:
             ``Stored In`` (``"store"`` or ``"artifacts"``), ``Created`` and
             ``Last Used``.
         """
-        return cache_frame(self._tracker.cache.usage().entries)
+        return cache_frame(self._tracker.cache.entries())
 
     def clear_cache(self, steps: str | Sequence[str] | None = None) -> int:
         """Remove the cached outputs of every step, or of the named steps; return how many.

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from daskperiment import serialization
@@ -37,19 +36,6 @@ DEFAULT_LIMIT = 10 << 30
 LIMIT_SETTING = "cache_limit_bytes"
 ENFORCE_INTERVAL = 10.0
 """Seconds between two checks of the size limit by one process."""
-
-
-@dataclass(frozen=True, slots=True)
-class CacheUsage:
-    """What an experiment's cache holds: its entries and its size limit."""
-
-    entries: list[CacheEntry]
-    limit: int
-
-    @property
-    def size(self) -> int:
-        """Total size of the entries in bytes."""
-        return sum(entry.size for entry in self.entries)
 
 
 class StepCache:
@@ -161,9 +147,9 @@ class StepCache:
         return serialization.loads(self.payload(entry))
 
     # -- size -----------------------------------------------------------------------
-    def usage(self) -> CacheUsage:
-        """The entries (least recently used first) and the size limit."""
-        return CacheUsage(self.backend.cache_entries(), self.limit())
+    def entries(self) -> list[CacheEntry]:
+        """Every entry, without payload, least recently used first."""
+        return self.backend.cache_entries()
 
     def limit(self) -> int:
         """The size limit in bytes."""
@@ -206,7 +192,7 @@ class StepCache:
             evicted.append(entry)
             excess -= entry.size
         if evicted:
-            self.remove(evicted, kept=[e for e in entries if e not in evicted])
+            self.remove(evicted, kept=entries[len(evicted):])
             logger.info("evicted %d step cache entries to stay under %d bytes", len(evicted), limit)
         return evicted
 
@@ -214,7 +200,7 @@ class StepCache:
         """Remove every entry, or those of the named steps; return what was removed."""
         entries = self.backend.cache_entries()
         removed = [e for e in entries if steps is None or e.step in steps]
-        self.remove(removed, kept=[e for e in entries if e not in removed])
+        self.remove(removed, kept=[e for e in entries if not (steps is None or e.step in steps)])
         return removed
 
     def remove(self, entries: Sequence[CacheEntry], kept: Sequence[CacheEntry]) -> None:

@@ -102,3 +102,20 @@ def test_optuna_search_names_a_recorded_best_trial(executed: dict) -> None:
     assert int(trial) > 0 and 1 <= recorded["a"] <= 20 and recorded["b"] == 2
     assert float(value) == pytest.approx(100 / (recorded["a"] + recorded["b"]))  # its own result
     assert direction == "direction: minimize"
+
+
+def test_the_second_sweep_loads_every_step_from_the_cache(executed: dict) -> None:
+    lines = text(executed["cache"]).splitlines()
+    rows = [line.split(None, 4) for line in lines if "slow_load (trial" in line]
+    assert len(rows) == 3
+    for trial, size, result, _, source in rows:
+        assert int(result) == sum(range(int(size))) and source.startswith(("(trial", "total (trial"))
+    assert [line for line in lines if line.startswith("first sweep:")]
+
+
+def test_a_trial_keeps_its_plot_and_output(executed: dict) -> None:
+    cell = executed["artifacts"]
+    output = text(cell)
+    assert "plots" in output and "rows.png" in output and "output" in output
+    assert "plotted 20 rows" in output
+    assert any("image/png" in item.get("data", {}) for item in cell.outputs)

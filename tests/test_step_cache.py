@@ -466,8 +466,19 @@ def test_cache_command_shows_limits_and_clears(make_experiment, tmp_path, capsys
 
 
 # -- large outputs, bad input -------------------------------------------------------------------
-def test_large_outputs_are_kept_in_the_artifact_store(store, make_experiment, tmp_path) -> None:
-    ex = make_experiment(**store)
+@pytest.fixture(params=["file", "s3"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Where large outputs go: the store's default folder (None), or a bucket of the S3 server."""
+    if request.param == "file":
+        return None
+    from daskperiment import ArtifactStore
+
+    server = request.getfixturevalue("s3_server")
+    return ArtifactStore(server.url(f"cache-{time.time_ns()}"), server.storage_options, tmp_path / "downloads")
+
+
+def test_large_outputs_are_kept_in_the_artifact_store(store, location, make_experiment, tmp_path) -> None:
+    ex = make_experiment(**store, artifacts=location)
     calls = tmp_path / "calls"
     a = ex.parameter("a")
 
@@ -486,6 +497,13 @@ def test_large_outputs_are_kept_in_the_artifact_store(store, make_experiment, tm
     cache = ex.get_cache()
     assert set(cache["Stored In"]) == {"artifacts"} and len(cache) == 3
     assert np.array_equal(ex.get_persisted("big", 3), np.full(300_000, 1.0))
+    ex.set_cache_limit(0)  # evicting removes the large payloads from the artifact store too
+    assert ex.get_cache().empty
+    assert not ex.artifacts.fs.exists(f"{ex.artifacts.url}/cache/objects") or not ex.artifacts.fs.find(
+        f"{ex.artifacts.url}/cache/objects"
+    )
+    assert ex.run(result, a=1) == 3e5
+    assert calls_of(calls) == Counter(big=1)
 
 
 def test_bad_cache_options_and_unhashable_inputs(make_experiment, tmp_path, warnings_of) -> None:
@@ -524,3 +542,65 @@ def test_bad_cache_options_and_unhashable_inputs(make_experiment, tmp_path, warn
     assert any("no deterministic hash" in w for w in warnings)
     assert any("output of step unpicklable was not cached" in w for w in warnings)
     assert ex.get_history()["Success"].all() and len(ex.get_history()) == 6
+
+
+# -- command line -------------------------------------------------------------------------------
+CACHED_SCRIPT = """
+from pathlib import Path
+from daskperiment import Experiment
+
+ex = Experiment("scripted", backend=Path("store"))
+a = ex.parameter("a")
+
+
+@ex(cache=True)
+def prepare(a):
+    with open("calls", "a") as file:
+        file.write(f"prepare {a}\\n")
+    return a * 10
+
+
+@ex.result
+def finish(p):
+    return p + 1
+
+
+finish(prepare(a))
+"""
+
+
+def test_script_mode_and_sweeps_load_cached_steps_unless_no_cache(tmp_path, child_env) -> None:
+    (tmp_path / "cached.py").write_text(CACHED_SCRIPT)
+
+    def run(*args: str) -> Counter:
+        done = subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return calls_of(tmp_path / "calls")
+
+    assert run("cached.py", "a=1") == Counter(prepare=1)
+    assert run("cached.py", "a=1") == Counter()
+    assert run("cached.py", "a=1", "--no-cache") == Counter(prepare=1)
+    sweep = [sys.executable, "-m", "daskperiment.cli", "sweep"]
+    assert run(*sweep[1:], "cached.py", "a=1,2,3") == Counter(prepare=2)
+    assert run(*sweep[1:], "cached.py", "a=1,2,3", "--no-cache") == Counter(prepare=3)
+    ex = Experiment("scripted", backend=tmp_path / "store")
+    history = ex.get_history()
+    assert list(history["Result"]) == [11, 11, 11, 11, 21, 31, 11, 21, 31]
+    assert list(history["Cached"]) == ["", "prepare (trial 1)", "", "prepare (trial 3)", "", "", "", "", ""]
+    shown = subprocess.run(
+        [sys.executable, "-m", "daskperiment.cli", "show", "scripted", "4", "--backend", str(tmp_path / "store")],
+        cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=120,
+    )
+    assert "Cached Steps: prepare (trial 3)" in shown.stdout
+
+
+def test_reopening_an_experiment_keeps_its_artifact_location(make_experiment, tmp_path) -> None:
+    from daskperiment.errors import BackendError
+
+    ex = make_experiment("located", artifacts=tmp_path / "elsewhere")
+    assert Experiment("located", ex.backend) is ex and ex.artifacts.url == str(tmp_path / "elsewhere")
+    assert Experiment("located", ex.backend, artifacts=tmp_path / "elsewhere") is ex
+    with pytest.raises(BackendError, match="already open in this process with its artifacts in"):
+        Experiment("located", ex.backend, artifacts=tmp_path / "another")
