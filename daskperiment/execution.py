@@ -32,7 +32,7 @@ from daskperiment.context import (
 )
 from daskperiment.envblob import environment_blob, environment_fingerprint
 from daskperiment.console import captured_output
-from daskperiment.errors import ArtifactError, PersistError, UntrackedComputeError
+from daskperiment.errors import ArtifactError, CacheError, PersistError, UntrackedComputeError
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
 from daskperiment.parameter import UnavailableParameter
 from daskperiment.purity import hash_call
@@ -148,12 +148,12 @@ def load_cached(cache: StepCache, entry: CacheEntry, persist: bool, output: bool
     records = cached_records(entry)
     started = time.perf_counter()
     try:
-        payload = cache.payload(entry) if persist or output else None
-    except Exception as exc:
+        payload = cache.payload(entry)
+        value = cache.output(payload, entry) if output else None
+    except CacheError as exc:
         return StepOutcome(error=exc, records=records)
     records.persisted = payload if persist else None
     records.duration = time.perf_counter() - started
-    value = serialization.loads(payload) if output and payload is not None else None
     return StepOutcome(output=value, records=records)
 
 

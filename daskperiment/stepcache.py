@@ -122,7 +122,9 @@ class StepCache:
         Raises
         ------
         CacheError
-            When the entry or its content has disappeared (evicted meanwhile).
+            When the entry has disappeared (evicted or cleared meanwhile), or
+            its content cannot be read (a damaged entry is removed, so that
+            running the trial again computes the step).
         """
         try:
             data = (
@@ -130,11 +132,13 @@ class StepCache:
                 if entry.location is not None
                 else self.backend.load_cache_payload(entry.key)
             )
-        except Exception as exc:
+        except BackendError as exc:
             raise CacheError(
                 f"the cached output of step {entry.step!r} (from trial {entry.trial_id}) could "
-                f"not be read: {exc}. Run again with cache=False to compute it"
+                f"not be read: {exc}. Run the trial again, or with cache=False to compute it"
             ) from exc
+        except Exception as exc:  # a damaged or missing object of the artifact store
+            raise self._damaged(entry, exc) from exc
         if data is None:
             raise CacheError(
                 f"the cached output of step {entry.step!r} (from trial {entry.trial_id}) was "
@@ -142,9 +146,30 @@ class StepCache:
             )
         return data
 
-    def output(self, entry: CacheEntry) -> Any:
-        """The output ``entry`` holds, deserialized."""
-        return serialization.loads(self.payload(entry))
+    def output(self, data: bytes, entry: CacheEntry) -> Any:
+        """The output ``data`` (the payload of ``entry``) holds, deserialized.
+
+        Raises
+        ------
+        CacheError
+            When it cannot be deserialized (the entry is removed).
+        """
+        try:
+            return serialization.loads(data)
+        except Exception as exc:
+            raise self._damaged(entry, exc) from exc
+
+    def _damaged(self, entry: CacheEntry, error: Exception) -> CacheError:
+        """Remove a damaged entry (best effort); the error saying so."""
+        try:
+            self.backend.delete_cache_entries([entry.key])
+        except BackendError as exc:
+            logger.warning("the damaged cache entry of step %s could not be removed: %s", entry.step, exc)
+        return CacheError(
+            f"the cached output of step {entry.step!r} (from trial {entry.trial_id}) cannot be "
+            f"read back ({type(error).__name__}: {error}); the entry was removed: run the trial "
+            "again to compute the step"
+        )
 
     # -- size -----------------------------------------------------------------------
     def entries(self) -> list[CacheEntry]:

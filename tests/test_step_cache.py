@@ -604,3 +604,28 @@ def test_reopening_an_experiment_keeps_its_artifact_location(make_experiment, tm
     assert Experiment("located", ex.backend, artifacts=tmp_path / "elsewhere") is ex
     with pytest.raises(BackendError, match="already open in this process with its artifacts in"):
         Experiment("located", ex.backend, artifacts=tmp_path / "another")
+
+
+def test_a_damaged_or_vanished_entry_fails_clearly_once_then_the_step_is_computed(store, make_experiment, tmp_path) -> None:
+    from dataclasses import replace
+
+    from daskperiment.errors import CacheError
+    from daskperiment.records import RecordBatch
+
+    ex = make_experiment(**store)
+    pipeline = Pipeline(ex, tmp_path, cache_result=False)
+    for c in range(5):
+        ex.run(pipeline.result, a=2, b=3, c=c)
+    assert calls_of(pipeline.calls) == Counter(load=1, features=1, score=5)
+    (entry,) = [e for e in ex.backend.cache_entries() if e.step == "features"]
+    damaged = replace(entry, payload=b"\x80\x05garbage")  # written by someone else, or cut short
+    ex.backend.write_batch(RecordBatch(cache_entries=[damaged]))
+    with pytest.raises(CacheError, match="cannot be read back .* the entry was removed: run the trial again"):
+        ex.run(pipeline.result, a=2, b=3, c=9)
+    row = ex.get_history().iloc[-1]
+    assert not row["Success"] and row["Description"].startswith("CacheError(the cached output of step 'features'")
+    assert ex.run(pipeline.result, a=2, b=3, c=9) == 27  # computed again, and cached again
+    assert calls_of(pipeline.calls) == Counter(features=1, score=1)
+    assert ex.run(pipeline.result, a=2, b=3, c=10) == 28
+    assert calls_of(pipeline.calls) == Counter(score=1)
+    pipeline.check([1, 2, 3, 4, 5, 7, 8])
