@@ -629,3 +629,27 @@ def test_a_damaged_or_vanished_entry_fails_clearly_once_then_the_step_is_compute
     assert ex.run(pipeline.result, a=2, b=3, c=10) == 28
     assert calls_of(pipeline.calls) == Counter(score=1)
     pipeline.check([1, 2, 3, 4, 5, 7, 8])
+
+
+def test_a_worker_on_another_machine_sends_its_entry_to_the_client_when_the_store_is_local(make_experiment) -> None:
+    from daskperiment.context import TrialContext, process_identity
+    from daskperiment.execution import CacheSlot, StepSpec, run_step
+    from daskperiment.outcome import TrialOutcome
+    from daskperiment.stepcache import StepCache
+    from daskperiment.writer import TrialWriter
+
+    ex = make_experiment()
+    cache = StepCache(ex.backend, ex.artifacts)
+    spec = StepSpec("double", lambda x: 2 * x, False, "digest", cache=True)
+    here = TrialContext(ex.id, (1,), 1, process_identity(), "env", "session")
+    elsewhere = TrialContext(ex.id, (2,), 1, "another-machine.example:1234", "env", "session")
+    kept_here = run_step(spec, here, (3,), {}, CacheSlot(cache, "a" * 32))
+    assert kept_here.records.cache_entry is None and set(ex.backend.load_cache_entries(["a" * 32])) == {"a" * 32}
+    sent = run_step(spec, elsewhere, (4,), {}, CacheSlot(cache, "b" * 32))
+    assert sent.output == 8 and sent.records.cache_entry.trial_id == 2
+    assert ex.backend.load_cache_entries(["b" * 32]) == {}  # nothing written from "another machine"
+    writer = TrialWriter(ex.backend, ex.artifacts)
+    writer.write(TrialOutcome(2, result=8, steps=[sent.records]), parameters={}, seed=1, process_time=0.1,
+                 code=("c" * 64, "code\n"))
+    assert cache.output(cache.payload(ex.backend.load_cache_entries(["b" * 32])["b" * 32]),
+                        sent.records.cache_entry) == 8
