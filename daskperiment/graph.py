@@ -279,6 +279,15 @@ class CacheUse:
             for node, key in zip(plan.nodes, self.keys[trial_id])
         ]
 
+    def loaded_keys(self, plan: Plan, node_keys: Mapping[int, Sequence[str]]) -> set[str]:
+        """The graph keys (from ``node_keys``, per trial) of the nodes loaded from the cache."""
+        return {
+            node_keys[trial_id][index]
+            for trial_id in self.keys
+            for index, entry in enumerate(self.entries(plan, trial_id))
+            if entry is not None
+        }
+
     def slot(self, plan: Plan, trial_id: int, index: int) -> CacheSlot | None:
         """Where node ``index`` of ``trial_id`` keeps its output when computed, if cached."""
         key = self.keys[trial_id][index]
@@ -410,10 +419,10 @@ def trial_graph(
                 continue  # shared with an earlier trial (which may not have used its output)
             if entry is not None and index in outputs:
                 with_output.add(key)
-            if computed is not None and key in computed:
-                graph[key] = as_graph_data(computed[key])
-            elif entry is not None:
+            if entry is not None:  # loaded again rather than carried: a carried one may lack its output
                 graph[key] = loaded(index, entry, index in outputs)
+            elif computed is not None and key in computed:
+                graph[key] = as_graph_data(computed[key])
             else:
                 upstream = [names[u] for u in plan.upstream[index]]
                 graph[key] = (execute, invocation(index, trial, key), upstream)

@@ -235,6 +235,7 @@ def _compute(
     settings = tracker.graph_settings(runner, share)
     keys = node_keys_of(plan, specs, token, share)
     use = tracker.cache_use(plan, specs, cache)
+    loaded = use.loaded_keys(plan, keys) if use is not None else set()  # loaded again, never carried
     size = max_in_flight or len(specs)
     chunks = [specs[start:start + size] for start in range(0, len(specs), size)]
     computed: dict[str, Any] = {}
@@ -243,7 +244,7 @@ def _compute(
         own = {key for spec in chunk for key in keys[spec.trial_id][:-1]}
         built = trial_graph(plan, chunk, settings, token, node_keys=keys, computed=computed, cache=use)
         recorder.expect(built.trial_keys)
-        carried = sorted((own & later & built.graph.keys()) - computed.keys())
+        carried = sorted((own & later & built.graph.keys()) - computed.keys() - loaded)
         computed.update(runner.run(built.graph, list(built.trial_keys.values()), recorder.done, carried))
         computed = {key: value for key, value in computed.items() if key in later}
     if use is not None:

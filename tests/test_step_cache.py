@@ -653,3 +653,17 @@ def test_a_worker_on_another_machine_sends_its_entry_to_the_client_when_the_stor
                  code=("c" * 64, "code\n"))
     assert cache.output(cache.payload(ex.backend.load_cache_entries(["b" * 32])["b" * 32]),
                         sent.records.cache_entry) == 8
+
+
+def test_sweeps_sent_in_chunks_load_what_each_later_trial_needs(make_experiment, tmp_path) -> None:
+    ex = make_experiment()
+    pipeline = Pipeline(ex, tmp_path, cache_result=False)
+    ex.run(pipeline.result, a=1, b=1, c=0)
+    assert calls_of(pipeline.calls) == Counter(load=1, features=1, score=1)
+    # trial 1 of the sweep loads features (so load's records only); trial 2 computes
+    # features from load's output: the chunk of trial 1 must not hand on a record-only load
+    frame = ex.sweep(pipeline.result, trials=[{"a": 1, "b": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 3}],
+                     max_in_flight=1, scheduler="sync")
+    assert frame["Success"].all(), frame["Description"].tolist()
+    assert calls_of(pipeline.calls) == Counter(features=2, score=3)
+    pipeline.check([1, *frame.index])
