@@ -565,22 +565,20 @@ SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><script>a
 WEIGHTS = bytes(range(256)) * 8
 
 
-@pytest.fixture
-def files(make_experiment: Callable[..., Experiment]) -> Experiment:
-    """Experiment ``files``: trial 1 keeps a folder (PNG, SVG, an HTML-named file), weights and its output;
-    trial 2 takes ``prepare`` (and its files) from the cache of trial 1."""
+def keep_files(ex: Experiment, size: int) -> None:
+    """Run two trials of ``ex``: trial 1 keeps a folder ``plots`` (a size × size/2 PNG, an SVG, an
+    HTML-named file), ``weights`` and its output; trial 2 takes ``prepare`` and its files from the cache."""
     from PIL import Image
 
-    ex = make_experiment("files")
-    size = ex.parameter("size")
+    parameter = ex.parameter("size")
 
     @ex(cache=True)
     def prepare(size: int) -> int:
-        folder = ex.artifact_dir("plots")
-        Image.new("RGB", (size, size), "red").save(folder / "square.png")
-        (folder / "figure.svg").write_text(SVG)
-        (folder / "data").mkdir()
-        (folder / "data" / HTML_NAME).write_text("<b>x</b>")
+        plots = ex.artifact_dir("plots")
+        Image.new("RGB", (size, size // 2), "red").save(plots / "square.png")
+        (plots / "figure.svg").write_text(SVG)
+        (plots / "data").mkdir()
+        (plots / "data" / HTML_NAME).write_text("<b>x</b>")
         print("prepared", size)
         return size
 
@@ -589,9 +587,16 @@ def files(make_experiment: Callable[..., Experiment]) -> Experiment:
         (ex.artifact_dir("weights") / "model.bin").write_bytes(WEIGHTS)
         return 2 * size
 
-    ex.set_parameters(size=8)
-    train(prepare(size)).compute()
-    train(prepare(size)).compute()
+    ex.set_parameters(size=size)
+    train(prepare(parameter)).compute()
+    train(prepare(parameter)).compute()
+
+
+@pytest.fixture
+def files(make_experiment: Callable[..., Experiment]) -> Experiment:
+    """Experiment ``files`` after :func:`keep_files`."""
+    ex = make_experiment("files")
+    keep_files(ex, 8)
     return ex
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from test_board import HTML_NAME, WEIGHTS, keep_files
 
 from daskperiment import Experiment
 from daskperiment.board import BoardServer, start
@@ -253,10 +254,6 @@ train(lr, model).compute()
 
 
 # -- the Artifacts tab, on its own experiment (in a second browser tab; keep these tests last) ----------
-HTML_NAME = "<img src=x onerror=alert(1)>.txt"
-WEIGHTS = bytes(range(256)) * 8
-SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><script>alert(3)</script>'
-       '<rect width="40" height="20" fill="blue"/></svg>')
 IMAGES = _DEEP_JS + """
 return deep(document, 'img', []).map(img => ({alt: img.alt, complete: img.complete, width: img.naturalWidth}));
 """
@@ -272,30 +269,10 @@ fetch(link.href)
 
 @pytest.fixture(scope="module")
 def files_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with experiment ``files``: trial 1 keeps plots (PNG, SVG, an HTML-named file), weights and
-    its output; trial 2 takes ``prepare`` and its plots from the step cache."""
+    """A folder with experiment ``files`` after :func:`test_board.keep_files`."""
     folder = tmp_path_factory.mktemp("files-store")
     ex = Experiment("files", backend=folder / "files")
-    size = ex.parameter("size")
-
-    @ex(cache=True)
-    def prepare(size: int) -> int:
-        plots = ex.artifact_dir("plots")
-        Image.new("RGB", (size, size // 2), "red").save(plots / "square.png")
-        (plots / "figure.svg").write_text(SVG)
-        (plots / "data").mkdir()
-        (plots / "data" / HTML_NAME).write_text("<b>x</b>")
-        print("prepared", size)
-        return size
-
-    @ex.result
-    def train(size: int) -> int:
-        (ex.artifact_dir("weights") / "model.bin").write_bytes(WEIGHTS)
-        return 2 * size
-
-    ex.set_parameters(size=24)
-    train(prepare(size)).compute()
-    train(prepare(size)).compute()
+    keep_files(ex, 24)
     ex.backend.close()
     Experiment._instances.clear()
     return folder
