@@ -534,6 +534,7 @@ def test_session_over_a_server_store(server_uri: str) -> None:
     assert session.table_source.data["trial"] == [1]
     assert session.table_source.data[session.table.columns[1].field] == [XSS]
     assert "def f()" in session.code.text
+    assert "Trial 1 · 0 files" in session.artifacts.text  # the store lists the trial's files: none
 
 
 def test_clicking_dots_toggles_their_trials(dashboard: Dashboard) -> None:
