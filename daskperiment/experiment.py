@@ -747,8 +747,8 @@ class Experiment:
         from daskperiment import board  # imports bokeh: only when a dashboard is wanted
 
         if board.interactive_session():
-            return board.start(self.id, self._backend, host=host, port=port)
-        board.serve(self.id, self._backend, host=host, port=port)
+            return board.start(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
+        board.serve(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
         return None
 
 

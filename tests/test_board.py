@@ -8,18 +8,23 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from html import escape
 from pathlib import Path
 
 import pytest
 from bokeh.document import Document
-from conftest import ServerProcess, free_port, redis_command
+from conftest import S3Server, ServerProcess, free_port, redis_command
 
 from daskperiment import BackendError, Experiment, InvalidExperimentIDError
+from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend import LocalBackend, open_backend
 from daskperiment.board import DashboardError, ExperimentNotFoundError, render, start
 from daskperiment.board.app import Dashboard
+from daskperiment.board.artifacts import MAX_FILES, MAX_IMAGES, human_size, trial_files
+from daskperiment.board.download import content_disposition, media_type
 from daskperiment.board.details import (
     MAX_POINTS_PER_CURVE,
     code_of,
@@ -36,7 +41,7 @@ from daskperiment.board.query import (
 from daskperiment.board.store import TrialCache, open_store
 from daskperiment.board.summary import summarize
 from daskperiment.board.views import code_view, environment_view
-from daskperiment.records import Blob, MetricPoint, RecordBatch, TrialRecord
+from daskperiment.records import ArtifactRecord, Blob, MetricPoint, RecordBatch, TrialRecord
 
 XSS = "<script>alert(1)</script>"
 
@@ -529,6 +534,7 @@ def test_session_over_a_server_store(server_uri: str) -> None:
     assert session.table_source.data["trial"] == [1]
     assert session.table_source.data[session.table.columns[1].field] == [XSS]
     assert "def f()" in session.code.text
+    assert "Trial 1 · 0 files" in session.artifacts.text  # the store lists the trial's files: none
 
 
 def test_clicking_dots_toggles_their_trials(dashboard: Dashboard) -> None:
@@ -551,3 +557,268 @@ def test_sessions_refreshing_together_ask_the_store_once(tmp_path: Path) -> None
     write_trials(backend, [record(2, code, result=2.0)])
     assert not cache.refresh()  # within min_interval of the last refresh: the store is not asked
     assert backend.requests == [None] and list(cache.frame.index) == [1]
+
+
+# -- artifacts: the tab and the download route ---------------------------------------------------------
+HTML_NAME = "<img src=x onerror=alert(1)>.txt"
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><script>alert(3)</script>'
+       '<rect width="40" height="20" fill="blue"/></svg>')
+WEIGHTS = bytes(range(256)) * 8
+
+
+def keep_files(ex: Experiment, size: int) -> None:
+    """Run two trials of ``ex``: trial 1 keeps a folder ``plots`` (a size × size/2 PNG, an SVG, an
+    HTML-named file), ``weights`` and its output; trial 2 takes ``prepare`` and its files from the cache."""
+    from PIL import Image
+
+    parameter = ex.parameter("size")
+
+    @ex(cache=True)
+    def prepare(size: int) -> int:
+        plots = ex.artifact_dir("plots")
+        Image.new("RGB", (size, size // 2), "red").save(plots / "square.png")
+        (plots / "figure.svg").write_text(SVG)
+        (plots / "data").mkdir()
+        (plots / "data" / HTML_NAME).write_text("<b>x</b>")
+        print("prepared", size)
+        return size
+
+    @ex.result
+    def train(size: int) -> int:
+        (ex.artifact_dir("weights") / "model.bin").write_bytes(WEIGHTS)
+        return 2 * size
+
+    ex.set_parameters(size=size)
+    train(prepare(parameter)).compute()
+    train(prepare(parameter)).compute()
+
+
+@pytest.fixture
+def files(make_experiment: Callable[..., Experiment]) -> Experiment:
+    """Experiment ``files`` after :func:`keep_files`."""
+    ex = make_experiment("files")
+    keep_files(ex, 8)
+    return ex
+
+
+def kept(ex: Experiment, trial_id: int, label: str) -> ArtifactRecord:
+    """The record of the file ``label`` (``name`` or ``name/path``) that trial ``trial_id`` kept."""
+    (found,) = [r for r in ex.backend.load_artifacts(trial_id) if "/".join(filter(None, (r.name, r.path))) == label]
+    return found
+
+
+def kept_note(ex: Experiment, text: str) -> str:
+    """Run a trial of ``ex`` keeping ``text`` as file ``notes/a.txt``; the file's digest."""
+
+    @ex.result
+    def note() -> int:
+        (ex.artifact_dir("notes") / "a.txt").write_text(text)
+        return 1
+
+    note().compute()
+    return kept(ex, ex.backend.last_trial_id(), "notes/a.txt").digest
+
+
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a GET (error statuses included)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (1024**2 - 1, "1.0 MiB"),
+     (20 * 1024**2, "20.0 MiB"), (3 * 1024**3, "3.0 GiB"), (5 * 1024**5, "5120.0 TiB")],
+)
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "disposition"),
+    [
+        ("plot.PNG", "image/png", 'inline; filename="plot.PNG"'),
+        ("a.jpeg", "image/jpeg", "inline"),
+        ("a.gif", "image/gif", "inline"),
+        ("figure.svg", "image/svg+xml", "attachment"),  # may hold script: never shown on its own
+        ("report.html", "application/octet-stream", "attachment"),
+        ("model", "application/octet-stream", "attachment"),
+        ("metrics.json", "application/json", "inline"),
+        ("train.log", "text/plain; charset=utf-8", "inline"),
+        (HTML_NAME, "text/plain; charset=utf-8",
+         "inline; filename=\"_img_src_x_onerror_alert_1_.txt\"; filename*=UTF-8''%3Cimg%20src%3Dx%20onerror%3D"),
+        (".hidden", "application/octet-stream", 'attachment; filename="hidden"'),
+        ('"\r\n', "application/octet-stream", "attachment; filename=\"_\"; filename*=UTF-8''%22%0D%0A"),
+    ],
+)
+def test_media_types_and_dispositions(name: str, content_type: str, disposition: str) -> None:
+    assert media_type(name) == content_type
+    assert content_disposition(name, content_type).startswith(disposition)
+
+
+def test_artifacts_tab_lists_files_images_and_cached_steps(files: Experiment) -> None:
+    cache = TrialCache(files.backend, min_interval=0)
+    cache.refresh()
+    session = Dashboard(Document(), cache, "test store")
+    assert "Files kept by trial 2, the latest" in session.artifacts_caption.text
+    assert "Cached: prepare (trial 1)" in session.artifacts.text  # the default: the latest trial
+    page = session.table_source.data["trial"]
+    session.table_source.selected.indices = [page.index(1)]
+    html = session.artifacts.text
+    assert "Files kept by the selected trials: 1" in session.artifacts_caption.text
+    assert "Trial 1 · 5 files ·" in html and "Cached:" not in html
+    png, svg = kept(files, 1, "plots/square.png"), kept(files, 1, "plots/figure.svg")
+    for label in ("plots/square.png", "plots/figure.svg", f"plots/data/{HTML_NAME}", "weights/model.bin", "output"):
+        record = kept(files, 1, label)
+        assert f'<a href="artifact/1/{record.digest}" download' in html
+    assert "<td>weights</td><td>model.bin</td>" in html and ">2.0 KiB<" in html and 'title="2048 bytes"' in html
+    assert "<td>output</td><td></td>" in html and "<td>prepare</td>" in html and "<td>–</td>" in html
+    assert html.count("<img ") == 2  # the PNG and the SVG
+    assert f'<img src="artifact/1/{png.digest}" alt="plots/square.png">' in html
+    assert f'<img src="artifact/1/{svg.digest}"' in html
+    assert HTML_NAME not in html and f"<td>data/{escape(HTML_NAME)}</td>" in html
+    session.table_source.selected.indices = [page.index(1), page.index(2)]
+    html = session.artifacts.text
+    assert "Trial 1 · 5 files" in html and "Trial 2 · 4 files" in html  # trial 2 printed nothing
+    assert html.count("Cached: prepare (trial 1)") == 1
+    assert f'<a href="artifact/2/{png.digest}" download' in html  # the cached step's files are trial 2's too
+
+
+def test_cached_steps_have_a_history_column(files: Experiment) -> None:
+    cache = TrialCache(files.backend, min_interval=0)
+    cache.refresh()
+    session = Dashboard(Document(), cache, "test store")
+    titles = [c.title for c in session.table.columns]
+    assert titles[titles.index("Description") + 1] == "Cached"
+    column = session.table.columns[titles.index("Cached")].field
+    assert dict(zip(session.table_source.data["trial"], session.table_source.data[column])) == {
+        2: "prepare (trial 1)", 1: ""}
+
+
+def test_artifacts_tab_without_files_or_trials(tmp_path: Path, store: LocalBackend, cache: TrialCache) -> None:
+    session = Dashboard(Document(), cache, "test store")
+    assert "Trial 6 · 0 files · 0 B" in session.artifacts.text and "kept no files" in session.artifacts.text
+    write_trials(store, [record(t, Blob.of(b"")) for t in range(7, 13)])
+    session.refresh()
+    session._select(list(range(1, 13)))
+    assert "(the first 10 of 12 selected)" in session.artifacts_caption.text
+    assert "Trial 10 · " in session.artifacts.text and "Trial 11 · " not in session.artifacts.text
+    empty = Dashboard(Document(), TrialCache(LocalBackend(tmp_path / "none", "none"), min_interval=0), "none")
+    assert "No trial yet" in empty.artifacts_caption.text and empty.artifacts.text == ""
+
+
+def test_long_listings_are_cut(tmp_path: Path) -> None:
+    records = [ArtifactRecord(1, "frames", f"{i:04}.png", f"{i:064x}", 10) for i in range(MAX_FILES + 5)]
+    html = trial_files(record(1, Blob.of(b"")), records)
+    assert html.count("<tr>") == MAX_FILES + 1 and "… and 5 more" in html
+    assert html.count("<img ") == MAX_IMAGES and f"the first {MAX_IMAGES} of {MAX_FILES + 5} images" in html
+
+
+def test_download_route_serves_only_the_files_a_trial_kept(files: Experiment, tmp_path: Path) -> None:
+    board = start("files", tmp_path / "store", port=0)  # the artifacts: the local store's default folder
+    try:
+        png, svg, odd = (kept(files, 1, label) for label in ("plots/square.png", "plots/figure.svg",
+                                                              f"plots/data/{HTML_NAME}"))
+        status, headers, body = get(f"{board.url}artifact/1/{png.digest}")
+        assert status == 200 and body == files.get_artifact("plots", 1).joinpath("square.png").read_bytes()
+        assert body.startswith(b"\x89PNG") and headers["Content-Length"] == str(len(body))
+        assert headers["Content-Type"] == "image/png"
+        assert headers["Content-Disposition"].startswith('inline; filename="square.png"')
+        assert headers["X-Content-Type-Options"] == "nosniff" and headers["Content-Security-Policy"] == "sandbox"
+        status, headers, body = get(f"{board.url}artifact/2/{svg.digest}")  # listed for trial 2 too (cached)
+        assert (status, body.decode()) == (200, SVG)
+        assert headers["Content-Type"] == "image/svg+xml"
+        assert headers["Content-Disposition"].startswith("attachment;")
+        assert headers["Content-Security-Policy"] == "sandbox"
+        status, headers, body = get(f"{board.url}artifact/1/{odd.digest}")
+        assert (status, body) == (200, b"<b>x</b>") and headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert "<" not in headers["Content-Disposition"]
+        status, headers, body = get(f"{board.url}artifact/1/{kept(files, 1, 'weights/model.bin').digest}")
+        assert (status, body, headers["Content-Type"]) == (200, WEIGHTS, "application/octet-stream")
+        assert headers["Content-Disposition"].startswith('attachment; filename="model.bin"')
+        status, headers, body = get(f"{board.url}artifact/1/{kept(files, 1, 'output').digest}")
+        assert status == 200 and b"prepared 8" in body
+        assert headers["Content-Disposition"].startswith('inline; filename="output.txt"')
+
+        stored_elsewhere = files.artifacts.put_bytes(b"not a file of any trial")
+        output = kept(files, 1, "output").digest
+        for path in (f"1/{stored_elsewhere}", f"2/{output}", f"99/{png.digest}", f"0/{png.digest}",
+                     f"-1/{png.digest}", f"x/{png.digest}", f"1/{png.digest.upper()}", f"1/{png.digest[:-1]}",
+                     "1/..%2F..%2Ffiles.sqlite3", f"1/{png.digest}/x", f"01/{png.digest}"):
+            status, headers, body = get(f"{board.url}artifact/{path}")
+            assert status == 404, path
+            assert headers["X-Content-Type-Options"] == "nosniff" and headers["Content-Security-Policy"] == "sandbox"
+            assert b"not a file" not in body and not body.startswith(b"\x89PNG")
+    finally:
+        board.stop()
+
+
+def test_artifacts_kept_elsewhere(make_experiment: Callable[..., Experiment], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ex = make_experiment("elsewhere", artifacts=str(tmp_path / "kept"))
+    digest = kept_note(ex, "hello")
+    board = start("elsewhere", tmp_path / "store", port=0)  # looks in the store's folder: the object is not there
+    try:
+        status, _, body = get(f"{board.url}artifact/1/{digest}")
+        assert status == 502 and b"is missing from" in body
+    finally:
+        board.stop()
+    board = start("elsewhere", tmp_path / "store", port=0, artifacts=str(tmp_path / "kept"))
+    try:
+        assert get(f"{board.url}artifact/1/{digest}")[2] == b"hello"
+    finally:
+        board.stop()
+    monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
+    board = ex.start_dashboard(port=0)  # the experiment's own artifact store
+    try:
+        assert get(f"{board.url}artifact/1/{digest}")[2] == b"hello"
+    finally:
+        board.stop()
+
+
+def test_cli_board_takes_the_artifact_location(make_experiment: Callable[..., Experiment], tmp_path: Path,
+                                               child_env: dict[str, str]) -> None:
+    ex = make_experiment("cli_files", artifacts=str(tmp_path / "kept"))
+    digest = kept_note(ex, "from the cli")
+    ex.backend.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daskperiment.cli", "board", "cli_files", "--backend", str(tmp_path / "store"),
+         "--artifacts", str(tmp_path / "kept"), "--port", "0"],
+        cwd=tmp_path, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("dashboard of 'cli_files' at http://127.0.0.1:"), process.stderr.read()
+        url = line.split(" at ")[1].split()[0]
+        assert get(f"{url}artifact/1/{digest}")[2] == b"from the cli"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    assert process.returncode == 0
+
+
+def test_download_from_an_s3_location(make_experiment: Callable[..., Experiment], s3_server: S3Server,
+                                      tmp_path: Path) -> None:
+    artifacts = ArtifactStore(s3_server.url("board"), s3_server.storage_options, tmp_path / "downloads")
+    ex = make_experiment("on_s3", artifacts=artifacts)
+    digest = kept_note(ex, "from the bucket")
+    board = start("on_s3", ex.backend, port=0, artifacts=artifacts)
+    try:
+        assert get(f"{board.url}artifact/1/{digest}")[:3:2] == (200, b"from the bucket")
+        assert (tmp_path / "downloads" / digest).read_bytes() == b"from the bucket"  # downloaded once, kept
+    finally:
+        board.stop()
+
+
+def test_a_file_of_several_chunks_arrives_whole(make_experiment: Callable[..., Experiment], tmp_path: Path) -> None:
+    text = "".join(f"line {i}\n" for i in range(200_000))  # about 1.5 MB: several chunks
+    digest = kept_note(make_experiment("big_file"), text)
+    board = start("big_file", tmp_path / "store", port=0)
+    try:
+        status, headers, body = get(f"{board.url}artifact/1/{digest}")
+        assert (status, body.decode(), headers["Content-Length"]) == (200, text, str(len(text)))
+    finally:
+        board.stop()

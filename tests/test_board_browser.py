@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from test_board import HTML_NAME, WEIGHTS, keep_files
 
 from daskperiment import Experiment
 from daskperiment.board import BoardServer, start
@@ -250,3 +251,80 @@ train(lr, model).compute()
     assert page.execute_script(ROW_CHECKBOX, "6") is not None
     assert "6 trials" in page_text(page)
     screenshot(page, "board-live.png")
+
+
+# -- the Artifacts tab, on its own experiment (in a second browser tab; keep these tests last) ----------
+IMAGES = _DEEP_JS + """
+return deep(document, 'img', []).map(img => ({alt: img.alt, complete: img.complete, width: img.naturalWidth}));
+"""
+FETCH_LINK = _DEEP_JS + """
+const done = arguments[arguments.length - 1];
+const link = deep(document, 'a[download]', []).find(a => a.closest('tr').textContent.includes(arguments[0]));
+fetch(link.href)
+  .then(r => r.arrayBuffer().then(b => done({status: r.status, type: r.headers.get('content-type'),
+                                             bytes: Array.from(new Uint8Array(b))})))
+  .catch(e => done({error: String(e)}));
+"""
+
+
+@pytest.fixture(scope="module")
+def files_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with experiment ``files`` after :func:`test_board.keep_files`."""
+    folder = tmp_path_factory.mktemp("files-store")
+    ex = Experiment("files", backend=folder / "files")
+    keep_files(ex, 24)
+    ex.backend.close()
+    Experiment._instances.clear()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def files_page(files_store: Path, browser: Any) -> Iterator[Any]:
+    """The dashboard of experiment ``files``, loaded in a new browser tab."""
+    server = start("files", files_store, port=0)
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(server.url)
+    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, "1"), "the dashboard to load")
+    yield browser
+    browser.close()
+    browser.switch_to.window(first)
+    server.stop()
+
+
+def test_artifacts_tab_lists_files_shows_images_and_downloads(files_page: Any) -> None:
+    open_tab(files_page, "Artifacts")
+    text = wait_for_text(files_page, "Files kept by trial 2, the latest")
+    assert "Cached: prepare (trial 1)" in text
+    open_tab(files_page, "Trials")
+    files_page.execute_script(ROW_CHECKBOX, "1").click()
+    open_tab(files_page, "Artifacts")
+    text = wait_for_text(files_page, "Files kept by the selected trials: 1")
+    for expected in ("Trial 1 · 5 files", "square.png", "figure.svg", "model.bin", "output", "2.0 KiB", "prepare"):
+        assert expected in text
+    assert "Cached:" not in text
+    images = wait_for(lambda: (found := files_page.execute_script(IMAGES)) and all(i["complete"] for i in found)
+                      and found, "the images to load")
+    assert {i["alt"]: i["width"] for i in images} == {"plots/square.png": 24, "plots/figure.svg": 40}
+    files_page.set_script_timeout(WAIT_SECONDS)
+    weights = files_page.execute_async_script(FETCH_LINK, "model.bin")
+    assert (weights["status"], bytes(weights["bytes"])) == (200, WEIGHTS)
+    assert weights["type"] == "application/octet-stream"
+    output = files_page.execute_async_script(FETCH_LINK, "output")
+    assert output["status"] == 200 and b"prepared 24" in bytes(output["bytes"])
+    png = files_page.execute_async_script(FETCH_LINK, "square.png")
+    assert png["type"] == "image/png" and bytes(png["bytes"]).startswith(b"\x89PNG")
+    screenshot(files_page, "board-artifacts.png")
+
+
+def test_artifact_paths_render_as_text(files_page: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    text = wait_for_text(files_page, "Files kept by the selected trials: 1")
+    assert f"data/{HTML_NAME}" in text
+    assert files_page.execute_script(_DEEP_JS + "return deep(document, 'img[src=x], b', []).length") == 0
+    assert len(files_page.execute_script(IMAGES)) == 2  # only the PNG and SVG thumbnails
+    with pytest.raises(NoAlertPresentException):
+        _ = files_page.switch_to.alert
+    odd = files_page.execute_async_script(FETCH_LINK, HTML_NAME)
+    assert (odd["status"], bytes(odd["bytes"])) == (200, b"<b>x</b>")

@@ -24,6 +24,7 @@ from bokeh.models import (
 )
 
 from daskperiment.board import charts, render, table
+from daskperiment.board.artifacts import artifacts_view
 from daskperiment.board.details import metric_curves
 from daskperiment.board.query import (
     PAGE_SIZES,
@@ -98,6 +99,7 @@ class Dashboard:
             TabPanel(child=self._build_metrics(style), title="Metrics"),
             TabPanel(child=self._build_code(style), title="Code"),
             TabPanel(child=self._build_environment(style), title="Environment"),
+            TabPanel(child=self._build_artifacts(style), title="Artifacts"),
         ], name="tabs")
         self.layout = column(
             row(_div(style, "header", render.header(self.backend.experiment_id, store), width=900),
@@ -180,6 +182,11 @@ class Dashboard:
         self.environment = _div(style, "environment_view", width=WIDTH // 2 - 10)
         self.environment_diff = _div(style, "environment_diff", width=WIDTH // 2 - 10)
         return column(row(self.category, self.environment_caption), row(self.environment, self.environment_diff))
+
+    def _build_artifacts(self, style: InlineStyleSheet) -> Any:
+        self.artifacts_caption = _div(style, "artifacts_caption", width=WIDTH)
+        self.artifacts = _div(style, "artifacts_view", width=WIDTH)
+        return column(self.artifacts_caption, self.artifacts)
 
     def _on_change(self, update: Callable[[], None]) -> Callable[[str, Any, Any], None]:
         """A property callback running ``update``, ignored while the session itself changes widgets."""
@@ -354,13 +361,15 @@ class Dashboard:
             ids = ", ".join(str(t) for t in self.selection)
             text = f"Selected trials: {ids}"
         else:
-            text = "No trial selected: tick trials in the table to compare their metrics, code and environment."
+            text = ("No trial selected: tick trials in the table to compare their metrics, code, environment "
+                    "and files.")
         self.selection_info.text = render.caption(text)
         self.clear.disabled = not self.selection
         self._update_selected_points()
         self.update_metrics()
         self.update_code()
         self.update_environment()
+        self.update_artifacts()
 
     def update_metrics(self) -> None:
         """Draw the curves of the chosen metric for the selected (or latest) trials."""
@@ -402,3 +411,10 @@ class Dashboard:
         self.environment_caption.text = view.caption
         self.environment.text = view.html
         self.environment_diff.text = view.diff_html
+
+    def update_artifacts(self) -> None:
+        """List the files the selected (or the latest) trials kept, and the steps they took from the cache."""
+        trials = [t for t in (self.cache.trial(i) for i in self._shown_trials(1)) if t is not None]
+        view = artifacts_view(self.backend, trials, selected=bool(self.selection))
+        self.artifacts_caption.text = view.caption
+        self.artifacts.text = view.html

@@ -46,6 +46,15 @@ table.diff td { padding: 0 8px; white-space: pre-wrap; overflow-wrap: anywhere; 
 table.diff td.n { width: 1%; color: #9aa5b1; text-align: right; user-select: none; }
 table.diff td.add { background: #e6ffed; } table.diff td.del { background: #ffeef0; }
 table.diff td.chg { background: #fff8c5; }
+h3.trial-files { font-size: 15px; margin: 14px 0 4px; font-weight: 600; }
+table.files { border-collapse: collapse; font-size: 13px; margin: 4px 0 10px; }
+table.files th { background: #f0f4f8; text-align: left; padding: 4px 10px; font-weight: 600; }
+table.files td { padding: 3px 10px; border-top: 1px solid #e4e7eb; max-width: 520px; overflow-wrap: anywhere; }
+table.files td.size { text-align: right; white-space: nowrap; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 12px; }
+.thumb { margin: 0; padding: 6px; border: 1px solid #e4e7eb; border-radius: 8px; background: #fff; }
+.thumb img { display: block; max-width: 240px; max-height: 180px; object-fit: contain; }
+.thumb figcaption { font-size: 11px; color: #52606d; max-width: 240px; margin-top: 4px; overflow-wrap: anywhere; }
 """
 
 

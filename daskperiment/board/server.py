@@ -19,8 +19,9 @@ from tornado.ioloop import IOLoop
 
 from daskperiment.backend import Backend
 from daskperiment.board.app import Dashboard
+from daskperiment.board.download import ROUTE, ArtifactHandler
 from daskperiment.board.errors import DashboardError
-from daskperiment.board.store import TrialCache, open_store
+from daskperiment.board.store import Artifacts, TrialCache, open_artifacts, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class BoardServer:
         Address to listen on.
     port : int
         Port to listen on; 0 picks a free one.
+    artifacts : str, pathlib.Path, ArtifactStore or None, default None
+        Where the experiment's artifacts are (see
+        :func:`daskperiment.board.store.open_artifacts`); files are served from
+        there at ``/artifact/<trial id>/<digest>``.
 
     Attributes
     ----------
@@ -73,11 +78,14 @@ class BoardServer:
     ------
     daskperiment.BackendError
         When the store holds no such experiment, or cannot be read.
+    daskperiment.ArtifactError
+        When the artifact location cannot be opened.
     """
 
     def __init__(self, experiment_id: str, backend: str | os.PathLike[str] | Backend, host: str,
-                 port: int) -> None:
+                 port: int, artifacts: Artifacts = None) -> None:
         store = open_store(experiment_id, backend)
+        self._downloads = (ROUTE, ArtifactHandler, {"backend": store, "artifacts": open_artifacts(store, artifacts)})
         cache = TrialCache(store)
         cache.refresh()  # fails now, with a clear error, if the store cannot be read
         self.experiment_id = experiment_id
@@ -93,7 +101,7 @@ class BoardServer:
         try:
             return Server(
                 {"/": self._application}, io_loop=IOLoop.current(), address=self._host, port=self._port,
-                allow_websocket_origin=_origins(self._host, self._port),
+                allow_websocket_origin=_origins(self._host, self._port), extra_patterns=[self._downloads],
             )
         except OSError as exc:
             raise DashboardError(
@@ -180,7 +188,7 @@ def interactive_session() -> bool:
 
 
 def start(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local",
-          host: str = "127.0.0.1", port: int = 5006) -> BoardServer:
+          host: str = "127.0.0.1", port: int = 5006, artifacts: Artifacts = None) -> BoardServer:
     """Start the dashboard in a background thread (for Jupyter and tests).
 
     Parameters
@@ -193,6 +201,9 @@ def start(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local
         Address to listen on; only this machine can connect by default.
     port : int, default 5006
         Port to listen on; 0 picks a free one.
+    artifacts : str, pathlib.Path, ArtifactStore or None, default None
+        Where the experiment's artifacts are: None for its default location
+        (see :func:`daskperiment.board.store.open_artifacts`).
 
     Returns
     -------
@@ -203,19 +214,21 @@ def start(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local
     ------
     daskperiment.BackendError
         When the store holds no such experiment, or cannot be reached.
+    daskperiment.ArtifactError
+        When the artifact location cannot be opened.
     daskperiment.board.DashboardError
         When the port is taken.
     """
-    return BoardServer(experiment_id, backend, host, port).start()
+    return BoardServer(experiment_id, backend, host, port, artifacts).start()
 
 
 def serve(experiment_id: str, backend: str | os.PathLike[str] | Backend = "local",
-          host: str = "127.0.0.1", port: int = 5006, show: bool = False) -> None:
+          host: str = "127.0.0.1", port: int = 5006, show: bool = False, artifacts: Artifacts = None) -> None:
     """Serve the dashboard until interrupted (blocks).
 
     Parameters are those of :func:`start`; ``show`` also opens it in a web browser.
     """
-    board = BoardServer(experiment_id, backend, host, port)
+    board = BoardServer(experiment_id, backend, host, port, artifacts)
     if show:
         board.when_ready(board.show)
     board.run()

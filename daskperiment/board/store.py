@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.backend import Backend, open_existing
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
+
+Artifacts = str | os.PathLike[str] | ArtifactStore | None
+"""An artifact location as the dashboard takes it (see :func:`open_artifacts`)."""
 
 GAP_WINDOW = 1000
 """Missing ids this close to the last one are asked for again: a trial may finish after a later one."""
@@ -47,6 +51,29 @@ def open_store(experiment_id: str, backend: str | os.PathLike[str] | Backend = "
     """
     validate_experiment_id(experiment_id)
     return open_existing(backend, experiment_id)
+
+
+def open_artifacts(backend: Backend, artifacts: Artifacts = None) -> ArtifactStore:
+    """The artifact store of the experiment of ``backend`` (nothing is created).
+
+    Parameters
+    ----------
+    backend : Backend
+        The experiment's store.
+    artifacts : str, pathlib.Path, ArtifactStore or None, default None
+        Its artifact location: a store used as is, a folder or fsspec URL, or
+        None for the experiment's default (``$DASKPERIMENT_ARTIFACTS/<id>``,
+        else the local store's ``artifacts`` folder, else the user's data folder).
+
+    Raises
+    ------
+    ArtifactError
+        When the location cannot be opened.
+    """
+    if isinstance(artifacts, ArtifactStore):
+        return artifacts
+    explicit = None if artifacts is None else os.fspath(artifacts)
+    return ArtifactStore(artifact_location(explicit, backend.artifact_root(), backend.experiment_id))
 
 
 class TrialCache:

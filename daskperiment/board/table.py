@@ -25,7 +25,7 @@ HEADER_HEIGHT = 30
 SCROLLBAR_HEIGHT = 18
 SUCCESS_COLORS = {True: "#0e9f6e", False: "#e02424"}
 _WIDTHS = {TRIAL_ID: 62, "Result": 85, "Result Type": 85, "Success": 65, "Finished": 145, "Process Time": 95,
-           "Description": 220, "Seed": 100}
+           "Description": 220, "Seed": 100, "Cached": 220}
 PARAMETER_WIDTH = 85
 
 
@@ -41,7 +41,7 @@ def history_table(source: ColumnDataSource) -> DataTable:
     )
 
 
-_LAST = ("Result", "Success", "Description", "Process Time", "Finished", "Seed", "Result Type")
+_LAST = ("Result", "Success", "Description", "Cached", "Process Time", "Finished", "Seed", "Result Type")
 """Order of the columns after the parameters: what tells trials apart first."""
 
 
