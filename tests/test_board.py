@@ -822,3 +822,19 @@ def test_a_file_of_several_chunks_arrives_whole(make_experiment: Callable[..., E
         assert (status, body.decode(), headers["Content-Length"]) == (200, text, str(len(text)))
     finally:
         board.stop()
+
+
+def test_the_sweep_column_comes_after_the_outcome_not_among_the_parameters(make_experiment) -> None:
+    ex = make_experiment()
+    a, b = ex.parameter("a"), ex.parameter("b")
+
+    @ex.result
+    def add(a, b):
+        return a + b
+
+    ex.sweep(add(a, b), grid={"a": [1, 2], "b": [3]}, name="s-1")
+    cache = TrialCache(ex.backend, min_interval=0)
+    cache.refresh()
+    titles = [c.title for c in Dashboard(Document(), cache, "test store").table.columns]
+    assert titles.index("a") < titles.index("b") < titles.index("Result") < titles.index("Sweep")
+    assert titles[titles.index("Description") + 1] == "Sweep"

@@ -41,7 +41,9 @@ def history_table(source: ColumnDataSource) -> DataTable:
     )
 
 
-_LAST = ("Result", "Success", "Description", "Cached", "Process Time", "Finished", "Seed", "Result Type")
+_LAST = (
+    "Result", "Success", "Description", "Cached", "Sweep", "Process Time", "Finished", "Seed", "Result Type",
+)
 """Order of the columns after the parameters: what tells trials apart first."""
 
 
