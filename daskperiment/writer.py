@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -30,6 +31,8 @@ from daskperiment.records import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+SOURCE_TRIALS_KEPT = 256
+"""Trials whose artifact records are kept in memory to copy them to the trials loading their steps."""
 _UNREAD = object()
 
 
@@ -51,6 +54,7 @@ class TrialWriter:
         self._previous_code: tuple[int, str, str] | None = None
         self._environment: Blob | None = None
         self._last_before: TrialRecord | None | object = _UNREAD
+        self._source_artifacts: OrderedDict[int, list[ArtifactRecord]] = OrderedDict()
 
     def write(
         self,
@@ -126,14 +130,9 @@ class TrialWriter:
             for kept in step.artifacts
         ]
         for step in outcome.steps:
-            if step.cached_from is None:
-                continue
-            source = step.cached_from
-            earlier = self._read_quietly(
-                f"copy the artifacts of step {step.step} from trial {source}",
-                lambda: self._backend.load_artifacts(source),
-            )
-            records.extend(replace(r, trial_id=trial_id) for r in earlier or () if r.step == step.step)
+            if step.cached_from is not None:
+                earlier = self._artifacts_of(step.cached_from, step.step)
+                records.extend(replace(r, trial_id=trial_id) for r in earlier if r.step == step.step)
         printed = "".join(step.output for step in outcome.steps)
         if printed:
             try:
@@ -144,6 +143,26 @@ class TrialWriter:
             else:
                 records.append(ArtifactRecord(trial_id, OUTPUT, "", digest, len(content), ""))
         return records
+
+    def _artifacts_of(self, source: int, step: str) -> list[ArtifactRecord]:
+        """The artifact records of trial ``source`` (read once: a recorded trial's never change).
+
+        Records are written with their trial, so a trial that has some has all of them.
+        """
+        with self._lock:
+            known = self._source_artifacts.get(source)
+        if known is None:
+            known = self._read_quietly(
+                f"copy the artifacts of step {step} from trial {source}",
+                lambda: self._backend.load_artifacts(source),
+            )
+            if not known:  # none, or the source trial is not recorded yet: ask again next time
+                return []
+            with self._lock:
+                self._source_artifacts[source] = known
+                while len(self._source_artifacts) > SOURCE_TRIALS_KEPT:
+                    self._source_artifacts.popitem(last=False)
+        return known
 
     def _worker_blobs(self, workers: dict[str, bytes | None], environment: Blob | None) -> list[Blob]:
         """Blobs of worker environments not sent yet; a WARNING for each that differs from ours."""
