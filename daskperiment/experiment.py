@@ -21,6 +21,7 @@ from daskperiment.errors import (
     ArtifactError,
     BackendError,
     InvalidExperimentIDError,
+    LockedTrialError,
     MetricError,
     PersistedValueNotFoundError,
     TrialIDNotFoundError,
@@ -49,9 +50,9 @@ def validate_experiment_id(experiment_id: object) -> str:
     """Return ``experiment_id`` if it can name stored data, else raise a clear error."""
     if not isinstance(experiment_id, str) or not _ID_PATTERN.fullmatch(experiment_id):
         raise InvalidExperimentIDError(
-            f"invalid experiment id {experiment_id!r}: use 1 to 128 characters among letters, "
-            "digits, '_', '-' and '.', starting with a letter or digit (no spaces or path "
-            "separators), e.g. 'mnist_cnn-v2'"
+            "Experiment ID must be a str of 1 to 128 characters among letters, digits, '_', '-' "
+            f"and '.', starting with a letter or digit: invalid experiment id {experiment_id!r} "
+            "(no spaces or path separators), e.g. 'mnist_cnn-v2'"
         )
     return experiment_id
 
@@ -179,13 +180,16 @@ class Experiment:
         self._tracker.seed = validate_seed(seed)
 
     def __repr__(self) -> str:
-        return f"Experiment(id: {self.id}, trial_id: {self.trial_id}, backend: {self._backend!r})"
+        return (
+            f"Experiment(id: {self.id}, trial_id: {self._backend.last_trial_id()}, "
+            f"backend: {self._backend!r})"
+        )
 
     def _repr_html_(self) -> str:
         """HTML summary for Jupyter: id, store, last trial id, parameters and the last 5 trials."""
         from html import escape
 
-        last = self.trial_id
+        last = self._backend.last_trial_id()
         recent = self._backend.load_trials(list(range(max(1, last - 4), last + 1))) if last else []
         parameters = "".join(
             f"<tr><td>{escape(name)}</td><td>{escape(repr(value))}</td></tr>"
@@ -283,7 +287,22 @@ class Experiment:
     # -- trials -------------------------------------------------------------------
     @property
     def trial_id(self) -> int:
-        """Id of the last recorded trial (0 before the first)."""
+        """Id of the last recorded trial (0 before the first).
+
+        Raises
+        ------
+        LockedTrialError
+            When read inside a running step of this experiment, where other
+            trials may be recorded meanwhile: use :attr:`current_trial_id` there.
+        """
+        recorder = active_step.get(None)
+        context = recorder.context if recorder is not None else None
+        if context is not None and context.experiment_id == self.id:
+            raise LockedTrialError(
+                "Trial ID cannot be referred during a trial execution: ex.trial_id is the last "
+                "recorded trial, which is not settled while trials run; inside a step use "
+                "ex.current_trial_id for the running trial's id"
+            )
         return self._backend.last_trial_id()
 
     @property
@@ -486,17 +505,18 @@ class Experiment:
     def _check_trial_id(self, trial_id: object) -> int:
         if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
             raise TrialIDNotFoundError(
-                f"invalid trial id {trial_id!r}: trial ids are positive integers "
-                f"(experiment {self.id!r} has trials up to {self.trial_id})"
+                f"Unable to find trial id: {trial_id!r}. invalid trial id {trial_id!r}: trial ids "
+                f"are positive integers (experiment {self.id!r} has trials up to "
+                f"{self._backend.last_trial_id()})"
             )
         return int(trial_id)
 
     def _raise_unknown_trial(self, trial_id: int) -> None:
-        last = self.trial_id
+        last = self._backend.last_trial_id()
         recorded = f"its trial ids go up to {last}" if last else "it has no trial yet"
         raise TrialIDNotFoundError(
-            f"trial {trial_id} of experiment {self.id!r} does not exist: {recorded} "
-            "(a trial killed before it finished is not recorded)"
+            f"Unable to find trial id: {trial_id}. trial {trial_id} of experiment {self.id!r} does "
+            f"not exist: {recorded} (a trial killed before it finished is not recorded)"
         )
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
@@ -767,7 +787,9 @@ def _checked_flag(name: str, value: object) -> bool:
 
 def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:
     if not isinstance(key, str) or not key:
-        raise MetricError(f"invalid metric key {key!r}: use a non-empty string such as 'loss'")
+        raise MetricError(
+            f"Metric name must be a non-empty str: invalid metric key {key!r}; use e.g. 'loss'"
+        )
     if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
         raise MetricError(f"invalid epoch {epoch!r} for metric {key!r}: use an integer")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -162,7 +162,9 @@ class ParameterSet:
         unknown = [name for name in values if name not in self._parameters]
         if unknown:
             raise ParameterNotDefinedError(
-                f"{_names(unknown)} {'is' if len(unknown) == 1 else 'are'} not defined in experiment {self.experiment_id!r}: define "
+                f"Parameter is not declared: {', '.join(unknown)}. {_names(unknown)} "
+                f"{'is' if len(unknown) == 1 else 'are'} not defined in experiment "
+                f"{self.experiment_id!r}: define "
                 f"{'it' if len(unknown) == 1 else 'them'} first with ex.parameter({unknown[0]!r}); "
                 f"defined parameters: {', '.join(self._parameters) or 'none'}"
             )
@@ -202,7 +204,9 @@ class ParameterSet:
         if missing:
             assignments = ", ".join(f"{name}=..." for name in missing)
             raise ParameterUndefinedError(
-                f"{_names(missing)} {'has' if len(missing) == 1 else 'have'} no value in experiment {self.experiment_id!r}: call "
+                f"Parameters are not defined: {missing}. {_names(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no value in experiment "
+                f"{self.experiment_id!r}: call "
                 f"ex.set_parameters({assignments}) before computing, or give a default with "
                 f"ex.parameter({missing[0]!r}, default=...)"
             )

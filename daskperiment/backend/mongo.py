@@ -47,7 +47,7 @@ from daskperiment.backend.codec import (
 )
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
-from daskperiment.errors import BackendError
+from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
     Blob,
@@ -405,14 +405,14 @@ def _check_uri(uri: str) -> str:
         try:
             pymongo.uri_parser.parse_uri(uri)
         except (PyMongoError, ValueError) as exc:
-            raise BackendError(f"malformed URI {shown!r}: {exc}") from None
+            raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
     name = parts.path.lstrip("/")
     if not name:
-        raise BackendError(
+        raise BackendURIError(
             f"the URI {shown!r} names no database: add one to its path, e.g. {EXAMPLE!r}"
         )
     if any(character in name for character in '/\\. "$') or len(name) > 63:
-        raise BackendError(
+        raise BackendURIError(
             f"malformed URI {shown!r}: {name!r} cannot name a MongoDB database (at most 63 "
             'characters, none of / \\ . space " $)'
         )

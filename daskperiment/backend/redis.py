@@ -45,7 +45,7 @@ from daskperiment.backend.codec import (
 )
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
-from daskperiment.errors import BackendError
+from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
     Blob,
@@ -318,18 +318,18 @@ def _check_uri(uri: str) -> None:
     try:
         parts.port  # noqa: B018 - raises for a port that is not a number
     except ValueError:
-        raise BackendError(
+        raise BackendURIError(
             f"malformed URI {shown!r}: the port is not a number; e.g. {EXAMPLE!r}"
         ) from None
     database = parts.path.strip("/") or query_options(parts).get("db", "0")
     if not database.isdigit():
-        raise BackendError(
+        raise BackendURIError(
             f"malformed URI {shown!r}: the database must be a number, e.g. {EXAMPLE!r}"
         )
     try:
         redis.ConnectionPool.from_url(uri)  # checks the options; connects to nothing
     except (ValueError, TypeError) as exc:
-        raise BackendError(f"malformed URI {shown!r}: {exc}") from None
+        raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
 
 
 def pool_uri(pool: redis.ConnectionPool) -> str:
