@@ -154,3 +154,30 @@ def test_current_trial_id_outside_a_trial(ex: Experiment) -> None:
     with pytest.raises(TrialIDNotFoundError, match="only available inside a step"):
         ex.current_trial_id  # noqa: B018
 
+
+
+def test_parameter_repr_shows_value_and_type(ex: Experiment) -> None:
+    a = ex.parameter("a")
+    assert repr(a) == "Parameter(a: Undefined)"
+    ex.set_parameters(a=1)
+    assert repr(a) == "Parameter(a: 1<class 'int'>)"
+    assert repr(ex.parameter("lr", default=0.5)) == "Parameter(lr: 0.5<class 'float'>)"
+
+
+def test_a_parameter_no_step_uses_is_recorded_per_trial(ex: Experiment) -> None:
+    a = ex.parameter("a")
+    ex.parameter("user_name")
+    ex.parameter("never_set")
+
+    @ex.result
+    def double(a):
+        return 2 * a
+
+    ex.set_parameters(a=1, user_name="my_name")
+    assert double(a).compute() == 2
+    assert ex.get_parameters(trial_id=1) == {"a": 1, "user_name": "my_name"}
+    assert ex.run(double(a), a=5, user_name="other") == 10
+    assert ex.get_parameters(trial_id=2) == {"a": 5, "user_name": "other"}
+    ex.sweep(double(a), {"a": [7]})
+    assert ex.get_parameters(trial_id=3) == {"a": 7, "user_name": "my_name"}
+    assert ex.get_history()["user_name"].tolist() == ["my_name", "other", "my_name"]

@@ -43,7 +43,7 @@ def test_default_backend_and_repr() -> None:
     assert repr(ex) == "Experiment(id: demo, trial_id: 0, backend: LocalBackend('daskperiment_cache/demo'))"
     assert (pathlib.Path("daskperiment_cache") / "demo").is_dir()
     assert repr(ex.parameter("a")) == "Parameter(a: Undefined)"
-    assert repr(ex.parameter("b", default=2)) == "Parameter(b: 2)"
+    assert repr(ex.parameter("b", default=2)) == "Parameter(b: 2<class 'int'>)"
 
 
 def test_same_id_returns_same_instance(tmp_path: pathlib.Path) -> None:
