@@ -543,8 +543,20 @@ class Experiment:
         return serialization.loads(persisted.payload)
 
     # -- metrics ------------------------------------------------------------------
-    def save_metric(self, key: str, epoch: int, value: float) -> None:
+    def save_metric(
+        self, key: str | None = None, epoch: int | None = None, value: float | None = None,
+        *, metric_key: str | None = None,
+    ) -> None:
         """Save the value of metric ``key`` at ``epoch``; call it inside a step.
+
+        Parameters
+        ----------
+        key : str
+            Name of the metric, e.g. ``"loss"`` (``metric_key=`` as in daskperiment 0.5).
+        epoch : int
+            Epoch (or step) of the value.
+        value : int or float
+            The value; a metric whose every value is an integer loads back as integers.
 
         Raises
         ------
@@ -553,6 +565,8 @@ class Experiment:
         MetricError
             For an empty or non-str key, a non-integer epoch or a non-numeric value.
         """
+        if metric_key is not None:
+            key = _metric_key_argument(key, metric_key, "save_metric")
         recorder = active_step.get(None)
         if recorder is not None:
             context = recorder.context
@@ -564,29 +578,58 @@ class Experiment:
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
-    def load_metric(self, key: str, trial_id: int | Sequence[int]) -> pd.DataFrame:
+    def load_metric(
+        self, key: str | None = None, trial_id: int | Sequence[int] | None = None,
+        *, metric_key: str | None = None,
+    ) -> pd.DataFrame:
         """Values of metric ``key``: indexed by ``Epoch``, one column per trial.
 
         Parameters
         ----------
         key : str
-            Metric key given to :meth:`save_metric`.
+            Metric key given to :meth:`save_metric` (``metric_key=`` as in daskperiment 0.5).
         trial_id : int or list of int
             The trial(s) whose values to load.
+
+        Returns
+        -------
+        pandas.DataFrame
+            int64 columns for a metric whose every saved value was an integer,
+            float64 otherwise.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or a trial that saved no value of ``key``.
+        MetricError
+            When no trial saved a metric ``key``.
         """
+        if metric_key is not None:
+            key = _metric_key_argument(key, metric_key, "load_metric")
+        if key is None or trial_id is None:
+            raise TypeError(
+                "load_metric() needs a metric key and a trial id, e.g. "
+                "ex.load_metric('loss', trial_id=1) or ex.load_metric('loss', trial_id=[1, 2])"
+            )
         ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
         ids = [self._check_trial_id(t) for t in ids]
         found = {t.trial_id for t in self._backend.load_trials(ids)}
         for missing in (t for t in ids if t not in found):
             self._raise_unknown_trial(missing)
         points = self._backend.load_metrics(key, ids)
-        if not points:
-            keys = self._backend.metric_keys()
-            if key not in keys:
-                raise MetricError(
-                    f"unknown metric {key!r} in experiment {self.id!r}: saved metrics are "
-                    f"{', '.join(map(repr, keys)) or 'none yet'}"
-                )
+        keys = self._backend.metric_keys() if not points else [key]
+        if key not in keys:
+            raise MetricError(
+                f"unknown metric {key!r} in experiment {self.id!r}: saved metrics are "
+                f"{', '.join(map(repr, keys)) or 'none yet'}"
+            )
+        saved = set(points.trial_ids.tolist())
+        for without in (t for t in ids if t not in saved):
+            raise TrialIDNotFoundError(
+                f"Unable to find trial id: {without}. trial {without} of experiment {self.id!r} "
+                f"saved no value of metric {key!r}: a trial has a metric when one of its steps "
+                f"called ex.save_metric({key!r}, epoch, value); ask for trials that did"
+            )
         return metric_frame(points, ids)
 
     # -- code and environment ----------------------------------------------------------
@@ -783,6 +826,16 @@ def _checked_flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def _metric_key_argument(key: str | None, metric_key: str, what: str) -> str:
+    """The metric key given as ``metric_key=`` (daskperiment 0.5's keyword) instead of ``key``."""
+    if key is not None:
+        raise TypeError(
+            f"{what}() got the metric key twice ({key!r} and metric_key={metric_key!r}): "
+            "give it once, e.g. key='loss' or metric_key='loss'"
+        )
+    return metric_key
 
 
 def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:

@@ -181,3 +181,44 @@ def test_a_parameter_no_step_uses_is_recorded_per_trial(ex: Experiment) -> None:
     ex.sweep(double(a), {"a": [7]})
     assert ex.get_parameters(trial_id=3) == {"a": 7, "user_name": "my_name"}
     assert ex.get_history()["user_name"].tolist() == ["my_name", "other", "my_name"]
+
+
+def test_metric_keywords_of_05(ex: Experiment) -> None:
+    a = ex.parameter("a")
+
+    @ex.result
+    def calculate_score(a):
+        for i in range(100):
+            ex.save_metric(metric_key="dummy_score", epoch=i, value=10 / a + i)
+        ex.save_metric("other", epoch=0, value=1.5)
+        return 10 / a
+
+    for value in (3, 7):
+        ex.set_parameters(a=value)
+        calculate_score(a).compute()
+    one = ex.load_metric("dummy_score", trial_id=1)
+    assert one.index.name == "Epoch" and one.columns.name == "Trial ID" and list(one.columns) == [1]
+    assert list(one.index) == list(range(100)) and one.loc[0, 1] == 10 / 3
+    both = ex.load_metric(metric_key="dummy_score", trial_id=[1, 2])
+    assert list(both.columns) == [1, 2] and both.loc[99, 2] == 10 / 7 + 99
+    with pytest.raises(TypeError, match="got the metric key twice"):
+        ex.load_metric("dummy_score", trial_id=1, metric_key="dummy_score")
+    with pytest.raises(TypeError, match="needs a metric key and a trial id"):
+        ex.load_metric(metric_key="dummy_score")
+
+
+def test_load_metric_of_a_trial_without_that_metric(ex: Experiment) -> None:
+    from daskperiment.core.errors import TrialIDNotFoundError
+
+    @ex.result
+    def saves(flag):
+        if flag:
+            ex.save_metric("loss", 0, 0.5)
+        return flag
+
+    saves(True).compute()
+    saves(False).compute()
+    with pytest.raises(TrialIDNotFoundError, match=r"^Unable to find trial id: 2\. "):
+        ex.load_metric("loss", trial_id=2)
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        ex.load_metric("nope", trial_id=1)
