@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import numbers
 import os
@@ -649,22 +650,39 @@ class Experiment:
             raise TrialIDNotFoundError(f"trial {trial_id} of experiment {self.id!r} has no environment")
         return load_environment(blob)
 
-    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> list[str]:
-        """The environment as readable lines: of this process, or of trial ``trial_id``.
+    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> str:
+        """The environment as text (lines joined): of this process, or of trial ``trial_id``.
 
         Parameters
         ----------
         trial_id : int, optional
             A recorded trial; by default the environment of this process.
         category : str, optional
-            One category in full (``platform``, ``cpu``, ``python``, ``packages``,
-            ``git``, ``numpy``, ``scipy``, ``pandas``, ``conda``); by default a summary.
-        """
-        return collector.environment_lines(self._environment(trial_id), category)
+            One category in full (``platform``, ``cpu``, ``python``,
+            ``requirements`` (the pip-freeze list), ``packages`` (with
+            locations), ``git``, ``numpy``, ``scipy``, ``pandas``, ``conda``);
+            by default a summary (``Platform Information:``, ``Device CPU
+            Count:``, ``Python Version:``, ``Python venv:``, ``Git Repository:``, ...).
 
-    def get_python_packages(self, trial_id: int | None = None) -> list[str]:
-        """Installed packages as ``name==version``: in this process, or for trial ``trial_id``."""
-        return collector.python_packages(self._environment(trial_id))
+        Returns
+        -------
+        str
+            As daskperiment 0.5 returned it; :meth:`get_environment_info`
+            gives the captured data itself.
+        """
+        return collector.environment_text(self._environment(trial_id), category)
+
+    def get_environment_info(self, trial_id: int | None = None) -> dict[str, dict[str, Any]]:
+        """The captured environment as data: ``{category: {fact: value}}``.
+
+        Of this process, or of trial ``trial_id``; categories that captured
+        nothing (no git repository, no conda) are absent. The dict is a copy.
+        """
+        return copy.deepcopy(self._environment(trial_id))
+
+    def get_python_packages(self, trial_id: int | None = None) -> str:
+        """Installed packages as pip-freeze text (``name==version`` lines): now, or for trial ``trial_id``."""
+        return collector.environment_text(self._environment(trial_id), "requirements")
 
     # -- artifacts --------------------------------------------------------------------
     def artifact_dir(self, name: str) -> Path:

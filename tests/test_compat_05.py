@@ -222,3 +222,22 @@ def test_load_metric_of_a_trial_without_that_metric(ex: Experiment) -> None:
         ex.load_metric("loss", trial_id=2)
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
         ex.load_metric("nope", trial_id=1)
+
+
+def test_environment_text_of_05(ex: Experiment) -> None:
+    @ex.result
+    def one():
+        return 1
+
+    one().compute()
+    summary = ex.get_environment()
+    assert isinstance(summary, str)
+    labels = [line.split(":", 1)[0] for line in summary.splitlines()]
+    for label in ("Platform Information", "Device CPU Count", "Python Version", "Python venv"):
+        assert label in labels, label
+    assert any(label.startswith("Git ") for label in labels)
+    for category in ("platform", "cpu", "python", "requirements", "git", "numpy", "scipy", "pandas", "conda"):
+        text = ex.get_environment(trial_id=1, category=category)
+        assert isinstance(text, str) and text, category
+    packages = ex.get_python_packages()
+    assert isinstance(packages, str) and "pandas==" in packages

@@ -85,7 +85,7 @@ def metric_lines(experiment: Experiment, trial_id: int) -> list[str]:
 def environment_lines(experiment: Experiment, trial_id: int) -> list[str]:
     """Summary of the environment the trial ran in."""
     try:
-        return experiment.get_environment(trial_id)
+        return experiment.get_environment(trial_id).splitlines()
     except TrialIDNotFoundError:
         return ["(not captured)"]
 
