@@ -241,3 +241,39 @@ def test_environment_text_of_05(ex: Experiment) -> None:
         assert isinstance(text, str) and text, category
     packages = ex.get_python_packages()
     assert isinstance(packages, str) and "pandas==" in packages
+
+
+def test_local_backend_attributes_of_05(tmp_path: Path) -> None:
+    ex = Experiment("local_attrs", backend=Path("my_dir"))
+    assert repr(ex.backend) == "LocalBackend('my_dir')"
+    assert ex.backend.cache_dir == (tmp_path / "my_dir").absolute()
+    assert ex.backend.code_dir == ex.backend.cache_dir / "code"
+
+
+def test_redis_backend_attributes_of_05(redis_uri: str) -> None:
+    import redis
+
+    ex = Experiment("redis_uri_backend", backend=redis_uri)
+    assert repr(ex) == f"Experiment(id: redis_uri_backend, trial_id: 0, backend: RedisBackend('{redis_uri}'))"
+    assert ex.backend.uri == redis_uri
+    assert isinstance(ex.backend.client, redis.Redis) and ex.backend.client.ping()
+    assert ex.backend.pool is ex.backend.client.connection_pool
+    pool = redis.ConnectionPool.from_url(redis_uri)
+    pooled = Experiment("redis_pool_backend", backend=pool)
+    assert pooled.backend.pool is pool and pooled.backend.uri == redis_uri
+    pool.disconnect()
+    from daskperiment.backend import open_backend
+
+    with_password = open_backend("redis://alice:s3cret@127.0.0.1:6399/0", "x")  # connects when used
+    assert with_password.uri == "redis://alice:***@127.0.0.1:6399/0"
+
+
+def test_mongo_backend_attributes_of_05(mongo_uri: str) -> None:
+    import pymongo
+
+    ex = Experiment("mongo_uri_backend", backend=mongo_uri)
+    assert repr(ex.backend) == f"MongoBackend('{mongo_uri}')"
+    assert ex.backend.uri == mongo_uri
+    assert ex.backend.dbname == mongo_uri.rsplit("/", 1)[1]
+    assert isinstance(ex.backend.client, pymongo.MongoClient)
+    assert ex.backend.client[ex.backend.dbname].name == ex.backend.dbname

@@ -102,6 +102,16 @@ class MongoBackend(ServerBackend):
         """The store of ``experiment_id`` in a ``pymongo`` database."""
         return cls(database_uri(database), experiment_id, database=database)
 
+    @property
+    def dbname(self) -> str:
+        """Name of the database the experiment's collection is in (0.5's name of :attr:`database_name`)."""
+        return self.database_name
+
+    @property
+    def client(self) -> pymongo.MongoClient:
+        """The client of the server (connected on first use), as in daskperiment 0.5."""
+        return self._collection().database.client
+
     # -- connection -----------------------------------------------------------------
     def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any]:
         client = None

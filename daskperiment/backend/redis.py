@@ -99,6 +99,16 @@ class RedisBackend(ServerBackend):
         """The store of ``experiment_id`` on the server of a ``redis.ConnectionPool``."""
         return cls(pool_uri(pool), experiment_id, connection_pool=pool)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The client of the server (connected on first use), as in daskperiment 0.5."""
+        return self._client()
+
+    @property
+    def pool(self) -> redis.ConnectionPool:
+        """The connection pool of :attr:`client`: the one given, else the backend's own."""
+        return self._given_pool if self._given_pool is not None else self.client.connection_pool
+
     # -- connection -----------------------------------------------------------------
     def _open_connection(self) -> redis.Redis:
         if self._given_pool is not None:
