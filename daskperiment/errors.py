@@ -11,8 +11,11 @@ class DaskperimentError(Exception):
     """Base class of all errors raised by daskperiment."""
 
 
-class TrialIDNotFoundError(DaskperimentError, KeyError):
-    """A trial id is unknown, or there is no running trial to take one from."""
+class TrialIDNotFoundError(DaskperimentError, KeyError, ValueError):
+    """A trial id is unknown, or there is no running trial to take one from.
+
+    A ``ValueError`` as in daskperiment 0.5, and a ``KeyError``.
+    """
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -22,8 +25,11 @@ class ParameterUndefinedError(DaskperimentError, ValueError):
     """A parameter has no value (and no default) when a trial starts."""
 
 
-class ParameterNotDefinedError(DaskperimentError, KeyError):
-    """A name was given that is not a parameter of the experiment."""
+class ParameterNotDefinedError(DaskperimentError, KeyError, ValueError):
+    """A name was given that is not a parameter of the experiment (not declared).
+
+    A ``ValueError`` as in daskperiment 0.5, and a ``KeyError``.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -35,6 +41,10 @@ class InvalidExperimentIDError(DaskperimentError, ValueError):
 
 class BackendError(DaskperimentError):
     """A backend specification is invalid or its store cannot be used."""
+
+
+class BackendURIError(BackendError, ValueError):
+    """A ``redis://`` or ``mongodb://`` URI is malformed (a ``ValueError`` as in daskperiment 0.5)."""
 
 
 class ExperimentNotFoundError(BackendError):
@@ -70,6 +80,10 @@ class ParameterElsewhereError(UntrackedComputeError):
 
 class OptimizeError(DaskperimentError, ValueError):
     """An adaptive search was asked for with a malformed space, or its results are not numbers."""
+
+
+class LockedTrialError(DaskperimentError, RuntimeError):
+    """``ex.trial_id`` was read inside a running step, where the last trial id is not settled."""
 
 
 class CacheError(DaskperimentError, RuntimeError):

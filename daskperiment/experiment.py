@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import numbers
 import os
@@ -21,6 +22,7 @@ from daskperiment.errors import (
     ArtifactError,
     BackendError,
     InvalidExperimentIDError,
+    LockedTrialError,
     MetricError,
     PersistedValueNotFoundError,
     TrialIDNotFoundError,
@@ -49,9 +51,9 @@ def validate_experiment_id(experiment_id: object) -> str:
     """Return ``experiment_id`` if it can name stored data, else raise a clear error."""
     if not isinstance(experiment_id, str) or not _ID_PATTERN.fullmatch(experiment_id):
         raise InvalidExperimentIDError(
-            f"invalid experiment id {experiment_id!r}: use 1 to 128 characters among letters, "
-            "digits, '_', '-' and '.', starting with a letter or digit (no spaces or path "
-            "separators), e.g. 'mnist_cnn-v2'"
+            "Experiment ID must be a str of 1 to 128 characters among letters, digits, '_', '-' "
+            f"and '.', starting with a letter or digit: invalid experiment id {experiment_id!r} "
+            "(no spaces or path separators), e.g. 'mnist_cnn-v2'"
         )
     return experiment_id
 
@@ -179,13 +181,16 @@ class Experiment:
         self._tracker.seed = validate_seed(seed)
 
     def __repr__(self) -> str:
-        return f"Experiment(id: {self.id}, trial_id: {self.trial_id}, backend: {self._backend!r})"
+        return (
+            f"Experiment(id: {self.id}, trial_id: {self._backend.last_trial_id()}, "
+            f"backend: {self._backend!r})"
+        )
 
     def _repr_html_(self) -> str:
         """HTML summary for Jupyter: id, store, last trial id, parameters and the last 5 trials."""
         from html import escape
 
-        last = self.trial_id
+        last = self._backend.last_trial_id()
         recent = self._backend.load_trials(list(range(max(1, last - 4), last + 1))) if last else []
         parameters = "".join(
             f"<tr><td>{escape(name)}</td><td>{escape(repr(value))}</td></tr>"
@@ -283,7 +288,22 @@ class Experiment:
     # -- trials -------------------------------------------------------------------
     @property
     def trial_id(self) -> int:
-        """Id of the last recorded trial (0 before the first)."""
+        """Id of the last recorded trial (0 before the first).
+
+        Raises
+        ------
+        LockedTrialError
+            When read inside a running step of this experiment, where other
+            trials may be recorded meanwhile: use :attr:`current_trial_id` there.
+        """
+        recorder = active_step.get(None)
+        context = recorder.context if recorder is not None else None
+        if context is not None and context.experiment_id == self.id:
+            raise LockedTrialError(
+                "Trial ID cannot be referred during a trial execution: ex.trial_id is the last "
+                "recorded trial, which is not settled while trials run; inside a step use "
+                "ex.current_trial_id for the running trial's id"
+            )
         return self._backend.last_trial_id()
 
     @property
@@ -486,17 +506,18 @@ class Experiment:
     def _check_trial_id(self, trial_id: object) -> int:
         if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
             raise TrialIDNotFoundError(
-                f"invalid trial id {trial_id!r}: trial ids are positive integers "
-                f"(experiment {self.id!r} has trials up to {self.trial_id})"
+                f"Unable to find trial id: {trial_id!r}. invalid trial id {trial_id!r}: trial ids "
+                f"are positive integers (experiment {self.id!r} has trials up to "
+                f"{self._backend.last_trial_id()})"
             )
         return int(trial_id)
 
     def _raise_unknown_trial(self, trial_id: int) -> None:
-        last = self.trial_id
+        last = self._backend.last_trial_id()
         recorded = f"its trial ids go up to {last}" if last else "it has no trial yet"
         raise TrialIDNotFoundError(
-            f"trial {trial_id} of experiment {self.id!r} does not exist: {recorded} "
-            "(a trial killed before it finished is not recorded)"
+            f"Unable to find trial id: {trial_id}. trial {trial_id} of experiment {self.id!r} does "
+            f"not exist: {recorded} (a trial killed before it finished is not recorded)"
         )
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
@@ -523,8 +544,20 @@ class Experiment:
         return serialization.loads(persisted.payload)
 
     # -- metrics ------------------------------------------------------------------
-    def save_metric(self, key: str, epoch: int, value: float) -> None:
+    def save_metric(
+        self, key: str | None = None, epoch: int | None = None, value: float | None = None,
+        *, metric_key: str | None = None,
+    ) -> None:
         """Save the value of metric ``key`` at ``epoch``; call it inside a step.
+
+        Parameters
+        ----------
+        key : str
+            Name of the metric, e.g. ``"loss"`` (``metric_key=`` as in daskperiment 0.5).
+        epoch : int
+            Epoch (or step) of the value.
+        value : int or float
+            The value; a metric whose every value is an integer loads back as integers.
 
         Raises
         ------
@@ -533,6 +566,8 @@ class Experiment:
         MetricError
             For an empty or non-str key, a non-integer epoch or a non-numeric value.
         """
+        if metric_key is not None:
+            key = _metric_key_argument(key, metric_key, "save_metric")
         recorder = active_step.get(None)
         if recorder is not None:
             context = recorder.context
@@ -544,29 +579,58 @@ class Experiment:
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
-    def load_metric(self, key: str, trial_id: int | Sequence[int]) -> pd.DataFrame:
+    def load_metric(
+        self, key: str | None = None, trial_id: int | Sequence[int] | None = None,
+        *, metric_key: str | None = None,
+    ) -> pd.DataFrame:
         """Values of metric ``key``: indexed by ``Epoch``, one column per trial.
 
         Parameters
         ----------
         key : str
-            Metric key given to :meth:`save_metric`.
+            Metric key given to :meth:`save_metric` (``metric_key=`` as in daskperiment 0.5).
         trial_id : int or list of int
             The trial(s) whose values to load.
+
+        Returns
+        -------
+        pandas.DataFrame
+            int64 columns for a metric whose every saved value was an integer,
+            float64 otherwise.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or a trial that saved no value of ``key``.
+        MetricError
+            When no trial saved a metric ``key``.
         """
+        if metric_key is not None:
+            key = _metric_key_argument(key, metric_key, "load_metric")
+        if key is None or trial_id is None:
+            raise TypeError(
+                "load_metric() needs a metric key and a trial id, e.g. "
+                "ex.load_metric('loss', trial_id=1) or ex.load_metric('loss', trial_id=[1, 2])"
+            )
         ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
         ids = [self._check_trial_id(t) for t in ids]
         found = {t.trial_id for t in self._backend.load_trials(ids)}
         for missing in (t for t in ids if t not in found):
             self._raise_unknown_trial(missing)
         points = self._backend.load_metrics(key, ids)
-        if not points:
-            keys = self._backend.metric_keys()
-            if key not in keys:
-                raise MetricError(
-                    f"unknown metric {key!r} in experiment {self.id!r}: saved metrics are "
-                    f"{', '.join(map(repr, keys)) or 'none yet'}"
-                )
+        keys = self._backend.metric_keys() if not points else [key]
+        if key not in keys:
+            raise MetricError(
+                f"unknown metric {key!r} in experiment {self.id!r}: saved metrics are "
+                f"{', '.join(map(repr, keys)) or 'none yet'}"
+            )
+        saved = set(points.trial_ids.tolist())
+        for without in (t for t in ids if t not in saved):
+            raise TrialIDNotFoundError(
+                f"Unable to find trial id: {without}. trial {without} of experiment {self.id!r} "
+                f"saved no value of metric {key!r}: a trial has a metric when one of its steps "
+                f"called ex.save_metric({key!r}, epoch, value); ask for trials that did"
+            )
         return metric_frame(points, ids)
 
     # -- code and environment ----------------------------------------------------------
@@ -586,22 +650,39 @@ class Experiment:
             raise TrialIDNotFoundError(f"trial {trial_id} of experiment {self.id!r} has no environment")
         return load_environment(blob)
 
-    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> list[str]:
-        """The environment as readable lines: of this process, or of trial ``trial_id``.
+    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> str:
+        """The environment as text (lines joined): of this process, or of trial ``trial_id``.
 
         Parameters
         ----------
         trial_id : int, optional
             A recorded trial; by default the environment of this process.
         category : str, optional
-            One category in full (``platform``, ``cpu``, ``python``, ``packages``,
-            ``git``, ``numpy``, ``scipy``, ``pandas``, ``conda``); by default a summary.
-        """
-        return collector.environment_lines(self._environment(trial_id), category)
+            One category in full (``platform``, ``cpu``, ``python``,
+            ``requirements`` (the pip-freeze list), ``packages`` (with
+            locations), ``git``, ``numpy``, ``scipy``, ``pandas``, ``conda``);
+            by default a summary (``Platform Information:``, ``Device CPU
+            Count:``, ``Python Version:``, ``Python venv:``, ``Git Repository:``, ...).
 
-    def get_python_packages(self, trial_id: int | None = None) -> list[str]:
-        """Installed packages as ``name==version``: in this process, or for trial ``trial_id``."""
-        return collector.python_packages(self._environment(trial_id))
+        Returns
+        -------
+        str
+            As daskperiment 0.5 returned it; :meth:`get_environment_info`
+            gives the captured data itself.
+        """
+        return collector.environment_text(self._environment(trial_id), category)
+
+    def get_environment_info(self, trial_id: int | None = None) -> dict[str, dict[str, Any]]:
+        """The captured environment as data: ``{category: {fact: value}}``.
+
+        Of this process, or of trial ``trial_id``; categories that captured
+        nothing (no git repository, no conda) are absent. The dict is a copy.
+        """
+        return copy.deepcopy(self._environment(trial_id))
+
+    def get_python_packages(self, trial_id: int | None = None) -> str:
+        """Installed packages as pip-freeze text (``name==version`` lines): now, or for trial ``trial_id``."""
+        return collector.environment_text(self._environment(trial_id), "requirements")
 
     # -- artifacts --------------------------------------------------------------------
     def artifact_dir(self, name: str) -> Path:
@@ -765,9 +846,21 @@ def _checked_flag(name: str, value: object) -> bool:
     return value
 
 
+def _metric_key_argument(key: str | None, metric_key: str, what: str) -> str:
+    """The metric key given as ``metric_key=`` (daskperiment 0.5's keyword) instead of ``key``."""
+    if key is not None:
+        raise TypeError(
+            f"{what}() got the metric key twice ({key!r} and metric_key={metric_key!r}): "
+            "give it once, e.g. key='loss' or metric_key='loss'"
+        )
+    return metric_key
+
+
 def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:
     if not isinstance(key, str) or not key:
-        raise MetricError(f"invalid metric key {key!r}: use a non-empty string such as 'loss'")
+        raise MetricError(
+            f"Metric name must be a non-empty str: invalid metric key {key!r}; use e.g. 'loss'"
+        )
     if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
         raise MetricError(f"invalid epoch {epoch!r} for metric {key!r}: use an integer")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -15,14 +15,17 @@ EPOCH = "Epoch"
 
 
 def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
-    """The history table: one row per trial, indexed by ``Trial ID``.
+    """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format.
 
     Columns are the parameters (in the order they first appear), then
-    ``Result``, ``Result Type`` (verbose), ``Success``, ``Finished``,
-    ``Process Time``, ``Description``, ``Seed`` (verbose), ``Sweep`` (when
-    some trial belongs to a sweep) and ``Cached`` (when some trial loaded steps
-    from the step cache: ``"step (trial N), ..."``, empty for the others).
+    ``Seed`` (verbose), ``Result``, ``Result Type`` (verbose: ``"<class
+    'float'>"``, ``"None"`` for a failed trial), ``Success``, ``Finished``,
+    ``Process Time``, ``Description`` (the error of a failed trial, NaN for
+    the others), ``Sweep`` (when some trial belongs to a sweep) and
+    ``Cached`` (when some trial loaded steps from the step cache:
+    ``"step (trial N), ..."``, empty for the others).
     """
+    import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
 
     names: dict[str, None] = {}
@@ -31,15 +34,17 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     columns: dict[str, list] = {
         name: [trial.parameters.get(name) for trial in trials] for name in names
     }
+    if verbose:
+        columns["Seed"] = [trial.seed for trial in trials]
     columns["Result"] = [trial.result for trial in trials]
     if verbose:
-        columns["Result Type"] = [trial.result_type or None for trial in trials]
+        columns["Result Type"] = [type_text(trial.result_type) for trial in trials]
     columns["Success"] = [trial.success for trial in trials]
     columns["Finished"] = pd.to_datetime([datetime.fromtimestamp(t.finished) for t in trials])
     columns["Process Time"] = pd.to_timedelta([t.process_time for t in trials], unit="s")
-    columns["Description"] = [trial.description for trial in trials]
-    if verbose:
-        columns["Seed"] = [trial.seed for trial in trials]
+    columns["Description"] = [
+        np.nan if trial.description is None else trial.description for trial in trials
+    ]
     if any(trial.sweep_id is not None for trial in trials):
         columns["Sweep"] = [trial.sweep_id for trial in trials]
     if any(trial.cached_steps for trial in trials):
@@ -47,7 +52,14 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
+    if not any(trial.description is not None for trial in trials):
+        frame["Description"] = frame["Description"].astype("float64")
     return frame
+
+
+def type_text(result_type: str) -> str:
+    """A recorded result type as 0.5 showed it: ``"<class 'int'>"``, ``"None"`` when empty (failed)."""
+    return f"<class '{result_type}'>" if result_type else "None"
 
 
 def describe_cached(cached_steps: Sequence[tuple[str, int]]) -> str:

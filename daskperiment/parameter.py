@@ -121,7 +121,10 @@ class Parameter(Delayed):
         return self._parameter_set.current()[self._name]
 
     def __repr__(self) -> str:
-        return f"Parameter({self._name}: {self.value!r})"
+        value = self.value
+        if value is Undefined:
+            return f"Parameter({self._name}: Undefined)"
+        return f"Parameter({self._name}: {value!r}{type(value)})"
 
 
 class ParameterSet:
@@ -162,7 +165,9 @@ class ParameterSet:
         unknown = [name for name in values if name not in self._parameters]
         if unknown:
             raise ParameterNotDefinedError(
-                f"{_names(unknown)} {'is' if len(unknown) == 1 else 'are'} not defined in experiment {self.experiment_id!r}: define "
+                f"Parameter is not declared: {', '.join(unknown)}. {_names(unknown)} "
+                f"{'is' if len(unknown) == 1 else 'are'} not defined in experiment "
+                f"{self.experiment_id!r}: define "
                 f"{'it' if len(unknown) == 1 else 'them'} first with ex.parameter({unknown[0]!r}); "
                 f"defined parameters: {', '.join(self._parameters) or 'none'}"
             )
@@ -178,10 +183,14 @@ class ParameterSet:
             }
 
     def resolve(self, names: Iterable[str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Values of ``names`` and of the ``overrides``' names, in definition order.
+        """The values a trial records: every parameter that has one, in definition order.
 
-        ``overrides`` (values given for one trial) take precedence over the
-        values set with :meth:`set` and the defaults, and change neither.
+        ``names`` (the parameters the trial's steps use) and the ``overrides``'
+        names must have a value; the other parameters are included when they
+        have one (a parameter no step uses, e.g. who ran the trial, is
+        recorded as in daskperiment 0.5). ``overrides`` (values given for one
+        trial) take precedence over the values set with :meth:`set` and the
+        defaults, and change neither.
 
         Raises
         ------
@@ -193,20 +202,18 @@ class ParameterSet:
         overrides = overrides or {}
         self._check(overrides)
         wanted = set(names) | set(overrides)
-        values = {
-            name: overrides.get(name, value)
-            for name, value in self.current().items()
-            if name in wanted
-        }
+        values = {name: overrides.get(name, value) for name, value in self.current().items()}
         missing = sorted(name for name in wanted if values.get(name, Undefined) is Undefined)
         if missing:
             assignments = ", ".join(f"{name}=..." for name in missing)
             raise ParameterUndefinedError(
-                f"{_names(missing)} {'has' if len(missing) == 1 else 'have'} no value in experiment {self.experiment_id!r}: call "
+                f"Parameters are not defined: {missing}. {_names(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no value in experiment "
+                f"{self.experiment_id!r}: call "
                 f"ex.set_parameters({assignments}) before computing, or give a default with "
                 f"ex.parameter({missing[0]!r}, default=...)"
             )
-        return values
+        return {name: value for name, value in values.items() if value is not Undefined}
 
     def name_of(self, value: object) -> str | None:
         """Name of the parameter ``value`` is (a Parameter, or its graph key), else None."""

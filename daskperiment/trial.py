@@ -69,4 +69,4 @@ class TrialResult(StepDelayed):
         return self._tracker.run(self.call, {}, seed, None, kwargs, cache=cache)
 
     def __repr__(self) -> str:
-        return f"TrialResult({self.key!r})"
+        return f"Delayed({self.key!r})"

@@ -67,4 +67,4 @@ if __name__ == "__main__":
         score(data, fit(data, alpha))  # runs one trial: this file is run as a script
     print(ex.get_history().to_string())
     print(ex.load_metric("loss", trial_id=[first, first + 3]).tail())
-    print("\n".join(ex.get_environment()))
+    print(ex.get_environment())

@@ -192,7 +192,7 @@ def test_history_json_has_iso_dates_and_seconds(project: Path) -> None:
         assert isinstance(record["Process Time"], float)
     verbose = json.loads(cli("history", "cli_demo", "-v", "--format", "json", cwd=project).stdout)
     assert [r["Seed"] for r in verbose[:2]] == [1, 5]
-    assert verbose[0]["Result Type"] == "int"
+    assert verbose[0]["Result Type"] == "<class 'int'>"
 
 
 def test_history_csv(project: Path) -> None:

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from daskperiment import Experiment
@@ -97,7 +98,7 @@ def test_a_3_by_2_grid_is_recorded_row_by_row(project: Path) -> None:
         assert (row["a"], row["b"]) == (a, b)
         assert row["Result"] == f"{a!r}|{b!r}"
         assert row["Success"] and row["Seed"] == 7 and row["Sweep"] == "g1"
-        assert row["Description"] is None
+        assert pd.isna(row["Description"])
     lines = done.stdout.splitlines()  # the sweep's rows, as `daskperiment history` prints them
     assert lines[0].split()[:4] == ["a", "b", "Result", "Success"]
     assert [line.split()[:4] for line in lines[2:]] == [

@@ -26,6 +26,7 @@ from daskperiment.collector import (
     diff_environments,
     environment_future,
     environment_lines,
+    environment_text,
     python_packages,
 )
 from daskperiment.collector.conda import CondaCollector
@@ -108,6 +109,7 @@ def test_python_collector() -> None:
         "implementation": platform.python_implementation(),
         "version": platform.python_version(),
         "executable": sys.executable,
+        "venv": sys.prefix != sys.base_prefix,
         "shell": "script",
         "daskperiment_version": daskperiment.__version__,
         "daskperiment_path": str(Path(daskperiment.__file__).resolve().parent),
@@ -298,9 +300,13 @@ def test_environment_future_after_fork() -> None:
 def test_summary_lines(environment: dict[str, Any]) -> None:
     lines = environment_lines(environment)
     assert f"Python Version: {platform.python_version()}" in [" ".join(line.split()) for line in lines]
+    normalized = [" ".join(line.split()) for line in lines]
     count = len(environment["packages"]["packages"])
-    assert lines[-1] == f"Number of Installed Python Packages: {count}"
-    assert any(line.startswith("CPU Brand:") for line in lines)
+    assert f"Number of Installed Python Packages: {count}" in normalized
+    assert f"Python venv: {sys.prefix != sys.base_prefix}" in normalized
+    assert any(line.startswith("Device CPU Brand:") for line in lines)
+    assert any(line.startswith("Device CPU Count:") for line in lines)
+    assert lines[-1].startswith("Git ")  # the git facts close the summary, as in 0.5
     assert not any(line.startswith(("numpy", "Build Dependencies")) for line in lines)
     columns = set()
     for line in lines:
@@ -325,9 +331,23 @@ def test_unknown_category(environment: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="'nope' is unknown") as error:
         environment_lines(environment, "nope")
     assert "platform, cpu, python, packages" in str(error.value)
-    without_conda = {k: v for k, v in environment.items() if k != "conda"}
-    with pytest.raises(ValueError, match="'conda' was not captured"):
-        environment_lines(without_conda, "conda")
+    without_numpy = {k: v for k, v in environment.items() if k != "numpy"}
+    with pytest.raises(ValueError, match="'numpy' was not captured"):
+        environment_lines(without_numpy, "numpy")
+
+
+def test_no_git_repository_and_no_conda_say_so(environment: dict[str, Any]) -> None:
+    bare = {k: v for k, v in environment.items() if k not in ("git", "conda")}
+    assert environment_lines(bare, "git") == ["Git Repository: not a git repository"]
+    assert environment_lines(bare, "conda") == ["Conda: not installed (no conda executable on the PATH)"]
+    assert " ".join(environment_lines(bare)[-1].split()) == "Git Repository: not a git repository"
+    assert environment_text(bare, "git") == "Git Repository: not a git repository"
+
+
+def test_requirements_is_the_pip_freeze_list(environment: dict[str, Any]) -> None:
+    assert environment_lines(environment, "requirements") == python_packages(environment)
+    text = environment_text(environment, "requirements")
+    assert text.splitlines() == python_packages(environment) and "\n" in text
 
 
 def test_python_packages(environment: dict[str, Any]) -> None:

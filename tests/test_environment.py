@@ -20,13 +20,24 @@ def one_trial(ex: Experiment) -> None:
 
 def test_environment_of_a_trial(ex: Experiment) -> None:
     one_trial(ex)
-    lines = ex.get_environment(trial_id=1)
-    assert lines == ex.get_environment()
-    assert any(platform.python_version() in line for line in lines)
+    text = ex.get_environment(trial_id=1)
+    assert isinstance(text, str) and text == ex.get_environment()
+    assert any(platform.python_version() in line for line in text.splitlines())
     packages = ex.get_python_packages(trial_id=1)
-    assert f"pandas=={importlib.metadata.version('pandas')}" in packages
-    assert packages == sorted(packages, key=str.lower)
-    assert any("numpy" in line.lower() for line in ex.get_environment(1, category="numpy"))
+    assert isinstance(packages, str)
+    assert f"pandas=={importlib.metadata.version('pandas')}" in packages.splitlines()
+    assert packages.splitlines() == sorted(packages.splitlines(), key=str.lower)
+    assert packages == ex.get_environment(trial_id=1, category="requirements")
+    assert ex.get_environment(1, category="numpy").startswith("numpy version: ")
+
+
+def test_environment_info_is_the_captured_data(ex: Experiment) -> None:
+    one_trial(ex)
+    info = ex.get_environment_info(trial_id=1)
+    assert info["python"]["version"] == platform.python_version()
+    assert info == ex.get_environment_info()
+    info["python"]["version"] = "changed"  # a copy: the captured data is untouched
+    assert ex.get_environment_info()["python"]["version"] == platform.python_version()
 
 
 def test_identical_environment_and_code_are_stored_once(ex: Experiment) -> None:

@@ -43,7 +43,7 @@ def test_default_backend_and_repr() -> None:
     assert repr(ex) == "Experiment(id: demo, trial_id: 0, backend: LocalBackend('daskperiment_cache/demo'))"
     assert (pathlib.Path("daskperiment_cache") / "demo").is_dir()
     assert repr(ex.parameter("a")) == "Parameter(a: Undefined)"
-    assert repr(ex.parameter("b", default=2)) == "Parameter(b: 2)"
+    assert repr(ex.parameter("b", default=2)) == "Parameter(b: 2<class 'int'>)"
 
 
 def test_same_id_returns_same_instance(tmp_path: pathlib.Path) -> None:
@@ -90,14 +90,14 @@ def test_trials_are_recorded_in_history(ex: Experiment) -> None:
     assert pd.api.types.is_datetime64_any_dtype(history["Finished"])
     assert pd.api.types.is_timedelta64_dtype(history["Process Time"])
     assert (history["Process Time"] > pd.Timedelta(0)).all()
-    assert history["Description"].isna().all()
+    assert history["Description"].isna().all() and history["Description"].dtype == "float64"
 
     verbose = ex.get_history(verbose=True)
     assert list(verbose.columns) == [
-        "a", "b", "Result", "Result Type", "Success", "Finished", "Process Time",
-        "Description", "Seed",
+        "a", "b", "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
+        "Description",
     ]
-    assert verbose["Result Type"].tolist() == ["float", "float"]
+    assert verbose["Result Type"].tolist() == ["<class 'float'>", "<class 'float'>"]
     assert verbose["Seed"].tolist() == [1, 2]
     assert ex.get_parameters(trial_id=1) == {"a": 1, "b": 2}
     assert ex.get_parameters() == {"a": 3, "b": 2}
@@ -117,6 +117,7 @@ def test_failed_trial_is_recorded_and_reraised(ex: Experiment) -> None:
     assert history.loc[1, "Success"] == False  # noqa: E712 (numpy bool)
     assert history.loc[1, "Description"] == "ZeroDivisionError(division by zero)"
     assert history.loc[1, "Result"] is None
+    assert history.loc[1, "Result Type"] == "None"
     ex.set_parameters(a=4)
     assert inverse(a).compute() == 0.25
     assert ex.get_history()["Success"].tolist() == [False, True]

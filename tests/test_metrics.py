@@ -45,7 +45,7 @@ def test_unknown_metric_key(ex: Experiment) -> None:
         ex.load_metric("los", trial_id=1)
 
 
-def test_metric_of_a_trial_without_it_is_empty(ex: Experiment) -> None:
+def test_metric_of_a_trial_without_it_raises(ex: Experiment) -> None:
     s = train(ex)
     ex.set_parameters(lr=1.0)
     s.compute()
@@ -55,8 +55,9 @@ def test_metric_of_a_trial_without_it_is_empty(ex: Experiment) -> None:
         return 0
 
     other().compute()
-    frame = ex.load_metric("loss", trial_id=[1, 2])
-    assert frame[2].isna().all() and frame[1].notna().all()
+    with pytest.raises(TrialIDNotFoundError, match=r"^Unable to find trial id: 2\. .* saved no value of metric 'loss'"):
+        ex.load_metric("loss", trial_id=[1, 2])
+    assert ex.load_metric("loss", trial_id=[1])[1].notna().all()
 
 
 def test_save_metric_outside_a_trial(ex: Experiment) -> None:

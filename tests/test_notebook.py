@@ -113,6 +113,12 @@ def test_the_second_sweep_loads_every_step_from_the_cache(executed: dict) -> Non
     assert [line for line in lines if line.startswith("first sweep:")]
 
 
+def test_environment_is_text_as_in_05(executed: dict) -> None:
+    output = text(executed["environment"])
+    assert "Device CPU Count:" in output and "Python venv:" in output and "Python Version:" in output
+    assert "Number of Installed Python Packages:" in output and "Git Repository:" in output
+
+
 def test_a_trial_keeps_its_plot_and_output(executed: dict) -> None:
     cell = executed["artifacts"]
     output = text(cell)

@@ -200,7 +200,7 @@ def test_progress_bar_on_stderr(script: Path, run_script: Callable) -> None:
 def test_an_imported_script_does_not_run(script: Path, run_python: Callable) -> None:
     done = run_python("import simple_experiment as s; print(type(s.score(s.prepare(s.a, s.b))).__name__)")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("result: TrialResult('score-")
+    assert done.stdout.startswith("result: Delayed('score-")
     assert done.stdout.endswith("\nTrialResult\n")
     assert history().empty
 
@@ -217,5 +217,5 @@ def test_an_interactive_run_does_not_run(script: Path, child_env: dict[str, str]
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("result: TrialResult(")
+    assert done.stdout.startswith("result: Delayed(")
     assert history().empty

@@ -130,6 +130,7 @@ seen_first = ex.trial_id
 ex.set_parameters(x=21)
 double(x).compute(seed=5)
 history = ex.get_history(verbose=True).drop(columns=["Finished", "Process Time"])
+history = history.astype(object).where(history.notna(), None)  # NaN (Description) as null
 print(json.dumps({
     "seen_first": seen_first,
     "history": history.reset_index().to_dict("records"),
@@ -157,6 +158,7 @@ def test_two_processes_see_each_others_trials(server_uri: str, run_python: Calla
     assert seen["seen_first"] == 1
     assert ex.trial_id == 2
     history = ex.get_history(verbose=True).drop(columns=["Finished", "Process Time"])
+    history = history.astype(object).where(history.notna(), None)
     assert history.reset_index().to_dict("records") == seen["history"]
     assert (
         ex.load_metric("m", [1, 2]).to_dict("list")

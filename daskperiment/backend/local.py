@@ -162,6 +162,16 @@ class LocalBackend(Backend):
     def reopen_arguments(self) -> tuple[str, str]:
         return (str(self.directory), self.experiment_id)
 
+    @property
+    def cache_dir(self) -> Path:
+        """The experiment's folder (daskperiment 0.5's name of :attr:`directory`)."""
+        return self.directory
+
+    @property
+    def code_dir(self) -> Path:
+        """The folder of the code text files of the trials (0.5's name of :attr:`code_directory`)."""
+        return self.code_directory
+
     # -- connection -----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None and self._connection_pid == os.getpid():

@@ -47,7 +47,7 @@ from daskperiment.backend.codec import (
 )
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
-from daskperiment.errors import BackendError
+from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
     Blob,
@@ -101,6 +101,16 @@ class MongoBackend(ServerBackend):
     def from_database(cls, database: Database, experiment_id: str) -> "MongoBackend":
         """The store of ``experiment_id`` in a ``pymongo`` database."""
         return cls(database_uri(database), experiment_id, database=database)
+
+    @property
+    def dbname(self) -> str:
+        """Name of the database the experiment's collection is in (0.5's name of :attr:`database_name`)."""
+        return self.database_name
+
+    @property
+    def client(self) -> pymongo.MongoClient:
+        """The client of the server (connected on first use), as in daskperiment 0.5."""
+        return self._collection().database.client
 
     # -- connection -----------------------------------------------------------------
     def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any]:
@@ -405,14 +415,14 @@ def _check_uri(uri: str) -> str:
         try:
             pymongo.uri_parser.parse_uri(uri)
         except (PyMongoError, ValueError) as exc:
-            raise BackendError(f"malformed URI {shown!r}: {exc}") from None
+            raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
     name = parts.path.lstrip("/")
     if not name:
-        raise BackendError(
+        raise BackendURIError(
             f"the URI {shown!r} names no database: add one to its path, e.g. {EXAMPLE!r}"
         )
     if any(character in name for character in '/\\. "$') or len(name) > 63:
-        raise BackendError(
+        raise BackendURIError(
             f"malformed URI {shown!r}: {name!r} cannot name a MongoDB database (at most 63 "
             'characters, none of / \\ . space " $)'
         )

@@ -45,7 +45,7 @@ from daskperiment.backend.codec import (
 )
 from daskperiment.backend.server import ServerBackend
 from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
-from daskperiment.errors import BackendError
+from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
     Blob,
@@ -98,6 +98,16 @@ class RedisBackend(ServerBackend):
     def from_pool(cls, pool: redis.ConnectionPool, experiment_id: str) -> "RedisBackend":
         """The store of ``experiment_id`` on the server of a ``redis.ConnectionPool``."""
         return cls(pool_uri(pool), experiment_id, connection_pool=pool)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client of the server (connected on first use), as in daskperiment 0.5."""
+        return self._client()
+
+    @property
+    def pool(self) -> redis.ConnectionPool:
+        """The connection pool of :attr:`client`: the one given, else the backend's own."""
+        return self._given_pool if self._given_pool is not None else self.client.connection_pool
 
     # -- connection -----------------------------------------------------------------
     def _open_connection(self) -> redis.Redis:
@@ -318,18 +328,18 @@ def _check_uri(uri: str) -> None:
     try:
         parts.port  # noqa: B018 - raises for a port that is not a number
     except ValueError:
-        raise BackendError(
+        raise BackendURIError(
             f"malformed URI {shown!r}: the port is not a number; e.g. {EXAMPLE!r}"
         ) from None
     database = parts.path.strip("/") or query_options(parts).get("db", "0")
     if not database.isdigit():
-        raise BackendError(
+        raise BackendURIError(
             f"malformed URI {shown!r}: the database must be a number, e.g. {EXAMPLE!r}"
         )
     try:
         redis.ConnectionPool.from_url(uri)  # checks the options; connects to nothing
     except (ValueError, TypeError) as exc:
-        raise BackendError(f"malformed URI {shown!r}: {exc}") from None
+        raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
 
 
 def pool_uri(pool: redis.ConnectionPool) -> str:

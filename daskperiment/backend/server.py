@@ -97,6 +97,11 @@ class ServerBackend(Backend):
     def reopen_arguments(self) -> tuple[str, str]:
         return (self._uri, self.experiment_id)
 
+    @property
+    def uri(self) -> str:
+        """The server's URI, its password (if any) shown as ``***`` (as in the repr)."""
+        return self.server
+
     # -- what each server implements ----------------------------------------------
     @abstractmethod
     def _open_connection(self) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from daskperiment.errors import BackendError
+from daskperiment.errors import BackendURIError
 
 REDIS_SCHEMES = ("redis", "rediss")
 MONGO_SCHEMES = ("mongodb", "mongodb+srv")
@@ -22,12 +22,12 @@ def split(uri: str, schemes: tuple[str, ...], example: str) -> SplitResult:
 
     Raises
     ------
-    BackendError
+    BackendURIError
         For another scheme, a missing host, or a URI Python cannot parse.
     """
     shown = redact(uri)
     if scheme_of(uri) not in schemes:
-        raise BackendError(
+        raise BackendURIError(
             f"wrong scheme in {shown!r}: expected {' or '.join(s + '://' for s in schemes)}, "
             f"e.g. {example!r}"
         )
@@ -35,9 +35,9 @@ def split(uri: str, schemes: tuple[str, ...], example: str) -> SplitResult:
         parts = urlsplit(uri)
         host = parts.hostname
     except ValueError as exc:
-        raise BackendError(f"malformed URI {shown!r}: {exc}; expected e.g. {example!r}") from None
+        raise BackendURIError(f"malformed URI {shown!r}: {exc}; expected e.g. {example!r}") from None
     if not host:
-        raise BackendError(f"malformed URI {shown!r}: it names no host; expected e.g. {example!r}")
+        raise BackendURIError(f"malformed URI {shown!r}: it names no host; expected e.g. {example!r}")
     return parts
 
 

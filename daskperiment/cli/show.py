@@ -63,7 +63,10 @@ def metric_lines(experiment: Experiment, trial_id: int) -> list[str]:
     """One row per metric the trial saved: epochs, first, last, min and max values."""
     rows = {}
     for key in experiment.backend.metric_keys():
-        values = experiment.load_metric(key, trial_id)[trial_id]
+        try:
+            values = experiment.load_metric(key, trial_id)[trial_id]
+        except TrialIDNotFoundError:  # the trial (shown already) saved no value of this metric
+            continue
         if len(values):
             rows[key] = {
                 "Epochs": len(values),
@@ -82,7 +85,7 @@ def metric_lines(experiment: Experiment, trial_id: int) -> list[str]:
 def environment_lines(experiment: Experiment, trial_id: int) -> list[str]:
     """Summary of the environment the trial ran in."""
     try:
-        return experiment.get_environment(trial_id)
+        return experiment.get_environment(trial_id).splitlines()
     except TrialIDNotFoundError:
         return ["(not captured)"]
 

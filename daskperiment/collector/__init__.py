@@ -11,6 +11,7 @@ from daskperiment.collector.environment import (
     diff_environments,
     environment_future,
     environment_lines,
+    environment_text,
     python_packages,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "diff_environments",
     "environment_future",
     "environment_lines",
+    "environment_text",
     "python_packages",
 ]

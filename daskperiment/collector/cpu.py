@@ -53,15 +53,15 @@ class CPUCollector(Collector):
 
     category = "cpu"
     labels = {
-        "brand": "CPU Brand",
-        "vendor": "CPU Vendor",
-        "arch": "CPU Architecture",
-        "bits": "CPU Bits",
-        "count": "CPU Count",
-        "hz_advertised": "CPU Advertised Frequency",
-        "hz_actual": "CPU Actual Frequency",
-        "l2_cache_size": "CPU L2 Cache Size",
-        "l3_cache_size": "CPU L3 Cache Size",
+        "brand": "Device CPU Brand",
+        "vendor": "Device CPU Vendor",
+        "arch": "Device CPU Architecture",
+        "bits": "Device CPU Bits",
+        "count": "Device CPU Count",
+        "hz_advertised": "Device CPU Advertised Frequency",
+        "hz_actual": "Device CPU Actual Frequency",
+        "l2_cache_size": "Device CPU L2 Cache Size",
+        "l3_cache_size": "Device CPU L3 Cache Size",
     }
 
     def available(self) -> bool:

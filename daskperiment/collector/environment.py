@@ -36,7 +36,14 @@ DEFAULT_COLLECTORS: tuple[Collector, ...] = (
 """The collectors :func:`collect_environment` runs, in the order of their categories."""
 
 _LABELS = {collector.category: collector.labels for collector in DEFAULT_COLLECTORS}
-_SUMMARY_CATEGORIES = ("platform", "cpu", "python", "git")
+_SUMMARY_CATEGORIES = ("platform", "cpu", "python")
+_ABSENT = {
+    "git": [("Git Repository", "not a git repository")],
+    "conda": [("Conda", "not installed (no conda executable on the PATH)")],
+}
+"""What a category that captured nothing says, as daskperiment 0.5 did, instead of an error."""
+REQUIREMENTS = "requirements"
+"""The category of the pip-freeze list (``name==version``), rendered from ``packages``."""
 
 
 def collect_environment(collectors: Sequence[Collector] | None = None) -> dict[str, dict[str, Any]]:
@@ -191,6 +198,10 @@ def _summary(environment: dict[str, dict[str, Any]]) -> list[str]:
             facts.extend(_facts("packages", packages))
         else:
             facts.append(("Number of Installed Python Packages", str(len(packages["packages"]))))
+    if "git" in environment:
+        facts.extend(_facts("git", environment["git"]))
+    else:
+        facts.extend(_ABSENT["git"])
     return _aligned(facts)
 
 
@@ -203,10 +214,12 @@ def environment_lines(environment: dict[str, dict[str, Any]], category: str | No
         As returned by :func:`collect_environment` (or loaded back from JSON).
     category : str, optional
         Render this category in full: ``"Label: value"`` lines for platform,
-        cpu, python and git, ``name==version (location)`` for packages, the
+        cpu, python and git, ``name==version (location)`` for packages,
+        ``name==version`` for requirements (the pip-freeze list), the
         printed report for numpy, scipy and pandas, the JSON for conda.
-        By default, a summary: the facts of platform, cpu, python and git and
-        the number of installed packages.
+        By default, a summary: the facts of platform, cpu, python, the
+        number of installed packages and the facts of git. Outside a git
+        repository, or without conda, git and conda say so in one line.
 
     Returns
     -------
@@ -220,6 +233,10 @@ def environment_lines(environment: dict[str, dict[str, Any]], category: str | No
     """
     if category is None:
         return _summary(environment)
+    if category == REQUIREMENTS:
+        return python_packages(environment)
+    if category not in environment and category in _ABSENT:
+        return _aligned(_ABSENT[category])
     if category not in environment:
         known = ", ".join(environment) or "none"
         problem = "was not captured" if category in _LABELS else "is unknown"
@@ -227,6 +244,11 @@ def environment_lines(environment: dict[str, dict[str, Any]], category: str | No
             f"environment category {category!r} {problem}; categories of this environment: {known}"
         )
     return _category_lines(category, environment[category])
+
+
+def environment_text(environment: dict[str, dict[str, Any]], category: str | None = None) -> str:
+    """The lines of :func:`environment_lines` joined by newlines, as daskperiment 0.5 returned them."""
+    return "\n".join(environment_lines(environment, category))
 
 
 def python_packages(environment: dict[str, dict[str, Any]]) -> list[str]:

@@ -37,7 +37,7 @@ class GitCollector(Collector):
 
     category = "git"
     labels = {
-        "working_dir": "Git Working Directory",
+        "working_dir": "Git Repository",
         "branch": "Git Active Branch",
         "commit": "Git HEAD Commit",
         "remotes": "Git Remotes",

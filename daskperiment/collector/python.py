@@ -61,6 +61,7 @@ class PythonCollector(Collector):
         "implementation": "Python Implementation",
         "version": "Python Version",
         "executable": "Python Executable",
+        "venv": "Python venv",
         "shell": "Python Shell Mode",
         "daskperiment_version": "Daskperiment Version",
         "daskperiment_path": "Daskperiment Path",
@@ -72,13 +73,15 @@ class PythonCollector(Collector):
         Returns
         -------
         dict of str to Any
-            ``implementation``, ``version``, ``executable``, ``shell``,
+            ``implementation``, ``version``, ``executable``, ``venv`` (whether
+            it runs in a virtual environment), ``shell``,
             ``daskperiment_version`` and ``daskperiment_path``.
         """
         return {
             "implementation": platform.python_implementation(),
             "version": platform.python_version(),
             "executable": sys.executable,
+            "venv": sys.prefix != sys.base_prefix,
             "shell": shell_mode(),
             "daskperiment_version": daskperiment_version(),
             "daskperiment_path": str(_PACKAGE_DIR),
