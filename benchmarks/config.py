@@ -44,6 +44,22 @@ class Sizes:
     """Trivial trials at once: rounds on the threaded scheduler (median); the cluster runs one."""
     cluster_trials: int = 300
     """Per-trial overhead on the LocalCluster: trials of ours and of plain dask, interleaved."""
+    cache_grid: tuple[int, int] = (10, 10)
+    """Step cache: values of ``a`` and ``b`` of the all-cached sweep."""
+    cache_work_seconds: float = 0.02
+    """Step cache: what each step sleeps (stands for real work)."""
+    cache_rounds: int = 2
+    """Step cache: cold sweeps, each on a new store (median)."""
+    cache_reruns: int = 3
+    """Step cache: all-cached re-runs after each cold sweep (median over every round)."""
+    cache_hit_trials: int = 200
+    """Step cache: single all-cached trials, interleaved with as many uncached baseline trials."""
+    artifact_mib: int = 100
+    """Artifacts: size of the file a step keeps."""
+    artifact_rounds: int = 9
+    """Artifacts: rounds on the local disk (median), after a warm-up round."""
+    artifact_s3_rounds: int = 3
+    """Artifacts: rounds with the artifacts on the S3 server (median), after a warm-up round."""
     job_timeout_seconds: float = 420.0
 
     def as_dict(self) -> dict:
@@ -72,6 +88,13 @@ QUICK = Sizes(
     many_trials_cluster=100,
     many_repeats=1,
     cluster_trials=30,
+    cache_grid=(5, 4),
+    cache_rounds=1,
+    cache_reruns=2,
+    cache_hit_trials=30,
+    artifact_mib=20,
+    artifact_rounds=2,
+    artifact_s3_rounds=1,
     job_timeout_seconds=120.0,
 )
 
@@ -81,4 +104,5 @@ def sizes_from(data: dict) -> Sizes:
     data = dict(data)
     data["windows"] = tuple(tuple(w) for w in data["windows"])
     data["sweep_grid"] = tuple(data["sweep_grid"])
+    data["cache_grid"] = tuple(data["cache_grid"])
     return Sizes(**data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import report_engine
+from benchmarks import report_engine, report_features
 from benchmarks.tables import Row, cell, num, ok, ratio, table, verdict_row
 
 def _window_ms(result: Row | None, window: str) -> float | None:
@@ -39,6 +39,7 @@ def render(results: dict[str, Any]) -> str:
     if "concurrency" in w:
         out += _concurrency(w["concurrency"]) + [""]
     out += report_engine.sections(w)
+    out += report_features.sections(w)
     out += verdicts(results)
     return "\n".join(out)
 
@@ -161,7 +162,7 @@ def _concurrency(section: dict[str, Row]) -> list[str]:
 
 
 def verdicts(results: dict[str, Any]) -> list[str]:
-    """Each target of issues 6 and 9: met or not, with the figure of this run."""
+    """Each target of issues 6, 9 and 11: met or not, with the figure of this run."""
     w = results["workloads"]
     lines = ["## Targets (ours, this run)", ""]
     rows: list[list[str]] = []
@@ -213,4 +214,5 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         add("command-line trial ≤ 1/3 of the original", f"{o['median_seconds']:.2f} s vs "
             f"{g['median_seconds']:.2f} s = {factor:.2f}x", factor <= 1 / 3)
     rows += report_engine.verdict_rows(w)
+    rows += report_features.verdict_rows(w)
     return lines + table(["target", "figure", "verdict"], rows)

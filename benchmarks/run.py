@@ -2,7 +2,7 @@
 
     python -m benchmarks [--quick] [--json out.json] [--markdown out.md]
                          [--only trial_overhead,metric_logging,history,command_line,concurrency,
-                                 sweep_sharing,many_trials,cluster_overhead]
+                                 sweep_sharing,many_trials,cluster_overhead,step_cache,artifacts]
                          [--systems floor,ours,original,mlflow,sacred] [--backends local,redis,mongo]
 
 Each system runs in its own subprocess with its own interpreter (ours and the
@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                                "versions": {s: i.versions for s, i in interps.items()},
                                "unavailable": {s: i.unavailable for s, i in interps.items() if i.unavailable},
                                "workloads": {}}
-    with servers({b for b in backends if b != "local"}, log) as uris:
+    wanted = {b for b in backends if b != "local"} | ({"s3"} if "artifacts" in workloads else set())
+    with servers(wanted, log) as uris:
         results["servers"] = {k: (v is not None) for k, v in uris.items()}
         runner = Runner(sizes, interps, uris, scratch)
         table = results["workloads"]
@@ -236,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in ENGINE_WORKLOADS:
             if name in workloads and "ours" in systems:
                 table[name] = {"ours/local": runner.job("ours", name, "local")}
+        if "step_cache" in workloads and "ours" in systems:
+            table["step_cache"] = {f"ours/{b}": runner.job("ours", "step_cache", b) for b in backends}
+        if "artifacts" in workloads and "ours" in systems:
+            table["artifacts"] = {"ours/local": runner.job("ours", "artifacts", "local", s3=uris.get("s3"))}
     results["elapsed_seconds"] = time.time() - started
     text = report.render(results)
     print(text)

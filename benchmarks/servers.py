@@ -1,7 +1,8 @@
-"""Redis and a MongoDB-wire server of the suite's own, on free loopback ports.
+"""Redis, a MongoDB-wire server and an S3 server of the suite's own, on free loopback ports.
 
 Never the system's Redis on 6379: each run starts ``redis-server`` (no
-persistence) and ``python -m secantus`` (in memory) and stops them at the end.
+persistence), ``python -m secantus`` (in memory) and ``moto_server`` (S3, in
+memory; for the artifacts workload) and stops them at the end.
 A server that cannot start is reported, and its rows say so.
 """
 
@@ -39,7 +40,10 @@ def _wait_for(port: int, process: subprocess.Popen, timeout: float = 20.0) -> No
 
 @contextmanager
 def servers(wanted: set[str], log) -> Iterator[dict[str, str | None]]:
-    """Start the wanted servers (``redis``, ``mongo``); yield kind -> URI (None if failed)."""
+    """Start the wanted servers (``redis``, ``mongo``, ``s3``); yield kind -> URI (None if failed).
+
+    The S3 server's "URI" is its endpoint URL (``http://127.0.0.1:PORT``).
+    """
     processes: list[subprocess.Popen] = []
     uris: dict[str, str | None] = {}
     scratch = tempfile.mkdtemp(prefix="daskperiment-bench-servers-")
@@ -58,6 +62,12 @@ def servers(wanted: set[str], log) -> Iterator[dict[str, str | None]]:
                 lambda port: [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port",
                               str(port), "--storage-path", ":memory:", "--log-level", "WARNING"],
                 lambda port: f"mongodb://127.0.0.1:{port}/daskperiment_bench",
+            )
+        if "s3" in wanted:
+            uris["s3"] = _start(
+                "s3", processes, log,
+                lambda port: [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                lambda port: f"http://127.0.0.1:{port}",
             )
         yield uris
     finally:

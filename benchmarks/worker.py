@@ -46,9 +46,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         adapter = load_adapter(job["system"])
         workload = job["workload"]
         args = (adapter, job["backend"], job.get("uri"))
-        if workload in ("trial_overhead", "metric_logging", *ENGINE_WORKLOADS):  # run(*args, sizes)
+        if workload in ("trial_overhead", "metric_logging", "step_cache", *ENGINE_WORKLOADS):  # run(*args, sizes)
             module = importlib.import_module(f"benchmarks.workloads.{workload}")
             figures = module.run(*args, sizes)
+        elif workload == "artifacts":
+            from benchmarks.workloads import artifacts
+
+            figures = artifacts.run(*args, sizes, job.get("s3"))
         elif workload == "concurrency":
             from benchmarks.workloads import concurrency
 

@@ -93,11 +93,24 @@ def fresh_adapter(system: str, tag: str) -> Any:
     return adapter
 
 
-def new_experiment(tag: str) -> Any:
-    """A ``daskperiment.Experiment`` on a local store of its own, logging warnings only."""
+def new_experiment(tag: str, backend: str = "local", uri: str | None = None, artifacts: Any = None) -> Any:
+    """A ``daskperiment.Experiment`` on a store of its own (``backend``: local, or the server at ``uri``),
+    logging warnings only; ``artifacts`` as for ``Experiment``.
+
+    Raises
+    ------
+    Unavailable
+        When the server store cannot be opened (a missing driver, an unknown URI kind).
+    """
     import daskperiment
 
-    ex = daskperiment.Experiment(unique_id(tag), backend="local")
+    try:
+        ex = daskperiment.Experiment(unique_id(tag), backend="local" if backend == "local" else uri,
+                                     artifacts=artifacts)
+    except Exception as exc:
+        if backend == "local":
+            raise
+        raise Unavailable(f"backend not available: {type(exc).__name__}: {exc}") from exc
     logging.getLogger("daskperiment").setLevel(logging.WARNING)
     return ex
 
