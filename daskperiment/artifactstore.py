@@ -1,10 +1,23 @@
 """Content-addressed files in an fsspec location: the store behind a trial's artifacts.
 
-Every file is kept once, under the SHA-256 of its content:
+Every file is kept once, under the digest of its content:
 ``<location>/objects/<digest[:2]>/<digest>``. The location is a local folder
 or anything fsspec reaches (``s3://bucket/prefix``, ``gcs://...``). Objects
 never change once written; reading one back from a remote location downloads
 it once into a local cache.
+
+The digest (:func:`content_digest`, 64 lowercase hexadecimal digits) of a
+content of at most :data:`CHUNK` bytes (8 MiB) is its SHA-256. A larger
+content is cut into consecutive 8 MiB chunks (the last may be shorter); its
+digest is the SHA3-256 of the concatenated SHA-256 digests (32 bytes each) of
+its chunks. Chunks are hashed in parallel threads, so a large file is hashed
+on every core. The root is SHA3-256, not SHA-256: with SHA-256 the digest of a
+large file would be the SHA-256 of a short content (its chunks' digests), and
+anyone who wrote that short file would give it the large file's address.
+
+Files a caller gives away (the temporary folders of :meth:`ArtifactStore.scratch_folder`,
+kept with ``put_file(path, move=True)``) are hashed where they are and renamed
+into a local location: read once, never copied.
 
 This is a low layer: it knows nothing of experiments, trials or stores.
 """
@@ -20,8 +33,9 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any
 
@@ -34,7 +48,10 @@ from daskperiment.errors import ArtifactError
 logger = logging.getLogger(__name__)
 
 CHUNK = 8 * 2**20
-"""Bytes read, hashed and written at a time."""
+"""Bytes read, hashed and written at a time; the chunk size of the digest of larger contents."""
+
+HASH_THREADS = max(1, min(8, os.cpu_count() or 1))
+"""Threads hashing the chunks of one large content (hashlib releases the GIL on large buffers)."""
 
 READ_ONLY = 0o444
 """Mode of stored objects, downloaded copies and materialized files."""
@@ -182,14 +199,26 @@ class ArtifactStore:
     def _object(self, digest: str) -> str:
         """Path of an object in the location (validates the digest)."""
         if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-            raise ValueError(f"{digest!r} is not a SHA-256 digest (64 lowercase hexadecimal digits)")
+            raise ValueError(f"{digest!r} is not a content digest (64 lowercase hexadecimal digits)")
         return f"{self._location()[1]}/objects/{digest[:2]}/{digest}"
 
     # -- writing -----------------------------------------------------------------
-    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+    def put_file(self, path: str | os.PathLike[str], *, move: bool = False) -> tuple[str, int]:
         """Keep the content of the file ``path``; return its digest and size.
 
         The file is read once; identical content is stored once.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+        move : bool, default False
+            The file is the caller's to give away: nothing writes it any
+            more, and it is not used afterwards (it may be gone). It is then
+            hashed where it is and renamed into a local location (copied
+            when it is on another filesystem or has other hard links), or
+            uploaded as it is to a remote one. Files of a
+            :meth:`scratch_folder` are kept this way.
 
         Raises
         ------
@@ -214,6 +243,8 @@ class ArtifactStore:
             raise ArtifactError(f"cannot keep {str(source)!r} as an artifact: {exc}; make it readable") from exc
         with handle:
             try:
+                if move:
+                    return self._take(source, handle)
                 return self._put_local(handle) if self._local else self._put_remote(handle)
             except OSError as exc:
                 raise ArtifactError(
@@ -228,7 +259,7 @@ class ArtifactStore:
         ArtifactError
             When the location cannot be written.
         """
-        digest = hashlib.sha256(data).hexdigest()
+        digest = content_digest(data)
         if self._stored_size(digest) == len(data):
             return digest
         if self._local:
@@ -272,6 +303,53 @@ class ArtifactStore:
         finally:
             temporary.unlink(missing_ok=True)
         return digest, size
+
+    def _take(self, source: Path, handle: IO[bytes]) -> tuple[str, int]:
+        """Keep the file ``source`` (open as ``handle``) that its caller gives away: hash it in place,
+        then rename it into a local location, or upload it as it is."""
+        digest, size = _file_digest(source, handle)
+        if self._stored_size(digest) == size:
+            return digest, size
+        if not self._local:
+            self._remote("upload an object", lambda: self.fs.put_file(str(source), self._object(digest)))
+            logger.debug("uploaded %s (%d bytes) to %s", digest, size, self.url)
+            return digest, size
+        target = Path(self._object(digest))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        status = os.fstat(handle.fileno())
+        if status.st_nlink == 1 and status.st_dev == os.stat(target.parent).st_dev:
+            self._install(source, target)
+        else:  # another filesystem, or a file linked elsewhere too: a copy
+            temporary_handle, temporary = self._local_temporary()
+            with _removed_on_failure(temporary):
+                temporary_handle.close()  # filled by name: copyfile lets the kernel copy
+                shutil.copyfile(source, temporary)
+                self._install(temporary, target)
+        logger.debug("stored %s (%d bytes) in %s", digest, size, self.url)
+        return digest, size
+
+    def scratch_folder(self, prefix: str) -> Path:
+        """A new empty local folder for files to keep with ``put_file(path, move=True)``.
+
+        For a local location it is inside the location (in its ``tmp``
+        folder), so that its files are renamed into place; otherwise in the
+        system's temporary folder. The caller removes it when done.
+
+        Raises
+        ------
+        ArtifactError
+            When the folder cannot be created.
+        """
+        parent = Path(self._location()[1]) / "tmp" if self._local else None
+        try:
+            if parent is not None:
+                parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        except OSError as exc:
+            raise ArtifactError(
+                f"cannot create a folder for artifact files in {str(parent or tempfile.gettempdir())!r}: {exc}; "
+                "choose a writable artifact location"
+            ) from exc
 
     def _local_temporary(self) -> tuple[IO[bytes], Path]:
         """A new temporary file in the objects folder of a local location."""
@@ -328,7 +406,7 @@ class ArtifactStore:
             raise ArtifactError(
                 f"cannot read artifact object {digest} in {self.url!r}: {exc}; make the folder readable"
             ) from exc
-        actual = hashlib.sha256(data).hexdigest()
+        actual = content_digest(data)
         if actual != digest:
             raise self._corrupted(digest, actual)
         return data
@@ -556,39 +634,122 @@ def check_relative_path(path: str) -> str:
     return "/".join(parts)
 
 
-# -- helpers ---------------------------------------------------------------------------
-def _copy_hashing(source: IO[bytes], target: IO[bytes]) -> tuple[str, int]:
-    """Copy ``source`` to ``target`` in one pass; return the SHA-256 and size of what was written.
+def content_digest(data: bytes | bytearray | memoryview) -> str:
+    """The digest under which ``data`` is stored (see the module's documentation).
 
-    Beyond one chunk, each chunk is hashed in a second thread while the next
-    one is read and written (hashlib and file I/O release the GIL).
+    Examples
+    --------
+    >>> content_digest(b"hello") == hashlib.sha256(b"hello").hexdigest()
+    True
     """
-    hasher = hashlib.sha256()
+    view = memoryview(data).cast("B")
+    if len(view) <= CHUNK:
+        return hashlib.sha256(view).hexdigest()
+    chunks = [view[start:start + CHUNK] for start in range(0, len(view), CHUNK)]
+    with ThreadPoolExecutor(min(HASH_THREADS, len(chunks)), thread_name_prefix="daskperiment-hash") as pool:
+        return _root(list(pool.map(_chunk_digest, chunks)))
+
+
+def _chunk_digest(chunk: bytes | memoryview) -> bytes:
+    return hashlib.sha256(chunk).digest()
+
+
+def _root(chunk_digests: Sequence[bytes]) -> str:
+    """The digest of a content from the SHA-256 digests of its chunks."""
+    if len(chunk_digests) == 1:
+        return chunk_digests[0].hex()
+    return hashlib.sha3_256(b"".join(chunk_digests)).hexdigest()
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _file_digest(path: Path, handle: IO[bytes]) -> tuple[str, int]:
+    """Digest and size of the file ``path`` (open as ``handle``), which nothing writes any more.
+
+    Each chunk is read and hashed by one of :data:`HASH_THREADS` threads.
+
+    Raises
+    ------
+    ArtifactError
+        When the file changes meanwhile.
+    """
+    before = os.fstat(handle.fileno())
+    if before.st_size <= CHUNK:
+        return _hash_stream(handle)
+    buffers = threading.local()
+
+    def chunk_digest(offset: int) -> bytes:
+        buffer = getattr(buffers, "buffer", None)
+        if buffer is None:
+            buffer = buffers.buffer = bytearray(CHUNK)
+        wanted = min(CHUNK, before.st_size - offset)
+        with open(path, "rb", buffering=0) as chunk_handle:
+            chunk_handle.seek(offset)
+            same = os.path.samestat(os.fstat(chunk_handle.fileno()), before)
+            if not same or _read_full(chunk_handle, memoryview(buffer)[:wanted]) != wanted:
+                raise _changed(path)
+        return _chunk_digest(memoryview(buffer)[:wanted])
+
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="daskperiment-hash") as pool:
+        chunk_digests = list(pool.map(chunk_digest, range(0, before.st_size, CHUNK)))
+    after = os.fstat(handle.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise _changed(path)
+    return _root(chunk_digests), before.st_size
+
+
+def _changed(path: Path) -> ArtifactError:
+    return ArtifactError(
+        f"cannot keep {str(path)!r}: it changed while it was being kept; write the files of an "
+        "artifact folder before the step returns"
+    )
+
+
+def _copy_hashing(source: IO[bytes], target: IO[bytes]) -> tuple[str, int]:
+    """Copy ``source`` to ``target`` in one pass; return the digest and size of what was written."""
+    return _hash_stream(source, target.write)
+
+
+def _hash_stream(source: IO[bytes], sink: Callable[[bytes | memoryview], Any] | None = None) -> tuple[str, int]:
+    """Read ``source`` to its end, giving each piece to ``sink``; return the digest and size of what was read.
+
+    Beyond one chunk, chunks are hashed in :data:`HASH_THREADS` threads while
+    the next ones are read (and written by ``sink``): hashlib and file I/O
+    release the GIL.
+    """
     head = source.read(CHUNK) or b""
     while len(head) < CHUNK and (more := source.read(CHUNK - len(head))):
         head += more
     if len(head) < CHUNK:  # all of it: no thread and no buffers for small contents
-        hasher.update(head)
-        target.write(head)
-        return hasher.hexdigest(), len(head)
-    buffers = (bytearray(CHUNK), bytearray(CHUNK))
-    index = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="daskperiment-hash") as pool:
-        pending = pool.submit(hasher.update, head)
-        target.write(head)
-        size = len(head)
-        while count := _read_full(source, buffers[index % 2]):
-            view = memoryview(buffers[index % 2])[:count]
-            pending.result()  # ... so the buffer hashed before is free to be read into next
-            pending = pool.submit(hasher.update, view)
-            target.write(view)
-            size += count
-            index += 1
-        pending.result()
-    return hasher.hexdigest(), size
+        if sink is not None:
+            sink(head)
+        return hashlib.sha256(head).hexdigest(), len(head)
+    free = [bytearray(CHUNK) for _ in range(HASH_THREADS)]
+    pending: deque[tuple[Future[bytes], bytearray | None]] = deque()
+    chunk_digests: list[bytes] = []
+    size = 0
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="daskperiment-hash") as pool:
+        chunk: bytes | memoryview = head
+        owner: bytearray | None = None
+        while True:
+            pending.append((pool.submit(_chunk_digest, chunk), owner))
+            if sink is not None:
+                sink(chunk)
+            size += len(chunk)
+            while not free:  # the oldest chunk's buffer is read into next, once hashed
+                future, done = pending.popleft()
+                chunk_digests.append(future.result())
+                if done is not None:
+                    free.append(done)
+            owner = free.pop()
+            count = _read_full(source, owner)
+            if not count:
+                break
+            chunk = memoryview(owner)[:count]
+        chunk_digests.extend(future.result() for future, _ in pending)
+    return _root(chunk_digests), size
 
 
-def _read_full(source: IO[bytes], buffer: bytearray) -> int:
+def _read_full(source: IO[bytes], buffer: bytearray | memoryview) -> int:
     """Fill ``buffer`` from ``source`` as far as it goes; the number of bytes read (0 at the end)."""
     view = memoryview(buffer)
     filled = 0

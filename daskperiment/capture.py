@@ -5,7 +5,10 @@ folder it wrote elsewhere (:meth:`Experiment.capture_artifact`). When the step
 ends, every file is uploaded to the artifact store (content-addressed:
 identical files are stored once) and listed in the step's records; a long
 step uploads what changed every :data:`UPLOAD_INTERVAL` seconds meanwhile, so
-the end of the step only sends the files written last.
+the end of the step only sends the files written last. The folders are the
+store's scratch folders, removed after the step: at its end their files are
+given to the store (moved into a local location rather than copied); files
+captured from elsewhere are copied.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +101,7 @@ class StepArtifacts:
             if existing is not None and existing.temporary:
                 return existing.path
             self._refuse_twice(name)
-            path = Path(tempfile.mkdtemp(prefix=f"daskperiment-{self.step}-")) / name
+            path = self.store.scratch_folder(f"daskperiment-{self.step}-") / name
             path.mkdir()
             self._sources[name] = _Source(name, path, temporary=True)
         self._start_uploads()
@@ -139,7 +141,7 @@ class StepArtifacts:
         if self._thread is not None:
             self._thread.join()
         try:
-            return self._upload_all()
+            return self._upload_all(final=True)
         finally:
             for source in self._sources.values():
                 if source.temporary:
@@ -169,17 +171,21 @@ class StepArtifacts:
             except Exception as exc:  # retried at the end of the step, where it is reported
                 logger.debug("periodic artifact upload of step %s failed: %s", self.step, exc)
 
-    def _upload_all(self) -> list[KeptFile]:
+    def _upload_all(self, final: bool = False) -> list[KeptFile]:
+        """Upload what is new; ``final`` (the step has ended) gives the temporary folders' files away."""
         kept: list[KeptFile] = []
         with self._lock:
             sources = list(self._sources.values())
         for source in sources:
-            for relative, file in _files_of(source):
-                kept.append(KeptFile(source.name, relative, *self._upload(file)))
+            files = _files_of(source)
+            # a link's target may be moved before the link is read: folders holding links are copied
+            move = final and source.temporary and not any(file.is_symlink() for _, file in files)
+            for relative, file in files:
+                kept.append(KeptFile(source.name, relative, *self._upload(file, move)))
         return sorted(kept, key=lambda item: (item.name, item.path))
 
-    def _upload(self, file: Path) -> tuple[str, int]:
-        """Upload ``file`` unless this same version of it was uploaded already."""
+    def _upload(self, file: Path, move: bool) -> tuple[str, int]:
+        """Upload ``file`` unless this same version of it was uploaded already (``move``: see ``put_file``)."""
         try:
             status = file.stat()
         except OSError as exc:
@@ -187,7 +193,7 @@ class StepArtifacts:
         version = (str(file), status.st_mtime_ns, status.st_size)
         done = self._uploaded.get(version)
         if done is None:
-            done = self._uploaded[version] = self.store.put_file(file)
+            done = self._uploaded[version] = self.store.put_file(file, move=move)
         return done
 
 

@@ -16,7 +16,7 @@ import platformdirs
 import pytest
 
 from conftest import S3Server, free_port, s3_storage_options
-from daskperiment.artifactstore import ArtifactStore, artifact_location, check_relative_path
+from daskperiment.artifactstore import CHUNK, ArtifactStore, artifact_location, check_relative_path, content_digest
 from daskperiment.errors import ArtifactError, DaskperimentError
 
 _prefixes = itertools.count(1)
@@ -59,8 +59,8 @@ def sha256(data: bytes) -> str:
 
 
 def file_digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    """The store's digest of a file (SHA-256 only up to one chunk)."""
+    return content_digest(path.read_bytes())
 
 
 def corrupt(store: ArtifactStore, digest: str, content: bytes) -> None:
@@ -145,6 +145,73 @@ def test_a_large_file_round_trip(artifact_store: ArtifactStore, tmp_path: Path) 
     assert (digest, size) == (handle_digest, 50 * 2**20)
     assert file_digest(fetched) == digest
     assert fetched != source
+
+
+def test_large_contents_are_addressed_by_the_digests_of_their_chunks(
+    artifact_store: ArtifactStore, tmp_path: Path
+) -> None:
+    one_chunk, chunks = os.urandom(CHUNK), [os.urandom(CHUNK), os.urandom(CHUNK), os.urandom(1000)]
+    large = b"".join(chunks)
+    (tmp_path / "large.bin").write_bytes(large)
+    expected = hashlib.sha3_256(b"".join(hashlib.sha256(chunk).digest() for chunk in chunks)).hexdigest()
+
+    assert content_digest(one_chunk) == sha256(one_chunk)  # up to one chunk: plain SHA-256
+    assert content_digest(large) == expected
+    assert artifact_store.put_bytes(large) == expected
+    assert artifact_store.put_file(tmp_path / "large.bin") == (expected, len(large))
+    assert artifact_store.get_bytes(expected) == large
+    assert artifact_store.fetch(expected).read_bytes() == large
+    assert artifact_store.put_bytes(one_chunk) == sha256(one_chunk)
+
+
+def test_the_digests_of_chunks_are_not_the_address_of_a_short_file(artifact_store: ArtifactStore) -> None:
+    large = os.urandom(2 * CHUNK)
+    chunk_digests = hashlib.sha256(large[:CHUNK]).digest() + hashlib.sha256(large[CHUNK:]).digest()
+
+    assert artifact_store.put_bytes(chunk_digests) != artifact_store.put_bytes(large)
+    assert artifact_store.get_bytes(content_digest(large)) == large
+
+
+def test_a_file_given_away_is_moved_into_a_local_store(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    folder = store.scratch_folder("step-")
+    given = folder / "weights.bin"
+    content = os.urandom(CHUNK + 10)
+    given.write_bytes(content)
+    inode = given.stat().st_ino
+
+    digest, size = store.put_file(given, move=True)
+
+    assert folder.parent == tmp_path / "artifacts" / "tmp"
+    assert (digest, size) == (content_digest(content), len(content))
+    assert not given.exists()
+    assert store.fetch(digest).stat().st_ino == inode
+    assert is_read_only(store.fetch(digest))
+    assert store.get_bytes(digest) == content
+
+
+def test_a_file_given_away_with_another_link_is_copied(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    elsewhere = tmp_path / "mine.bin"
+    elsewhere.write_bytes(b"still mine")
+    given = store.scratch_folder("step-") / "linked.bin"
+    os.link(elsewhere, given)
+
+    digest, _ = store.put_file(given, move=True)
+
+    assert store.fetch(digest).read_bytes() == b"still mine"
+    assert not os.path.samefile(store.fetch(digest), elsewhere)
+    assert not is_read_only(elsewhere)
+
+
+def test_a_file_given_away_is_kept_by_any_store(artifact_store: ArtifactStore) -> None:
+    given = artifact_store.scratch_folder("step-") / "plot.svg"
+    given.write_bytes(b"<svg/>" * 1000)
+
+    digest, size = artifact_store.put_file(given, move=True)
+
+    assert (digest, size) == (sha256(b"<svg/>" * 1000), 6000)
+    assert artifact_store.get_bytes(digest) == b"<svg/>" * 1000
 
 
 def test_a_local_store_fetches_the_object_itself(tmp_path: Path) -> None:
@@ -310,7 +377,7 @@ def test_a_missing_object_is_an_error(artifact_store: ArtifactStore) -> None:
 
 def test_a_malformed_digest_is_refused(artifact_store: ArtifactStore) -> None:
     for bad in ("abc", "../" + "0" * 61, "A" * 64):
-        with pytest.raises(ValueError, match="is not a SHA-256 digest"):
+        with pytest.raises(ValueError, match="is not a content digest"):
             artifact_store.fetch(bad)
 
 

@@ -221,6 +221,34 @@ def test_long_steps_upload_while_they_run(make_experiment, tmp_path, monkeypatch
     assert ex.get_artifacts(1)["Digest"].tolist()[-1] == digest
 
 
+def test_a_step_folder_is_moved_into_a_local_location(make_experiment) -> None:
+    ex = make_experiment()
+    a = ex.parameter("a")
+
+    @ex.result
+    def train(a):
+        folder = ex.artifact_dir("model")
+        (folder / "weights.bin").write_bytes(weights_of(a, 0))
+        return os.stat(folder / "weights.bin").st_ino
+
+    @ex.result
+    def train_with_link(a):
+        folder = ex.artifact_dir("model")
+        (folder / "weights.bin").write_bytes(weights_of(a, 1))
+        (folder / "latest.bin").symlink_to(folder / "weights.bin")
+        return a
+
+    inode = ex.run(train(a), a=1)
+    ex.run(train_with_link(a), a=2)
+
+    listed = ex.get_artifacts(1)
+    stored = ex.artifacts.fetch(listed.loc[listed["Artifact"] == "model", "Digest"].item())
+    assert stored.stat().st_ino == inode  # renamed into the location, not copied
+    model = ex.get_artifact("model", 2)  # a folder holding a link is copied: both files kept
+    assert (model / "weights.bin").read_bytes() == (model / "latest.bin").read_bytes() == weights_of(2, 1)
+    assert list((Path(ex.artifacts.url) / "tmp").iterdir()) == []  # no scratch folder left
+
+
 def test_bad_artifacts_fail_the_trial_clearly_and_keep_its_other_records(make_experiment, tmp_path) -> None:
     ex = make_experiment()
     case = ex.parameter("case")
