@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import os
 import pickle
+import shutil
 import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -205,10 +206,11 @@ def test_a_file_given_away_with_another_link_is_copied(tmp_path: Path) -> None:
 
 
 def test_a_file_given_away_is_kept_by_any_store(artifact_store: ArtifactStore) -> None:
-    given = artifact_store.scratch_folder("step-") / "plot.svg"
-    given.write_bytes(b"<svg/>" * 1000)
+    folder = artifact_store.scratch_folder("step-")  # the system's temporary folder for a bucket
+    (folder / "plot.svg").write_bytes(b"<svg/>" * 1000)
 
-    digest, size = artifact_store.put_file(given, move=True)
+    digest, size = artifact_store.put_file(folder / "plot.svg", move=True)
+    shutil.rmtree(folder)
 
     assert (digest, size) == (sha256(b"<svg/>" * 1000), 6000)
     assert artifact_store.get_bytes(digest) == b"<svg/>" * 1000
