@@ -2,18 +2,21 @@
 
 A step writes ``artifact_mib`` MiB (random bytes, a new header each round, so
 nothing is deduplicated) into ``ex.artifact_dir("big")``; the trial keeps it.
-Each round, on the same disk (the job's working folder):
+Each round, on the same disk (the job's working folder), times:
 
-- **capture** = the trial that keeps the file − the same trial writing the
-  same bytes into a plain folder (not an artifact): what keeping it costs;
-- **read back** = ``ex.get_artifact("big", trial)`` and reading the file fully;
-- **copy** (the baseline) = ``shutil.copyfile`` of the plain trial's file and
+- the trial that keeps the file, and the same trial writing the same bytes
+  into a plain folder (not an artifact);
+- **read back**: ``ex.get_artifact("big", trial)`` and reading the file fully;
+- **copy** (the baseline): ``shutil.copyfile`` of the plain trial's file and
   reading the copy fully.
 
-Ours = capture + read back; the ratio is copy / ours (1.0: as fast as a
-plain copy). Rounds alternate which of ours and the copy goes first; medians
-over ``artifact_rounds`` rounds after a warm-up round. Each round's files and
-objects are deleted afterwards.
+After a warm-up round, ``artifact_rounds`` rounds (alternating whether ours or
+the copy goes first; each round's files and objects deleted afterwards); from
+the medians of each: **capture** = keeping trial − plain trial (what keeping
+the file costs), **ours** = capture + read back, and copy / ours (1.0: as fast
+as a plain copy). Medians of each figure rather than per-round differences:
+on this shared machine one slow trial would make a round's difference
+meaningless (even negative).
 
 The same with the artifacts on an S3 server (``moto_server`` started by the
 runner; the trial store stays local): capture, read back (a download, checked
@@ -40,14 +43,12 @@ FILE = "big.bin"
 READ_BUFFER = 8 * 2**20
 
 
-def read_fully(path: Path) -> int:
-    """Read the file ``path`` to its end; return its size."""
+def read_fully(path: Path) -> None:
+    """Read the file ``path`` to its end."""
     buffer = bytearray(READ_BUFFER)
-    size = 0
     with open(path, "rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            size += count
-    return size
+        while handle.readinto(buffer):
+            pass
 
 
 class Trials:
@@ -104,23 +105,25 @@ class Trials:
 
 
 def ours_round(trials: Trials, n: int) -> tuple[dict[str, float], Path]:
-    """Capture (trial with − trial without the artifact) and read back; the plain trial's file."""
+    """Seconds of the trial without and with the artifact and of the read back; the plain trial's file."""
     plain_seconds, plain_file = trials.write_plain(n)
     keep_seconds, trial_id = trials.keep(n)
     read_seconds, local = trials.read_back(trial_id)
     trials.forget(trial_id, local)
-    figures = {"keep_trial": keep_seconds, "plain_trial": plain_seconds,
-               "capture": keep_seconds - plain_seconds, "read_back": read_seconds}
-    figures["ours"] = figures["capture"] + figures["read_back"]
-    return figures, plain_file
+    return {"keep_trial": keep_seconds, "plain_trial": plain_seconds, "read_back": read_seconds}, plain_file
 
 
-def rounds(count: int, one: Callable[[int], dict[str, float]]) -> dict[str, Any]:
-    """A warm-up round, then ``count`` rounds: the median and every value of each figure."""
+def rounds(count: int, one: Callable[[int], dict[str, float]], baseline: str) -> dict[str, Any]:
+    """A warm-up round, then ``count`` rounds; ours (capture + read back) against the figure ``baseline``."""
     one(0)
     measured = [one(n) for n in range(1, count + 1)]
-    return {key: {"median": median(r[key] for r in measured), "all": [r[key] for r in measured]}
-            for key in measured[0]}
+    figures = {key: {"median": median(r[key] for r in measured), "all": [r[key] for r in measured]}
+               for key in measured[0]}
+    capture = figures["keep_trial"]["median"] - figures["plain_trial"]["median"]
+    ours = capture + figures["read_back"]["median"]
+    base = figures[baseline]["median"]
+    return {"rounds": figures, "capture_seconds": capture, "ours_seconds": ours, "baseline": baseline,
+            "baseline_seconds": base, "baseline_over_ours": base / ours}
 
 
 def local_figures(payload: bytearray, work: Path, count: int) -> dict[str, Any]:
@@ -147,11 +150,9 @@ def local_figures(payload: bytearray, work: Path, count: int) -> dict[str, Any]:
             mine, source = ours_round(trials, n)
         source.unlink()
         copy.unlink()
-        figures.update(mine)
-        figures["copy_over_ours"] = figures["copy"] / figures["ours"]
-        return figures
+        return {**mine, **figures}
 
-    return rounds(count, one)
+    return rounds(count, one, "copy")
 
 
 def s3_figures(payload: bytearray, work: Path, endpoint: str, count: int) -> dict[str, Any]:
@@ -178,10 +179,9 @@ def s3_figures(payload: bytearray, work: Path, endpoint: str, count: int) -> dic
         fs.rm_file(key)
         source.unlink()
         downloaded.unlink()
-        mine.update(figures)
-        return mine
+        return {**mine, **figures}
 
-    return rounds(count, one)
+    return rounds(count, one, "plain_s3")
 
 
 def run(adapter: Adapter, backend: str, uri: str | None, sizes: Sizes, s3_endpoint: str | None) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""What the trial-engine workloads (6-8) share: schedulers, fresh experiments, timing.
+"""What the workloads of ours alone (6-10) share: schedulers, fresh experiments, timing.
 
-These workloads measure this repository's trial engine (``ex.run``,
-``ex.submit``, ``ex.sweep``) against plain dask on the same scheduler in the
-same process, so they run for ``ours`` on the local store only. Each
-measurement gets an experiment of its own (a new id, hence a new store folder
-below the job's fresh working directory).
+The trial-engine workloads (6-8) measure this repository's trial engine
+(``ex.run``, ``ex.submit``, ``ex.sweep``) against plain dask on the same
+scheduler in the same process, so they run for ``ours`` on the local store
+only; the step cache and artifacts workloads (9-10) also use these helpers.
+Each measurement gets an experiment of its own (a new id, hence a new store
+folder below the job's fresh working directory, or new keys on a server).
 """
 
 from __future__ import annotations
