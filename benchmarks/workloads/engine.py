@@ -121,3 +121,14 @@ def timed(action: Callable[[], Any]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def timed_sweep(ex: Any, result: Any, grid: dict[str, list[int]]) -> tuple[float, Any]:
+    """Seconds of ``ex.sweep(result, grid=grid)`` and its rows; every trial of the grid must succeed."""
+    frames = []
+    seconds = timed(lambda: frames.append(ex.sweep(result, grid=grid)))
+    frame = frames[0]
+    expected = len(grid["a"]) * len(grid["b"])
+    if len(frame) != expected or not frame["Success"].all():
+        raise RuntimeError(f"sweep recorded {int(frame['Success'].sum())} successful trials of {expected}")
+    return seconds, frame

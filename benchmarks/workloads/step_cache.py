@@ -37,7 +37,7 @@ from typing import Any
 from benchmarks.adapters import Adapter
 from benchmarks.config import Sizes
 from benchmarks.workloads import median
-from benchmarks.workloads.engine import new_experiment, require_ours, threads, timed
+from benchmarks.workloads.engine import new_experiment, require_ours, threads, timed, timed_sweep
 
 STEPS = 3
 """Steps of the graph (every one cached)."""
@@ -78,12 +78,7 @@ def build(backend: str, uri: str | None, work: float, cached: bool) -> tuple[Any
 def checked_sweep(ex: Any, result: Any, grid: dict[str, list[int]], cached_up_to: int | None) -> float:
     """Seconds of one sweep; every trial must succeed and, if ``cached_up_to`` is given,
     have loaded all its steps from trials up to that id."""
-    frames = []
-    seconds = timed(lambda: frames.append(ex.sweep(result, grid=grid)))
-    frame = frames[0]
-    expected = len(grid["a"]) * len(grid["b"])
-    if len(frame) != expected or not frame["Success"].all():
-        raise RuntimeError(f"sweep recorded {int(frame['Success'].sum())} successful trials of {expected}")
+    seconds, frame = timed_sweep(ex, result, grid)
     if cached_up_to is not None:
         for text in frame["Cached"]:
             sources = [int(t) for t in _CACHED_FROM.findall(str(text))]

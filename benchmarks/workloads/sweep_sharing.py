@@ -29,7 +29,7 @@ from dask import delayed
 from benchmarks.adapters import Adapter
 from benchmarks.config import Sizes
 from benchmarks.workloads import median
-from benchmarks.workloads.engine import SCHEDULERS, Scheduler, new_experiment, require_ours, timed
+from benchmarks.workloads.engine import SCHEDULERS, Scheduler, new_experiment, require_ours, timed, timed_sweep
 
 def functions(sleep: float) -> tuple[Callable[[int], int], Callable[[int, int], int], Callable[[int], float]]:
     """The graph's three functions: ``shared(a)`` (sleeps ``sleep`` s), ``combine(x, b)``, ``result(y)``."""
@@ -70,13 +70,7 @@ def plain_seconds(sleep: float, grid: dict[str, list[int]]) -> float:
 def sweep_seconds(sleep: float, grid: dict[str, list[int]]) -> float:
     """Wall time of one sweep of ``grid`` on a fresh store; every trial must succeed."""
     ex, result = build(sleep)
-    frames = []
-    seconds = timed(lambda: frames.append(ex.sweep(result, grid=grid)))
-    frame = frames[0]
-    expected = len(grid["a"]) * len(grid["b"])
-    if len(frame) != expected or not frame["Success"].all():
-        raise RuntimeError(f"sweep recorded {int(frame['Success'].sum())} successful trials of {expected}")
-    return seconds
+    return timed_sweep(ex, result, grid)[0]
 
 
 def sequential_seconds(sleep: float, grid: dict[str, list[int]]) -> float:
