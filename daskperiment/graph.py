@@ -412,9 +412,13 @@ def trial_graph(
         names = node_keys[trial.trial_id]
         entries = cache.entries(plan, trial.trial_id) if cache is not None else [None] * (last + 1)
         needed, outputs = _needed(plan, entries) if cache is not None else (everything, set())
+        inline: dict[int, Any] = {}  # loaded steps whose records alone are used: no task of their own
         for index in sorted(needed - {last}):
             key = names[index]
             entry = entries[index]
+            if entry is not None and index not in outputs and not plan.nodes[index].spec.persist:  # type: ignore[union-attr]
+                inline[index] = loaded(index, entry, False)
+                continue
             if key in graph and not (entry is not None and index in outputs and key not in with_output):
                 continue  # shared with an earlier trial (which may not have used its output)
             if entry is not None and index in outputs:
@@ -429,12 +433,13 @@ def trial_graph(
             if index in apart:
                 graph[f"{key}-records"] = (records_of, key)
         parts = [
-            f"{names[i]}-records" if i in apart else names[i] for i in range(last) if i in needed
+            inline[i] if i in inline else f"{names[i]}-records" if i in apart else names[i]
+            for i in range(last)
+            if i in needed
         ]
         root = trial_keys[trial.trial_id] = names[last]
-        if entries[last] is not None:
-            graph[f"{root}-cached"] = loaded(last, entries[last], True)
-            graph[root] = (gather_trial, trial.trial_id, f"{root}-cached", parts)
+        if entries[last] is not None:  # a loaded result: one task loads it and gathers the trial
+            graph[root] = (gather_trial, trial.trial_id, loaded(last, entries[last], True), parts)
         else:
             upstream = [names[u] for u in plan.upstream[last]]
             graph[root] = (execute_result, trial.trial_id, invocation(last, trial, root), upstream, parts)
