@@ -1,0 +1,157 @@
+"""0.5's messages and warnings: trial start/finish, seeds, failures, code changes, purity."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daskperiment import Experiment
+
+
+def messages(caplog: pytest.LogCaptureFixture, level: int | None = None) -> list[tuple[str, str]]:
+    """(level name, message) of the daskperiment records so far (``level``: only that one)."""
+    return [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name.startswith("daskperiment") and (level is None or r.levelno == level)
+    ]
+
+
+def quickstart(ex: Experiment) -> Callable[[], object]:
+    a, b = ex.parameter("a"), ex.parameter("b")
+
+    @ex
+    def prepare_data(a, b):
+        return a + b
+
+    @ex.result
+    def calculate_score(s):
+        return 10 / s
+
+    return calculate_score(prepare_data(a, b))
+
+
+# -- 1. messages of a trial ------------------------------------------------------------
+
+
+def test_a_trial_logs_started_seed_and_finished_at_info(ex: Experiment, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    s = quickstart(ex)
+    ex.set_parameters(a=1, b=2)
+    caplog.clear()
+    assert s.compute(seed=1) == 10 / 3
+    info = messages(caplog, logging.INFO)
+    assert ("INFO", "Random seed is initialized with given seed: 1") in info
+    assert info.index(("INFO", "Started Experiment (trial id=1)")) < info.index(
+        ("INFO", "Finished Experiment (trial id=1)")
+    )
+
+
+def test_an_unseeded_trial_logs_the_generated_seed(ex: Experiment, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    s = quickstart(ex)
+    ex.set_parameters(a=1, b=2)
+    s.compute()
+    seed = ex.get_history(verbose=True).loc[1, "Seed"]
+    assert ("INFO", f"Random seed is not provided, initialized with generated seed: {seed}") in messages(caplog)
+
+
+def test_a_failed_trial_logs_experiment_failed_at_error(ex: Experiment, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    s = quickstart(ex)
+    ex.set_parameters(a=1, b=-1)
+    with pytest.raises(ZeroDivisionError):
+        s.compute()
+    assert messages(caplog, logging.ERROR) == [("ERROR", "Experiment failed: ZeroDivisionError(division by zero)")]
+    assert ("INFO", "Finished Experiment (trial id=1)") not in messages(caplog)
+
+
+def test_a_sweep_logs_its_trials_at_debug_and_itself_at_info(
+    ex: Experiment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="daskperiment")
+    s = quickstart(ex)
+    ex.set_parameters(a=1, b=2)
+    ex.sweep(s, grid={"b": [1, 2, -1]}, seed=3)
+    info = [m for _, m in messages(caplog, logging.INFO)]
+    debug = [m for _, m in messages(caplog, logging.DEBUG)]
+    assert not any(m.startswith(("Started Experiment", "Finished Experiment")) for m in info)
+    assert info.count("Random seed is initialized with given seed: 3") == 1
+    assert sum(m.startswith("Sweep ") for m in info) == 1  # the start; a failed trial makes the end a WARNING
+    assert sorted(m for m in debug if m.startswith("Finished Experiment")) == [
+        "Finished Experiment (trial id=1)", "Finished Experiment (trial id=2)"
+    ]
+    assert "Experiment failed (trial id=3): ZeroDivisionError(division by zero)" in debug
+    assert messages(caplog, logging.ERROR) == []
+
+
+SCRIPT = '''
+import daskperiment
+
+ex = daskperiment.Experiment(id="simple")
+a, b = ex.parameter("a"), ex.parameter("b", default=10)
+
+
+@ex
+def prepare(a, b):
+    return a + b
+
+
+@ex.result
+def score(s):
+    return 1 / s
+
+{setup}
+print("result:", repr(score(prepare(a, b))))
+'''
+
+
+@pytest.fixture
+def run_script(tmp_path: Path, child_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
+    def run(setup: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        path = tmp_path / "simple_experiment.py"
+        path.write_text(SCRIPT.replace("{setup}", setup))
+        return subprocess.run(
+            [sys.executable, str(path), *args], check=False, cwd=tmp_path, env={**child_env, **(env or {})},
+            capture_output=True, text=True, timeout=120,
+        )
+
+    return run
+
+
+def test_script_mode_prints_the_messages_and_result_on_stderr(run_script: Callable) -> None:
+    done = run_script("", "a=1", "b=3", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "result: 0.25\n"
+    lines = done.stderr.splitlines()
+    assert "INFO [daskperiment.seeding] Random seed is initialized with given seed: 1" in lines
+    assert "INFO [daskperiment.tracker] Started Experiment (trial id=1)" in lines
+    assert "INFO [daskperiment.trialmessages] Finished Experiment (trial id=1)" in lines
+    assert "INFO [daskperiment.script] Result of trial 1 of experiment 'simple': 0.25" in lines
+
+
+def test_script_mode_failure_is_logged_at_error(run_script: Callable) -> None:
+    done = run_script("", "a=0", "b=0")
+    assert done.returncode == 1
+    assert "ERROR [daskperiment.trialmessages] Experiment failed: ZeroDivisionError(division by zero)" in (
+        done.stderr.splitlines()
+    )
+
+
+def test_script_mode_messages_are_turned_down_by_logging_level(run_script: Callable) -> None:
+    done = run_script('import logging\nlogging.getLogger("daskperiment").setLevel(logging.WARNING)', "a=1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout == "result: 0.09090909090909091\n"
+
+
+def test_script_mode_leaves_a_configured_logging_alone(run_script: Callable) -> None:
+    done = run_script('import logging, sys\nlogging.basicConfig(stream=sys.stdout, format="%(message)s")', "a=1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # root at WARNING: the user's configuration decides
+    assert done.stdout == "result: 0.09090909090909091\n"
