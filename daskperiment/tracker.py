@@ -192,10 +192,11 @@ class Tracker:
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
         level = trial_log_level(sweep_id)
+        given = seeding.validate_seed(seed) is not None or self.seed is not None or sweep_id is not None
         chosen = seeding.choose_seed(seed, self.seed, level)
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
-        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen)
+        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen, given)
         logger.log(level, "Started Experiment (trial id=%d)", spec.trial_id)
         started = time.perf_counter()
         use = self.cache_use(plan, [spec], cache)

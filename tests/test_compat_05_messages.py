@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +157,125 @@ def test_script_mode_leaves_a_configured_logging_alone(run_script: Callable) -> 
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # root at WARNING: the user's configuration decides
     assert done.stdout == "result: 0.09090909090909091\n"
+
+
+# -- 2. code change at re-decoration -----------------------------------------------------
+
+
+def define_step(folder: Path, module: str, decorator: str, ex: Experiment) -> Any:
+    """Decorate ``prepare_data`` from a source file (as a notebook cell would, run again)."""
+    path = folder / f"{module}.py"
+    path.write_text(f"def define(ex):\n    @{decorator}\n    def prepare_data(a, b):\n        return a + b\n    return prepare_data\n")
+    spec = importlib.util.spec_from_file_location(module, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded.define(ex)
+
+
+def test_redecorating_a_step_with_other_code_warns_at_once_with_its_diff(
+    ex: Experiment, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    define_step(tmp_path, "cell1", "ex", ex)
+    define_step(tmp_path, "cell1_again", "ex", ex)
+    assert messages(caplog, logging.WARNING) == []
+    define_step(tmp_path, "cell2", "ex.persist", ex)
+    assert [m for _, m in messages(caplog, logging.WARNING)] == [
+        "Code context has been changed: prepare_data",
+        "@@ -1,3 +1,3 @@",
+        "-@ex",
+        "+@ex.persist",
+        " def prepare_data(a, b):",
+        "     return a + b",
+    ]
+
+
+def test_the_trial_time_code_warning_is_kept(ex: Experiment, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    a, b = ex.parameter("a"), ex.parameter("b")
+    ex.set_parameters(a=1, b=2)
+    define_step(tmp_path, "cell1", "ex.result", ex)
+    define_step(tmp_path, "cell1", "ex.result", ex)(a, b).compute()
+    step = define_step(tmp_path, "cell2", "ex.result(cache=False)", ex)
+    caplog.clear()
+    assert step(a, b).compute() == 3
+    warned = [m for _, m in messages(caplog, logging.WARNING)]
+    assert len(warned) == 1 and warned[0].startswith("Code context has been changed since trial 1:")
+    assert "+@ex.result(cache=False)" in warned[0]
+
+
+# -- 3. purity: compared with the latest output, the given seed part of the input -------------
+
+PURITY = "Experiment step result is changed with the same input: (step: calculate_score, args: (7,), kwargs: {})"
+
+
+def random_score(ex: Experiment) -> Any:
+    import numpy as np
+
+    a, b = ex.parameter("a"), ex.parameter("b")
+
+    @ex
+    def prepare_data(a, b):
+        return a + b
+
+    @ex.result
+    def calculate_score(s):
+        return 10 / s + np.random.random()
+
+    ex.set_parameters(a=3, b=4)
+    return calculate_score(prepare_data(a, b))
+
+
+def purity_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [m for _, m in messages(caplog, logging.WARNING) if m.startswith("Experiment step result is changed")]
+
+
+def test_purity_message_starts_with_05_wording_then_explains(ex: Experiment, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    s = random_score(ex)
+    s.compute()
+    s.compute()  # generated seeds: the seed is not part of the input, the outputs differ
+    (warning,) = purity_warnings(caplog)
+    assert warning.startswith(PURITY + " — the step is not pure")
+
+
+def test_the_same_seed_twice_does_not_warn_and_seeds_are_inputs(
+    ex: Experiment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    s = random_score(ex)
+    first = s.compute(seed=1)
+    assert s.compute(seed=1) == first
+    s.compute(seed=2)
+    s.compute(seed=2)
+    assert purity_warnings(caplog) == []
+
+
+def test_purity_compares_with_the_latest_output_not_the_first(
+    ex: Experiment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    state = {"offset": 0}
+    x = ex.parameter("x", default=1)
+
+    @ex.result
+    def shifted(x):
+        return x + state["offset"]
+
+    shifted(x).compute(seed=1)
+    state["offset"] = 1  # a change of global state: one warning ...
+    shifted(x).compute(seed=1)
+    shifted(x).compute(seed=1)  # ... then the latest output is the reference
+    warnings = [m for _, m in messages(caplog, logging.WARNING) if "result is changed" in m]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "Experiment step result is changed with the same input: (step: shifted, args: (1,), kwargs: {})"
+    )
+
+
+def test_a_seed_sweep_of_a_random_step_does_not_warn(ex: Experiment, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    s = random_score(ex)
+    frame = ex.sweep(s, grid={"a": [3, 3, 3, 3]}, seed=5, per_trial_seeds=True)
+    assert frame["Success"].all() and frame["Result"].nunique() == 4
+    assert purity_warnings(caplog) == []
