@@ -811,12 +811,13 @@ class Experiment:
         """The step cache's size limit in bytes (10 GiB unless set)."""
         return self._tracker.cache.limit()
 
-    def start_dashboard(self, port: int = 5006, host: str = "127.0.0.1") -> Any:
+    def start_dashboard(
+        self, port: int = 5006, host: str = "127.0.0.1", blocking: bool | None = None
+    ) -> Any:
         """Serve the web dashboard of this experiment (needs ``pip install 'daskperiment[board]'``).
 
-        In Jupyter or an interactive shell the server runs in the background and
-        its handle is returned (``.url``, ``.stop()``); in a script this blocks
-        until interrupted (Ctrl+C) and returns None.
+        Its URL is logged at INFO (on stderr too when it blocks and logging is
+        not configured, as in script mode).
 
         Parameters
         ----------
@@ -824,12 +825,21 @@ class Experiment:
             Port to listen on; 0 picks a free one.
         host : str, default "127.0.0.1"
             Address to listen on; only this machine can connect by default.
+        blocking : bool, optional
+            True serves until interrupted (Ctrl+C) and returns None; False runs
+            the server in the background and returns its handle (``.url``,
+            ``.stop()``). By default it blocks in a script and not in Jupyter
+            or an interactive shell.
         """
         from daskperiment import board  # imports bokeh: only when a dashboard is wanted
+        from daskperiment.script import script_logging
 
-        if board.interactive_session():
+        if blocking is None:
+            blocking = not board.interactive_session()
+        if not _checked_flag("blocking", blocking):
             return board.start(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
-        board.serve(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
+        with script_logging():
+            board.serve(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
         return None
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,3 +281,48 @@ def test_a_seed_sweep_of_a_random_step_does_not_warn(ex: Experiment, caplog: pyt
     frame = ex.sweep(s, grid={"a": [3, 3, 3, 3]}, seed=5, per_trial_seeds=True)
     assert frame["Success"].all() and frame["Result"].nunique() == 4
     assert purity_warnings(caplog) == []
+
+
+# -- 4. start_dashboard(blocking=...) and its URL -------------------------------------------
+
+
+def test_start_dashboard_not_blocking_returns_the_server_and_logs_its_url(
+    ex: Experiment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    board = ex.start_dashboard(port=0, blocking=False)  # not interactive here: would block by default
+    try:
+        with urllib.request.urlopen(board.url, timeout=30) as response:
+            assert f"{ex.id} · daskperiment" in response.read().decode()
+        assert ("INFO", f"dashboard of {ex.id!r} at {board.url}") in messages(caplog)
+    finally:
+        board.stop()
+
+
+def test_start_dashboard_blocking_must_be_a_bool(ex: Experiment) -> None:
+    with pytest.raises(TypeError, match="blocking must be True or False"):
+        ex.start_dashboard(port=0, blocking="no")
+
+
+def test_start_dashboard_blocking_shows_its_url_on_stderr(tmp_path: Path, child_env: dict[str, str]) -> None:
+    script = tmp_path / "board_script.py"
+    script.write_text(
+        "import pathlib, daskperiment\n"
+        "ex = daskperiment.Experiment('scripted', backend=pathlib.Path('store'))\n"
+        "ex.start_dashboard(port=0, blocking=True)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, env=child_env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("INFO [daskperiment.board.server] dashboard of 'scripted' at http://127.0.0.1:")
+        url = line.split(" at ", 1)[1].split()[0]
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert "scripted · daskperiment" in response.read().decode()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
