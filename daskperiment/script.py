@@ -4,7 +4,9 @@
 the ``name=value`` arguments (Python literals, read with :func:`ast.literal_eval`;
 a bare word is a string), computes the trial and returns its result where the
 step was called. Imported, or run in Jupyter, IPython or an interactive
-interpreter, the same script only builds its graph.
+interpreter, the same script only builds its graph; so does a script whose
+experiment opts out (``Experiment(..., script_mode=False)``, or
+``DASKPERIMENT_SCRIPT_MODE=0`` in the environment).
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ class ScriptArguments:
     progress: bool = False
     help: bool = False
     cache: bool = True
+
+
+SCRIPT_MODE_VARIABLE = "DASKPERIMENT_SCRIPT_MODE"
+_OFF = ("0", "false", "no", "off")
+
+
+def script_mode_default() -> bool:
+    """Whether experiments use script mode unless told otherwise.
+
+    ``$DASKPERIMENT_SCRIPT_MODE`` set to ``0``, ``false``, ``no`` or ``off``
+    (any case) turns it off.
+    """
+    return os.environ.get(SCRIPT_MODE_VARIABLE, "").strip().lower() not in _OFF
 
 
 def script_mode_active(func: Callable) -> bool:

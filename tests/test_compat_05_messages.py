@@ -326,3 +326,62 @@ def test_start_dashboard_blocking_shows_its_url_on_stderr(tmp_path: Path, child_
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# -- 5. first hour: script-mode opt-out, the README tour as a file, packaging ---------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_tour() -> str:
+    """The code block of the README's "A tour" section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## A tour", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_tour_runs_as_a_file(tmp_path: Path, child_env: dict[str, str]) -> None:
+    path = tmp_path / "tour.py"
+    path.write_text(readme_tour())
+    done = subprocess.run(
+        [sys.executable, str(path)], check=False, cwd=tmp_path, env=child_env, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("Trial ID")
+    assert lines[2].split()[:3] == ["1", "1", "2"] and lines[3].split()[:3] == ["2", "3", "2"]
+    history = Experiment("demo", backend=tmp_path / "daskperiment_cache" / "demo").get_history()
+    assert history["Result"].tolist() == [10 / 3, 2.0] and history["Success"].all()
+
+
+def test_script_mode_false_makes_a_file_a_session(run_script: Callable) -> None:
+    done = run_script(
+        'ex = daskperiment.Experiment(id="simple", script_mode=False)\n'
+        "print(type(score(prepare(a, b))).__name__)\n"
+        "ex.set_parameters(a=1)\n"
+        "print(score(prepare(a, b)).compute(seed=1))\n"
+        "raise SystemExit(0)"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["TrialResult", "0.09090909090909091"]
+
+
+@pytest.mark.parametrize("value", ["0", "false", "OFF", "no"])
+def test_the_environment_variable_turns_script_mode_off(run_script: Callable, value: str) -> None:
+    done = run_script(
+        "print(type(score(prepare(a, b))).__name__)\nraise SystemExit(0)", env={"DASKPERIMENT_SCRIPT_MODE": value}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "TrialResult\n"
+
+
+def test_script_mode_stays_on_with_other_values(run_script: Callable) -> None:
+    done = run_script("", "a=1", env={"DASKPERIMENT_SCRIPT_MODE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "result: 0.09090909090909091\n"
+
+
+def test_script_mode_must_be_a_bool(make_experiment: Callable[..., Experiment]) -> None:
+    with pytest.raises(TypeError, match="script_mode must be True or False"):
+        make_experiment(script_mode="off")
