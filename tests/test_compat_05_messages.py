@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import importlib.util
 import logging
 import signal
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import daskperiment
 from daskperiment import Experiment
 
 
@@ -385,3 +387,38 @@ def test_script_mode_stays_on_with_other_values(run_script: Callable) -> None:
 def test_script_mode_must_be_a_bool(make_experiment: Callable[..., Experiment]) -> None:
     with pytest.raises(TypeError, match="script_mode must be True or False"):
         make_experiment(script_mode="off")
+
+
+def test_python_m_daskperiment_is_the_command(child_env: dict[str, str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "daskperiment", "--version"], check=False, cwd=tmp_path, env=child_env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert daskperiment.__version__ in done.stdout + done.stderr
+
+
+def setup_cfg() -> configparser.ConfigParser:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    return config
+
+
+def test_packaging_declares_licence_types_and_pythons() -> None:
+    licence = (ROOT / "LICENSE").read_text()
+    assert licence.startswith("BSD 3-Clause License") and "Copyright (c) daskperiment developers" in licence
+    assert (ROOT / "daskperiment" / "py.typed").is_file()
+    config = setup_cfg()
+    metadata = config["metadata"]
+    assert metadata["license"] == "BSD-3-Clause" and metadata["license_files"] == "LICENSE"
+    assert config["options.package_data"]["daskperiment"] == "py.typed"
+    classifiers = metadata["classifiers"].split("\n")
+    for version in ("3.11", "3.12", "3.13"):
+        assert f"Programming Language :: Python :: {version}" in classifiers
+
+
+def test_the_readme_names_every_user_extra() -> None:
+    extras = set(setup_cfg()["options.extras_require"]) - {"test"}
+    readme = (ROOT / "README.md").read_text()
+    assert extras == {"board", "notebook", "redis", "mongo", "optuna", "s3"}
+    assert all(f'pip install "daskperiment[{extra}]"' in readme for extra in extras)
