@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_script_mode import SCRIPT
 
 import daskperiment
 from daskperiment import Experiment
@@ -28,7 +29,10 @@ def messages(caplog: pytest.LogCaptureFixture, level: int | None = None) -> list
     ]
 
 
-def quickstart(ex: Experiment) -> Callable[[], object]:
+def quickstart(ex: Experiment, noise: bool = False) -> Any:
+    """0.5's quickstart graph; ``noise`` adds ``np.random.random()`` to the score, as its seeding part does."""
+    import numpy as np
+
     a, b = ex.parameter("a"), ex.parameter("b")
 
     @ex
@@ -37,7 +41,7 @@ def quickstart(ex: Experiment) -> Callable[[], object]:
 
     @ex.result
     def calculate_score(s):
-        return 10 / s
+        return 10 / s + (np.random.random() if noise else 0)
 
     return calculate_score(prepare_data(a, b))
 
@@ -96,32 +100,11 @@ def test_a_sweep_logs_its_trials_at_debug_and_itself_at_info(
     assert messages(caplog, logging.ERROR) == []
 
 
-SCRIPT = '''
-import daskperiment
-
-ex = daskperiment.Experiment(id="simple")
-a, b = ex.parameter("a"), ex.parameter("b", default=10)
-
-
-@ex
-def prepare(a, b):
-    return a + b
-
-
-@ex.result
-def score(s):
-    return 1 / s
-
-{setup}
-print("result:", repr(score(prepare(a, b))))
-'''
-
-
 @pytest.fixture
 def run_script(tmp_path: Path, child_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
     def run(setup: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         path = tmp_path / "simple_experiment.py"
-        path.write_text(SCRIPT.replace("{setup}", setup))
+        path.write_text(SCRIPT.replace('\nprint("result:"', f'\n{setup}\nprint("result:"'))
         return subprocess.run(
             [sys.executable, str(path), *args], check=False, cwd=tmp_path, env={**child_env, **(env or {})},
             capture_output=True, text=True, timeout=120,
@@ -214,20 +197,9 @@ PURITY = "Experiment step result is changed with the same input: (step: calculat
 
 
 def random_score(ex: Experiment) -> Any:
-    import numpy as np
-
-    a, b = ex.parameter("a"), ex.parameter("b")
-
-    @ex
-    def prepare_data(a, b):
-        return a + b
-
-    @ex.result
-    def calculate_score(s):
-        return 10 / s + np.random.random()
-
+    s = quickstart(ex, noise=True)
     ex.set_parameters(a=3, b=4)
-    return calculate_score(prepare_data(a, b))
+    return s
 
 
 def purity_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
