@@ -30,7 +30,7 @@ from daskperiment.errors import (
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import ArtifactRecord, TrialRecord
-from daskperiment.script import script_mode_default
+from daskperiment.script import script_logging, script_mode_default
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
 from daskperiment.step import Step, check_cache_options
@@ -843,7 +843,6 @@ class Experiment:
             or an interactive shell.
         """
         from daskperiment import board  # imports bokeh: only when a dashboard is wanted
-        from daskperiment.script import script_logging
 
         if blocking is None:
             blocking = not board.interactive_session()

@@ -192,7 +192,7 @@ class Tracker:
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
         level = trial_log_level(sweep_id)
-        given = seeding.validate_seed(seed) is not None or self.seed is not None or sweep_id is not None
+        given = seed is not None or self.seed is not None or sweep_id is not None  # else generated
         chosen = seeding.choose_seed(seed, self.seed, level)
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
