@@ -303,7 +303,7 @@ def script_logging() -> Iterator[None]:
         yield
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s [%(name)s] %(message)s"))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     level = package.level
     package.addHandler(handler)
     if level == logging.NOTSET:

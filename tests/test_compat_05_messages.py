@@ -118,16 +118,16 @@ def test_script_mode_prints_the_messages_and_result_on_stderr(run_script: Callab
     assert done.returncode == 0, done.stderr
     assert done.stdout == "result: 0.25\n"
     lines = done.stderr.splitlines()
-    assert "INFO [daskperiment.seeding] Random seed is initialized with given seed: 1" in lines
-    assert "INFO [daskperiment.tracker] Started Experiment (trial id=1)" in lines
-    assert "INFO [daskperiment.trialmessages] Finished Experiment (trial id=1)" in lines
-    assert "INFO [daskperiment.script] Result of trial 1 of experiment 'simple': 0.25" in lines
+    assert "INFO daskperiment.seeding: Random seed is initialized with given seed: 1" in lines
+    assert "INFO daskperiment.tracker: Started Experiment (trial id=1)" in lines
+    assert "INFO daskperiment.trialmessages: Finished Experiment (trial id=1)" in lines
+    assert "INFO daskperiment.script: Result of trial 1 of experiment 'simple': 0.25" in lines
 
 
 def test_script_mode_failure_is_logged_at_error(run_script: Callable) -> None:
     done = run_script("", "a=0", "b=0")
     assert done.returncode == 1
-    assert "ERROR [daskperiment.trialmessages] Experiment failed: ZeroDivisionError(division by zero)" in (
+    assert "ERROR daskperiment.trialmessages: Experiment failed: ZeroDivisionError(division by zero)" in (
         done.stderr.splitlines()
     )
 
@@ -290,7 +290,7 @@ def test_start_dashboard_blocking_shows_its_url_on_stderr(tmp_path: Path, child_
     )
     try:
         line = process.stderr.readline()
-        assert line.startswith("INFO [daskperiment.board.server] dashboard of 'scripted' at http://127.0.0.1:")
+        assert line.startswith("INFO daskperiment.board.server: dashboard of 'scripted' at http://127.0.0.1:")
         url = line.split(" at ", 1)[1].split()[0]
         with urllib.request.urlopen(url, timeout=30) as response:
             assert "scripted · daskperiment" in response.read().decode()
