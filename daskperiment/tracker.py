@@ -28,7 +28,7 @@ from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
 from daskperiment.scheduling import Runner
 from daskperiment.stepcache import StepCache
-from daskperiment.trialmessages import log_finished, trial_log_level
+from daskperiment.trialmessages import log_finished, log_started, trial_log_level
 from daskperiment.writer import TrialWriter
 
 logger = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class Tracker:
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
         spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen, given)
-        logger.log(level, "Started Experiment (trial id=%d)", spec.trial_id)
+        log_started(spec.trial_id, sweep_id)
         started = time.perf_counter()
         use = self.cache_use(plan, [spec], cache)
         built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)

@@ -23,6 +23,11 @@ def trial_log_level(sweep_id: str | None) -> int:
     return logging.INFO if sweep_id is None else logging.DEBUG
 
 
+def log_started(trial_id: int, sweep_id: str | None) -> None:
+    """Log 0.5's ``Started Experiment (trial id=N)``."""
+    logger.log(trial_log_level(sweep_id), "Started Experiment (trial id=%d)", trial_id)
+
+
 def log_finished(outcome: TrialOutcome, sweep_id: str | None) -> None:
     """Log 0.5's ``Finished Experiment (trial id=N)``, or ``Experiment failed: Error(...)`` at ERROR."""
     if outcome.error is None:

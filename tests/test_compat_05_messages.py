@@ -119,7 +119,7 @@ def test_script_mode_prints_the_messages_and_result_on_stderr(run_script: Callab
     assert done.stdout == "result: 0.25\n"
     lines = done.stderr.splitlines()
     assert "INFO daskperiment.seeding: Random seed is initialized with given seed: 1" in lines
-    assert "INFO daskperiment.tracker: Started Experiment (trial id=1)" in lines
+    assert "INFO daskperiment.trialmessages: Started Experiment (trial id=1)" in lines
     assert "INFO daskperiment.trialmessages: Finished Experiment (trial id=1)" in lines
     assert "INFO daskperiment.script: Result of trial 1 of experiment 'simple': 0.25" in lines
 
