@@ -5,11 +5,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
+import logging
 import textwrap
 import threading
 from typing import Callable
 
 from dask.base import tokenize
+
+logger = logging.getLogger(__name__)
 
 
 def source_of(func: Callable) -> str | None:
@@ -49,10 +52,21 @@ class CodeContext:
         return digest_of(source)
 
     def register(self, name: str, source: str) -> None:
-        """Record (or replace, when a step is redefined) the source of step ``name``."""
+        """Record (or replace, when a step is redefined) the source of step ``name``.
+
+        A step redefined with other code (a re-run notebook cell) is warned
+        about at once, as 0.5 did: ``Code context has been changed: name``,
+        then one WARNING per line of the unified diff of that step.
+        """
+        source = source if source.endswith("\n") else source + "\n"
         with self._lock:
-            self._sources[name] = source if source.endswith("\n") else source + "\n"
+            previous = self._sources.get(name)
+            self._sources[name] = source
             self._snapshot = None
+        if previous is not None and previous != source:
+            logger.warning("Code context has been changed: %s", name)
+            for line in step_diff_lines(previous, source):
+                logger.warning("%s", line)
 
     def snapshot(self) -> tuple[str, str]:
         """``(digest, text)`` of the code of all steps; the text is a Python file."""
@@ -61,6 +75,12 @@ class CodeContext:
                 text = "\n\n".join(self._sources.values())
                 self._snapshot = (digest_of(text), text)
             return self._snapshot
+
+
+def step_diff_lines(old: str, new: str) -> list[str]:
+    """Lines of the unified diff of two versions of one step, from the first ``@@`` hunk header."""
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="")
+    return [line for line in lines if not line.startswith(("---", "+++"))]
 
 
 def code_diff(old: str, new: str, old_label: str, new_label: str) -> str:

@@ -41,6 +41,10 @@ class TrialContext:
     reseed : bool
         Seed ``random`` and ``numpy.random`` at the start of each step (sweeps,
         where shared steps must not depend on what ran before them).
+    seed_given : bool
+        Whether the seed was asked for (given, the experiment's default, or a
+        sweep's) rather than generated for the trial: only then is it part of
+        the inputs the purity check compares.
     """
 
     experiment_id: str
@@ -50,6 +54,7 @@ class TrialContext:
     environment: str
     session: str
     reseed: bool = False
+    seed_given: bool = True
 
     @property
     def trial_id(self) -> int:
@@ -125,11 +130,10 @@ _short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
 
 
 def describe_arguments(args: tuple, kwargs: dict[str, Any], limit: int = 200) -> str:
-    """A short, readable rendering of call arguments for log messages.
+    """A short, readable rendering of call arguments for log messages, as 0.5 wrote them.
 
-    Containers are abbreviated as they are rendered (``reprlib``), so a large
-    argument costs no more than a small one.
+    ``args: (1, 2), kwargs: {'k': 3}``; containers are abbreviated as they are
+    rendered (``reprlib``), so a large argument costs no more than a small one.
     """
-    parts = [_short.repr(a) for a in args] + [f"{k}={_short.repr(v)}" for k, v in kwargs.items()]
-    text = ", ".join(parts)
+    text = f"args: {_short.repr(tuple(args))}, kwargs: {_short.repr(dict(kwargs))}"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -235,7 +235,8 @@ def run_step(
     finally:
         active_step.reset(reset)
     records.call = hash_call(
-        spec.name, spec.code_digest, args, kwargs, output, describe_arguments(args, kwargs)
+        spec.name, spec.code_digest, args, kwargs, output, describe_arguments(args, kwargs),
+        context.seed if context.seed_given else None,
     )
     _finish(records, recorder, started, printed)
     if recorder.artifacts is not None:

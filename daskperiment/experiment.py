@@ -30,6 +30,7 @@ from daskperiment.errors import (
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import ArtifactRecord, TrialRecord
+from daskperiment.script import script_logging, script_mode_default
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
 from daskperiment.step import Step, check_cache_options
@@ -80,6 +81,12 @@ class Experiment:
         stored: an fsspec URL such as ``"s3://bucket/prefix"`` or a folder. By
         default ``$DASKPERIMENT_ARTIFACTS`` if set, else the ``artifacts``
         folder of a local store, else the user's data folder.
+    script_mode : bool, optional
+        Whether calling an ``@ex.result`` step in a script run as a file runs
+        a trial at once, with parameters from the command line (see
+        :mod:`daskperiment.script`). False makes a script behave as a notebook
+        session: the call builds a graph and ``.compute()`` runs the trial. By
+        default True unless ``$DASKPERIMENT_SCRIPT_MODE`` is ``0``.
 
     Examples
     --------
@@ -100,9 +107,12 @@ class Experiment:
 
     def __new__(
         cls, id: str, backend: str | os.PathLike[str] | Backend | None = None, seed: int | None = None,
-        artifacts: str | os.PathLike[str] | None = None,
+        artifacts: str | os.PathLike[str] | None = None, script_mode: bool | None = None,
     ) -> "Experiment":
-        return cls._get_or_open(validate_experiment_id(id), backend, seed, artifacts, capture=True)
+        experiment = cls._get_or_open(validate_experiment_id(id), backend, seed, artifacts, capture=True)
+        if script_mode is not None:
+            experiment.script_mode = _checked_flag("script_mode", script_mode)
+        return experiment
 
     @classmethod
     def _get_or_open(
@@ -158,6 +168,7 @@ class Experiment:
         self.id = experiment_id
         self._backend = backend
         self.artifacts = artifacts
+        self.script_mode = script_mode_default()
         self._parameters = ParameterSet(experiment_id)
         cache = StepCache(backend, artifacts.subfolder("cache"))
         self._tracker = Tracker(
@@ -811,12 +822,13 @@ class Experiment:
         """The step cache's size limit in bytes (10 GiB unless set)."""
         return self._tracker.cache.limit()
 
-    def start_dashboard(self, port: int = 5006, host: str = "127.0.0.1") -> Any:
+    def start_dashboard(
+        self, port: int = 5006, host: str = "127.0.0.1", blocking: bool | None = None
+    ) -> Any:
         """Serve the web dashboard of this experiment (needs ``pip install 'daskperiment[board]'``).
 
-        In Jupyter or an interactive shell the server runs in the background and
-        its handle is returned (``.url``, ``.stop()``); in a script this blocks
-        until interrupted (Ctrl+C) and returns None.
+        Its URL is logged at INFO (on stderr too when it blocks and logging is
+        not configured, as in script mode).
 
         Parameters
         ----------
@@ -824,12 +836,20 @@ class Experiment:
             Port to listen on; 0 picks a free one.
         host : str, default "127.0.0.1"
             Address to listen on; only this machine can connect by default.
+        blocking : bool, optional
+            True serves until interrupted (Ctrl+C) and returns None; False runs
+            the server in the background and returns its handle (``.url``,
+            ``.stop()``). By default it blocks in a script and not in Jupyter
+            or an interactive shell.
         """
         from daskperiment import board  # imports bokeh: only when a dashboard is wanted
 
-        if board.interactive_session():
+        if blocking is None:
+            blocking = not board.interactive_session()
+        if not _checked_flag("blocking", blocking):
             return board.start(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
-        board.serve(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
+        with script_logging():
+            board.serve(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
         return None
 
 

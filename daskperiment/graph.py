@@ -223,11 +223,16 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class TrialSpec:
-    """One trial to put in a graph: its id, parameter values and seed."""
+    """One trial to put in a graph: its id, parameter values and seed.
+
+    ``seed_given`` is False when the seed was generated for the trial (see
+    :class:`~daskperiment.context.TrialContext`).
+    """
 
     trial_id: int
     parameters: Mapping[str, Any]
     seed: int
+    seed_given: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +402,7 @@ def trial_graph(
     def invocation(index: int, trial: TrialSpec, key: str) -> Invocation:
         context = TrialContext(
             settings.experiment_id, tuple(members[key]), trial.seed, settings.origin,
-            settings.environment, settings.session, settings.share,
+            settings.environment, settings.session, settings.share, trial.seed_given,
         )
         slot = cache.slot(plan, trial.trial_id, index) if cache is not None else None
         return Invocation(plan.nodes[index].task, trial.parameters, context, slot)

@@ -28,11 +28,16 @@ class StepCall:
 
 
 def hash_call(
-    step: str, code_digest: str, args: tuple, kwargs: dict[str, Any], output: Any, arguments: str
+    step: str, code_digest: str, args: tuple, kwargs: dict[str, Any], output: Any, arguments: str,
+    seed: int | None = None,
 ) -> StepCall | None:
-    """Hash a step call, or None when its inputs or output have no deterministic hash."""
+    """Hash a step call, or None when its inputs or output have no deterministic hash.
+
+    ``seed`` is part of the inputs when given: a step seeded on purpose may
+    return another output for another seed.
+    """
     try:
-        input_key = tokenize(step, code_digest, args, kwargs, ensure_deterministic=True)
+        input_key = tokenize(step, code_digest, args, kwargs, seed, ensure_deterministic=True)
         output_hash = tokenize(output, ensure_deterministic=True)
     except Exception as exc:  # objects dask cannot hash deterministically
         logger.debug("purity of step %s not checked: %s", step, exc)
@@ -41,24 +46,27 @@ def hash_call(
 
 
 def warn_impure(calls: Iterable[StepCall], known: Mapping[str, str]) -> list[StepCall]:
-    """Log a WARNING for each call whose output differs from a known one; return the new calls.
+    """Log a WARNING for each call whose output differs from the latest one; return the calls to store.
 
-    ``known`` maps input keys to output hashes already stored; calls of the same
-    batch are checked against each other too.
+    ``known`` maps input keys to the latest output hashes stored; calls of the
+    same batch are checked against each other too, in order. The calls
+    returned (new inputs, or another output than the latest) replace what is
+    stored, so that a step is compared with its latest output, not its first.
     """
-    seen = dict(known)
-    new: list[StepCall] = []
+    latest = dict(known)
+    changed: list[StepCall] = []
     for call in calls:
-        previous = seen.get(call.input_key)
-        if previous is None:
-            seen[call.input_key] = call.output_hash
-            new.append(call)
-        elif previous != call.output_hash:
+        previous = latest.get(call.input_key)
+        if previous == call.output_hash:
+            continue
+        if previous is not None:
             logger.warning(
-                "Experiment step result is changed with the same input: "
-                "(step: %s, args: %s) — the step is not pure: it returned a different output "
-                "for the same code and inputs (unseeded randomness, global state or I/O?)",
+                "Experiment step result is changed with the same input: (step: %s, %s) — the step "
+                "is not pure: it returned a different output for the same code and inputs "
+                "(and seed, when one was given: unseeded randomness, global state or I/O?)",
                 call.step,
                 call.arguments,
             )
-    return new
+        latest[call.input_key] = call.output_hash
+        changed.append(call)
+    return changed

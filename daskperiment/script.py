@@ -4,7 +4,9 @@
 the ``name=value`` arguments (Python literals, read with :func:`ast.literal_eval`;
 a bare word is a string), computes the trial and returns its result where the
 step was called. Imported, or run in Jupyter, IPython or an interactive
-interpreter, the same script only builds its graph.
+interpreter, the same script only builds its graph; so does a script whose
+experiment opts out (``Experiment(..., script_mode=False)``, or
+``DASKPERIMENT_SCRIPT_MODE=0`` in the environment).
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ class ScriptArguments:
     progress: bool = False
     help: bool = False
     cache: bool = True
+
+
+SCRIPT_MODE_VARIABLE = "DASKPERIMENT_SCRIPT_MODE"
+_OFF = ("0", "false", "no", "off")
+
+
+def script_mode_default() -> bool:
+    """Whether experiments use script mode unless told otherwise.
+
+    ``$DASKPERIMENT_SCRIPT_MODE`` set to ``0``, ``false``, ``no`` or ``off``
+    (any case) turns it off.
+    """
+    return os.environ.get(SCRIPT_MODE_VARIABLE, "").strip().lower() not in _OFF
 
 
 def script_mode_active(func: Callable) -> bool:
@@ -269,10 +284,35 @@ def run_script_trial(result: TrialResult, experiment: Experiment) -> Any:
     except UsageError as exc:
         raise _fail(program, str(exc)) from None
     experiment.set_parameters(**arguments.parameters)
-    with _progress_bar(arguments.progress):
+    with script_logging(), _progress_bar(arguments.progress):
         value = result.compute(seed=arguments.seed, cache=arguments.cache)
-    logger.info("Script-mode trial of experiment %r finished: %r", experiment.id, value)
+        logger.info("Result of trial %d of experiment %r: %r", experiment.trial_id, experiment.id, value)
     return value
+
+
+@contextmanager
+def script_logging() -> Iterator[None]:
+    """Within the block, INFO messages of the ``daskperiment`` loggers go to stderr.
+
+    Only when logging is not configured: with a handler on the root or the
+    ``daskperiment`` logger nothing is added, and a level set on the
+    ``daskperiment`` logger (e.g. ``logging.WARNING``) is kept.
+    """
+    package = logging.getLogger("daskperiment")
+    if package.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = package.level
+    package.addHandler(handler)
+    if level == logging.NOTSET:
+        package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
 
 
 def check_parameters(experiment: Experiment, result: TrialResult, given: Iterable[str]) -> None:

@@ -21,14 +21,21 @@ def validate_seed(seed: object) -> int | None:
     return int(seed)
 
 
-def choose_seed(seed: int | None, default: int | None) -> int:
-    """The seed of a trial: the given one, else the experiment's default, else a new random one."""
+def choose_seed(seed: int | None, default: int | None, level: int = logging.INFO) -> int:
+    """The seed of a trial: the given one, else the experiment's default, else a new random one.
+
+    The choice is logged at ``level`` (0.5's messages: "Random seed is
+    initialized with given seed: N" or "... not provided, initialized with
+    generated seed: N").
+    """
     chosen = validate_seed(seed)
     if chosen is None:
         chosen = validate_seed(default)
     if chosen is None:
         chosen = secrets.randbelow(SEED_LIMIT)
-        logger.info("Random seed is not provided, initialized with generated seed: %d", chosen)
+        logger.log(level, "Random seed is not provided, initialized with generated seed: %d", chosen)
+    else:
+        logger.log(level, "Random seed is initialized with given seed: %d", chosen)
     return chosen
 
 

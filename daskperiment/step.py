@@ -74,7 +74,8 @@ class Step:
         from daskperiment.trial import TrialResult
 
         result = TrialResult(self._tracker, call)
-        if script_mode_active(self.func):  # `python script.py a=1`: run the trial now
+        # `python script.py a=1`: run the trial now, unless the experiment opted out
+        if self.experiment.script_mode and script_mode_active(self.func):
             return run_script_trial(result, self.experiment)
         return result
 

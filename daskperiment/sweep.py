@@ -27,6 +27,7 @@ from daskperiment.history import history_frame
 from daskperiment.outcome import TrialOutcome
 from daskperiment.progress import TrialProgressBar
 from daskperiment.scheduling import Runner
+from daskperiment.trialmessages import log_finished
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,6 +287,7 @@ class _SweepRecorder:
             )
         except Exception:
             logger.exception("trial %d of sweep %s could not be recorded", spec.trial_id, self._sweep_id)
+        log_finished(outcome, self._sweep_id)
         if self._bar is not None:
             self._bar.update(failed=outcome.error is not None)
         outcome.release()

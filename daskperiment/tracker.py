@@ -28,6 +28,7 @@ from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
 from daskperiment.scheduling import Runner
 from daskperiment.stepcache import StepCache
+from daskperiment.trialmessages import log_finished, log_started, trial_log_level
 from daskperiment.writer import TrialWriter
 
 logger = logging.getLogger(__name__)
@@ -190,10 +191,13 @@ class Tracker:
     ) -> StartedTrial:
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
-        chosen = seeding.choose_seed(seed, self.seed)
+        level = trial_log_level(sweep_id)
+        given = seed is not None or self.seed is not None or sweep_id is not None  # else generated
+        chosen = seeding.choose_seed(seed, self.seed, level)
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
-        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen)
+        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen, given)
+        log_started(spec.trial_id, sweep_id)
         started = time.perf_counter()
         use = self.cache_use(plan, [spec], cache)
         built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
@@ -213,6 +217,7 @@ class Tracker:
         )
         if trial.cached:
             self.cache.enforce_limit()
+        log_finished(outcome, trial.sweep_id)
         if outcome.error is not None:
             raise outcome.error
         return outcome.result

@@ -410,7 +410,7 @@ def test_purity_warning(ex: Experiment, warnings_of) -> None:
     out(impure(x)).compute()
     warnings = [w for w in warnings_of() if "not pure" in w]
     assert len(warnings) == 1
-    assert "step: impure" in warnings[0] and "args: 1" in warnings[0]
+    assert "(step: impure, args: (1,), kwargs: {})" in warnings[0]
 
 
 def test_pure_steps_do_not_warn(ex: Experiment, warnings_of) -> None:
@@ -441,7 +441,7 @@ def test_code_is_captured_and_changes_are_diffed(ex: Experiment, warnings_of, tm
     namespace: dict = {"ex": ex}
     exec("@ex.result\ndef value():\n    return 2\n", namespace)  # redefined, as in a notebook
     namespace["value"]().compute()
-    changes = [w for w in warnings_of() if "Code context has been changed" in w]
+    changes = [w for w in warnings_of() if "Code context has been changed since" in w]
     assert len(changes) == 1
     assert "--- trial 1" in changes[0] and "+++ trial 2" in changes[0]
     code_file = tmp_path / "store" / ex.id / "code" / f"{ex.id}_1.py"

@@ -73,7 +73,7 @@ def test_code_diff_and_purity_warning(executed: dict) -> None:
 
 def test_a_new_process_reloads_the_history(executed: dict) -> None:
     output = text(executed["reload"])
-    assert output.startswith("7 {'a': 1, 'b': 2}\n")  # 7 trials so far; trial 1's parameters
+    assert output.startswith("8 {'a': 1, 'b': 2}\n")  # 8 trials so far; trial 1's parameters
     assert "Trial ID" in output
 
 

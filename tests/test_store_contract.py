@@ -267,10 +267,12 @@ def test_blobs_are_stored_once(store: Backend) -> None:
     assert store.load_blob("0" * 64) is None
 
 
-def test_step_outputs_keep_the_first(store: Backend) -> None:
+def test_step_outputs_keep_the_latest(store: Backend) -> None:
     store.write_batch(RecordBatch(step_outputs=[StepOutput("k1", "h1")]))
     store.write_batch(RecordBatch(step_outputs=[StepOutput("k1", "h2"), StepOutput("k2", "h3")]))
-    assert store.load_step_outputs(["k1", "k2", "k3"]) == {"k1": "h1", "k2": "h3"}
+    assert store.load_step_outputs(["k1", "k2", "k3"]) == {"k1": "h2", "k2": "h3"}
+    store.write_batch(RecordBatch(step_outputs=[StepOutput("k2", "h4"), StepOutput("k2", "h5")]))
+    assert store.load_step_outputs(["k1", "k2"]) == {"k1": "h2", "k2": "h5"}
     assert store.load_step_outputs([]) == {}
 
 

@@ -41,7 +41,7 @@ def test_purity_warning_of_a_step_run_on_a_worker_reaches_the_client(
             for _ in range(3):
                 ex.run(stamped(a), a=1)
     impure = [w for w in warnings_of() if "Experiment step result is changed with the same input" in w]
-    assert len(impure) == 2 and all("step: stamped, args: 1" in w for w in impure)
+    assert len(impure) == 2 and all("step: stamped, args: (1,), kwargs: {}" in w for w in impure)
     history = ex.get_history()
     assert history["a"].tolist() == [1, 1, 1] and history["Success"].all()
     assert all(trial.worker_environment_digests == () for trial in ex.backend.load_trials())

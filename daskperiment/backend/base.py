@@ -75,10 +75,11 @@ class Backend(ABC):
     def write_batch(self, batch: RecordBatch) -> None:
         """Write every record of ``batch`` atomically: all of it or none of it.
 
-        Blobs already stored and step outputs already known are kept as they
-        are (first write wins); a trial, persisted value, cache entry (same
-        ``key``) or artifact record (same trial, name and path) written again
-        replaces the earlier one.
+        Blobs already stored are kept as they are (first write wins); a trial,
+        persisted value, step output (same input key: the latest output is
+        what the purity check compares with), cache entry (same ``key``) or
+        artifact record (same trial, name and path) written again replaces the
+        earlier one.
         """
 
     def write_trial(self, trial: TrialRecord) -> None:

@@ -266,7 +266,7 @@ class LocalBackend(Backend):
                 )
             if batch.step_outputs:
                 connection.executemany(
-                    "INSERT OR IGNORE INTO step_outputs (input_key, output_hash) VALUES (?, ?)",
+                    "INSERT OR REPLACE INTO step_outputs (input_key, output_hash) VALUES (?, ?)",
                     [(o.input_key, o.output_hash) for o in batch.step_outputs],
                 )
             if batch.metrics:

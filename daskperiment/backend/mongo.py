@@ -9,7 +9,7 @@ Its documents, by ``_id``::
     "trial:<n>"                kind "trial": one trial (parameters, result pickled)
     "metric:<chunk id>"        kind "metric": packed points of one key of one trial
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
-    "step:<input hash>"        kind "step_output": output hash ($setOnInsert)
+    "step:<input hash>"        kind "step_output": latest output hash ($set)
     "blob:<digest>"            kind "blob": code or environment ($setOnInsert)
     "setting:<name>"           kind "setting": value of a setting (the last write wins)
     "cache:<key>"              kind "cache": a cache entry and its payload (read without it)
@@ -180,7 +180,7 @@ class MongoBackend(ServerBackend):
             operations.append(
                 UpdateOne(
                     {"_id": f"step:{output.input_key}"},
-                    {"$setOnInsert": {"kind": "step_output", "output_hash": output.output_hash}},
+                    {"$set": {"kind": "step_output", "output_hash": output.output_hash}},
                     upsert=True,
                 )
             )

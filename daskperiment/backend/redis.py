@@ -9,7 +9,7 @@ ids contain no ``:``)::
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
     metric_keys              set      keys of every saved metric
     persisted:<trial>        hash     step name -> pickled output
-    step_outputs             hash     step input hash -> output hash (HSETNX)
+    step_outputs             hash     step input hash -> latest output hash (HSET)
     blobs                    hash     digest -> content (HSETNX)
     settings                 hash     setting name -> value (HSET: the last write wins)
     cache                    hash     cache key -> JSON entry (no payload, no time of use)
@@ -153,7 +153,7 @@ class RedisBackend(ServerBackend):
             commands.append(("HSETNX", self._key("blobs"), blob.digest, blob.content))
         for output in batch.step_outputs:
             commands.append(
-                ("HSETNX", self._key("step_outputs"), output.input_key, output.output_hash)
+                ("HSET", self._key("step_outputs"), output.input_key, output.output_hash)
             )
         for chunk in metric_chunks(batch.metrics, token):
             commands.append(
