@@ -27,6 +27,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     """Run each test in its own working directory with no experiment open."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DASKPERIMENT_CACHE_DIR", str(tmp_path / ".cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local" / "share"))  # artifacts of server stores
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache-home"))
+    monkeypatch.delenv("DASKPERIMENT_ARTIFACTS", raising=False)
     Experiment._instances.clear()
     yield
     for experiment in Experiment._instances.values():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import pickle
@@ -15,6 +14,7 @@ from typing import Callable
 
 import platformdirs
 import pytest
+from blake3 import blake3
 
 from conftest import S3Server, free_port, s3_storage_options
 from daskperiment.artifactstore import CHUNK, ArtifactStore, artifact_location, check_relative_path, content_digest
@@ -55,8 +55,9 @@ def objects(store: ArtifactStore) -> list[str]:
     return store.fs.find(f"{store.url}/objects")
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def address(data: bytes) -> str:
+    """The address of ``data`` in a store (its BLAKE3 hash)."""
+    return blake3(data).hexdigest()
 
 
 def file_digest(path: Path) -> str:
@@ -87,11 +88,11 @@ def test_identical_content_is_stored_once(artifact_store: ArtifactStore, tmp_pat
     second = artifact_store.put_file(str(tmp_path / "b.bin"))
     third = artifact_store.put_bytes(b"same content")
 
-    assert first == second == (sha256(b"same content"), 12)
+    assert first == second == (address(b"same content"), 12)
     assert third == first[0]
     assert len(objects(artifact_store)) == 1
     assert artifact_store.exists(third)
-    assert not artifact_store.exists(sha256(b"other content"))
+    assert not artifact_store.exists(address(b"other content"))
 
 
 def test_empty_files_are_kept(artifact_store: ArtifactStore, tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_empty_files_are_kept(artifact_store: ArtifactStore, tmp_path: Path) -> 
 
     digest, size = artifact_store.put_file(tmp_path / "empty")
 
-    assert (digest, size) == (sha256(b""), 0)
+    assert (digest, size) == (address(b""), 0)
     assert artifact_store.get_bytes(digest) == b""
     assert artifact_store.fetch(digest).read_bytes() == b""
 
@@ -115,7 +116,7 @@ def test_many_files_from_many_threads(artifact_store: ArtifactStore, tmp_path: P
     with ThreadPoolExecutor(16) as pool:
         kept = list(pool.map(artifact_store.put_file, paths))
 
-    assert kept == [(sha256(content), len(content)) for content in contents]
+    assert kept == [(address(content), len(content)) for content in contents]
     assert len(objects(artifact_store)) == len(set(contents))
     with ThreadPoolExecutor(16) as pool:
         read = list(pool.map(artifact_store.get_bytes, [digest for digest, _ in kept]))
@@ -148,29 +149,17 @@ def test_a_large_file_round_trip(artifact_store: ArtifactStore, tmp_path: Path) 
     assert fetched != source
 
 
-def test_large_contents_are_addressed_by_the_digests_of_their_chunks(
+def test_contents_are_addressed_by_their_blake3_hash_whatever_their_size(
     artifact_store: ArtifactStore, tmp_path: Path
 ) -> None:
-    one_chunk, chunks = os.urandom(CHUNK), [os.urandom(CHUNK), os.urandom(CHUNK), os.urandom(1000)]
-    large = b"".join(chunks)
-    (tmp_path / "large.bin").write_bytes(large)
-    expected = hashlib.sha3_256(b"".join(hashlib.sha256(chunk).digest() for chunk in chunks)).hexdigest()
-
-    assert content_digest(one_chunk) == sha256(one_chunk)  # up to one chunk: plain SHA-256
-    assert content_digest(large) == expected
-    assert artifact_store.put_bytes(large) == expected
-    assert artifact_store.put_file(tmp_path / "large.bin") == (expected, len(large))
-    assert artifact_store.get_bytes(expected) == large
-    assert artifact_store.fetch(expected).read_bytes() == large
-    assert artifact_store.put_bytes(one_chunk) == sha256(one_chunk)
-
-
-def test_the_digests_of_chunks_are_not_the_address_of_a_short_file(artifact_store: ArtifactStore) -> None:
-    large = os.urandom(2 * CHUNK)
-    chunk_digests = hashlib.sha256(large[:CHUNK]).digest() + hashlib.sha256(large[CHUNK:]).digest()
-
-    assert artifact_store.put_bytes(chunk_digests) != artifact_store.put_bytes(large)
-    assert artifact_store.get_bytes(content_digest(large)) == large
+    for content in (b"", b"small", os.urandom(CHUNK), os.urandom(2 * CHUNK + 1000)):
+        expected = blake3(content).hexdigest()
+        (tmp_path / "content.bin").write_bytes(content)
+        assert content_digest(content) == expected
+        assert artifact_store.put_bytes(content) == expected
+        assert artifact_store.put_file(tmp_path / "content.bin") == (expected, len(content))
+        assert artifact_store.get_bytes(expected) == content
+        assert artifact_store.fetch(expected).read_bytes() == content
 
 
 def test_a_file_given_away_is_moved_into_a_local_store(tmp_path: Path) -> None:
@@ -212,7 +201,7 @@ def test_a_file_given_away_is_kept_by_any_store(artifact_store: ArtifactStore) -
     digest, size = artifact_store.put_file(folder / "plot.svg", move=True)
     shutil.rmtree(folder)
 
-    assert (digest, size) == (sha256(b"<svg/>" * 1000), 6000)
+    assert (digest, size) == (address(b"<svg/>" * 1000), 6000)
     assert artifact_store.get_bytes(digest) == b"<svg/>" * 1000
 
 
@@ -248,7 +237,7 @@ def test_a_damaged_object_is_detected(artifact_store: ArtifactStore) -> None:
     corrupt(artifact_store, digest, b"something else")
 
     with pytest.raises(ArtifactError, match=f"{digest} .* is damaged: its content has the digest "
-                       f"{sha256(b'something else')}"):
+                       f"{address(b'something else')}"):
         artifact_store.get_bytes(digest)
 
 
@@ -288,9 +277,9 @@ def test_a_store_pickles_into_another_process(
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        artifact_store.url, "sent to a worker", "sent to a worker", sha256(b"from the worker")
+        artifact_store.url, "sent to a worker", "sent to a worker", address(b"from the worker")
     ]
-    assert artifact_store.get_bytes(sha256(b"from the worker")) == b"from the worker"
+    assert artifact_store.get_bytes(address(b"from the worker")) == b"from the worker"
 
 
 def test_deleted_objects_are_gone(artifact_store: ArtifactStore, tmp_path: Path) -> None:
@@ -298,7 +287,7 @@ def test_deleted_objects_are_gone(artifact_store: ArtifactStore, tmp_path: Path)
     dropped = artifact_store.put_bytes(b"dropped")
     fetched = artifact_store.fetch(dropped)
 
-    artifact_store.delete([dropped, sha256(b"never stored")])
+    artifact_store.delete([dropped, address(b"never stored")])
     artifact_store.delete([])
 
     assert not artifact_store.exists(dropped)
@@ -371,7 +360,7 @@ def test_a_folder_is_not_a_file(artifact_store: ArtifactStore, tmp_path: Path) -
 
 
 def test_a_missing_object_is_an_error(artifact_store: ArtifactStore) -> None:
-    digest = sha256(b"never stored")
+    digest = address(b"never stored")
     for read in (artifact_store.get_bytes, artifact_store.fetch):
         with pytest.raises(ArtifactError, match=f"artifact object {digest} is missing from '{artifact_store.url}'"):
             read(digest)
@@ -388,7 +377,7 @@ def test_a_missing_bucket_is_named(s3_server: S3Server, tmp_path: Path) -> None:
     store = ArtifactStore("s3://no-such-bucket/artifacts", s3_server.storage_options, cache_dir=tmp_path / "cache")
     calls = [
         lambda: store.put_file(tmp_path / "model.bin"), lambda: store.put_bytes(b"x"),
-        lambda: store.fetch(sha256(b"x")), lambda: store.get_bytes(sha256(b"x")),
+        lambda: store.fetch(address(b"x")), lambda: store.get_bytes(address(b"x")),
     ]
     for call in calls:
         with pytest.raises(ArtifactError, match="the bucket of the artifact location "
@@ -402,7 +391,7 @@ def test_an_unreachable_endpoint_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "big.bin").write_bytes(b"x" * (9 * 2**20))
     calls = [
         lambda: store.put_bytes(b"x"), lambda: store.put_file(tmp_path / "big.bin"),
-        lambda: store.fetch(sha256(b"x")), lambda: store.exists(sha256(b"x")),
+        lambda: store.fetch(address(b"x")), lambda: store.exists(address(b"x")),
     ]
     endpoint = store.fs.client_kwargs["endpoint_url"]
     for call in calls:

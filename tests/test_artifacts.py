@@ -21,6 +21,7 @@ import pytest
 
 from conftest import S3Server, free_port, s3_storage_options
 from daskperiment import ArtifactError, ArtifactStore, Experiment
+from daskperiment.artifactstore import content_digest
 from daskperiment.cli import main as cli_main
 from daskperiment.errors import TrialIDNotFoundError
 
@@ -206,7 +207,7 @@ def test_long_steps_upload_while_they_run(make_experiment, tmp_path, monkeypatch
     ex = make_experiment()
     a = ex.parameter("a")
     content = b"checkpoint of a long step" * 1000
-    digest = hashlib.sha256(content).hexdigest()
+    digest = content_digest(content)
 
     @ex.result
     def long_training(a):
