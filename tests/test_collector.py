@@ -157,7 +157,6 @@ def test_git_collector_on_a_repository(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(repo / "pkg")  # the repository is found from a subdirectory
 
     collector = GitCollector()
-    assert collector.available()
     data = collector.collect()
     assert Path(data.pop("working_dir")).resolve() == repo.resolve()
     assert data.pop("modified") in (["a.txt", "renamed.txt"], ["renamed.txt", "a.txt"])

@@ -52,3 +52,49 @@ def test_daskperiment_cache_dir_wins_over_xdg_cache_home(tmp_path: Path) -> None
     assert done.stdout.strip() == str(own)
     assert list(own.glob("cpuinfo-*.json"))
     assert not xdg.exists()
+
+
+# -- distributed and GitPython are optional ----------------------------------------------
+
+WITHOUT_OPTIONAL = (
+    "import sys\n"
+    "for name in ('git', 'distributed'):\n"
+    "    sys.modules[name] = None  # as if not installed: importing it raises ImportError\n"
+    "import daskperiment\n"
+    "ex = daskperiment.Experiment('no_extras', script_mode=False)\n"
+    "a = ex.parameter('a')\n"
+    "@ex.result\n"
+    "def double(a):\n"
+    "    return 2 * a\n"
+    "ex.set_parameters(a=21)\n"
+    "print(double(a).compute())\n"
+    "print(ex.get_environment(category='git'))\n"
+    "print(sorted(name for name in sys.modules if name.split('.')[0] in ('git', 'distributed')\n"
+    "             and sys.modules[name] is not None))\n"
+)
+
+
+def test_a_trial_runs_without_distributed_and_gitpython(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    done = run_python(WITHOUT_OPTIONAL, {"DASKPERIMENT_CACHE_DIR": str(tmp_path / "cache")}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    result, git_text, imported = done.stdout.strip().splitlines()
+    assert result == "42"
+    assert git_text == 'Git Repository: not captured, GitPython is not installed (pip install "daskperiment[git]")'
+    assert imported == "[]"
+    assert list((tmp_path / "daskperiment_cache" / "no_extras").iterdir())
+
+
+def test_git_collector_without_the_git_executable(tmp_path: Path) -> None:
+    code = (
+        "from daskperiment.collector import collect_environment, environment_text\n"
+        "from daskperiment.collector.git import GitCollector\n"
+        "environment = collect_environment([GitCollector()])\n"
+        "print(environment['git'])\n"
+        "print(environment_text(environment).splitlines()[-1])\n"
+    )
+    done = run_python(code, {"PATH": str(tmp_path / "empty-bin")}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    data, summary = done.stdout.strip().splitlines()
+    assert data == "{'unavailable': 'not captured, the git executable is not on the PATH'}"
+    assert summary == "Git Repository: not captured, the git executable is not on the PATH"
