@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,12 +31,7 @@ from daskperiment.collector import (
 from daskperiment.collector.conda import CondaCollector
 from daskperiment.collector.cpu import CPUCollector, cpu_info
 from daskperiment.collector.git import GitCollector
-from daskperiment.collector.numerics import (
-    NumpyCollector,
-    PandasCollector,
-    ScipyCollector,
-    captured_stdout,
-)
+from daskperiment.collector.numerics import NumpyCollector, PandasCollector, ScipyCollector
 from daskperiment.collector.packages import PackagesCollector
 from daskperiment.collector.platform import PlatformCollector
 from daskperiment.collector.python import PythonCollector
@@ -157,7 +151,6 @@ def test_git_collector_on_a_repository(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(repo / "pkg")  # the repository is found from a subdirectory
 
     collector = GitCollector()
-    assert collector.available()
     data = collector.collect()
     assert Path(data.pop("working_dir")).resolve() == repo.resolve()
     assert data.pop("modified") in (["a.txt", "renamed.txt"], ["renamed.txt", "a.txt"])
@@ -189,40 +182,35 @@ def test_git_collector_outside_a_repository(tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.mark.parametrize(
-    "collector, module, marker",
+    "collector, module, section",
     [
         (NumpyCollector(), "numpy", "Build Dependencies"),
         (ScipyCollector(), "scipy", "Build Dependencies"),
-        (PandasCollector(), "pandas", "INSTALLED VERSIONS"),
+        (PandasCollector(), "pandas", "dependencies"),
     ],
 )
-def test_numeric_reports(collector: Collector, module: str, marker: str) -> None:
+def test_numeric_reports(collector: Collector, module: str, section: str) -> None:
     assert collector.category == module
     assert collector.available()
     data = collector.collect()
     assert data["version"] == importlib.import_module(module).__version__
-    assert marker in data["text"]
+    assert data["config"][section]
+    json.dumps(data)  # stored as JSON
+    lines = environment_lines({module: data}, module)
+    assert lines[0] == f"{module} version: {data['version']}"
+    assert f"{section}:" in lines
+
+
+def test_numpy_report_is_numpy_show_config() -> None:
+    import numpy
+
+    assert NumpyCollector().collect()["config"] == json.loads(json.dumps(numpy.show_config(mode="dicts")))
 
 
 def test_pandas_report_names_the_pandas_version() -> None:
-    text = PandasCollector().collect()["text"]
-    assert any(
-        line.split(":")[0].strip() == "pandas" and importlib.metadata.version("pandas") in line
-        for line in text.splitlines()
-    )
-
-
-def test_capture_keeps_other_threads_output(capsys: pytest.CaptureFixture[str]) -> None:
-    def report() -> None:
-        print("from the collector")
-        user = threading.Thread(target=print, args=("from the user",))
-        user.start()
-        user.join()
-
-    assert captured_stdout(report) == "from the collector\n"
-    assert capsys.readouterr().out == "from the user\n"
-    print("afterwards")
-    assert capsys.readouterr().out == "afterwards\n"
+    data = PandasCollector().collect()
+    assert data["config"]["dependencies"]["pandas"] == importlib.metadata.version("pandas")
+    assert "  pandas: " + importlib.metadata.version("pandas") in environment_lines({"pandas": data}, "pandas")
 
 
 def test_conda_collector_availability() -> None:
@@ -393,11 +381,11 @@ def test_numeric_reports_are_cached_while_packages_stay_the_same(tmp_path: Path,
     monkeypatch.setenv("DASKPERIMENT_CACHE_DIR", str(tmp_path / "cache"))
     collector = NumpyCollector()
     data = collector.collect()
-    (cache,) = (tmp_path / "cache").glob("numpy-report-*.json")
+    (cache,) = (tmp_path / "cache").glob("numpy-config-*.json")
     stored = json.loads(cache.read_text())
-    stored["value"]["text"] = "from the cache"
+    stored["value"]["config"] = {"from": "the cache"}
     cache.write_text(json.dumps(stored))
-    assert collector.collect() == {**data, "text": "from the cache"}
+    assert collector.collect() == {**data, "config": {"from": "the cache"}}
     # Another set of installed packages is another key: the report is made again.
     monkeypatch.setattr(
         "daskperiment.collector.numerics.installed_packages",

@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+import platformdirs
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,10 +21,13 @@ def cache_dir() -> Path:
     Returns
     -------
     pathlib.Path
-        ``$DASKPERIMENT_CACHE_DIR`` if set, else ``~/.cache/daskperiment``.
+        ``$DASKPERIMENT_CACHE_DIR`` if set, else the platform's user cache
+        folder (:func:`platformdirs.user_cache_dir`): ``$XDG_CACHE_HOME/daskperiment``
+        or ``~/.cache/daskperiment`` on Linux, ``~/Library/Caches/daskperiment`` on
+        macOS, ``%LOCALAPPDATA%\\daskperiment\\Cache`` on Windows.
     """
     configured = os.environ.get("DASKPERIMENT_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "daskperiment"
+    return Path(configured) if configured else Path(platformdirs.user_cache_dir("daskperiment"))
 
 
 def _cache_file(name: str, key: str) -> Path:

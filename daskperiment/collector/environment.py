@@ -158,9 +158,34 @@ def _package_lines(category: str, data: dict[str, Any]) -> list[str]:
     return [f"{p['name']}=={p['version']} ({p['location']})" for p in data["packages"]]
 
 
+def _tree_lines(value: Any, depth: int = 0) -> list[str]:
+    """Nested mappings and lists as indented ``key: value`` and ``- item`` lines."""
+    pad = "  " * depth
+    if not isinstance(value, (dict, list)) or not value:
+        return [f"{pad}{_text(value)}"]
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.extend([f"{pad}{key}:", *_tree_lines(item, depth + 1)])
+            else:
+                lines.append(f"{pad}{key}: {_text(item)}".rstrip())
+        return lines
+    for item in value:
+        first, *rest = _tree_lines(item, depth + 1)
+        lines.extend([f"{pad}- {first.lstrip()}", *rest])
+    return lines
+
+
 def _report_lines(category: str, data: dict[str, Any]) -> list[str]:
-    text = [line.rstrip() for line in data["text"].strip("\n").splitlines()]
-    return [f"{category} version: {data['version']}", *text]
+    lines = [f"{category} version: {data['version']}"]
+    if "config" in data:
+        lines.extend(_tree_lines(data["config"]))
+    else:  # recorded before the reports were read as data: the text the package printed
+        lines.extend(line.rstrip() for line in data["text"].strip("\n").splitlines())
+    if "blas_threads" in data:
+        lines.extend(["BLAS threads (threadpoolctl):", *_tree_lines(data["blas_threads"], 1)])
+    return lines
 
 
 def _json_lines(category: str, data: dict[str, Any]) -> list[str]:
@@ -216,7 +241,8 @@ def environment_lines(environment: dict[str, dict[str, Any]], category: str | No
         Render this category in full: ``"Label: value"`` lines for platform,
         cpu, python and git, ``name==version (location)`` for packages,
         ``name==version`` for requirements (the pip-freeze list), the
-        printed report for numpy, scipy and pandas, the JSON for conda.
+        version and indented report of numpy, scipy and pandas (numpy's
+        with its BLAS threads), the JSON for conda.
         By default, a summary: the facts of platform, cpu, python, the
         number of installed packages and the facts of git. Outside a git
         repository, or without conda, git and conda say so in one line.

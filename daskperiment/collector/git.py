@@ -28,11 +28,21 @@ def _status(porcelain: str) -> tuple[list[str], list[str]]:
     return modified, untracked
 
 
+def _missing_tool() -> str | None:
+    """What prevents reading the repository, if anything: the git executable or GitPython."""
+    if shutil.which("git") is None:
+        return "the git executable is not on the PATH"
+    if importlib.util.find_spec("git") is None:
+        return 'GitPython is not installed (pip install "daskperiment[git]")'
+    return None
+
+
 class GitCollector(Collector):
     """Branch, HEAD commit, remotes and uncommitted changes of the current repository.
 
     The repository is searched from the current working directory upwards.
-    Outside a repository, or when git fails, nothing is collected.
+    Outside a repository, or when git fails, nothing is collected; without
+    git or GitPython, why not.
     """
 
     category = "git"
@@ -43,17 +53,8 @@ class GitCollector(Collector):
         "remotes": "Git Remotes",
         "modified": "Git Modified Files",
         "untracked": "Git Untracked Files",
+        "unavailable": "Git Repository",
     }
-
-    def available(self) -> bool:
-        """Whether both GitPython and the git executable are installed.
-
-        Returns
-        -------
-        bool
-            ``True`` when git can be used.
-        """
-        return shutil.which("git") is not None and importlib.util.find_spec("git") is not None
 
     def collect(self) -> dict[str, Any]:
         """Gather the repository state.
@@ -65,8 +66,14 @@ class GitCollector(Collector):
             ``commit`` (``None`` before the first commit), ``remotes`` (name to
             urls), ``modified`` and ``untracked`` (paths relative to the
             working directory; an untracked directory is listed once, with a
-            trailing slash). Empty outside a repository.
+            trailing slash). Empty outside a repository. Without the git
+            executable or GitPython (the ``daskperiment[git]`` extra), only
+            ``unavailable``: why nothing could be read.
         """
+        missing = _missing_tool()
+        if missing is not None:
+            logger.debug("no git information collected: %s", missing)
+            return {"unavailable": f"not captured, {missing}"}
         import git
 
         try:

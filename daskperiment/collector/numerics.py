@@ -1,88 +1,62 @@
-"""Build and dependency reports of numpy, scipy and pandas, as they print them."""
+"""Build and dependency reports of numpy, scipy and pandas, read from their structured forms.
+
+The reports are asked for as data (``show_config(mode="dicts")``,
+``pandas.show_versions(as_json=path)``), never by capturing what a package
+prints: nothing touches ``sys.stdout``, so output of other threads is left alone.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
-import io
 import json
-import os
+import logging
 import sys
-import threading
-from typing import Any, Callable, ClassVar, TextIO
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
 
 from daskperiment.collector.base import Collector
 from daskperiment.collector.diskcache import cached
 from daskperiment.collector.packages import installed_packages
 
+logger = logging.getLogger(__name__)
 
-class _ThreadStdout:
-    """Stands in for ``sys.stdout``: keeps what one thread writes, passes the rest on.
-
-    Collection runs in a background thread, so a plain redirection of
-    ``sys.stdout`` would also swallow whatever the user prints meanwhile.
-    """
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
-        self.captured = io.StringIO()
-        self._thread = threading.get_ident()
-
-    def write(self, text: str) -> int:
-        if threading.get_ident() == self._thread:
-            return self.captured.write(text)
-        return self.stream.write(text) if self.stream is not None else len(text)
-
-    def flush(self) -> None:
-        if threading.get_ident() != self._thread and self.stream is not None:
-            self.stream.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
+BLAS_FACTS = ("internal_api", "version", "num_threads", "threading_layer", "architecture", "filepath")
+"""What :func:`blas_threadpools` keeps of each BLAS library threadpoolctl finds."""
 
 
-_capture_lock = threading.Lock()
+def blas_threadpools() -> list[dict[str, Any]] | None:
+    """The BLAS libraries loaded in this process and their thread counts.
 
-
-def _reset_after_fork() -> None:
-    global _capture_lock
-    _capture_lock = threading.Lock()
-    while isinstance(sys.stdout, _ThreadStdout):  # forked in the middle of a capture
-        sys.stdout = sys.stdout.stream
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def captured_stdout(function: Callable[[], object]) -> str:
-    """Run ``function`` and return what it printed to ``sys.stdout``.
-
-    Only output of the calling thread is captured; other threads keep
-    printing to the real ``sys.stdout``.
-
-    Parameters
-    ----------
-    function : callable
-        Called without arguments; its return value is ignored.
+    Read with ``threadpoolctl.threadpool_info()`` after importing numpy (so
+    its BLAS is loaded). Not cached: the thread count follows environment
+    variables such as ``OMP_NUM_THREADS`` and can change while a process runs.
 
     Returns
     -------
-    str
-        The captured text.
+    list of dict or None
+        For each BLAS library, the :data:`BLAS_FACTS` threadpoolctl reports;
+        ``None`` when threadpoolctl is not installed.
     """
-    with _capture_lock:
-        capture = _ThreadStdout(sys.stdout)
-        with contextlib.redirect_stdout(capture):  # type: ignore[type-var]
-            function()
-    return capture.captured.getvalue()
+    try:
+        import threadpoolctl
+    except ImportError:
+        logger.debug("threadpoolctl is not installed: BLAS threads not collected")
+        return None
+    importlib.import_module("numpy")
+    return [
+        {fact: pool.get(fact) for fact in BLAS_FACTS}
+        for pool in threadpoolctl.threadpool_info()
+        if pool.get("user_api") == "blas"
+    ]
 
 
 class _ReportCollector(Collector):
-    """The text a package prints about its build or dependencies."""
+    """A package's report on its build or dependencies, as data."""
 
     module: ClassVar[str]
-    function: ClassVar[str]
 
     def available(self) -> bool:
         """Whether the package is installed (it is not imported to find out).
@@ -104,39 +78,80 @@ class _ReportCollector(Collector):
         Returns
         -------
         dict of str to Any
-            ``version`` of the package and the printed ``text``.
+            ``version`` of the package and its ``config``, the report as nested
+            mappings and lists of JSON values.
         """
         installed = [(p["name"], p["version"]) for p in installed_packages()]
         key = json.dumps([self.module, sys.version, sys.prefix, installed])
-        return cached(f"{self.module}-report", key, self._report)
+        return cached(f"{self.module}-config", key, self._report)
 
     def _report(self) -> dict[str, Any]:
         package = importlib.import_module(self.module)
-        return {
-            "version": str(package.__version__),
-            "text": captured_stdout(getattr(package, self.function)),
-        }
+        return {"version": str(package.__version__), "config": self.config(package)}
+
+    def config(self, package: ModuleType) -> dict[str, Any]:
+        """The report of the imported ``package``.
+
+        Parameters
+        ----------
+        package : module
+            The imported package.
+
+        Returns
+        -------
+        dict of str to Any
+            ``package.show_config(mode="dicts")``, which numpy and scipy provide.
+        """
+        return package.show_config(mode="dicts")
 
 
 class NumpyCollector(_ReportCollector):
-    """``numpy.show_config()``: BLAS/LAPACK, compilers and SIMD extensions of numpy."""
+    """``numpy.show_config``: BLAS/LAPACK, compilers and SIMD extensions, plus BLAS threads."""
 
     category = "numpy"
     module = "numpy"
-    function = "show_config"
+
+    def collect(self) -> dict[str, Any]:
+        """The numpy report, with ``blas_threads`` when threadpoolctl is installed.
+
+        Returns
+        -------
+        dict of str to Any
+            ``version``, ``config`` and, with threadpoolctl, ``blas_threads``
+            (see :func:`blas_threadpools`).
+        """
+        report = super().collect()
+        threads = blas_threadpools()
+        return report if threads is None else {**report, "blas_threads": threads}
 
 
 class ScipyCollector(_ReportCollector):
-    """``scipy.show_config()``: BLAS/LAPACK and compilers of scipy."""
+    """``scipy.show_config``: BLAS/LAPACK and compilers of scipy."""
 
     category = "scipy"
     module = "scipy"
-    function = "show_config"
 
 
 class PandasCollector(_ReportCollector):
-    """``pandas.show_versions()``: pandas and the versions of its optional dependencies."""
+    """``pandas.show_versions``: the system and the versions of pandas' optional dependencies."""
 
     category = "pandas"
     module = "pandas"
-    function = "show_versions"
+
+    def config(self, package: ModuleType) -> dict[str, Any]:
+        """``pandas.show_versions(as_json=path)``, written to a temporary file and read back.
+
+        Parameters
+        ----------
+        package : module
+            The imported pandas.
+
+        Returns
+        -------
+        dict of str to Any
+            ``system`` and ``dependencies``, as pandas reports them.
+        """
+        with tempfile.TemporaryDirectory(prefix="daskperiment-pandas-") as folder:
+            path = Path(folder) / "versions.json"
+            package.show_versions(as_json=str(path))
+            return json.loads(path.read_text(encoding="utf-8"))
