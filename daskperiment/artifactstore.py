@@ -38,6 +38,7 @@ from blake3 import blake3
 from fsspec.implementations.local import LocalFileSystem
 
 from daskperiment.errors import ArtifactError
+from daskperiment.userdirs import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -183,9 +184,7 @@ class ArtifactStore:
         """Local folder of the objects downloaded from a remote location."""
         if self._cache_dir_option is not None:
             return Path(self._cache_dir_option)
-        configured = os.environ.get("DASKPERIMENT_CACHE_DIR")
-        base = Path(configured) if configured else Path(platformdirs.user_cache_dir("daskperiment"))
-        return base / "artifacts"
+        return cache_dir() / "artifacts"
 
     def _object(self, digest: str) -> str:
         """Path of an object in the location (validates the digest)."""

@@ -32,7 +32,7 @@ def run_python(code: str, env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 CACHE_CPU_INFO = (
     "from daskperiment.collector.cpu import cpu_info\n"
-    "from daskperiment.collector.diskcache import cache_dir\n"
+    "from daskperiment.userdirs import cache_dir\n"
     "print(cache_dir()); cpu_info()\n"
 )
 

@@ -10,24 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-import platformdirs
+from daskperiment.userdirs import cache_dir
 
 logger = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """Directory of daskperiment's on-disk caches.
-
-    Returns
-    -------
-    pathlib.Path
-        ``$DASKPERIMENT_CACHE_DIR`` if set, else the platform's user cache
-        folder (:func:`platformdirs.user_cache_dir`): ``$XDG_CACHE_HOME/daskperiment``
-        or ``~/.cache/daskperiment`` on Linux, ``~/Library/Caches/daskperiment`` on
-        macOS, ``%LOCALAPPDATA%\\daskperiment\\Cache`` on Windows.
-    """
-    configured = os.environ.get("DASKPERIMENT_CACHE_DIR")
-    return Path(configured) if configured else Path(platformdirs.user_cache_dir("daskperiment"))
 
 
 def _cache_file(name: str, key: str) -> Path:
