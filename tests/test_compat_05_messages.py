@@ -392,5 +392,5 @@ def test_packaging_declares_licence_types_and_pythons() -> None:
 def test_the_readme_names_every_user_extra() -> None:
     extras = set(setup_cfg()["options.extras_require"]) - {"test"}
     readme = (ROOT / "README.md").read_text()
-    assert extras == {"board", "notebook", "redis", "mongo", "optuna", "s3"}
+    assert {"board", "notebook", "redis", "mongo", "optuna", "s3", "git", "distributed"} <= extras
     assert all(f'pip install "daskperiment[{extra}]"' in readme for extra in extras)
