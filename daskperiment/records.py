@@ -154,7 +154,7 @@ class ArtifactRecord:
         Path of the file inside the artifact, with ``/`` separators; empty for
         an artifact that is a single file.
     digest : str
-        SHA-256 of the file's content, its address in the artifact store.
+        BLAKE3 hash of the file's content (hexadecimal), its address in the artifact store.
     size : int
         Size of the file in bytes.
     step : str
