@@ -18,7 +18,7 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format.
 
     Columns are the parameters (in the order they first appear), then
-    ``Seed`` (verbose), ``Result``, ``Result Type`` (verbose: ``"<class
+    ``Seed`` (verbose), ``Result`` (NaN for a failed trial), ``Result Type`` (verbose: ``"<class
     'float'>"``, ``"None"`` for a failed trial), ``Success``, ``Finished``,
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
     the others), ``Sweep`` (when some trial belongs to a sweep) and
@@ -36,7 +36,7 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     }
     if verbose:
         columns["Seed"] = [trial.seed for trial in trials]
-    columns["Result"] = [trial.result for trial in trials]
+    columns["Result"] = [trial.result if trial.success else np.nan for trial in trials]
     if verbose:
         columns["Result Type"] = [type_text(trial.result_type) for trial in trials]
     columns["Success"] = [trial.success for trial in trials]

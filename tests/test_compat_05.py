@@ -65,6 +65,7 @@ def test_quickstart_history_formats(quickstart: Experiment) -> None:
     assert verbose["Result Type"].tolist() == ["<class 'float'>", "<class 'float'>", "None"]
     assert verbose["Success"].tolist() == [True, True, False]
     assert verbose.loc[3, "Description"] == "ZeroDivisionError(division by zero)"
+    assert verbose["Result"].dtype == np.float64 and np.isnan(verbose.loc[3, "Result"])
     assert pd.isna(verbose.loc[1, "Description"]) and pd.isna(verbose.loc[2, "Description"])
 
 
@@ -75,6 +76,28 @@ def test_result_type_of_other_types(ex: Experiment) -> None:
 
     count().compute()
     assert ex.get_history(verbose=True)["Result Type"].tolist() == ["<class 'numpy.int64'>"]
+
+
+def test_failed_result_is_nan_whatever_the_other_results(ex: Experiment) -> None:
+    from daskperiment.board.query import cell_text
+
+    n = ex.parameter("n")
+
+    @ex.result
+    def label(n):
+        return "x" * (10 // n)
+
+    for value in (1, 0, 2):
+        ex.set_parameters(n=value)
+        try:
+            label(n).compute()
+        except ZeroDivisionError:
+            pass
+    history = ex.get_history(verbose=True)
+    assert history.loc[1, "Result"] == "x" * 10 and history.loc[3, "Result"] == "xxxxx"
+    assert isinstance(history.loc[2, "Result"], float) and np.isnan(history.loc[2, "Result"])
+    assert history.loc[2, "Result Type"] == "None"
+    assert cell_text(history.loc[2, "Result"]) == ""  # the dashboard's cell of a failed trial
 
 
 def test_errors_are_importable_from_core_errors() -> None:

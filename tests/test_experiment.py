@@ -116,7 +116,7 @@ def test_failed_trial_is_recorded_and_reraised(ex: Experiment) -> None:
     history = ex.get_history(verbose=True)
     assert history.loc[1, "Success"] == False  # noqa: E712 (numpy bool)
     assert history.loc[1, "Description"] == "ZeroDivisionError(division by zero)"
-    assert history.loc[1, "Result"] is None
+    assert np.isnan(history.loc[1, "Result"])
     assert history.loc[1, "Result Type"] == "None"
     ex.set_parameters(a=4)
     assert inverse(a).compute() == 0.25
