@@ -12,6 +12,13 @@ if TYPE_CHECKING:
 
 TRIAL_ID = "Trial ID"
 EPOCH = "Epoch"
+PROCESS_TIME_LABEL = "Process Time (s)"
+"""Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
+
+
+def seconds_text(seconds: float) -> str:
+    """A process time as the command line and the dashboard show it: seconds, 3 decimals (``"0.125"``)."""
+    return f"{seconds:.3f}"
 
 
 def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
