@@ -52,10 +52,10 @@ def test_same_id_returns_same_instance(tmp_path: pathlib.Path) -> None:
     assert Experiment("same", backend=tmp_path / "s", seed=3).seed == 3
 
 
-def test_same_id_with_another_backend_is_refused(tmp_path: pathlib.Path) -> None:
-    Experiment("same", backend=tmp_path / "one")
-    with pytest.raises(BackendError, match="already open in this process"):
-        Experiment("same", backend=tmp_path / "two")
+def test_same_id_with_another_backend_switches_to_it(tmp_path: pathlib.Path) -> None:
+    first = Experiment("same", backend=tmp_path / "one")
+    assert Experiment("same", backend=tmp_path / "two") is first
+    assert repr(first.backend) == f"LocalBackend('{tmp_path / 'two'}')"
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "..", "a\\b", " x", "x y", "ü", 3, None, "a" * 129])
