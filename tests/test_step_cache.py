@@ -593,7 +593,7 @@ def test_script_mode_and_sweeps_load_cached_steps_unless_no_cache(tmp_path, chil
         [sys.executable, "-m", "daskperiment.cli", "show", "scripted", "4", "--backend", str(tmp_path / "store")],
         cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=120,
     )
-    assert "Cached Steps: prepare (trial 3)" in shown.stdout
+    assert "Cached Steps:     prepare (trial 3)\n" in shown.stdout  # labels as wide as "Process Time (s):"
 
 
 def test_reopening_an_experiment_takes_the_artifact_location_given_now(make_experiment, tmp_path) -> None:
