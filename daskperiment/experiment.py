@@ -929,4 +929,4 @@ def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int
         raise MetricError(
             f"invalid value {value!r} for metric {key!r}: use a real number (int, float, numpy scalar)"
         )
-    return key, int(epoch), float(value)
+    return key, int(epoch), int(value) if isinstance(value, numbers.Integral) else float(value)

@@ -77,8 +77,11 @@ def describe_cached(cached_steps: Sequence[tuple[str, int]]) -> str:
 def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame:
     """Metric values indexed by ``Epoch`` with one column per trial (``Trial ID``).
 
-    When a trial saved one epoch several times, its last value is kept.
+    When a trial saved one epoch several times, its last value is kept. The
+    values are int64 when every value saved under the key was an int and no
+    trial lacks an epoch another has (as in daskperiment 0.5), else float64.
     """
+    import numpy as np
     import pandas as pd
 
     table = pd.DataFrame({TRIAL_ID: series.trial_ids, EPOCH: series.epochs, "value": series.values})
@@ -86,6 +89,9 @@ def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame
     frame = table.pivot(index=EPOCH, columns=TRIAL_ID, values="value")
     frame = frame.reindex(columns=pd.Index(list(trial_ids), name=TRIAL_ID)).sort_index()
     frame.index = frame.index.astype("int64")
+    values = frame.to_numpy(dtype="float64")
+    if series.integer and np.isfinite(values).all() and (values == np.round(values)).all():
+        frame = frame.astype("int64")
     return frame
 
 

@@ -206,6 +206,33 @@ def test_a_parameter_no_step_uses_is_recorded_per_trial(ex: Experiment) -> None:
     assert ex.get_history()["user_name"].tolist() == ["my_name", "other", "my_name"]
 
 
+def test_integer_metrics_load_as_int64(ex: Experiment) -> None:
+    a = ex.parameter("a")
+
+    @ex(cache=True)
+    def prepare(a):
+        ex.save_metric("size", epoch=0, value=a * 10)  # replayed when loaded from the step cache
+        return a
+
+    @ex.result
+    def score(s):
+        for i in range(3):
+            ex.save_metric("count", epoch=i, value=np.int64(i * s))
+            ex.save_metric("mixed", epoch=i, value=i if i else 0.5)
+        return s
+
+    for value in (1, 2, 1):
+        ex.set_parameters(a=value)
+        score(prepare(a)).compute()
+    counts = ex.load_metric("count", trial_id=[1, 2])
+    assert counts.dtypes.tolist() == [np.int64, np.int64]
+    assert counts[2].tolist() == [0, 2, 4]
+    assert ex.load_metric("mixed", trial_id=1)[1].dtype == np.float64
+    assert ex.get_history().loc[3, "Cached"] == "prepare (trial 1)"
+    sizes = ex.load_metric("size", trial_id=[1, 3])
+    assert sizes.dtypes.tolist() == [np.int64, np.int64] and sizes.loc[0].tolist() == [10, 10]
+
+
 def test_metric_keywords_of_05(ex: Experiment) -> None:
     a = ex.parameter("a")
 
