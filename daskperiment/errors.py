@@ -86,6 +86,10 @@ class LockedTrialError(DaskperimentError, RuntimeError):
     """``ex.trial_id`` was read inside a running step, where the last trial id is not settled."""
 
 
+class ExperimentReinitializedError(DaskperimentError, RuntimeError):
+    """A step or trial of an experiment's definition that ``Experiment(id, ...)`` has replaced since."""
+
+
 class CacheError(DaskperimentError, RuntimeError):
     """A cached step output could not be read back."""
 

@@ -66,7 +66,11 @@ class Experiment:
     ----------
     id : str
         Name of the experiment; letters, digits, ``_``, ``-`` and ``.``. Within
-        a process the same id returns the same instance.
+        a process the same id returns the same instance, re-initialised as in
+        daskperiment 0.5: it takes the backend, seed and artifact location
+        given now, and its parameters and steps start empty (decorate the
+        steps again; steps and trial graphs of the replaced definition raise
+        :class:`~daskperiment.errors.ExperimentReinitializedError`).
     backend : {"local"}, pathlib.Path, str, client object or Backend, optional
         Where trials are stored. ``"local"`` is the embedded store in
         ``daskperiment_cache/<id>/``; a path stores in that folder; a
@@ -109,7 +113,7 @@ class Experiment:
         cls, id: str, backend: str | os.PathLike[str] | Backend | None = None, seed: int | None = None,
         artifacts: str | os.PathLike[str] | None = None, script_mode: bool | None = None,
     ) -> "Experiment":
-        experiment = cls._get_or_open(validate_experiment_id(id), backend, seed, artifacts, capture=True)
+        experiment = cls._get_or_open(validate_experiment_id(id), backend, seed, artifacts, user=True)
         if script_mode is not None:
             experiment.script_mode = _checked_flag("script_mode", script_mode)
         return experiment
@@ -117,11 +121,13 @@ class Experiment:
     @classmethod
     def _get_or_open(
         cls, experiment_id: str, backend: str | os.PathLike[str] | Backend | None, seed: int | None,
-        artifacts: str | os.PathLike[str] | ArtifactStore | None, *, capture: bool,
+        artifacts: str | os.PathLike[str] | ArtifactStore | None, *, user: bool,
     ) -> "Experiment":
         """The experiment of this process with that id, or a newly opened one.
 
-        ``capture`` starts capturing the environment (not needed in dask workers).
+        ``user`` is a call of ``Experiment(...)``: it re-initialises an open
+        experiment and starts capturing the environment. Otherwise (a dask
+        worker unpickling a step's experiment) the open one is returned as it is.
         """
         seed = validate_seed(seed)
         store = open_backend(backend, experiment_id)
@@ -133,7 +139,9 @@ class Experiment:
             artifacts = ArtifactStore(location)
         with cls._instances_lock:
             existing = cls._instances.get(experiment_id)
-            if existing is not None:
+            if existing is not None and user:
+                existing._reinitialise(store, seed, artifacts, opened=not isinstance(backend, Backend))
+            elif existing is not None:
                 if store != existing.backend:
                     raise BackendError(
                         f"experiment {experiment_id!r} is already open in this process with "
@@ -148,12 +156,45 @@ class Experiment:
                 if seed is not None:
                     existing.seed = seed
                 return existing
-            experiment = super().__new__(cls)
-            experiment._open(experiment_id, store, seed, artifacts, announce=capture)
-            cls._instances[experiment_id] = experiment
-        if capture:
+            else:
+                existing = super().__new__(cls)
+                existing._open(experiment_id, store, seed, artifacts, announce=user)
+                cls._instances[experiment_id] = existing
+        if user:
             collector.environment_future()  # capture starts now, in the background
-        return experiment
+        return existing
+
+    def _reinitialise(self, store: Backend, seed: int | None, artifacts: ArtifactStore, *, opened: bool) -> None:
+        """Start this experiment's definition afresh on ``store``, as 0.5 did on every ``Experiment(id, ...)``.
+
+        Steps decorated before keep the previous tracker, which refuses new
+        trials from now on: none of them records into a store the user
+        switched away from, nor with parameters and code that were reset.
+        ``opened``: ``store`` was opened for this call (closed when it is the
+        store this experiment uses already).
+        """
+        previous = self._backend
+        switched = store != previous
+        self._tracker.retire(
+            f"experiment {self.id!r} was re-initialised by a later Experiment({self.id!r}, ...) call"
+            f"{f' with backend {store!r} (was {previous!r})' if switched else ''}, which resets its "
+            "parameters and steps: define the parameters and decorate the steps again (re-run their "
+            "cells), then build the trial from them"
+        )
+        if opened and not switched and store is not previous:
+            store.close()  # the same store, opened again: keep the open one
+        self._open(self.id, store if switched else previous, seed, artifacts, announce=True)
+        if switched:
+            logger.warning(
+                "Experiment %r re-initialised with backend %r (was %r): its parameters and steps "
+                "were reset; steps decorated before raise ExperimentReinitializedError",
+                self.id, store, previous,
+            )
+        else:
+            logger.info(
+                "Experiment %r re-initialised: its parameters and steps were reset; steps "
+                "decorated before raise ExperimentReinitializedError", self.id,
+            )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Steps that call ex.save_metric carry the experiment to dask workers.
@@ -505,6 +546,7 @@ class Experiment:
                 f"ex.{what}() takes the output of an @ex.result step of experiment {self.id!r} "
                 f"(e.g. ex.{what}(score(prepare(a))), ...), not {type(result).__name__} {result!r}"
             )
+        result.check_active()
         return result.call
 
     def _trial(self, trial_id: int) -> TrialRecord:
@@ -857,7 +899,7 @@ def _experiment_in_worker(
     experiment_id: str, backend: Backend, seed: int | None, artifacts: ArtifactStore
 ) -> Experiment:
     """Unpickle an experiment: the one of this process, or the same one opened here."""
-    return Experiment._get_or_open(experiment_id, backend, seed, artifacts, capture=False)
+    return Experiment._get_or_open(experiment_id, backend, seed, artifacts, user=False)
 
 
 def _checked_flag(name: str, value: object) -> bool:
@@ -887,4 +929,4 @@ def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int
         raise MetricError(
             f"invalid value {value!r} for metric {key!r}: use a real number (int, float, numpy scalar)"
         )
-    return key, int(epoch), float(value)
+    return key, int(epoch), int(value) if isinstance(value, numbers.Integral) else float(value)

@@ -12,13 +12,20 @@ if TYPE_CHECKING:
 
 TRIAL_ID = "Trial ID"
 EPOCH = "Epoch"
+PROCESS_TIME_LABEL = "Process Time (s)"
+"""Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
+
+
+def seconds_text(seconds: float) -> str:
+    """A process time as the command line and the dashboard show it: seconds, 3 decimals (``"0.125"``)."""
+    return f"{seconds:.3f}"
 
 
 def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
     """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format.
 
     Columns are the parameters (in the order they first appear), then
-    ``Seed`` (verbose), ``Result``, ``Result Type`` (verbose: ``"<class
+    ``Seed`` (verbose), ``Result`` (NaN for a failed trial), ``Result Type`` (verbose: ``"<class
     'float'>"``, ``"None"`` for a failed trial), ``Success``, ``Finished``,
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
     the others), ``Sweep`` (when some trial belongs to a sweep) and
@@ -36,7 +43,7 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     }
     if verbose:
         columns["Seed"] = [trial.seed for trial in trials]
-    columns["Result"] = [trial.result for trial in trials]
+    columns["Result"] = [trial.result if trial.success else np.nan for trial in trials]
     if verbose:
         columns["Result Type"] = [type_text(trial.result_type) for trial in trials]
     columns["Success"] = [trial.success for trial in trials]
@@ -70,8 +77,11 @@ def describe_cached(cached_steps: Sequence[tuple[str, int]]) -> str:
 def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame:
     """Metric values indexed by ``Epoch`` with one column per trial (``Trial ID``).
 
-    When a trial saved one epoch several times, its last value is kept.
+    When a trial saved one epoch several times, its last value is kept. The
+    values are int64 when every value saved under the key was an int and no
+    trial lacks an epoch another has (as in daskperiment 0.5), else float64.
     """
+    import numpy as np
     import pandas as pd
 
     table = pd.DataFrame({TRIAL_ID: series.trial_ids, EPOCH: series.epochs, "value": series.values})
@@ -79,6 +89,9 @@ def metric_frame(series: MetricSeries, trial_ids: Sequence[int]) -> pd.DataFrame
     frame = table.pivot(index=EPOCH, columns=TRIAL_ID, values="value")
     frame = frame.reindex(columns=pd.Index(list(trial_ids), name=TRIAL_ID)).sort_index()
     frame.index = frame.index.astype("int64")
+    values = frame.to_numpy(dtype="float64")
+    if series.integer and np.isfinite(values).all() and (values == np.round(values)).all():
+        frame = frame.astype("int64")
     return frame
 
 

@@ -79,6 +79,7 @@ class MetricPoint(NamedTuple):
     key: str
     epoch: int
     value: float
+    """The value as saved: an ``int`` stays an ``int`` (see :attr:`MetricSeries.integer`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,14 +226,18 @@ class MetricSeries(Sequence[MetricPoint]):
         Metric key.
     trial_ids, epochs, values : array-like
         One entry per point: trial ids and epochs (int64), values (float64).
+    integer : bool, default False
+        Whether every value ever saved under ``key`` was an integer (tables
+        then show the values as int64, as daskperiment 0.5 did).
     """
 
-    __slots__ = ("key", "trial_ids", "epochs", "values")
+    __slots__ = ("key", "trial_ids", "epochs", "values", "integer")
 
-    def __init__(self, key: str, trial_ids: Any, epochs: Any, values: Any) -> None:
+    def __init__(self, key: str, trial_ids: Any, epochs: Any, values: Any, integer: bool = False) -> None:
         import numpy as np
 
         self.key = key
+        self.integer = integer
         self.trial_ids = np.asarray(trial_ids, dtype=np.int64)
         self.epochs = np.asarray(epochs, dtype=np.int64)
         self.values = np.asarray(values, dtype=np.float64)

@@ -67,6 +67,7 @@ class Step:
         functools.update_wrapper(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._tracker.check_active()
         call = StepCall(self._spec, args, kwargs, self._tracker.parameters.name_of)
         if not self.is_result:
             return StepDelayed(call)

@@ -196,6 +196,7 @@ def run_sweep(
     ParameterNotDefinedError, ParameterUndefinedError
         For an unknown parameter, or one left without value (nothing runs).
     """
+    tracker.check_active()
     sweep_id = make_sweep_id(name)
     if not isinstance(cache, bool):
         raise SweepError(f"cache must be True or False, got {cache!r}")

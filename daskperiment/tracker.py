@@ -22,6 +22,7 @@ from daskperiment.backend.base import Backend
 from daskperiment.codecontext import CodeContext
 from daskperiment.context import process_identity
 from daskperiment.envblob import environment_fingerprint
+from daskperiment.errors import ExperimentReinitializedError
 from daskperiment.cachekeys import sweep_cache_keys, uses_cache
 from daskperiment.graph import CacheUse, GraphSettings, Plan, StepCall, TrialSpec, trial_graph
 from daskperiment.outcome import TrialOutcome
@@ -103,6 +104,20 @@ class Tracker:
         self.session = uuid.uuid4().hex
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        self._retired: str | None = None
+
+    def retire(self, reason: str) -> None:
+        """Refuse new trials from now on (trials started already finish and are recorded).
+
+        ``reason`` is the message of the :class:`ExperimentReinitializedError`
+        raised by :meth:`check_active`.
+        """
+        self._retired = reason
+
+    def check_active(self) -> None:
+        """Raise :class:`ExperimentReinitializedError` once :meth:`retire` was called."""
+        if self._retired is not None:
+            raise ExperimentReinitializedError(self._retired)
 
     def graph_settings(self, runner: Runner, share: bool = False) -> GraphSettings:
         """How trial graphs for ``runner`` are built."""
@@ -189,6 +204,7 @@ class Tracker:
         self, call: StepCall, values: Mapping[str, Any], seed: int | None, scheduler: Any,
         options: dict[str, Any], sweep_id: str | None = None, *, cache: bool = True,
     ) -> StartedTrial:
+        self.check_active()
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
         level = trial_log_level(sweep_id)

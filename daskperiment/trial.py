@@ -29,6 +29,11 @@ class TrialResult(StepDelayed):
         """Id of the experiment whose trials this result records."""
         return self._tracker.experiment_id
 
+    def check_active(self) -> None:
+        """Raise :class:`~daskperiment.errors.ExperimentReinitializedError` if its experiment was
+        re-initialised (by ``Experiment(id, ...)``) since this result was built."""
+        self._tracker.check_active()
+
     @property
     def parameter_names(self) -> tuple[str, ...]:
         """Names of the parameters the result depends on, in the order its steps use them."""

@@ -236,8 +236,8 @@ def test_show_a_trial(project: Path) -> None:
     out = done.stdout
     for section in ("[trial]", "[parameters]", "[metrics]", "[code]", "[environment]"):
         assert f"\n{section}\n" in f"\n{out}"
-    assert "Result:       2\n" in out
-    assert "Seed:         5\n" in out
+    assert "Result:           2\n" in out
+    assert "Seed:             5\n" in out
     assert "a = 4\nb = 8\n" in out
     metrics = out.split("[metrics]\n")[1].split("[code]")[0].splitlines()
     assert metrics[0].split() == ["Epochs", "First", "Last", "Min", "Max"]
@@ -250,8 +250,9 @@ def test_show_a_trial(project: Path) -> None:
 
 def test_show_a_failed_trial(project: Path) -> None:
     out = cli("show", "cli_demo", "3", cwd=project).stdout
-    assert "Success:      False\n" in out
-    assert "Description:  ZeroDivisionError(integer division or modulo by zero)\n" in out
+    assert "Result:           -\n" in out
+    assert "Success:          False\n" in out
+    assert "Description:      ZeroDivisionError(integer division or modulo by zero)\n" in out
 
 
 def test_show_an_unknown_trial(project: Path) -> None:

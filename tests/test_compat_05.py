@@ -65,6 +65,7 @@ def test_quickstart_history_formats(quickstart: Experiment) -> None:
     assert verbose["Result Type"].tolist() == ["<class 'float'>", "<class 'float'>", "None"]
     assert verbose["Success"].tolist() == [True, True, False]
     assert verbose.loc[3, "Description"] == "ZeroDivisionError(division by zero)"
+    assert verbose["Result"].dtype == np.float64 and np.isnan(verbose.loc[3, "Result"])
     assert pd.isna(verbose.loc[1, "Description"]) and pd.isna(verbose.loc[2, "Description"])
 
 
@@ -75,6 +76,28 @@ def test_result_type_of_other_types(ex: Experiment) -> None:
 
     count().compute()
     assert ex.get_history(verbose=True)["Result Type"].tolist() == ["<class 'numpy.int64'>"]
+
+
+def test_failed_result_is_nan_whatever_the_other_results(ex: Experiment) -> None:
+    from daskperiment.board.query import cell_text
+
+    n = ex.parameter("n")
+
+    @ex.result
+    def label(n):
+        return "x" * (10 // n)
+
+    for value in (1, 0, 2):
+        ex.set_parameters(n=value)
+        try:
+            label(n).compute()
+        except ZeroDivisionError:
+            pass
+    history = ex.get_history(verbose=True)
+    assert history.loc[1, "Result"] == "x" * 10 and history.loc[3, "Result"] == "xxxxx"
+    assert isinstance(history.loc[2, "Result"], float) and np.isnan(history.loc[2, "Result"])
+    assert history.loc[2, "Result Type"] == "None"
+    assert cell_text(history.loc[2, "Result"]) == ""  # the dashboard's cell of a failed trial
 
 
 def test_errors_are_importable_from_core_errors() -> None:
@@ -181,6 +204,33 @@ def test_a_parameter_no_step_uses_is_recorded_per_trial(ex: Experiment) -> None:
     ex.sweep(double(a), {"a": [7]})
     assert ex.get_parameters(trial_id=3) == {"a": 7, "user_name": "my_name"}
     assert ex.get_history()["user_name"].tolist() == ["my_name", "other", "my_name"]
+
+
+def test_integer_metrics_load_as_int64(ex: Experiment) -> None:
+    a = ex.parameter("a")
+
+    @ex(cache=True)
+    def prepare(a):
+        ex.save_metric("size", epoch=0, value=a * 10)  # replayed when loaded from the step cache
+        return a
+
+    @ex.result
+    def score(s):
+        for i in range(3):
+            ex.save_metric("count", epoch=i, value=np.int64(i * s))
+            ex.save_metric("mixed", epoch=i, value=i if i else 0.5)
+        return s
+
+    for value in (1, 2, 1):
+        ex.set_parameters(a=value)
+        score(prepare(a)).compute()
+    counts = ex.load_metric("count", trial_id=[1, 2])
+    assert counts.dtypes.tolist() == [np.int64, np.int64]
+    assert counts[2].tolist() == [0, 2, 4]
+    assert ex.load_metric("mixed", trial_id=1)[1].dtype == np.float64
+    assert ex.get_history().loc[3, "Cached"] == "prepare (trial 1)"
+    sizes = ex.load_metric("size", trial_id=[1, 3])
+    assert sizes.dtypes.tolist() == [np.int64, np.int64] and sizes.loc[0].tolist() == [10, 10]
 
 
 def test_metric_keywords_of_05(ex: Experiment) -> None:

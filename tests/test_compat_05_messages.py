@@ -332,6 +332,9 @@ def test_the_readme_tour_runs_as_a_file(tmp_path: Path, child_env: dict[str, str
 def test_script_mode_false_makes_a_file_a_session(run_script: Callable) -> None:
     done = run_script(
         'ex = daskperiment.Experiment(id="simple", script_mode=False)\n'
+        # the call re-initialises the experiment (as 0.5): define its parameters and steps again
+        'a, b = ex.parameter("a"), ex.parameter("b", default=10)\n'
+        "prepare, score = ex(prepare.func), ex.result(score.func)\n"
         "print(type(score(prepare(a, b))).__name__)\n"
         "ex.set_parameters(a=1)\n"
         "print(score(prepare(a, b)).compute(seed=1))\n"

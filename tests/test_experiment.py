@@ -52,10 +52,10 @@ def test_same_id_returns_same_instance(tmp_path: pathlib.Path) -> None:
     assert Experiment("same", backend=tmp_path / "s", seed=3).seed == 3
 
 
-def test_same_id_with_another_backend_is_refused(tmp_path: pathlib.Path) -> None:
-    Experiment("same", backend=tmp_path / "one")
-    with pytest.raises(BackendError, match="already open in this process"):
-        Experiment("same", backend=tmp_path / "two")
+def test_same_id_with_another_backend_switches_to_it(tmp_path: pathlib.Path) -> None:
+    first = Experiment("same", backend=tmp_path / "one")
+    assert Experiment("same", backend=tmp_path / "two") is first
+    assert repr(first.backend) == f"LocalBackend('{tmp_path / 'two'}')"
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "..", "a\\b", " x", "x y", "ü", 3, None, "a" * 129])
@@ -116,7 +116,7 @@ def test_failed_trial_is_recorded_and_reraised(ex: Experiment) -> None:
     history = ex.get_history(verbose=True)
     assert history.loc[1, "Success"] == False  # noqa: E712 (numpy bool)
     assert history.loc[1, "Description"] == "ZeroDivisionError(division by zero)"
-    assert history.loc[1, "Result"] is None
+    assert np.isnan(history.loc[1, "Result"])
     assert history.loc[1, "Result Type"] == "None"
     ex.set_parameters(a=4)
     assert inverse(a).compute() == 0.25

@@ -12,7 +12,7 @@ from daskperiment import serialization
 from daskperiment.backend import LocalBackend
 from daskperiment.backend.local import SCHEMA_VERSION
 from daskperiment.errors import BackendError
-from daskperiment.records import ArtifactRecord, RecordBatch
+from daskperiment.records import ArtifactRecord, MetricPoint, RecordBatch
 from test_store_contract import (
     cache_entry,
     check_a_version_1_trial_reads_with_the_defaults,
@@ -159,7 +159,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
     assert {"settings", "cache_entries", "artifacts"} <= set(tables)
 
@@ -187,9 +187,28 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
     reopened.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == 3
+    assert version == 4
     assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
     assert {"settings", "cache_entries", "artifacts"} <= set(tables)
+
+
+def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path, "x")
+    backend.last_trial_id()
+    backend.close()
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 3: no metric_kinds table
+        connection.execute("DROP TABLE metric_kinds")
+        connection.execute("INSERT INTO metrics VALUES ('loss', 1, 0, 2.0), ('loss', 1, 1, 1.5)")
+        connection.execute("PRAGMA user_version=3")
+    connection.close()
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.load_metrics("loss", [1]).integer is False  # saved before: not known to be ints
+    backend.write_metrics([MetricPoint(2, "loss", 0, 1), MetricPoint(2, "steps", 0, 7)])
+    assert backend.load_metrics("loss", [2]).integer is False
+    assert backend.load_metrics("steps", [2]).integer is True
+    backend.close()
+    version, _, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == SCHEMA_VERSION == 4 and "metric_kinds" in tables
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -209,4 +228,4 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == 3 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+    assert version == SCHEMA_VERSION == 4 and columns.count("sweep_id") == columns.count("cached_steps") == 1

@@ -389,7 +389,7 @@ class SweepLab:
             assert prepared[trial_id] == [(0, float(a))]
             check_seed(row["Seed"], seed)
             if b == self.fail_b:
-                assert not row["Success"] and row["Result"] is None
+                assert not row["Success"] and pd.isna(row["Result"])
                 assert row["Description"] == f"ValueError(b is {b})"
                 assert combined[trial_id] == []
             else:

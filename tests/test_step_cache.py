@@ -593,17 +593,15 @@ def test_script_mode_and_sweeps_load_cached_steps_unless_no_cache(tmp_path, chil
         [sys.executable, "-m", "daskperiment.cli", "show", "scripted", "4", "--backend", str(tmp_path / "store")],
         cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=120,
     )
-    assert "Cached Steps: prepare (trial 3)" in shown.stdout
+    assert "Cached Steps:     prepare (trial 3)\n" in shown.stdout  # labels as wide as "Process Time (s):"
 
 
-def test_reopening_an_experiment_keeps_its_artifact_location(make_experiment, tmp_path) -> None:
-    from daskperiment.errors import BackendError
-
+def test_reopening_an_experiment_takes_the_artifact_location_given_now(make_experiment, tmp_path) -> None:
     ex = make_experiment("located", artifacts=tmp_path / "elsewhere")
-    assert Experiment("located", ex.backend) is ex and ex.artifacts.url == str(tmp_path / "elsewhere")
-    assert Experiment("located", ex.backend, artifacts=tmp_path / "elsewhere") is ex
-    with pytest.raises(BackendError, match="already open in this process with its artifacts in"):
-        Experiment("located", ex.backend, artifacts=tmp_path / "another")
+    assert Experiment("located", ex.backend, artifacts=tmp_path / "another") is ex  # re-initialised, as 0.5
+    assert ex.artifacts.url == str(tmp_path / "another")
+    assert Experiment("located", ex.backend) is ex  # none given: the store's own folder
+    assert ex.artifacts.url.startswith(ex.backend.artifact_root())
 
 
 def test_a_damaged_or_vanished_entry_fails_clearly_once_then_the_step_is_computed(store, make_experiment, tmp_path) -> None:

@@ -310,6 +310,16 @@ def test_metric_values_saved_again_come_after_earlier_ones(store: Backend) -> No
     assert [p.value for p in store.load_metrics("loss", [1])] == [3.0, 1.0, 0.5, 0.25, 2.0]
 
 
+def test_stores_remember_which_metrics_got_only_ints(store: Backend) -> None:
+    store.write_metrics([MetricPoint(1, "steps", 0, 3), MetricPoint(1, "loss", 0, 2)])
+    store.write_metrics([MetricPoint(2, "steps", 0, 4), MetricPoint(2, "loss", 0, 0.5)])
+    store.write_metrics([MetricPoint(3, "loss", 0, 1)])  # an int after a float: not all ints
+    assert store.load_metrics("steps", [1, 2]).integer is True
+    assert store.load_metrics("steps", [2]).integer is True
+    assert store.load_metrics("loss", [1]).integer is False  # trial 2 saved a float under the key
+    assert [p.value for p in store.load_metrics("steps", [1, 2])] == [3, 4]
+
+
 def test_metric_special_values_round_trip(store: Backend) -> None:
     points = [
         MetricPoint(1, "odd key: with/characters", -5, float("inf")),
@@ -562,6 +572,13 @@ def test_cache_entry_metrics_keep_special_values(store: Backend) -> None:
         assert math.copysign(1.0, loaded.metrics[3][2]) == -1.0  # -0.0 stays negative
         assert all(type(m) is tuple and type(m[1]) is int and type(m[2]) is float
                    for m in loaded.metrics)
+
+
+def test_cache_entry_metrics_keep_ints(store: Backend) -> None:
+    metrics = (("steps", 0, 3), ("steps", 1, 2**53 + 1), ("loss", 0, 3.0))
+    store.write_batch(RecordBatch(cache_entries=[cache_entry("k", metrics=metrics)]))
+    loaded = store.load_cache_entries(["k"])["k"].metrics
+    assert loaded == metrics and [type(value) for _, _, value in loaded] == [int, int, float]
 
 
 # -- artifacts ----------------------------------------------------------------------------------

@@ -86,19 +86,32 @@ def cached_steps_of(pairs: Iterable[Sequence[Any]]) -> tuple[tuple[str, int], ..
 
 
 def cache_metrics_text(metrics: Iterable[tuple[str, int, float]]) -> str:
-    """The metric points of a cache entry as JSON text (NaN and infinities kept).
+    """The metric points of a cache entry as JSON text (NaN and infinities kept, ints kept as ints).
 
     Raises
     ------
     TypeError, ValueError
         When an epoch is not an integer or a value not a number.
     """
-    return json.dumps([[str(key), int(epoch), float(value)] for key, epoch, value in metrics])
+    return json.dumps([[str(key), int(epoch), _number(value)] for key, epoch, value in metrics])
 
 
 def cache_metrics_from_text(text: str) -> tuple[tuple[str, int, float], ...]:
     """The metric points a :func:`cache_metrics_text` describes."""
-    return tuple((key, epoch, float(value)) for key, epoch, value in json.loads(text))
+    return tuple((key, epoch, _number(value)) for key, epoch, value in json.loads(text))
+
+
+def _number(value: float) -> float:
+    """``value`` as an ``int`` when it is one (not a bool), else as a ``float``."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else float(value)
+
+
+def metric_kinds(points: Iterable[MetricPoint]) -> tuple[list[str], list[str]]:
+    """Keys of ``points`` that got only ``int`` values, and keys that got some other value (sorted)."""
+    kinds: dict[str, bool] = {}
+    for point in points:
+        kinds[point.key] = kinds.get(point.key, True) and type(point.value) is int
+    return sorted(k for k, integer in kinds.items() if integer), sorted(k for k, integer in kinds.items() if not integer)
 
 
 def cache_entry_document(entry: CacheEntry) -> dict[str, Any]:
@@ -197,13 +210,16 @@ def metric_chunks(points: Iterable[MetricPoint], token: str) -> list[MetricChunk
     return chunks
 
 
-def metric_series(chunks: Iterable[tuple[str, int, bytes]], key: str) -> MetricSeries:
-    """Points of ``(chunk_id, trial_id, packed)`` chunks: by trial, epoch, then write order."""
+def metric_series(chunks: Iterable[tuple[str, int, bytes]], key: str, integer: bool) -> MetricSeries:
+    """Points of ``(chunk_id, trial_id, packed)`` chunks: by trial, epoch, then write order.
+
+    ``integer``: every value saved under ``key`` was an int (see :class:`MetricSeries`).
+    """
     import numpy as np
 
     parts = [(chunk_id, trial_id, *_unpack(packed)) for chunk_id, trial_id, packed in chunks]
     if not parts:
-        return MetricSeries(key, [], [], [])
+        return MetricSeries(key, [], [], [], integer)
     sizes = [len(epochs) for _, _, epochs, _ in parts]
     trial_ids = np.repeat([trial_id for _, trial_id, _, _ in parts], sizes)
     chunk_rank = np.repeat(np.argsort(np.argsort([chunk_id for chunk_id, *_ in parts])), sizes)
@@ -211,7 +227,7 @@ def metric_series(chunks: Iterable[tuple[str, int, bytes]], key: str) -> MetricS
     epochs = np.concatenate([np.frombuffer(epochs, dtype=np.int64) for _, _, epochs, _ in parts])
     values = np.concatenate([np.frombuffer(values, dtype=np.float64) for _, _, _, values in parts])
     order = np.lexsort((positions, chunk_rank, epochs, trial_ids))
-    return MetricSeries(key, trial_ids[order], epochs[order], values[order])
+    return MetricSeries(key, trial_ids[order], epochs[order], values[order], integer)
 
 
 def _pack(epochs: array, values: array) -> bytes:

@@ -33,6 +33,7 @@ from daskperiment.backend.codec import (
     cache_entry_from_document,
     cached_steps_of,
     cached_steps_pairs,
+    metric_kinds,
 )
 from daskperiment.errors import BackendError
 from daskperiment.records import (
@@ -47,8 +48,13 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_SECONDS = 60.0
+
+_METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
+        key TEXT PRIMARY KEY,
+        all_int INTEGER NOT NULL  -- 1 while every value saved under the key was an int
+    )"""
 
 # The schema, created if missing; statements run one by one inside a transaction
 # (``executescript`` would commit it first).
@@ -78,6 +84,7 @@ _SCHEMA = (
         value REAL  -- NULL is NaN: SQLite stores NaN as NULL
     )""",
     "CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch)",
+    _METRIC_KINDS,
     """CREATE TABLE IF NOT EXISTS persisted (
         step TEXT NOT NULL,
         trial_id INTEGER NOT NULL,
@@ -118,6 +125,8 @@ _UPGRADES = {
         "ALTER TABLE trials ADD COLUMN worker_environments TEXT",
     ),
     2: ("ALTER TABLE trials ADD COLUMN cached_steps TEXT",),
+    # metrics saved before: their int-ness is unknown, so they read as floats
+    3: (_METRIC_KINDS, "INSERT OR IGNORE INTO metric_kinds (key, all_int) SELECT DISTINCT key, 0 FROM metrics"),
 }
 
 _TRIAL_COLUMNS = (
@@ -274,6 +283,12 @@ class LocalBackend(Backend):
                     "INSERT INTO metrics (key, trial_id, epoch, value) VALUES (?, ?, ?, ?)",
                     [(p.key, p.trial_id, p.epoch, p.value) for p in batch.metrics],
                 )
+                integer, real = metric_kinds(batch.metrics)
+                connection.executemany(
+                    "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET all_int = all_int AND excluded.all_int",
+                    [(key, 1) for key in integer] + [(key, 0) for key in real],
+                )
             if batch.persisted:
                 connection.executemany(
                     "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
@@ -366,9 +381,10 @@ class LocalBackend(Backend):
         )
         if not rows:
             return MetricSeries(key, [], [], [])
+        kind = self._read("SELECT all_int FROM metric_kinds WHERE key = ?", (key,))
         # Ids and epochs are exact in float64 below 2**53; NULL (SQLite's NaN) becomes NaN.
         table = np.array(rows, dtype=np.float64)
-        return MetricSeries(key, table[:, 0], table[:, 1], table[:, 2])
+        return MetricSeries(key, table[:, 0], table[:, 1], table[:, 2], bool(kind and kind[0][0]))
 
     def metric_keys(self) -> list[str]:
         return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]

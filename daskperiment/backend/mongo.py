@@ -5,7 +5,8 @@ URI names (the prefix keeps clear of ``system.`` names and lists experiments).
 Its documents, by ``_id``::
 
     "counter"                  {value}: trial id counter ($inc, find-and-modify)
-    "metric_keys"              {keys}: keys of every saved metric ($addToSet)
+    "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
+                               that got int values, of those that got others ($addToSet)
     "trial:<n>"                kind "trial": one trial (parameters, result pickled)
     "metric:<chunk id>"        kind "metric": packed points of one key of one trial
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
@@ -41,6 +42,7 @@ from daskperiment.backend.codec import (
     cache_entry_document,
     cache_entry_from_document,
     metric_chunks,
+    metric_kinds,
     metric_series,
     trial_document,
     trial_from_document,
@@ -200,9 +202,13 @@ class MongoBackend(ServerBackend):
             )
         if batch.metrics:
             keys = sorted({point.key for point in batch.metrics})
+            integer, real = metric_kinds(batch.metrics)
             operations.append(
                 UpdateOne(
-                    {"_id": "metric_keys"}, {"$addToSet": {"keys": {"$each": keys}}}, upsert=True
+                    {"_id": "metric_keys"},
+                    {"$addToSet": {"keys": {"$each": keys}, "integer": {"$each": integer},
+                                   "real": {"$each": real}}},
+                    upsert=True,
                 )
             )
         for value in batch.persisted:
@@ -292,15 +298,18 @@ class MongoBackend(ServerBackend):
         if not ids:
             return MetricSeries(key, [], [], [])
         with self._reaching("read metrics"):
-            documents = list(
+            documents = list(  # the metric's chunks and, in the same round trip, its kinds
                 self._collection()
                 .find(
-                    {"kind": "metric", "key": key, "trial_id": {"$in": ids}},
-                    {"chunk": 1, "trial_id": 1, "points": 1},
+                    {"$or": [{"kind": "metric", "key": key, "trial_id": {"$in": ids}}, {"_id": "metric_keys"}]},
+                    {"chunk": 1, "trial_id": 1, "points": 1, "integer": 1, "real": 1},
                 )
                 .batch_size(CURSOR_BATCH)
             )
-        return metric_series(((d["chunk"], d["trial_id"], d["points"]) for d in documents), key)
+        kinds = next((d for d in documents if d["_id"] == "metric_keys"), {})
+        integer = key in kinds.get("integer", ()) and key not in kinds.get("real", ())
+        chunks = ((d["chunk"], d["trial_id"], d["points"]) for d in documents if d["_id"] != "metric_keys")
+        return metric_series(chunks, key, integer)
 
     def metric_keys(self) -> list[str]:
         with self._reaching("read metric keys"):

@@ -8,6 +8,8 @@ ids contain no ``:``)::
     trial_ids                zset     recorded trial ids (score = id)
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
     metric_keys              set      keys of every saved metric
+    metric_int_keys          set      keys of metrics that got int values
+    metric_real_keys         set      keys of metrics that got other values
     persisted:<trial>        hash     step name -> pickled output
     step_outputs             hash     step input hash -> latest output hash (HSET)
     blobs                    hash     digest -> content (HSETNX)
@@ -39,6 +41,7 @@ from daskperiment.backend.codec import (
     cache_entry_document,
     cache_entry_from_document,
     metric_chunks,
+    metric_kinds,
     metric_series,
     trial_document,
     trial_from_document,
@@ -168,6 +171,9 @@ class RedisBackend(ServerBackend):
             commands.append(
                 ("SADD", self._key("metric_keys"), *sorted({p.key for p in batch.metrics}))
             )
+            for name, keys in zip(("metric_int_keys", "metric_real_keys"), metric_kinds(batch.metrics)):
+                if keys:
+                    commands.append(("SADD", self._key(name), *keys))
         for value in batch.persisted:
             commands.append(
                 ("HSET", self._key(f"persisted:{value.trial_id}"), value.step, value.payload)
@@ -224,13 +230,15 @@ class RedisBackend(ServerBackend):
             pipe = self._client().pipeline(transaction=False)
             for trial_id in ids:
                 pipe.hgetall(self._key(f"metric:{trial_id}:{key}"))
-            replies = pipe.execute() if ids else []
+            pipe.sismember(self._key("metric_int_keys"), key)
+            pipe.sismember(self._key("metric_real_keys"), key)
+            *replies, integer, real = pipe.execute()
         chunks = (
             (chunk_id.decode(), trial_id, packed)
             for trial_id, reply in zip(ids, replies)
             for chunk_id, packed in reply.items()
         )
-        return metric_series(chunks, key)
+        return metric_series(chunks, key, bool(integer) and not real)
 
     def metric_keys(self) -> list[str]:
         with self._reaching("read metric keys"):

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from daskperiment.history import seconds_text
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -125,7 +127,7 @@ def cell_text(value: Any) -> str:
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, pd.Timedelta):
-        return f"{value.total_seconds():.3f} s"
+        return seconds_text(value.total_seconds())
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

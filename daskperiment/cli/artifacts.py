@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from daskperiment.cli.errors import CommandError
-from daskperiment.cli.output import FORMATS, render
+from daskperiment.cli.output import add_output_arguments, render
 from daskperiment.cli.store import ARTIFACTS_HELP, BACKEND_HELP, open_experiment
 
 
@@ -28,9 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--artifacts", help=ARTIFACTS_HELP)
     parser.add_argument("--get", metavar="NAME", help="fetch artifact NAME")
     parser.add_argument("--to", metavar="FOLDER", default=".", help="where --get copies it (default: .)")
-    parser.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format of the list (default: table)"
-    )
+    add_output_arguments(parser, "output format of the list")
     parser.set_defaults(command=run)
 
 
@@ -38,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     """List the artifacts of the trial, or copy one to ``args.to``."""
     experiment = open_experiment(args.backend, args.experiment_id, args.artifacts)
     if args.get is None:
-        print(render(experiment.get_artifacts(args.trial_id).set_index("Artifact"), args.format))
+        print(render(experiment.get_artifacts(args.trial_id).set_index("Artifact"), args.format, args.wide))
         return 0
     source = experiment.get_artifact(args.get, args.trial_id)
     folder = Path(args.to)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from daskperiment.cli.errors import USAGE, CommandError
-from daskperiment.cli.output import FORMATS, iso_time, render
+from daskperiment.cli.output import add_output_arguments, iso_time, render
 from daskperiment.cli.store import ARTIFACTS_HELP, BACKEND_HELP, open_experiment
 
 
@@ -32,9 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--limit", metavar="SIZE",
         help="keep the cache under SIZE (e.g. 500MB, 2GiB), evicting the least recently used outputs",
     )
-    parser.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
-    )
+    add_output_arguments(parser)
     parser.set_defaults(command=run)
 
 
@@ -58,12 +56,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc), status=USAGE) from None
     frame = experiment.get_cache()
     limit = experiment.get_cache_limit()
-    for column in ("Created", "Last Used"):
-        frame[column] = [
-            moment.strftime("%Y-%m-%d %H:%M:%S") if args.format == "table" else iso_time(moment)
-            for moment in frame[column]
-        ]
-    print(render(frame, args.format))
+    for column in ("Created", "Last Used"):  # dates in a table are never cut
+        frame[column] = (
+            frame[column].dt.floor("s") if args.format == "table" else [iso_time(t) for t in frame[column]]
+        )
+    print(render(frame, args.format, args.wide))
     if args.format == "table":
         print(f"total {frame['Size'].sum()} bytes in {len(frame)} outputs; limit {limit} bytes")
     return 0

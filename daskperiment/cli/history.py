@@ -6,8 +6,9 @@ import argparse
 
 import pandas as pd
 
-from daskperiment.cli.output import FORMATS, iso_time, render
+from daskperiment.cli.output import add_output_arguments, iso_time, render
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
+from daskperiment.history import PROCESS_TIME_LABEL, seconds_text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,9 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
     parser.add_argument("--backend", default="local", help=BACKEND_HELP)
-    parser.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
-    )
+    add_output_arguments(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also show the result type and the seed"
     )
@@ -33,20 +32,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def history_table(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
-    """The history with times made plain: seconds, and ISO dates (rounded for a terminal)."""
+    """The history with times made plain: seconds, and ISO dates (rounded for a terminal).
+
+    A table shows process times as the dashboard does (:data:`PROCESS_TIME_LABEL`).
+    """
     table = frame.copy()
     if fmt == "table":
-        table["Finished"] = table["Finished"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        table["Process Time"] = table["Process Time"].dt.total_seconds().round(3)
-    else:
-        table["Finished"] = [iso_time(moment) for moment in table["Finished"]]
-        table["Process Time"] = table["Process Time"].dt.total_seconds()
-    return table.rename(columns={"Process Time": "Process Time (s)"}) if fmt == "table" else table
+        table["Finished"] = table["Finished"].dt.floor("s")
+        table["Process Time"] = [seconds_text(s) for s in table["Process Time"].dt.total_seconds()]
+        return table.rename(columns={"Process Time": PROCESS_TIME_LABEL})
+    table["Finished"] = [iso_time(moment) for moment in table["Finished"]]
+    table["Process Time"] = table["Process Time"].dt.total_seconds()
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the history of ``args.experiment_id``."""
     experiment = open_experiment(args.backend, args.experiment_id)
     frame = experiment.get_history(verbose=args.verbose)
-    print(render(history_table(frame, args.format), args.format))
+    print(render(history_table(frame, args.format), args.format, args.wide))
     return 0

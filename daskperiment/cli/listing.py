@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 
 from daskperiment.backend import experiment_store, open_backend, store_location
-from daskperiment.cli.output import FORMATS, iso_time, render
+from daskperiment.cli.output import add_output_arguments, iso_time, render
 from daskperiment.cli.store import BACKEND_HELP, list_ids
 
 
@@ -23,13 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--backend", default="local", help=BACKEND_HELP)
-    parser.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
-    )
+    add_output_arguments(parser)
     parser.set_defaults(command=run)
 
 
-def _summary(spec: str, experiment_id: str, fmt: str) -> tuple[int, str | None]:
+def _summary(spec: str, experiment_id: str, fmt: str) -> tuple[int, datetime | str | None]:
     backend = open_backend(experiment_store(store_location(spec), experiment_id), experiment_id)
     try:
         last = backend.last_trial_id()
@@ -39,7 +37,7 @@ def _summary(spec: str, experiment_id: str, fmt: str) -> tuple[int, str | None]:
     if not records:
         return last, None
     finished = datetime.fromtimestamp(records[0].finished)
-    return last, finished.strftime("%Y-%m-%d %H:%M:%S") if fmt == "table" else iso_time(finished)
+    return last, finished.replace(microsecond=0) if fmt == "table" else iso_time(finished)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
         },
         index=pd.Index(ids, name="Experiment", dtype=object),
     )
-    print(render(frame, args.format))
+    print(render(frame, args.format, args.wide))
     return 0

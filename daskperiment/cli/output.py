@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import numbers
@@ -11,7 +12,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from daskperiment.cli.fit import fit_table, terminal_width
+
 FORMATS = ("table", "csv", "json")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, what: str = "output format") -> None:
+    """Add ``--format`` (table, csv or json) and ``--wide`` (a table's cells in full) to ``parser``."""
+    parser.add_argument("--format", choices=FORMATS, default="table", help=f"{what} (default: table)")
+    parser.add_argument(
+        "--wide", action="store_true",
+        help="show long cells of a table in full instead of cutting them to fit the terminal",
+    )
 
 
 def iso_time(moment: pd.Timestamp | datetime) -> str:
@@ -42,8 +54,12 @@ def json_value(value: Any) -> Any:
     return repr(value)
 
 
-def render(frame: pd.DataFrame, fmt: str) -> str:
-    """``frame`` (whose index is a column too) as an aligned table, CSV or JSON records."""
+def render(frame: pd.DataFrame, fmt: str, wide: bool = False) -> str:
+    """``frame`` (whose index is a column too) as an aligned table, CSV or JSON records.
+
+    A table fits the terminal's width (long text cells cut with "…") unless
+    ``wide``; CSV and JSON always hold every value in full.
+    """
     if fmt == "csv":
         return frame.to_csv(lineterminator="\n").rstrip("\n")
     if fmt == "json":
@@ -55,4 +71,4 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
         return json.dumps(records, indent=2)
     if frame.empty:
         return "(none)"
-    return frame.to_string()
+    return frame.to_string() if wide else fit_table(frame, terminal_width())

@@ -11,7 +11,7 @@ from daskperiment.cli.output import iso_time
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import TrialIDNotFoundError
 from daskperiment.experiment import Experiment
-from daskperiment.history import describe_cached
+from daskperiment.history import PROCESS_TIME_LABEL, describe_cached, seconds_text
 from daskperiment.records import TrialRecord
 
 
@@ -47,7 +47,7 @@ def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
             ("Result Type", record.result_type or "-"),
             ("Seed", record.seed),
             ("Finished", iso_time(datetime.fromtimestamp(record.finished))),
-            ("Process Time", f"{record.process_time:.3f} s"),
+            (PROCESS_TIME_LABEL, seconds_text(record.process_time)),
             ("Description", record.description or "-"),
             ("Cached Steps", describe_cached(record.cached_steps) or "-"),
         ]
