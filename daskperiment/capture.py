@@ -147,15 +147,6 @@ class StepArtifacts:
                 if source.temporary:
                     shutil.rmtree(source.path.parent, ignore_errors=True)
 
-    def discard(self) -> None:
-        """Stop uploading and remove the temporary folders (the step failed)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        for source in self._sources.values():
-            if source.temporary:
-                shutil.rmtree(source.path.parent, ignore_errors=True)
-
     def _start_uploads(self) -> None:
         with self._lock:
             if self._thread is None:

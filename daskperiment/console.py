@@ -54,6 +54,8 @@ class Tee(io.TextIOBase):
 
 
 def _install() -> None:
+    if isinstance(sys.stdout, Tee) and isinstance(sys.stderr, Tee):  # every step: no lock when installed
+        return
     with _install_lock:
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)

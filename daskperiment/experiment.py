@@ -28,6 +28,7 @@ from daskperiment.errors import (
     TrialIDNotFoundError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
+from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import ArtifactRecord, TrialRecord
 from daskperiment.script import script_logging, script_mode_default
@@ -115,7 +116,7 @@ class Experiment:
     ) -> "Experiment":
         experiment = cls._get_or_open(validate_experiment_id(id), backend, seed, artifacts, user=True)
         if script_mode is not None:
-            experiment.script_mode = _checked_flag("script_mode", script_mode)
+            experiment.script_mode = checked_flag("script_mode", script_mode)
         return experiment
 
     @classmethod
@@ -420,7 +421,7 @@ class Experiment:
         """
         call = self._result_call(result, "run")
         return self._tracker.run(
-            call, {**(parameters or {}), **values}, seed, scheduler, {}, cache=_checked_flag("cache", cache)
+            call, {**(parameters or {}), **values}, seed, scheduler, {}, cache=cache
         )
 
     def submit(
@@ -447,7 +448,7 @@ class Experiment:
         """
         call = self._result_call(result, "submit")
         return self._tracker.submit(
-            call, {**(parameters or {}), **values}, seed, scheduler, {}, cache=_checked_flag("cache", cache)
+            call, {**(parameters or {}), **values}, seed, scheduler, {}, cache=cache
         )
 
     def sweep(self, result: TrialResult, grid: Mapping[str, Any] | None = None, **options: Any) -> pd.DataFrame:
@@ -888,7 +889,7 @@ class Experiment:
 
         if blocking is None:
             blocking = not board.interactive_session()
-        if not _checked_flag("blocking", blocking):
+        if not checked_flag("blocking", blocking):
             return board.start(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
         with script_logging():
             board.serve(self.id, self._backend, host=host, port=port, artifacts=self.artifacts)
@@ -900,12 +901,6 @@ def _experiment_in_worker(
 ) -> Experiment:
     """Unpickle an experiment: the one of this process, or the same one opened here."""
     return Experiment._get_or_open(experiment_id, backend, seed, artifacts, user=False)
-
-
-def _checked_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 def _metric_key_argument(key: str | None, metric_key: str, what: str) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from daskperiment.execution import StepSpec
 from daskperiment.graph import StepCall, StepDelayed
+from daskperiment.options import checked_flag
 
 if TYPE_CHECKING:
     from daskperiment.experiment import Experiment
@@ -25,15 +26,14 @@ def check_cache_options(cache: object, seeded: object) -> dict[str, bool]:
     ValueError
         For ``seeded=True`` without ``cache=True`` (it says what the cache matches on).
     """
-    for name, value in (("cache", cache), ("seeded", seeded)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be True or False, got {value!r}; e.g. @ex(cache=True)")
+    cache = checked_flag("cache", cache, "@ex(cache=True)")
+    seeded = checked_flag("seeded", seeded, "@ex(cache=True, seeded=True)")
     if seeded and not cache:
         raise ValueError(
             "seeded=True says that the step's cached output depends on the trial's seed; it "
             "needs cache=True, e.g. @ex(cache=True, seeded=True)"
         )
-    return {"cache": bool(cache), "seeded": bool(seeded)}
+    return {"cache": cache, "seeded": seeded}
 
 
 class Step:

@@ -24,6 +24,7 @@ from daskperiment import seeding
 from daskperiment.errors import SweepError
 from daskperiment.graph import Plan, StepCall, TrialSpec, node_keys_of, trial_graph
 from daskperiment.history import history_frame
+from daskperiment.options import checked_flag
 from daskperiment.outcome import TrialOutcome
 from daskperiment.progress import TrialProgressBar
 from daskperiment.scheduling import Runner
@@ -198,8 +199,10 @@ def run_sweep(
     """
     tracker.check_active()
     sweep_id = make_sweep_id(name)
-    if not isinstance(cache, bool):
-        raise SweepError(f"cache must be True or False, got {cache!r}")
+    try:
+        checked_flag("cache", cache)
+    except TypeError as exc:
+        raise SweepError(str(exc)) from None
     if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1):
         raise SweepError(f"max_in_flight must be a positive integer or None, got {max_in_flight!r}")
     sweep_seed = seeding.choose_seed(seed, tracker.seed)

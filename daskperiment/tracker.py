@@ -25,6 +25,7 @@ from daskperiment.envblob import environment_fingerprint
 from daskperiment.errors import ExperimentReinitializedError
 from daskperiment.cachekeys import sweep_cache_keys, uses_cache
 from daskperiment.graph import CacheUse, GraphSettings, Plan, StepCall, TrialSpec, trial_graph
+from daskperiment.options import checked_flag
 from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
 from daskperiment.scheduling import Runner
@@ -205,6 +206,7 @@ class Tracker:
         options: dict[str, Any], sweep_id: str | None = None, *, cache: bool = True,
     ) -> StartedTrial:
         self.check_active()
+        cache = checked_flag("cache", cache)
         plan = call.plan()
         parameters = self.parameters.resolve(plan.parameters, values)
         level = trial_log_level(sweep_id)

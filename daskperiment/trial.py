@@ -69,8 +69,6 @@ class TrialResult(StepDelayed):
                 "no trial: use ex.submit(result, ...), which returns a future of the trial's "
                 "result and records the trial when it finishes"
             )
-        if not isinstance(cache, bool):
-            raise TypeError(f"cache must be True or False, got {cache!r}")
         return self._tracker.run(self.call, {}, seed, None, kwargs, cache=cache)
 
     def __repr__(self) -> str:
