@@ -51,6 +51,7 @@ class TrialWriter:
         self._artifacts = artifacts
         self._lock = threading.Lock()
         self._sent_digests: set[str] = set()
+        self._sent_generation = backend.generation
         self._previous_code: tuple[int, str, str] | None = None
         self._environment: Blob | None = None
         self._last_before: TrialRecord | None | object = _UNREAD
@@ -86,6 +87,7 @@ class TrialWriter:
         code_digest, code_text = code
         with self._lock:
             environment = self._environment_blob()
+            self._forget_lost_blobs()
             if code_digest not in self._sent_digests:
                 batch.blobs.append(Blob(code_digest, code_text.encode("utf-8")))
             if environment is not None and environment.digest not in self._sent_digests:
@@ -114,9 +116,24 @@ class TrialWriter:
                 )
             )
             self._warn_code_change(trial_id, code)
+            generation = self._backend.generation
             self._write(batch)
+            if self._backend.generation != generation:  # the store lost its records meanwhile
+                self._forget_lost_blobs()
+                known = {blob.digest for blob in batch.blobs}
+                blobs = [Blob(code_digest, code_text.encode("utf-8")), environment]
+                blobs += [Blob(d, c) for d, c in workers.items() if c is not None]
+                resent = [b for b in blobs if b is not None and b.digest not in known]
+                self._backend.write_batch(RecordBatch(blobs=resent))
+                self._sent_digests.update(blob.digest for blob in resent)
             self._sent_digests.update(blob.digest for blob in batch.blobs)
             self._previous_code = (trial_id, *code)
+
+    def _forget_lost_blobs(self) -> None:
+        """Forget which blobs were sent once the store has lost its records (they must go again)."""
+        if self._backend.generation != self._sent_generation:
+            self._sent_digests.clear()
+            self._sent_generation = self._backend.generation
 
     def _artifact_records(self, outcome: TrialOutcome) -> list[ArtifactRecord]:
         """The files the trial kept: its steps', those of the trials it loaded steps from, its output.

@@ -42,6 +42,12 @@ class Backend(ABC):
 
     def __init__(self, experiment_id: str) -> None:
         self.experiment_id = experiment_id
+        self.generation = 0
+        """How many times this backend found that its store had lost the experiment's records.
+
+        Records a writer remembers having stored (code and environment blobs)
+        must be sent again once it increases.
+        """
 
     # -- writes -------------------------------------------------------------
     @abstractmethod
@@ -148,6 +154,19 @@ class Backend(ABC):
     @abstractmethod
     def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
         """The files kept by trial ``trial_id``, ordered by artifact name then path."""
+
+    def epoch(self) -> str | None:
+        """A token of the store's records: it changes when the store loses them (None: no token).
+
+        A reader holding records it read earlier reads them all again when the
+        token changes (the dashboard does).
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be read.
+        """
+        return None
 
     is_local = False
     """Whether the store lives on this machine's disk (processes elsewhere cannot reach it)."""

@@ -4,10 +4,12 @@ Experiment ``<id>`` is the collection ``daskperiment_<id>`` of the database the
 URI names (the prefix keeps clear of ``system.`` names and lists experiments).
 Its documents, by ``_id``::
 
-    "counter"                  {value}: trial id counter ($inc, find-and-modify)
+    "counter"                  {value, epoch}: trial id counter ($inc, find-and-modify) and
+                               the epoch, a random token made with it (see server.py)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
-    "trial:<n>"                kind "trial": one trial (parameters, result pickled)
+    "trial:<n>"                kind "trial": one trial (parameters, result pickled), with the
+                               token of the batch that wrote it
     "metric:<chunk id>"        kind "metric": packed points of one key of one trial
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
     "step:<input hash>"        kind "step_output": latest output hash ($set)
@@ -18,7 +20,10 @@ Its documents, by ``_id``::
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
-is stored. Multi-document transactions are not used, since a standalone
+is stored. Guards come first: an upsert of the counter matching the epoch (a
+duplicate ``_id`` error stops the batch when the epoch is another), then one
+per trial matching its id and the batch's token (a duplicate stops the batch
+when another batch wrote that trial). Multi-document transactions are not used, since a standalone
 mongod has none; every write is idempotent, so a batch cut short by a failure
 is completed by re-sending it from the spool.
 """
@@ -34,7 +39,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import pymongo
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from daskperiment.backend.codec import (
     artifact_document,
@@ -47,7 +52,13 @@ from daskperiment.backend.codec import (
     trial_document,
     trial_from_document,
 )
-from daskperiment.backend.server import ServerBackend
+from daskperiment.backend.server import (
+    EpochChanged,
+    ServerBackend,
+    TrialsTaken,
+    new_epoch,
+    timeout_option,
+)
 from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
@@ -66,7 +77,8 @@ EXAMPLE = "mongodb://localhost:27017/test_db"
 COLLECTION_PREFIX = "daskperiment_"
 MAX_VALUE_BYTES = 16 * 1024 * 1024 - 64 * 1024  # a document holds at most 16 MB
 CURSOR_BATCH = 100_000
-_DEFAULT_TIMEOUTS_MS = {"serverSelectionTimeoutMS": 10_000, "connectTimeoutMS": 10_000}
+_TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS", "timeoutMS")
+_DUPLICATE_KEY = 11000
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
 
 
@@ -77,7 +89,8 @@ class MongoBackend(ServerBackend):
     ----------
     uri : str
         ``mongodb://[user:password@]host[:port][,host...]/database[?options]``
-        or ``mongodb+srv://``; it must name a database. Options (``tls``,
+        or ``mongodb+srv://``; it must name a database. ``timeout`` (seconds,
+        default 10) bounds every operation; other options (``tls``,
         ``authSource``, ``replicaSet``, ...) go to the client as they are.
     experiment_id : str
         Id of the experiment.
@@ -91,6 +104,7 @@ class MongoBackend(ServerBackend):
     """
 
     kind = "MongoDB"
+    _lost_records_name = "collection"
 
     def __init__(self, uri: str, experiment_id: str, *, database: Database | None = None) -> None:
         self.database_name = _check_uri(uri)
@@ -124,22 +138,13 @@ class MongoBackend(ServerBackend):
             database = client[self.database_name]
         try:
             collection = database[self.collection_name]
-            collection.create_indexes(
-                [
-                    pymongo.IndexModel([("kind", 1), ("trial_id", 1)]),
-                    pymongo.IndexModel([("kind", 1), ("key", 1), ("trial_id", 1)]),
-                    pymongo.IndexModel([("kind", 1), ("last_used", 1), ("key", 1)]),
-                ]
-            )
-            try:  # created before any $inc: concurrent upserts of one new document may race
-                collection.insert_one({"_id": "counter", "value": 0})
-            except DuplicateKeyError:
-                pass
+            _create_indexes(collection)
         except BaseException:
             if client is not None:
                 client.close()
             raise
         return client, collection
+
 
     def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any]) -> None:
         client, _ = connection
@@ -159,13 +164,45 @@ class MongoBackend(ServerBackend):
         return self._client()[1]
 
     # -- writes -------------------------------------------------------------------------
-    def _advance_trial_counter(self, count: int) -> int:
+    def _advance_trial_counter(self, count: int, epoch: str) -> int | None:
         counter = self._collection().find_one_and_update(
-            {"_id": "counter"},
+            _counter_of(epoch),
             {"$inc": {"value": count}},
             return_document=pymongo.ReturnDocument.AFTER,
         )
-        return counter["value"]
+        return counter["value"] if counter is not None else None
+
+    def _claim_epoch(self, floor: int) -> str:
+        """See :meth:`ServerBackend._claim_epoch`.
+
+        The counter is created whole, with its epoch, before any ``$inc``
+        (concurrent upserts of one new document may race); a counter without
+        value (left by a guard on an emptied collection) or without epoch
+        (written by an older daskperiment) gets them by conditional updates.
+        """
+        collection = self._collection()
+        fresh = new_epoch()
+        try:
+            collection.insert_one({"_id": "counter", "value": int(floor), "epoch": fresh})
+            return fresh
+        except DuplicateKeyError:
+            pass
+        collection.update_one(
+            {"_id": "counter", "value": {"$exists": False}},
+            {"$set": {"value": int(floor), "epoch": fresh}},
+        )
+        collection.update_one(
+            {"_id": "counter", "epoch": {"$exists": False}}, {"$set": {"epoch": fresh}}
+        )
+        collection.update_one(
+            {"_id": "counter", "value": {"$lt": int(floor)}}, {"$set": {"value": int(floor)}}
+        )
+        _create_indexes(collection)  # a dropped collection lost them
+        return collection.find_one({"_id": "counter"})["epoch"]
+
+    def _read_epoch(self) -> str | None:
+        counter = self._collection().find_one({"_id": "counter"}, {"epoch": 1})
+        return counter.get("epoch") if counter is not None else None
 
     def _encode(self, batch: RecordBatch, token: str) -> list[Any]:
         operations: list[Any] = []
@@ -259,7 +296,9 @@ class MongoBackend(ServerBackend):
             )
             operations.append(
                 ReplaceOne(
-                    {"_id": f"trial:{trial.trial_id}"}, {"kind": "trial", **document}, upsert=True
+                    {"_id": f"trial:{trial.trial_id}"},
+                    {"kind": "trial", **document, "token": token},
+                    upsert=True,
                 )
             )
         return operations
@@ -272,9 +311,28 @@ class MongoBackend(ServerBackend):
                 "store for this experiment"
             )
 
-    def _transmit(self, encoded: list[Any]) -> None:
-        if encoded:
-            self._collection().bulk_write(encoded, ordered=True)
+    def _transmit(self, encoded: list[Any], epoch: str, token: str, trial_ids: list[int]) -> bool:
+        guards = [
+            UpdateOne(_counter_of(epoch), {"$setOnInsert": {"lost": True}}, upsert=True),
+            *(
+                UpdateOne(
+                    {"_id": f"trial:{trial_id}", "token": {"$in": [token, None]}},
+                    {"$set": {"token": token}},
+                    upsert=True,
+                )
+                for trial_id in trial_ids
+            ),
+        ]
+        try:
+            result = self._collection().bulk_write(guards + encoded, ordered=True)
+        except BulkWriteError as exc:
+            error = exc.details["writeErrors"][0]
+            if error.get("code") != _DUPLICATE_KEY:
+                raise
+            if error["index"] == 0:
+                raise EpochChanged() from exc
+            raise TrialsTaken([trial_ids[error["index"] - 1]]) from exc
+        return 0 in result.upserted_ids
 
     # -- reads ------------------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -404,6 +462,21 @@ class MongoBackend(ServerBackend):
         return document["value"] if document else None
 
 
+def _counter_of(epoch: str) -> dict[str, Any]:
+    """The query matching the counter when it has a value and the epoch ``epoch``."""
+    return {"_id": "counter", "epoch": epoch, "value": {"$exists": True}}
+
+
+def _create_indexes(collection: Any) -> None:
+    collection.create_indexes(
+        [
+            pymongo.IndexModel([("kind", 1), ("trial_id", 1)]),
+            pymongo.IndexModel([("kind", 1), ("key", 1), ("trial_id", 1)]),
+            pymongo.IndexModel([("kind", 1), ("last_used", 1), ("key", 1)]),
+        ]
+    )
+
+
 def _persisted_id(step: str, trial_id: int) -> str:
     return "persisted:" + json.dumps([trial_id, step])
 
@@ -418,6 +491,7 @@ def _artifact_id(record: ArtifactRecord) -> str:
 
 def _check_uri(uri: str) -> str:
     """Check a MongoDB URI; return the name of its database."""
+    uri = timeout_option(uri)[0]
     parts = split(uri, MONGO_SCHEMES, EXAMPLE)
     shown = redact(uri)
     if parts.scheme.lower() == "mongodb":
@@ -439,9 +513,10 @@ def _check_uri(uri: str) -> str:
 
 
 def open_client(uri: str) -> pymongo.MongoClient:
-    """A client of ``uri``, with short connection timeouts unless the URI sets them."""
+    """A client of ``uri``: its ``timeout`` option bounds every operation, unless the URI sets pymongo's."""
+    uri, seconds = timeout_option(uri)
     given = query_options(split(uri, MONGO_SCHEMES, EXAMPLE))
-    defaults = {k: v for k, v in _DEFAULT_TIMEOUTS_MS.items() if k.lower() not in given}
+    defaults = {k: int(seconds * 1000) for k in _TIMEOUT_OPTIONS if k.lower() not in given}
     try:
         return pymongo.MongoClient(uri, **defaults)
     except (PyMongoError, ValueError) as exc:

@@ -4,7 +4,9 @@ Keys of experiment ``<id>`` all start with ``daskperiment:<id>:`` (experiment
 ids contain no ``:``)::
 
     next_trial_id            string   trial id counter (INCRBY)
+    epoch                    string   random token made with the counter (see server.py)
     trials                   hash     trial id -> pickled trial document
+    trial_tokens             hash     trial id -> token of the batch that wrote the trial
     trial_ids                zset     recorded trial ids (score = id)
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
     metric_keys              set      keys of every saved metric
@@ -20,8 +22,9 @@ ids contain no ``:``)::
     artifacts:<trial>        hash     JSON [name, path] -> JSON artifact record
 
 and the set ``daskperiment:experiments`` lists the ids of the experiments
-opened on the server. A batch is one MULTI/EXEC transaction: atomic, one
-round trip. Cache entries keep their payloads in keys of their own, so listing
+opened on the server. A batch is one Lua script, which checks the epoch and
+that no other batch wrote its trials before running the batch's commands:
+atomic, one round trip. Cache entries keep their payloads in keys of their own, so listing
 entries never moves payloads.
 """
 
@@ -33,6 +36,8 @@ from typing import Any, Sequence
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from daskperiment import serialization
 from daskperiment.backend.codec import (
@@ -46,7 +51,13 @@ from daskperiment.backend.codec import (
     trial_document,
     trial_from_document,
 )
-from daskperiment.backend.server import ServerBackend
+from daskperiment.backend.server import (
+    EpochChanged,
+    ServerBackend,
+    TrialsTaken,
+    new_epoch,
+    timeout_option,
+)
 from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
@@ -63,8 +74,44 @@ logger = logging.getLogger(__name__)
 
 EXAMPLE = "redis://localhost:6379/0"
 EXPERIMENTS_KEY = "daskperiment:experiments"
-CONNECT_TIMEOUT_SECONDS = 10.0
-SOCKET_TIMEOUT_SECONDS = 120.0
+
+# ARGV: epoch key, expected epoch, count. Returns the new counter, or nil for another epoch.
+_ALLOCATE = """
+if redis.call('GET', ARGV[1]) ~= ARGV[2] then return nil end
+return redis.call('INCRBY', ARGV[3], ARGV[4])
+"""
+# ARGV: epoch key, counter key, new epoch, floor. Returns the epoch.
+_CLAIM = """
+local epoch = redis.call('GET', ARGV[1])
+if not epoch then
+    epoch = ARGV[3]
+    redis.call('SET', ARGV[1], epoch)
+end
+local counter = tonumber(redis.call('GET', ARGV[2]) or '0')
+if counter < tonumber(ARGV[4]) then redis.call('SET', ARGV[2], ARGV[4]) end
+return epoch
+"""
+# ARGV: epoch key, expected epoch, trial token key, token, trial count n, n trial ids, then
+# the commands, each as its argument count followed by its arguments.
+# Returns {0} for another epoch, {1, ids...} for trial ids other batches hold, {2} once written.
+_WRITE = """
+if redis.call('GET', ARGV[1]) ~= ARGV[2] then return {0} end
+local n = tonumber(ARGV[5])
+local taken = {1}
+for i = 6, 5 + n do
+    local holder = redis.call('HGET', ARGV[3], ARGV[i])
+    if holder and holder ~= ARGV[4] then table.insert(taken, ARGV[i]) end
+end
+if #taken > 1 then return taken end
+local i = 6 + n
+while i <= #ARGV do
+    local size = tonumber(ARGV[i])
+    redis.call(unpack(ARGV, i + 1, i + size))
+    i = i + size + 1
+end
+for j = 6, 5 + n do redis.call('HSET', ARGV[3], ARGV[j], ARGV[4]) end
+return {2}
+"""
 
 
 class RedisBackend(ServerBackend):
@@ -74,8 +121,9 @@ class RedisBackend(ServerBackend):
     ----------
     uri : str
         ``redis://[user:password@]host[:port][/db][?options]`` or ``rediss://``
-        for TLS; options (``ssl_cert_reqs``, ``socket_timeout``, ...) go to the
-        client as they are.
+        for TLS; ``timeout`` (seconds, default 10) bounds every wait for the
+        server; other options (``ssl_cert_reqs``, ...) go to the client as
+        they are.
     experiment_id : str
         Id of the experiment.
     connection_pool : redis.ConnectionPool, optional
@@ -118,9 +166,11 @@ class RedisBackend(ServerBackend):
             client = redis.Redis(connection_pool=self._given_pool)
         else:
             client = redis.Redis.from_url(
-                self._uri,
-                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                self._client_uri,
+                socket_connect_timeout=self.timeout,
+                socket_timeout=self.timeout,
+                # a connection the server closed is opened again once; a timeout is not retried
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             )
         try:
             client.sadd(EXPERIMENTS_KEY, self.experiment_id)  # lists the experiment once opened
@@ -147,8 +197,20 @@ class RedisBackend(ServerBackend):
         return self._key(f"cache_payload:{cache_key}")
 
     # -- writes -------------------------------------------------------------------------
-    def _advance_trial_counter(self, count: int) -> int:
-        return self._client().incrby(self._key("next_trial_id"), count)
+    def _advance_trial_counter(self, count: int, epoch: str) -> int | None:
+        return self._client().eval(
+            _ALLOCATE, 0, self._key("epoch"), epoch, self._key("next_trial_id"), count
+        )
+
+    def _claim_epoch(self, floor: int) -> str:
+        epoch = self._client().eval(
+            _CLAIM, 0, self._key("epoch"), self._key("next_trial_id"), new_epoch(), floor
+        )
+        return epoch.decode("ascii")
+
+    def _read_epoch(self) -> str | None:
+        epoch = self._client().get(self._key("epoch"))
+        return epoch.decode("ascii") if epoch is not None else None
 
     def _encode(self, batch: RecordBatch, token: str) -> list[tuple[Any, ...]]:
         commands: list[tuple[Any, ...]] = []
@@ -201,11 +263,20 @@ class RedisBackend(ServerBackend):
             commands.append(("ZADD", self._key("trial_ids"), trial.trial_id, trial.trial_id))
         return commands
 
-    def _transmit(self, encoded: list[tuple[Any, ...]]) -> None:
-        pipe = self._client().pipeline(transaction=True)
+    def _transmit(
+        self, encoded: list[tuple[Any, ...]], epoch: str, token: str, trial_ids: list[int]
+    ) -> bool:
+        arguments: list[Any] = [
+            self._key("epoch"), epoch, self._key("trial_tokens"), token, len(trial_ids), *trial_ids
+        ]
         for command in encoded:
-            pipe.execute_command(*command)
-        pipe.execute()
+            arguments.extend((len(command), *command))
+        status, *taken = self._client().eval(_WRITE, 0, *arguments)
+        if status == 0:
+            raise EpochChanged()
+        if status == 1:
+            raise TrialsTaken([int(t) for t in taken])
+        return False
 
     # -- reads ------------------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -331,6 +402,7 @@ class RedisBackend(ServerBackend):
 
 
 def _check_uri(uri: str) -> None:
+    uri = timeout_option(uri)[0]
     parts = split(uri, REDIS_SCHEMES, EXAMPLE)
     shown = redact(uri)
     try:
@@ -379,7 +451,8 @@ def pool_uri(pool: redis.ConnectionPool) -> str:
 def experiment_ids(uri: str) -> list[str]:
     """Ids of the experiments stored on the Redis server of ``uri``, sorted."""
     _check_uri(uri)
-    client = redis.Redis.from_url(uri, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    client_uri, timeout = timeout_option(uri)
+    client = redis.Redis.from_url(client_uri, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         members = client.smembers(EXPERIMENTS_KEY)
     except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -5,6 +5,20 @@ is kept in a local spool file and re-sent later, so no record is lost. Every
 write of a batch is idempotent (metric chunks are named by the batch's
 token), so a batch sent twice — once half-way before the server died, once
 from the spool — is stored once.
+
+Every operation waits at most :data:`DEFAULT_TIMEOUT_SECONDS` for the server
+(the URI option ``timeout``, in seconds, sets another bound): a hung server
+makes a trial's write fail, and the batch is spooled, after that time.
+
+A server can lose its data (restarted without it, flushed, the experiment's
+keys or collection deleted). The store holds an *epoch*, a random token made
+with the trial id counter; every allocation and write checks, on the server
+and in the same operation, that the epoch is the one this process knows. When
+it is not, the loss is reported (an ERROR naming the server), the counter is
+raised past every trial id this process has seen, a new epoch is made, and
+:attr:`Backend.generation` increases so that writers send code and environment
+again. A trial record never replaces another trial (one written by another
+batch): the trial is recorded under a new id, with a WARNING.
 """
 
 from __future__ import annotations
@@ -16,8 +30,10 @@ import threading
 import time
 import uuid
 from abc import abstractmethod
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -30,11 +46,56 @@ from daskperiment.backend.base import (
     trial_id_block,
 )
 from daskperiment.backend.spool import Spool
-from daskperiment.backend.uri import redact, scheme_of, without_credentials
-from daskperiment.errors import BackendError
+from daskperiment.backend.uri import pop_option, redact, scheme_of, without_credentials
+from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import RecordBatch
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+"""How long an operation waits for the server, unless the URI's ``timeout`` option says otherwise."""
+TIMEOUT_OPTION = "timeout"
+_ATTEMPTS = 3
+
+
+class EpochChanged(Exception):
+    """The store's epoch is not the one an operation was checked against; nothing was done."""
+
+
+class TrialsTaken(Exception):
+    """Trial ids of a batch are held by trials of other batches; nothing was written."""
+
+    def __init__(self, trial_ids: Sequence[int]) -> None:
+        super().__init__(trial_ids)
+        self.trial_ids = sorted({int(t) for t in trial_ids})
+
+
+def new_epoch() -> str:
+    """A new random epoch token."""
+    return uuid.uuid4().hex
+
+
+def timeout_option(uri: str) -> tuple[str, float]:
+    """``uri`` without its ``timeout`` option, and that timeout in seconds (the default if absent).
+
+    Raises
+    ------
+    BackendURIError
+        When the option is not a positive number of seconds.
+    """
+    rest, text = pop_option(uri, TIMEOUT_OPTION)
+    if text is None:
+        return rest, DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BackendURIError(
+            f"the option {TIMEOUT_OPTION}={text!r} of {redact(uri)!r} must be a positive number "
+            "of seconds, e.g. '?timeout=10'"
+        )
+    return rest, seconds
 
 
 _last_token_time = 0
@@ -56,7 +117,7 @@ def new_token() -> str:
 
 def spool_directory(uri: str, experiment_id: str) -> Path:
     """``daskperiment_cache/<id>/spool/<scheme>-<hash of the server URI>/`` in the working dir."""
-    server = without_credentials(uri)
+    server = without_credentials(pop_option(uri, TIMEOUT_OPTION)[0])
     digest = hashlib.sha256(server.encode("utf-8")).hexdigest()[:16]
     folder = f"{scheme_of(uri).replace('+', '-')}-{digest}"
     return Path(DEFAULT_CACHE_DIRECTORY).absolute() / experiment_id / "spool" / folder
@@ -75,7 +136,9 @@ class ServerBackend(Backend):
     Notes
     -----
     The connection is made when the store is first used; then batches left in
-    the spool by an earlier failure are re-sent (see :meth:`sync`).
+    the spool by an earlier failure are re-sent (see :meth:`sync`). The URI
+    option ``timeout`` (seconds, default :data:`DEFAULT_TIMEOUT_SECONDS`)
+    bounds every wait for the server.
     """
 
     kind: ClassVar[str] = "server"
@@ -85,11 +148,14 @@ class ServerBackend(Backend):
 
         super().__init__(validate_experiment_id(experiment_id))
         self._uri = uri
+        self._client_uri, self.timeout = timeout_option(uri)
         self.server = redact(uri)
         self.spool = Spool(spool_directory(uri, experiment_id))
         self._lock = threading.RLock()
         self._connection: Any = None
         self._connection_pid = 0
+        self._epoch: str | None = None
+        self._highest_id = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.server}')"
@@ -116,16 +182,48 @@ class ServerBackend(Backend):
         """Base exceptions of the client library (the server refused a command, ...)."""
 
     @abstractmethod
-    def _advance_trial_counter(self, count: int) -> int:
-        """Add ``count`` to the trial id counter atomically; return its new value."""
+    def _advance_trial_counter(self, count: int, epoch: str) -> int | None:
+        """Add ``count`` to the trial id counter atomically; return its new value.
+
+        None (and the counter unchanged) when the store's epoch is not ``epoch``.
+        """
+
+    @abstractmethod
+    def _claim_epoch(self, floor: int) -> str:
+        """The store's epoch, made (a :func:`new_epoch`) if it has none; the counter raised to ``floor``.
+
+        A store whose counter was lost gets a new epoch and a counter of at
+        least ``floor``. Atomic: processes claiming at once get one epoch.
+        """
+
+    @abstractmethod
+    def _read_epoch(self) -> str | None:
+        """The store's epoch, None when it has none."""
 
     @abstractmethod
     def _encode(self, batch: RecordBatch, token: str) -> Any:
         """Serialize ``batch`` for the server (raises TypeError, sending nothing)."""
 
     @abstractmethod
-    def _transmit(self, encoded: Any) -> None:
-        """Write an encoded batch atomically (or idempotently and trial last)."""
+    def _transmit(self, encoded: Any, epoch: str, token: str, trial_ids: list[int]) -> bool:
+        """Write an encoded batch atomically (or idempotently and trial last).
+
+        The trial records of ``trial_ids`` are written only where the store
+        holds no trial of that id, or one written with ``token``.
+
+        Returns
+        -------
+        bool
+            Whether the store had lost its epoch and counter (the batch was
+            written into the emptied store; the epoch must be claimed again).
+
+        Raises
+        ------
+        EpochChanged
+            When the store's epoch is another one than ``epoch`` (nothing is written).
+        TrialsTaken
+            When trials of other batches hold some of ``trial_ids`` (nothing is written).
+        """
 
     @abstractmethod
     def _read_step_outputs(self, input_keys: list[str]) -> dict[str, str]:
@@ -147,8 +245,63 @@ class ServerBackend(Backend):
                 return self._connection
             self._connection = self._open_connection()
             self._connection_pid = os.getpid()
+            try:
+                self._adopt_epoch(self._claim_epoch(self._highest_id))
+            except BaseException:
+                self.close()
+                raise
         self._resend_quietly()
         return self._connection
+
+    # -- epoch: noticing that the server lost the experiment's records ------------------
+    def epoch(self) -> str | None:
+        """The store's epoch token: it changes when the server loses the experiment's records.
+
+        Raises
+        ------
+        BackendError
+            When the server cannot be reached.
+        """
+        with self._reaching("read the experiment's epoch"):
+            self._client()
+            return self._read_epoch()
+
+    def _current_epoch(self) -> str:
+        self._client()
+        assert self._epoch is not None
+        return self._epoch
+
+    def _adopt_epoch(self, current: str) -> None:
+        """Take ``current`` as the store's epoch; report the loss when it replaces another."""
+        previous, self._epoch = self._epoch, current
+        if previous is None or previous == current:
+            return
+        self.generation += 1
+        last = self.last_trial_id()
+        logger.error(
+            "the %s server %s has lost the records of experiment %r: its epoch token changed (the "
+            "server restarted without its data, was flushed, or the experiment's %s were deleted). "
+            "Trials recorded there before (this process saw ids up to %d) are gone from it unless "
+            "restored from a backup; it now holds trials up to id %d, recorded since. No trial is "
+            "overwritten: new trial ids continue after %d, and the code and environment are sent "
+            "again.",
+            self.kind, self.server, self.experiment_id, self._lost_records_name,
+            self._highest_id, last, max(last, self._highest_id),
+        )
+
+    _lost_records_name: ClassVar[str] = "records"
+
+    def _recover(self, failed_epoch: str) -> None:
+        """After an operation found another epoch than ``failed_epoch``: claim and adopt the store's."""
+        with self._lock:
+            if self._epoch != failed_epoch:  # another thread has recovered already
+                return
+            self._adopt_epoch(self._claim_epoch(self._highest_id))
+
+    def _note_ids(self, trial_ids: Sequence[int]) -> None:
+        if trial_ids:
+            with self._lock:
+                self._highest_id = max(self._highest_id, *trial_ids)
 
     def close(self) -> None:
         with self._lock:
@@ -199,8 +352,24 @@ class ServerBackend(Backend):
         """
         count = check_trial_id_count(count)
         with self._reaching("allocate a trial id" if count == 1 else f"allocate {count} trial ids"):
-            last = self._advance_trial_counter(count)
-        return trial_id_block(int(last), count)
+            for _ in range(_ATTEMPTS):
+                epoch = self._current_epoch()
+                last = self._advance_trial_counter(count, epoch)
+                if last is not None:
+                    break
+                self._recover(epoch)
+            else:
+                raise self._unsettled("allocate trial ids")
+        ids = trial_id_block(int(last), count)
+        self._note_ids([ids[-1]])
+        return ids
+
+    def _unsettled(self, action: str) -> BackendError:
+        return BackendError(
+            f"cannot {action} on the {self.kind} server {self.server}: the epoch of experiment "
+            f"{self.experiment_id!r} changed {_ATTEMPTS} times in a row (is something deleting "
+            "its records?)"
+        )
 
     def write_batch(self, batch: RecordBatch) -> None:
         """Write ``batch`` atomically; if the server cannot be reached, spool it and raise.
@@ -216,7 +385,7 @@ class ServerBackend(Backend):
         token = new_token()
         encoded = self._encode(batch, token)
         try:
-            self._transmit(encoded)
+            self._send(batch, token, encoded)
         except self._connection_errors() as exc:
             path = self.spool.put(token, batch)
             logger.warning("%s is unreachable; %s kept in %s", self.server, _describe(batch), path)
@@ -243,7 +412,7 @@ class ServerBackend(Backend):
             self._client()
             sent = 0
             for spooled in self.spool.pending():
-                self._transmit(self._encode(spooled.batch, spooled.token))
+                self._send(spooled.batch, spooled.token, self._encode(spooled.batch, spooled.token))
                 self.spool.remove(spooled)
                 sent += 1
         if sent:
@@ -254,6 +423,56 @@ class ServerBackend(Backend):
                 self.server,
             )
         return sent
+
+    def _send(self, batch: RecordBatch, token: str, encoded: Any) -> None:
+        """Transmit ``batch`` (encoded with ``token``), checked against the store's epoch.
+
+        A store that lost its epoch is recovered from (see the module notes);
+        trials whose ids other trials hold are written under new ids.
+        """
+        for _ in range(_ATTEMPTS):
+            epoch = self._current_epoch()
+            trial_ids = [trial.trial_id for trial in batch.trials]
+            try:
+                emptied = self._transmit(encoded, epoch, token, trial_ids)
+            except EpochChanged:
+                self._recover(epoch)
+                continue
+            except TrialsTaken as taken:
+                batch = self._renumbered(batch, taken.trial_ids)
+                encoded = self._encode(batch, token)
+                continue
+            self._note_ids(trial_ids)
+            if emptied:
+                self._recover(epoch)
+            return
+        raise self._unsettled(f"write {_describe(batch)}")
+
+    def _renumbered(self, batch: RecordBatch, taken: list[int]) -> RecordBatch:
+        """``batch`` with the trials of ``taken`` ids (and their records) moved to new ids."""
+        moves = dict(zip(taken, self.allocate_trial_ids(len(taken))))
+        for old, new in moves.items():
+            logger.warning(
+                "trial %d of experiment %r is recorded as trial %d: the %s server %s holds another "
+                "trial %d (recorded after the server lost its data)",
+                old, self.experiment_id, new, self.kind, self.server, old,
+            )
+
+        def moved(records: list[Any]) -> list[Any]:
+            return [
+                _with_trial_id(record, moves[record.trial_id]) if record.trial_id in moves else record
+                for record in records
+            ]
+
+        return RecordBatch(
+            trials=moved(batch.trials),
+            metrics=moved(batch.metrics),
+            persisted=moved(batch.persisted),
+            step_outputs=list(batch.step_outputs),
+            blobs=list(batch.blobs),
+            cache_entries=moved(batch.cache_entries),
+            artifacts=moved(batch.artifacts),
+        )
 
     def _resend_quietly(self) -> None:
         if not self.spool.pending():
@@ -314,6 +533,12 @@ class ServerBackend(Backend):
             return {}
         except self._server_errors() as exc:
             raise self._refused("to read step output hashes", exc) from exc
+
+
+def _with_trial_id(record: Any, trial_id: int) -> Any:
+    if isinstance(record, tuple):  # a MetricPoint
+        return record._replace(trial_id=trial_id)
+    return replace(record, trial_id=trial_id)
 
 
 def _describe(batch: RecordBatch) -> str:

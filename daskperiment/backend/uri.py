@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit
 
 from daskperiment.errors import BackendURIError
 
@@ -67,3 +67,22 @@ def without_credentials(uri: str) -> str:
 def query_options(parts: SplitResult) -> dict[str, str]:
     """The query options of a split URI, keys in lower case."""
     return {key.lower(): value for key, value in parse_qsl(parts.query)}
+
+
+def pop_option(uri: str, name: str) -> tuple[str, str | None]:
+    """``uri`` without its query option ``name`` (in any case), and that option's value.
+
+    The other options are kept as they are written. The value is None when
+    ``uri`` has no such option.
+    """
+    base, separator, query = uri.partition("?")
+    if not separator:
+        return uri, None
+    kept, value = [], None
+    for part in query.split("&"):
+        key, _, text = part.partition("=")
+        if unquote_plus(key).lower() == name.lower():
+            value = unquote_plus(text)
+        else:
+            kept.append(part)
+    return base + ("?" + "&".join(kept) if kept else ""), value
