@@ -104,7 +104,7 @@ class MongoBackend(ServerBackend):
     """
 
     kind = "MongoDB"
-    _lost_records_name = "collection"
+    _lost_records_name = "collection was"
 
     def __init__(self, uri: str, experiment_id: str, *, database: Database | None = None) -> None:
         self.database_name = _check_uri(uri)

@@ -136,6 +136,7 @@ class RedisBackend(ServerBackend):
     """
 
     kind = "Redis"
+    _lost_records_name = "keys were"
 
     def __init__(
         self, uri: str, experiment_id: str, *, connection_pool: redis.ConnectionPool | None = None

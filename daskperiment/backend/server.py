@@ -280,7 +280,7 @@ class ServerBackend(Backend):
         last = self.last_trial_id()
         logger.error(
             "the %s server %s has lost the records of experiment %r: its epoch token changed (the "
-            "server restarted without its data, was flushed, or the experiment's %s were deleted). "
+            "server restarted without its data, was flushed, or the experiment's %s deleted). "
             "Trials recorded there before (this process saw ids up to %d) are gone from it unless "
             "restored from a backup; it now holds trials up to id %d, recorded since. No trial is "
             "overwritten: new trial ids continue after %d, and the code and environment are sent "
@@ -289,7 +289,7 @@ class ServerBackend(Backend):
             self._highest_id, last, max(last, self._highest_id),
         )
 
-    _lost_records_name: ClassVar[str] = "records"
+    _lost_records_name: ClassVar[str] = "records were"
 
     def _recover(self, failed_epoch: str) -> None:
         """After an operation found another epoch than ``failed_epoch``: claim and adopt the store's."""
