@@ -184,3 +184,25 @@ def test_a_spooled_trial_never_overwrites_a_newer_one(
     kill["now"] = False
     assert train(7).compute(seed=7) == 70  # sends the code and environment again
     _check_rows(ex, {1: 101, 2: 102, 3: 103, 4: 104, 5: 105, 6: 3, 7: 7})
+
+
+def test_the_dashboard_reloads_a_store_that_lost_its_data(
+    server_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from daskperiment.board.store import TrialCache, open_store
+
+    ex = Experiment("lost", backend=server_uri)
+    _record(ex, range(1, 9))
+    cache = TrialCache(open_store("lost", server_uri), min_interval=0)
+    assert cache.refresh() and cache.frame.index.tolist() == list(range(1, 9))
+    if server_uri.startswith("redis"):
+        _flushall(server_uri)
+    else:
+        _drop_collection(server_uri, "lost")
+    assert cache.refresh()  # emptied
+    assert cache.frame.index.tolist() == []
+    _record(ex, range(9, 14))
+    assert cache.refresh()
+    assert cache.frame.index.tolist() == list(range(9, 14))
+    assert cache.frame["Result"].tolist() == [90, 100, 110, 120, 130]
+    assert any("dashboard reloads" in r.getMessage() for r in caplog.records)

@@ -97,11 +97,14 @@ class TrialCache:
         self._frame: pd.DataFrame | None = None
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
+        self._epoch: str | None = None
         self.version = 0
         """Increases each time trials are added."""
 
     def refresh(self) -> bool:
-        """Load the trials recorded since the last refresh; return whether there were any.
+        """Load the trials recorded since the last refresh; return whether the table changed.
+
+        When the store's epoch changed (it lost its records), every trial is read again.
 
         Raises
         ------
@@ -112,6 +115,15 @@ class TrialCache:
             now = time.monotonic()
             if now - self._checked < self.min_interval:
                 return False
+            epoch = self.backend.epoch()
+            reloaded = epoch != self._epoch and bool(self._trials)
+            if reloaded:  # the store lost its records: those loaded are stale
+                logger.warning(
+                    "the store of %r lost its records (its epoch changed): the dashboard reloads them",
+                    self.backend.experiment_id,
+                )
+                self._reset()
+            self._epoch = epoch
             last = self.backend.last_trial_id()
             self._checked = now
             wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
@@ -122,10 +134,17 @@ class TrialCache:
             else:
                 new = []
             if not new:
-                return False
+                return reloaded
             self._add(new)
             logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
             return True
+
+    def _reset(self) -> None:
+        """Forget every loaded trial."""
+        self._trials.clear()
+        self._names.clear()
+        self._frame = None
+        self.version += 1
 
     def _add(self, trials: Sequence[TrialRecord]) -> None:
         import pandas as pd
