@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +208,48 @@ def test_the_dashboard_reloads_a_store_that_lost_its_data(
     assert cache.frame.index.tolist() == list(range(9, 14))
     assert cache.frame["Result"].tolist() == [90, 100, 110, 120, 130]
     assert any("dashboard reloads" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hung_server_spools_the_trial_once_the_timeout_is_over(
+    forgetful_server: tuple[ServerProcess, str]
+) -> None:
+    server, uri = forgetful_server
+    ex = Experiment("hung", backend=uri.replace("timeout=5", "timeout=1"))
+    assert ex.backend.timeout == 1.0
+    _record(ex, range(1, 6))
+    stop = {"now": True}
+
+    @ex.result
+    def train(n):
+        ex.save_metric("loss", epoch=0, value=float(n))
+        if stop["now"]:
+            os.kill(server.process.pid, signal.SIGSTOP)
+        return n * 10
+
+    try:
+        with pytest.raises(BackendError, match="trial 6") as raised:
+            train(6).compute(seed=6)
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert "Nothing is lost" in str(raised.value)
+    assert len(ex.backend.spool.pending()) == 1
+    assert ex.backend.sync() == 1  # the server may have run the write it got before it stopped
+    assert ex.backend.sync() == 0
+    stop["now"] = False
+    for n in range(7, 13):
+        assert train(n).compute(seed=n) == n * 10
+    _check_rows(ex, {t: t for t in range(1, 13)})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
+def test_a_bad_timeout_option_is_a_clear_error(server_uri: str, value: str) -> None:
+    uri = server_uri + ("&" if "?" in server_uri else "?") + f"timeout={value}"
+    with pytest.raises(BackendError, match=f"timeout={value!r}.*positive number of seconds"):
+        Experiment("hung", backend=uri)
+
+
+def test_the_timeout_option_is_not_part_of_the_spool_folder(server_uri: str) -> None:
+    plain = Experiment("a", backend=server_uri).backend
+    timed = Experiment("b", backend=server_uri + "?timeout=3").backend
+    assert (plain.timeout, timed.timeout) == (10.0, 3.0)
+    assert plain.spool.directory.name == timed.spool.directory.name
