@@ -81,7 +81,11 @@ class Backend(ABC):
     def write_batch(self, batch: RecordBatch) -> None:
         """Write every record of ``batch`` atomically: all of it or none of it.
 
-        Blobs already stored are kept as they are (first write wins); a trial,
+        Blobs already stored are kept as they are (first write wins). A trial
+        written again by another batch replaces the earlier one in the local
+        store; a server store keeps the earlier one and records the new one
+        under a new id (with a WARNING: after a server lost its data, a trial
+        spooled before never overwrites a newer trial of the same id). A
         persisted value, step output (same input key: the latest output is
         what the purity check compares with), cache entry (same ``key``) or
         artifact record (same trial, name and path) written again replaces the
@@ -243,6 +247,17 @@ class Backend(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), self.reopen_arguments()))
+
+
+def describe_batch(batch: RecordBatch) -> str:
+    """What ``batch`` records, for messages: ``"the record of trial 3"``, ``"a step's records of trial 3"``, …"""
+    if batch.trials:
+        return "the record of trial " + ", ".join(str(t.trial_id) for t in batch.trials)
+    parts = (batch.metrics, batch.persisted, batch.cache_entries, batch.artifacts)
+    trial_ids = sorted({record.trial_id for records in parts for record in records})
+    if trial_ids:
+        return "a step's records of trial " + ", ".join(map(str, trial_ids))
+    return "a batch of step hashes and blobs"
 
 
 def check_trial_id_count(count: object) -> int:

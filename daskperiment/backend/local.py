@@ -5,6 +5,13 @@ the history's length (no file is rewritten), a process killed mid-trial leaves
 earlier trials intact (write-ahead log, atomic commits), and several processes
 on one machine can write one experiment at once (the database serializes
 writers, trial ids come from one counter row).
+
+Faults of the disk are named, never raw ``sqlite3`` errors: a store that cannot
+be written (a read-only mount, another user's folder) is opened read-only to
+read it; a store whose folder was removed while open is created again (an
+ERROR says what was lost, ids continue after those this process saw); a full
+disk or a damaged database fails the write with a message saying what was not
+recorded, and a database failing its integrity check is not written again.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from daskperiment.backend.base import (
     check_setting,
     check_setting_name,
     check_trial_id_count,
+    describe_batch,
     trial_id_block,
 )
 from daskperiment.backend.codec import (
@@ -163,6 +171,10 @@ class LocalBackend(Backend):
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._connection_pid = 0
+        self._read_only = False
+        self._file_identity: tuple[int, int] | None = None
+        self._highest_id = 0
+        self._damage: str | None = None
         self._code_versions: set[str] = set()
 
     def __repr__(self) -> str:
@@ -183,8 +195,11 @@ class LocalBackend(Backend):
 
     # -- connection -----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        """The writable connection, opened (the store created or upgraded) if need be."""
         if self._connection is not None and self._connection_pid == os.getpid():
-            return self._connection
+            if not self._read_only:
+                return self._connection
+            self.close()
         try:
             self.code_directory.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
@@ -205,7 +220,94 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise BackendError(f"cannot create the local store folder {self.directory}: {exc}") from exc
         self._connection, self._connection_pid = connection, os.getpid()
+        self._read_only, self._file_identity = False, _file_identity(self.database_path)
         return connection
+
+    def _reader(self) -> sqlite3.Connection:
+        """A connection to read: the open one, a writable one, else a read-only one.
+
+        A store that cannot be written (a read-only mount, another user's
+        folder) is read through a read-only connection.
+        """
+        if self._connection is not None and self._connection_pid == os.getpid():
+            return self._connection
+        try:
+            return self._connect()
+        except BackendError as refused:
+            if not self.database_path.is_file():
+                raise
+            connection = _open_read_only(self.database_path)
+            if connection is None:
+                raise
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            if version != SCHEMA_VERSION:
+                connection.close()
+                raise BackendError(
+                    f"{refused} The store has schema {version} and this daskperiment reads "
+                    f"{SCHEMA_VERSION}: open it once where it can be written, to upgrade it."
+                ) from refused
+            logger.info("the local store %s cannot be written: it is read only", self.database_path)
+            self._connection, self._connection_pid = connection, os.getpid()
+            self._read_only = True
+            return connection
+
+    def _check_still_there(self) -> None:
+        """Create the store again (with an ERROR) if its database was removed since it was opened.
+
+        The check is one ``stat`` of the database file per write transaction.
+        """
+        if self._connection is None or self._connection_pid != os.getpid() or self._read_only:
+            return
+        if _file_identity(self.database_path) == self._file_identity:
+            return
+        self.close()
+        floor = self._highest_id
+        logger.error(
+            "the local store %s was removed (or replaced) while experiment %r was open: the "
+            "trials recorded in it before are gone from that folder (this process saw ids up to "
+            "%d). A new store is created there; new trial ids continue after %d, and the code "
+            "and environment are sent again.",
+            self.database_path, self.experiment_id, floor, floor,
+        )
+        self._code_versions.clear()
+        self.generation += 1
+        self._connect().execute(
+            "UPDATE counters SET value = MAX(value, ?) WHERE name = 'trial_id'", (floor,)
+        )
+
+    def _write_failed(self, exc: sqlite3.DatabaseError, what: str) -> BackendError:
+        """The error of a write of ``what`` that SQLite refused; a damaged store is not written again."""
+        name = getattr(exc, "sqlite_errorname", "")
+        reason = ""
+        if name.startswith("SQLITE_FULL"):
+            reason = "the disk is full: free space, then run the trial again"
+        elif name.startswith("SQLITE_READONLY"):
+            reason = "the store cannot be written (a read-only folder or mount)"
+        damage = self._integrity_problem()
+        if damage is not None:
+            self._damage = damage
+            reason = (
+                f"the database is damaged (integrity check: {damage}); nothing more is written to "
+                f"it. Restore it from a backup, or salvage it with: sqlite3 {self.database_path} "
+                "'.recover'"
+            )
+        return BackendError(
+            f"the local store {self.database_path} could not record {what}: {exc}. It was not "
+            f"recorded{'; ' + reason if reason else ''}."
+        )
+
+    def _integrity_problem(self) -> str | None:
+        """What ``PRAGMA quick_check`` finds wrong with the database, None when it is sound."""
+        try:
+            connection = sqlite3.connect(self.database_path, timeout=BUSY_TIMEOUT_SECONDS)
+            try:
+                rows = connection.execute("PRAGMA quick_check").fetchall()
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        return "; ".join(problems[:3]) if problems else None
 
     def _prepare_schema(self, connection: sqlite3.Connection) -> None:
         """Create the schema of a new database, or upgrade an older one in place.
@@ -231,15 +333,33 @@ class LocalBackend(Backend):
             )
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction recording ``what`` (named in errors)."""
         with self._lock:
+            if self._damage is not None:
+                raise BackendError(
+                    f"the local store {self.database_path} is damaged (integrity check: "
+                    f"{self._damage}): {what} was not recorded. Restore it from a backup, or "
+                    f"salvage it with: sqlite3 {self.database_path} '.recover'"
+                )
+            self._check_still_there()
             connection = self._connect()
-            with _transaction(connection):
-                yield connection
+            try:
+                with _transaction(connection):
+                    yield connection
+            except sqlite3.DatabaseError as exc:
+                raise self._write_failed(exc, what) from exc
 
     def _read(self, query: str, arguments: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
-            return self._connect().execute(query, arguments).fetchall()
+            try:
+                return self._reader().execute(query, arguments).fetchall()
+            except sqlite3.DatabaseError as exc:
+                damage = self._integrity_problem()
+                raise BackendError(
+                    f"cannot read the local store {self.database_path}: {exc}"
+                    + (f"; the database is damaged (integrity check: {damage})" if damage else "")
+                ) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -254,12 +374,12 @@ class LocalBackend(Backend):
         See :meth:`Backend.allocate_trial_ids`.
         """
         count = check_trial_id_count(count)
-        # One statement in autocommit mode is its own atomic transaction.
-        with self._lock:
-            (row,) = self._connect().execute(
+        with self._write("a new trial id") as connection:
+            (row,) = connection.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
                 (count,),
             ).fetchall()
+        self._highest_id = max(self._highest_id, int(row[0]))
         return trial_id_block(int(row[0]), count)
 
     def write_batch(self, batch: RecordBatch) -> None:
@@ -267,7 +387,7 @@ class LocalBackend(Backend):
         # serialized raises here, and nothing is written.
         trials = [_trial_row(trial) for trial in batch.trials]
         cache_entries = [_cache_row(entry) for entry in batch.cache_entries]
-        with self._write() as connection:
+        with self._write(describe_batch(batch)) as connection:
             if batch.blobs:
                 connection.executemany(
                     "INSERT OR IGNORE INTO blobs (digest, content) VALUES (?, ?)",
@@ -315,13 +435,15 @@ class LocalBackend(Backend):
                     f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
+        if trials:
+            self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
         for trial in batch.trials:
             self._write_code_file(trial, batch.blobs)
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
         check_setting(name, value)
-        with self._write() as connection:
+        with self._write(f"the setting {name!r}") as connection:
             connection.execute(
                 "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
             )
@@ -432,7 +554,7 @@ class LocalBackend(Backend):
     def touch_cache_entries(self, keys: Sequence[str], when: float) -> None:
         if not keys:
             return
-        with self._write() as connection:
+        with self._write("the use of cache entries") as connection:
             connection.execute(
                 "UPDATE cache_entries SET last_used = ? WHERE key IN "
                 "(SELECT value FROM json_each(?))",
@@ -446,7 +568,7 @@ class LocalBackend(Backend):
     def delete_cache_entries(self, keys: Sequence[str]) -> None:
         if not keys:
             return
-        with self._write() as connection:
+        with self._write("the removal of cache entries") as connection:
             connection.execute(
                 "DELETE FROM cache_entries WHERE key IN (SELECT value FROM json_each(?))",
                 (_json_list(list(keys)),),
@@ -485,13 +607,42 @@ def _use_write_ahead_log(connection: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Device and inode of the file at ``path``, None when there is none."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the database at ``path``, None when even that cannot be opened.
+
+    A write-ahead-log database on a read-only mount cannot make its shared
+    memory file: it is then opened as immutable (nothing can change it there).
+    """
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            connection = sqlite3.connect(
+                f"{path.as_uri()}?{options}", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None, check_same_thread=False,
+            )
+            connection.execute("PRAGMA user_version").fetchone()
+            return connection
+        except sqlite3.DatabaseError:
+            continue
+    return None
+
+
 @contextmanager
 def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
-        connection.execute("ROLLBACK")
+        if connection.in_transaction:  # SQLite ends it itself after some errors (disk full)
+            connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
 

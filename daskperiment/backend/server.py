@@ -43,6 +43,7 @@ from daskperiment.backend.base import (
     check_setting,
     check_setting_name,
     check_trial_id_count,
+    describe_batch,
     trial_id_block,
 )
 from daskperiment.backend.spool import Spool
@@ -388,16 +389,16 @@ class ServerBackend(Backend):
             self._send(batch, token, encoded)
         except self._connection_errors() as exc:
             path = self.spool.put(token, batch)
-            logger.warning("%s is unreachable; %s kept in %s", self.server, _describe(batch), path)
+            logger.warning("%s is unreachable; %s kept in %s", self.server, describe_batch(batch), path)
             raise BackendError(
                 f"cannot write to the {self.kind} server {self.server}: {self._brief(exc)}. "
-                f"Nothing is lost: {_describe(batch)} of experiment {self.experiment_id!r} is kept in {path} and "
+                f"Nothing is lost: {describe_batch(batch)} of experiment {self.experiment_id!r} is kept in {path} and "
                 "will be re-sent when the experiment is next opened from this working directory "
                 "with the server reachable, or when you call .backend.sync()"
             ) from exc
         except self._server_errors() as exc:
             raise self._refused(
-                f"{_describe(batch)} of experiment {self.experiment_id!r}", exc
+                f"{describe_batch(batch)} of experiment {self.experiment_id!r}", exc
             ) from exc
 
     def sync(self) -> int:
@@ -446,7 +447,7 @@ class ServerBackend(Backend):
             if emptied:
                 self._recover(epoch)
             return
-        raise self._unsettled(f"write {_describe(batch)}")
+        raise self._unsettled(f"write {describe_batch(batch)}")
 
     def _renumbered(self, batch: RecordBatch, taken: list[int]) -> RecordBatch:
         """``batch`` with the trials of ``taken`` ids (and their records) moved to new ids."""
@@ -541,11 +542,3 @@ def _with_trial_id(record: Any, trial_id: int) -> Any:
     return replace(record, trial_id=trial_id)
 
 
-def _describe(batch: RecordBatch) -> str:
-    if batch.trials:
-        return "the record of trial " + ", ".join(str(t.trial_id) for t in batch.trials)
-    parts = (batch.metrics, batch.persisted, batch.cache_entries, batch.artifacts)
-    trial_ids = sorted({record.trial_id for records in parts for record in records})
-    if trial_ids:
-        return "a step's records of trial " + ", ".join(map(str, trial_ids))
-    return "a batch of step hashes and blobs"
