@@ -16,6 +16,7 @@ import pytest
 from conftest import ServerProcess, _child_environment, mongo_command, redis_command
 from daskperiment import Experiment
 from daskperiment.errors import BackendError
+from daskperiment.records import RecordBatch
 
 
 @pytest.fixture(params=["redis", "mongo"])
@@ -27,10 +28,10 @@ def forgetful_server(
     data.mkdir()
     if request.param == "redis":
         server = ServerProcess(redis_command(data), tmp_path / "server.log").start()
-        uri = f"redis://127.0.0.1:{server.port}/0?timeout=5"
+        uri = f"redis://127.0.0.1:{server.port}/0"
     else:
         server = ServerProcess(mongo_command(":memory:"), tmp_path / "server.log").start()
-        uri = f"mongodb://127.0.0.1:{server.port}/forgetful?timeout=5"
+        uri = f"mongodb://127.0.0.1:{server.port}/forgetful"
     yield server, uri
     server.kill()
 
@@ -99,7 +100,7 @@ def _check_rows(ex: Experiment, expected: dict[int, int]) -> None:
         assert ex.backend.load_blob(trial.environment_digest) is not None, trial.trial_id
 
 
-@pytest.mark.parametrize("loss", ["flushed", "restarted empty"])
+@pytest.mark.parametrize("loss", ["flushed or dropped", "restarted empty"])
 def test_a_server_that_lost_its_data_keeps_ids_and_blobs(
     forgetful_server: tuple[ServerProcess, str],
     loss: str,
@@ -214,7 +215,7 @@ def test_a_hung_server_spools_the_trial_once_the_timeout_is_over(
     forgetful_server: tuple[ServerProcess, str]
 ) -> None:
     server, uri = forgetful_server
-    ex = Experiment("hung", backend=uri.replace("timeout=5", "timeout=1"))
+    ex = Experiment("hung", backend=uri + "?timeout=1")
     assert ex.backend.timeout == 1.0
     _record(ex, range(1, 6))
     stop = {"now": True}
@@ -253,3 +254,145 @@ def test_the_timeout_option_is_not_part_of_the_spool_folder(server_uri: str) -> 
     timed = Experiment("b", backend=server_uri + "?timeout=3").backend
     assert (plain.timeout, timed.timeout) == (10.0, 3.0)
     assert plain.spool.directory.name == timed.spool.directory.name
+
+
+# -- the local store ------------------------------------------------------------------------------
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Mounts a small tmpfs (tests run as root, which chmod does not stop): ``mount(size)``."""
+    mounted: list[Path] = []
+
+    def make(size: str = "4m") -> Path:
+        folder = tmp_path / f"mount{len(mounted)}"
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+READER = """
+import json, sys
+from pathlib import Path
+import daskperiment
+from daskperiment.board.store import TrialCache, open_store
+ex = daskperiment.Experiment("ro", backend=Path(sys.argv[1]))
+history = ex.get_history()
+cache = TrialCache(open_store("ro", Path(sys.argv[1])), min_interval=0)
+cache.refresh()
+print(json.dumps({
+    "ids": history.index.tolist(), "results": history["Result"].tolist(),
+    "loss": ex.load_metric("loss", history.index.tolist()).loc[0].tolist(),
+    "board": cache.frame.index.tolist(),
+}))
+"""
+
+
+def test_a_store_on_a_read_only_mount_can_be_read(
+    mount: Callable[..., Path], run_python: Callable
+) -> None:
+    folder = mount() / "ro"
+    ex = Experiment("ro", backend=folder)
+    _record(ex, range(1, 13))
+    ex.backend.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(folder.parent)], check=True)
+    with pytest.raises(OSError):
+        (folder / "probe").write_bytes(b"")  # root cannot write there either
+
+    child = run_python(READER, str(folder))
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == {
+        "ids": list(range(1, 13)), "results": [10 * n for n in range(1, 13)],
+        "loss": [float(n) for n in range(1, 13)], "board": list(range(1, 13)),
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "daskperiment", "history", "ro", "--backend", str(folder)],
+        env=_child_environment(), capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "120" in listed.stdout
+    with pytest.raises(BackendError, match="cannot open the local store .*writable"):
+        _record(Experiment("ro", backend=folder), range(13, 14))
+
+
+def test_a_store_folder_removed_while_open_is_created_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    from daskperiment.backend import LocalBackend
+
+    caplog.set_level(logging.INFO, logger="daskperiment")
+    folder = tmp_path / "gone"
+    ex = Experiment("gone", backend=folder)
+    _record(ex, range(1, 11))
+    shutil.rmtree(folder)
+    _record(ex, range(11, 21))
+    errors = _errors(caplog)
+    assert len(errors) == 1, errors
+    assert f"the local store {folder / 'gone.sqlite3'} was removed" in errors[0]
+    assert "continue after 10" in errors[0]
+    fresh = LocalBackend(folder, "gone")  # what any other reader of the folder sees
+    assert [t.trial_id for t in fresh.load_trials()] == list(range(11, 21))
+    assert [t.result for t in fresh.load_trials()] == [10 * n for n in range(11, 21)]
+    for trial in fresh.load_trials():
+        assert fresh.load_blob(trial.code_digest) is not None
+        assert fresh.load_blob(trial.environment_digest) is not None
+        assert (folder / "code" / f"gone_{trial.trial_id}.py").is_file()
+    _check_rows(ex, {t: t for t in range(11, 21)})
+
+
+def test_a_full_disk_names_the_store_and_the_trial_not_recorded(mount: Callable[..., Path]) -> None:
+    disk = mount("2m")
+    ex = Experiment("full", backend=disk / "full")
+    _record(ex, range(1, 6))
+
+    @ex.result
+    def big(n):
+        ex.save_metric("loss", epoch=0, value=float(n))
+        return "x" * 300_000
+
+    filler = disk / "filler"
+    with filler.open("wb") as output:
+        try:
+            while True:
+                output.write(b"\\0" * 65536)
+                output.flush()
+        except OSError:
+            pass
+    with pytest.raises(BackendError) as raised:
+        for n in range(6, 20):  # the disk fills up
+            big(n).compute(seed=n)
+    message = str(raised.value)
+    assert f"the local store {disk / 'full' / 'full.sqlite3'} could not record" in message
+    assert "not recorded" in message and "disk is full" in message
+    filler.unlink()
+    _record(ex, range(30, 35))
+    history = ex.get_history()
+    assert history["Success"].all()
+    assert history["Result"].tolist()[:5] == [10, 20, 30, 40, 50]
+    assert history["Result"].tolist()[-5:] == [300, 310, 320, 330, 340]
+
+
+def test_a_damaged_database_is_named_and_not_written_again(tmp_path: Path) -> None:
+    folder = tmp_path / "damaged"
+    ex = Experiment("damaged", backend=folder)
+    _record(ex, range(1, 41))
+    ex.backend.close()
+    database = folder / "damaged.sqlite3"
+    content = bytearray(database.read_bytes())
+    for start in range(4096, len(content), 4096):  # every page but the first
+        content[start : start + 64] = b"\\xa5" * 64
+    database.write_bytes(bytes(content))
+
+    with pytest.raises(BackendError) as raised:
+        _record(ex, range(41, 42))
+    message = str(raised.value)
+    assert str(database) in message and "damaged" in message and "not recorded" in message
+    assert "integrity check" in message and ".recover" in message
+    with pytest.raises(BackendError, match="is damaged .* not recorded"):
+        ex.backend.write_batch(RecordBatch())
+    assert database.read_bytes() == bytes(content)  # nothing more was written
