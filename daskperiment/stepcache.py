@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 INLINE_LIMIT = 1 << 20
 """Outputs up to this many serialized bytes are kept in the store, larger ones in the artifact store."""
 
+USE_RESOLUTION = 60.0
+"""Seconds: an entry's last use is recorded again only when older than this (one write saved per hit)."""
+
 DEFAULT_LIMIT = 10 << 30
 """Size limit of an experiment's cache unless set with :meth:`StepCache.set_limit` (10 GiB)."""
 
@@ -73,6 +76,8 @@ class StepCache:
     def lookup(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
         """The entries stored under ``keys`` (one store round trip); marks them used.
 
+        The last use of an entry is recorded to :data:`USE_RESOLUTION`: entries
+        used more recently are not written again.
         A store that cannot answer means no entry: the steps are computed.
         """
         wanted = sorted(set(keys))
@@ -80,8 +85,10 @@ class StepCache:
             return {}
         try:
             found = self.backend.load_cache_entries(wanted)
-            if found:
-                self.backend.touch_cache_entries(sorted(found), time.time())
+            now = time.time()
+            stale = sorted(key for key, entry in found.items() if now - entry.last_used >= USE_RESOLUTION)
+            if stale:
+                self.backend.touch_cache_entries(stale, now)
         except BackendError as exc:
             logger.warning("the step cache could not be read (the steps are computed): %s", exc)
             return {}

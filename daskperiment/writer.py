@@ -1,4 +1,4 @@
-"""Recording finished trials: one batch per trial, identical content stored once."""
+"""Recording finished trials: one batch per call, identical content stored once."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
-from typing import Any, Callable, Mapping, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from daskperiment import serialization
 from daskperiment.artifactstore import ArtifactStore
@@ -16,7 +16,7 @@ from daskperiment.capture import OUTPUT
 from daskperiment.codecontext import code_diff
 from daskperiment.collector import diff_environments, environment_future
 from daskperiment.errors import BackendError
-from daskperiment.purity import warn_impure
+from daskperiment.purity import StepCall, warn_impure
 from daskperiment.envblob import environment_blob, load_environment
 from daskperiment.outcome import TrialOutcome
 from daskperiment.records import (
@@ -31,17 +31,45 @@ from daskperiment.records import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SOURCE_TRIALS_KEPT = 256
+SOURCE_TRIALS_KEPT = 4096
 """Trials whose artifact records are kept in memory to copy them to the trials loading their steps."""
 _UNREAD = object()
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    """A finished trial and what it is recorded with.
+
+    Attributes
+    ----------
+    outcome : TrialOutcome
+        What its steps returned and saved (successful when ``outcome.error`` is None).
+    parameters : mapping
+        Its parameter values.
+    seed : int
+        Its seed.
+    process_time : float
+        Seconds it took.
+    code : (str, str)
+        Digest and text of the experiment's code.
+    sweep_id : str or None
+        The sweep it belongs to.
+    """
+
+    outcome: TrialOutcome
+    parameters: Mapping[str, Any]
+    seed: int
+    process_time: float
+    code: tuple[str, str]
+    sweep_id: str | None = None
 
 
 class TrialWriter:
     """Writes the trials of one experiment to its store, and warns about what changed.
 
-    Per trial it sends one batch: the trial record, what its steps saved, and
-    the code and environment blobs only when this process has not sent them
-    yet. It warns when the code differs from the previous trial's, when the
+    Each call sends one batch: the trials' records, what their steps saved,
+    and the code and environment blobs only when this process has not sent
+    them yet. It warns when the code differs from the previous trial's, when the
     environment differs from the last recorded trial's (checked once per
     process), and when a step returned a different output for the same inputs.
     """
@@ -50,6 +78,7 @@ class TrialWriter:
         self._backend = backend
         self._artifacts = artifacts
         self._lock = threading.Lock()
+        self._memo_lock = threading.Lock()
         self._sent_digests: set[str] = set()
         self._previous_code: tuple[int, str, str] | None = None
         self._environment: Blob | None = None
@@ -67,12 +96,45 @@ class TrialWriter:
         sweep_id: str | None = None,
     ) -> None:
         """Record one finished trial (successful when ``outcome.error`` is None)."""
+        self.write_all([FinishedTrial(outcome, parameters, seed, process_time, code, sweep_id)])
+
+    def write_all(self, finished: Sequence[FinishedTrial]) -> None:
+        """Record finished trials, in order, in one batch (one transaction or round trip).
+
+        A trial whose result cannot be serialized does not keep the others
+        from being recorded: the batch is then written trial by trial.
+        """
+        if not finished:
+            return
+        kept = [self._artifact_records(trial.outcome) for trial in finished]  # reads and uploads: unlocked
+        with self._lock:
+            environment = self._environment_blob()
+            sent = set(self._sent_digests)
+            parts = [self._records_of(trial, files, environment, sent) for trial, files in zip(finished, kept)]
+            calls = [call for _, trial_calls in parts for call in trial_calls]
+            known = self._backend.load_step_outputs([call.input_key for call in calls]) if calls else {}
+            outputs = RecordBatch(step_outputs=[call.record() for call in warn_impure(calls, known)])
+            for trial in finished:
+                self._warn_code_change(trial.outcome.trial_id, trial.code)
+                self._previous_code = (trial.outcome.trial_id, *trial.code)
+            self._write([part for part, _ in parts], outputs)
+            self._sent_digests = sent
+            for part, _ in parts:
+                self._remember_artifacts(part.trials[0].trial_id, part.artifacts)
+
+    def _records_of(
+        self, finished: FinishedTrial, artifacts: list[ArtifactRecord], environment: Blob | None, sent: set[str]
+    ) -> tuple[RecordBatch, list[StepCall]]:
+        """What one trial stores (with its ``artifacts``), and its steps' calls.
+
+        Blobs whose digest is in ``sent`` are left out; those added are added to ``sent``.
+        """
+        outcome = finished.outcome
         trial_id, error = outcome.trial_id, outcome.error
-        batch = RecordBatch()
-        calls = []
+        batch = RecordBatch(artifacts=artifacts)
+        calls: list[StepCall] = []
         workers: dict[str, bytes | None] = {}
         cached = tuple((step.step, step.cached_from) for step in outcome.steps if step.cached_from is not None)
-        batch.artifacts.extend(self._artifact_records(outcome))
         for step in outcome.steps:
             batch.metrics.extend(MetricPoint(trial_id, key, epoch, value) for key, epoch, value in step.metrics)
             if step.persisted is not None:
@@ -83,40 +145,36 @@ class TrialWriter:
                 calls.append(step.call)
             if step.environment is not None and workers.get(step.environment) is None:
                 workers[step.environment] = step.environment_blob
-        code_digest, code_text = code
-        with self._lock:
-            environment = self._environment_blob()
-            if code_digest not in self._sent_digests:
-                batch.blobs.append(Blob(code_digest, code_text.encode("utf-8")))
-            if environment is not None and environment.digest not in self._sent_digests:
-                batch.blobs.append(environment)
-            batch.blobs.extend(self._worker_blobs(workers, environment))
-            known = self._backend.load_step_outputs([call.input_key for call in calls])
-            batch.step_outputs.extend(call.record() for call in warn_impure(calls, known))
-            batch.trials.append(
-                TrialRecord(
-                    trial_id=trial_id,
-                    parameters=parameters,
-                    result=outcome.result if error is None else None,
-                    result_type=serialization.type_name(outcome.result) if error is None else "",
-                    success=error is None,
-                    finished=time.time(),
-                    process_time=process_time,
-                    description=None if error is None else describe_error(error),
-                    seed=seed,
-                    code_digest=code_digest,
-                    environment_digest=environment.digest if environment else None,
-                    sweep_id=sweep_id,
-                    worker_environment_digests=tuple(
-                        sorted(d for d in workers if environment is None or d != environment.digest)
-                    ),
-                    cached_steps=cached,
-                )
+        code_digest, code_text = finished.code
+        if code_digest not in sent:
+            batch.blobs.append(Blob(code_digest, code_text.encode("utf-8")))
+        if environment is not None and environment.digest not in sent:
+            batch.blobs.append(environment)
+        sent.update(blob.digest for blob in batch.blobs)
+        worker_blobs = self._worker_blobs(workers, environment, sent)
+        batch.blobs.extend(worker_blobs)
+        sent.update(blob.digest for blob in worker_blobs)
+        batch.trials.append(
+            TrialRecord(
+                trial_id=trial_id,
+                parameters=finished.parameters,
+                result=outcome.result if error is None else None,
+                result_type=serialization.type_name(outcome.result) if error is None else "",
+                success=error is None,
+                finished=time.time(),
+                process_time=finished.process_time,
+                description=None if error is None else describe_error(error),
+                seed=finished.seed,
+                code_digest=code_digest,
+                environment_digest=environment.digest if environment else None,
+                sweep_id=finished.sweep_id,
+                worker_environment_digests=tuple(
+                    sorted(d for d in workers if environment is None or d != environment.digest)
+                ),
+                cached_steps=cached,
             )
-            self._warn_code_change(trial_id, code)
-            self._write(batch)
-            self._sent_digests.update(blob.digest for blob in batch.blobs)
-            self._previous_code = (trial_id, *code)
+        )
+        return batch, calls
 
     def _artifact_records(self, outcome: TrialOutcome) -> list[ArtifactRecord]:
         """The files the trial kept: its steps', those of the trials it loaded steps from, its output.
@@ -147,9 +205,10 @@ class TrialWriter:
     def _artifacts_of(self, source: int, step: str) -> list[ArtifactRecord]:
         """The artifact records of trial ``source`` (read once: a recorded trial's never change).
 
-        Records are written with their trial, so a trial that has some has all of them.
+        Records are written with their trial, so a trial that has some has all
+        of them; those of trials this writer recorded are known without a read.
         """
-        with self._lock:
+        with self._memo_lock:
             known = self._source_artifacts.get(source)
         if known is None:
             known = self._read_quietly(
@@ -158,17 +217,23 @@ class TrialWriter:
             )
             if not known:  # none, or the source trial is not recorded yet: ask again next time
                 return []
-            with self._lock:
-                self._source_artifacts[source] = known
-                while len(self._source_artifacts) > SOURCE_TRIALS_KEPT:
-                    self._source_artifacts.popitem(last=False)
+            self._remember_artifacts(source, known)
         return known
 
-    def _worker_blobs(self, workers: dict[str, bytes | None], environment: Blob | None) -> list[Blob]:
-        """Blobs of worker environments not sent yet; a WARNING for each that differs from ours."""
+    def _remember_artifacts(self, trial_id: int, records: list[ArtifactRecord]) -> None:
+        with self._memo_lock:
+            self._source_artifacts[trial_id] = records
+            self._source_artifacts.move_to_end(trial_id)
+            while len(self._source_artifacts) > SOURCE_TRIALS_KEPT:
+                self._source_artifacts.popitem(last=False)
+
+    def _worker_blobs(
+        self, workers: dict[str, bytes | None], environment: Blob | None, sent: set[str]
+    ) -> list[Blob]:
+        """Blobs of worker environments not in ``sent``; a WARNING for each that differs from ours."""
         blobs = []
         for digest, content in workers.items():
-            if content is None or digest in self._sent_digests:
+            if content is None or digest in sent:
                 continue
             blob = Blob(digest, content)
             blobs.append(blob)
@@ -183,25 +248,37 @@ class TrialWriter:
                 )
         return blobs
 
-    def _write(self, batch: RecordBatch) -> None:
-        """Write ``batch``; a trial result that cannot be serialized is recorded as its repr.
+    def _write(self, parts: list[RecordBatch], outputs: RecordBatch) -> None:
+        """Write the trials' ``parts`` and the step ``outputs`` in one batch.
 
         Stores serialize a whole batch before writing any of it, so a refused
-        batch left nothing behind; the result is serialized once, by the store.
+        batch left nothing behind. When a trial's result cannot be serialized,
+        each trial is then written on its own, such a result as its repr.
         """
+        batch = RecordBatch()
+        for part in parts:
+            batch.extend(part)
+        batch.extend(outputs)
         try:
             self._backend.write_batch(batch)
         except TypeError:
-            trial = batch.trials[-1]
-            if _serializable(trial.result):
+            if all(_serializable(part.trials[0].result) for part in parts):
                 raise
+            for part in parts:
+                self._write_alone(part)
+            if outputs:
+                self._backend.write_batch(outputs)
+
+    def _write_alone(self, part: RecordBatch) -> None:
+        (trial,) = part.trials
+        if not _serializable(trial.result):
             logger.warning(
                 "the result of trial %d (a %s) cannot be serialized; its repr is recorded instead",
                 trial.trial_id,
                 trial.result_type,
             )
-            batch.trials[-1] = replace(trial, result=repr(trial.result))
-            self._backend.write_batch(batch)
+            part.trials[0] = replace(trial, result=repr(trial.result))
+        self._backend.write_batch(part)
 
     def _environment_blob(self) -> Blob | None:
         if self._environment is None:
