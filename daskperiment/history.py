@@ -16,6 +16,11 @@ PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
 
 
+def column_title(column: str) -> str:
+    """The title people see for a history column: ``Process Time`` is shown in seconds, as ``Process Time (s)``."""
+    return PROCESS_TIME_LABEL if column == "Process Time" else column
+
+
 def seconds_text(seconds: float) -> str:
     """A process time as the command line and the dashboard show it: seconds, 3 decimals (``"0.125"``)."""
     return f"{seconds:.3f}"

@@ -14,7 +14,7 @@ from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
 from daskperiment.capture import OUTPUT
 from daskperiment.codecontext import code_diff
-from daskperiment.collector import diff_environments, environment_future
+from daskperiment.collector import diff_environments, diff_packages, environment_future
 from daskperiment.errors import BackendError
 from daskperiment.purity import StepCall, warn_impure
 from daskperiment.envblob import environment_blob, load_environment
@@ -334,6 +334,13 @@ class TrialWriter:
             )
 
     def _warn_environment_change(self, blob: Blob) -> None:
+        """Warn when this process's environment differs from the last recorded trial's.
+
+        Changed packages are warned about as 0.5 did: ``Installed Python
+        packages have been changed``, then one WARNING per package line
+        (``-pandas 0.23.4 (…)``, ``+pandas 0.24.0 (…)``); any other change
+        as one WARNING with the diff of the other categories.
+        """
         last = self._last_recorded()
         if last is None or last.environment_digest in (None, blob.digest):
             return
@@ -343,16 +350,17 @@ class TrialWriter:
         )
         if old is None:
             return
-        logger.warning(
-            "Environment has been changed since trial %d:\n%s",
-            last.trial_id,
-            diff_environments(
-                load_environment(old),
-                load_environment(blob),
-                old_label=f"trial {last.trial_id}",
-                new_label="this process",
-            ),
+        before, now = load_environment(old), load_environment(blob)
+        packages = diff_packages(before, now)
+        if packages:
+            logger.warning("Installed Python packages have been changed (since trial %d)", last.trial_id)
+            for line in packages:
+                logger.warning("%s", line)
+        rest = diff_environments(
+            before, now, old_label=f"trial {last.trial_id}", new_label="this process", skip=("packages",)
         )
+        if rest:
+            logger.warning("Environment has been changed since trial %d:\n%s", last.trial_id, rest)
 
 
 def describe_error(error: BaseException) -> str:
