@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import pickle
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import pymongo
 import pytest
+from conftest import ServerProcess, mongo_command, redis_command
 from test_cli import cli
 from test_collector import git
 
 from daskperiment import Experiment
-from daskperiment.backend import open_backend
-from daskperiment.backend.uri import redact, scrub, secrets, without_credentials
+from daskperiment.backend import experiment_ids
+from daskperiment.backend.uri import redact
 from daskperiment.errors import BackendError, BackendURIError
 
 GIT_SECRETS = ("s3cr3t-token", "hunter2-pw", "tok-query-123", "ghp_usertoken123", "pa/ss#w?rd")
@@ -93,3 +94,117 @@ def test_git_remote_credentials_are_masked_at_capture(tmp_path: Path) -> None:
     for secret in GIT_SECRETS:
         assert secret.encode() not in stored
         assert not any(secret in text for text in texts), secret
+
+
+# -- store passwords: never in an error, a log line or a repr ------------------------------------
+PASSWORD = "Secr3tA/Secr3tB#Secr3tC?Secr3tD@Secr3tE:Secr3tF"
+"""A password holding every character reserved in URIs; no piece of it may be shown."""
+WRONG_PASSWORD = "Secr3tWrong/Secr3tX"
+SECRET_PIECE = "Secr3t"
+USER = "alice"
+
+
+def login_uri(kind: str, port: int, password: str, *, encoded: bool = True) -> str:
+    """URI of the guarded server ``kind`` on ``port`` with ``password`` (percent-encoded or as it is)."""
+    secret = quote(password, safe="") if encoded else password
+    if kind == "redis":
+        return f"redis://:{secret}@127.0.0.1:{port}/0"
+    return f"mongodb://{USER}:{secret}@127.0.0.1:{port}/team?authSource=admin&serverSelectionTimeoutMS=3000"
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        assert SECRET_PIECE not in text and "Secr3" not in text, text
+
+
+@pytest.fixture(params=["redis", "mongo"])
+def guarded_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, ServerProcess]]:
+    """A server of each kind that requires :data:`PASSWORD` (Redis ``requirepass``, Mongo SCRAM)."""
+    folder = tmp_path_factory.mktemp(f"guarded-{request.param}")
+    if request.param == "redis":
+        command = redis_command(folder)
+        server = ServerProcess(
+            lambda port: [*command(port), "--requirepass", PASSWORD], folder / "server.log"
+        ).start()
+    else:
+        command = mongo_command(str(folder / "data"), "--sync-on-commit")  # the user survives the kill
+        server = ServerProcess(command, folder / "server.log").start()
+        client = pymongo.MongoClient("127.0.0.1", server.port, serverSelectionTimeoutMS=10_000)
+        client.admin.command("createUser", USER, pwd=PASSWORD, roles=[{"role": "root", "db": "admin"}])
+        client.close()
+        server.kill()
+        server = ServerProcess(lambda port: [*command(port), "--auth"], folder / "server.log").start()
+    yield request.param, server
+    server.kill()
+
+
+def test_a_wrong_password_is_reported_as_failed_authentication(
+    guarded_server: tuple[str, ServerProcess], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="daskperiment")
+    kind, server = guarded_server
+    anonymous = (  # no password at all (Redis: NOAUTH); an unknown user (Mongo)
+        f"redis://127.0.0.1:{server.port}/0" if kind == "redis"
+        else login_uri(kind, server.port, PASSWORD).replace(f"{USER}:", "mallory:")
+    )
+    for uri in (login_uri(kind, server.port, WRONG_PASSWORD), anonymous):
+        with pytest.raises(BackendError) as opened:
+            Experiment("guarded", backend=uri, script_mode=False)
+        with pytest.raises(BackendError) as listed:
+            experiment_ids(uri)
+        command = cli("list", "--backend", uri, cwd=Path.cwd())
+        for message in (str(opened.value), str(listed.value), command.stderr):
+            assert "authentication failed" in message and redact(uri) in message, message
+            assert "cannot reach" not in message
+        assert command.returncode != 0
+        assert_no_secret(str(opened.value), str(listed.value), command.stdout, command.stderr, caplog.text)
+
+
+def test_a_password_with_reserved_characters_is_never_shown(
+    guarded_server: tuple[str, ServerProcess], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="daskperiment")
+    kind, server = guarded_server
+    unencoded = login_uri(kind, server.port, PASSWORD, encoded=False)
+    with pytest.raises(BackendURIError) as refused:
+        Experiment("guarded", backend=unencoded, script_mode=False)
+    assert "percent-encode the password" in str(refused.value)
+    assert redact(unencoded) in str(refused.value)
+    command = cli("history", "guarded", "--backend", unencoded, cwd=Path.cwd())
+    assert command.returncode != 0 and "percent-encode the password" in command.stderr
+
+    uri = login_uri(kind, server.port, PASSWORD)
+    ex = Experiment("guarded", backend=uri, script_mode=False)
+    stop = {"server": False}
+    count = ex.parameter("n")
+
+    @ex.result
+    def train(n):
+        ex.save_metric("loss", 0, 1.0 / n)
+        if stop["server"]:
+            server.kill()
+        return n
+
+    for n in range(1, 25):
+        assert ex.run(train(count), n=n) == n
+    assert ex.get_history()["Result"].tolist() == list(range(1, 25))
+    assert experiment_ids(uri) == ["guarded"]
+    listed = cli("list", "--backend", uri, cwd=Path.cwd())
+    assert listed.returncode == 0 and "guarded" in listed.stdout
+    shown = [repr(ex), repr(ex.backend), repr(pickle.loads(pickle.dumps(ex.backend))), ex.backend.uri]
+    assert f"{type(ex.backend).__name__}('{redact(uri)}')" in shown
+
+    stop["server"] = True
+    with pytest.raises(BackendError) as spooled:
+        ex.run(train(count), n=25)  # the server dies during the trial: spooled
+    assert "Nothing is lost" in str(spooled.value) and redact(uri) in str(spooled.value)
+    with pytest.raises(BackendError) as unreachable:
+        ex.run(train(count), n=26)
+    paths = [str(batch.path) for batch in ex.backend.spool.pending()]
+    assert len(paths) == 1
+    assert_no_secret(
+        *shown, str(refused.value), command.stderr, str(spooled.value), str(unreachable.value),
+        *paths, caplog.text, listed.stdout, listed.stderr,
+    )

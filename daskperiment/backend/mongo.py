@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import pymongo
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from daskperiment.backend.codec import (
     artifact_document,
@@ -47,8 +47,8 @@ from daskperiment.backend.codec import (
     trial_document,
     trial_from_document,
 )
-from daskperiment.backend.server import ServerBackend
-from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
+from daskperiment.backend.server import ServerBackend, authentication_error
+from daskperiment.backend.uri import MONGO_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
@@ -67,6 +67,8 @@ COLLECTION_PREFIX = "daskperiment_"
 MAX_VALUE_BYTES = 16 * 1024 * 1024 - 64 * 1024  # a document holds at most 16 MB
 CURSOR_BATCH = 100_000
 _DEFAULT_TIMEOUTS_MS = {"serverSelectionTimeoutMS": 10_000, "connectTimeoutMS": 10_000}
+AUTHENTICATION_FAILED = 18
+"""Server error code of a refused user name or password."""
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
 
 
@@ -153,7 +155,10 @@ class MongoBackend(ServerBackend):
         return (PyMongoError,)
 
     def _brief(self, exc: BaseException) -> str:
-        return str(exc).split(", Topology Description")[0].rstrip(".")
+        return _brief(super()._brief(exc))
+
+    def _authentication_failed(self, exc: BaseException) -> bool:
+        return _is_authentication_failure(exc)
 
     def _collection(self) -> Any:
         return self._client()[1]
@@ -424,7 +429,7 @@ def _check_uri(uri: str) -> str:
         try:
             pymongo.uri_parser.parse_uri(uri)
         except (PyMongoError, ValueError) as exc:
-            raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
+            raise malformed(uri, exc, EXAMPLE) from None
     name = parts.path.lstrip("/")
     if not name:
         raise BackendURIError(
@@ -445,7 +450,7 @@ def open_client(uri: str) -> pymongo.MongoClient:
     try:
         return pymongo.MongoClient(uri, **defaults)
     except (PyMongoError, ValueError) as exc:
-        raise BackendError(f"cannot open a client of {redact(uri)}: {exc}") from None
+        raise BackendError(f"cannot open a client of {redact(uri)}: {scrub(str(exc), uri)}") from None
 
 
 def database_uri(database: Database) -> str:
@@ -480,8 +485,23 @@ def experiment_ids(uri: str) -> list[str]:
     client = open_client(uri)
     try:
         names = client[name].list_collection_names()
-    except ConnectionFailure as exc:
-        raise BackendError(f"cannot reach the MongoDB server {redact(uri)}: {exc}") from exc
+    except PyMongoError as exc:
+        detail = _brief(scrub(str(exc), uri))
+        if _is_authentication_failure(exc):
+            raise authentication_error("MongoDB", redact(uri), detail) from exc
+        if isinstance(exc, ConnectionFailure):
+            raise BackendError(f"cannot reach the MongoDB server {redact(uri)}: {detail}") from exc
+        raise BackendError(f"the MongoDB server {redact(uri)} refused to list collections: {detail}") from exc
     finally:
         client.close()
     return sorted(n[len(COLLECTION_PREFIX) :] for n in names if n.startswith(COLLECTION_PREFIX))
+
+
+def _is_authentication_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server refused the user name or password (error 18)."""
+    return isinstance(exc, OperationFailure) and exc.code == AUTHENTICATION_FAILED
+
+
+def _brief(message: str) -> str:
+    """A pymongo error message without its topology description and raw server reply."""
+    return message.split(", Topology Description")[0].split(", full error:")[0].rstrip(".")

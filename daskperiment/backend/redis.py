@@ -46,8 +46,8 @@ from daskperiment.backend.codec import (
     trial_document,
     trial_from_document,
 )
-from daskperiment.backend.server import ServerBackend
-from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
+from daskperiment.backend.server import ServerBackend, authentication_error
+from daskperiment.backend.uri import REDIS_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
@@ -139,6 +139,9 @@ class RedisBackend(ServerBackend):
 
     def _server_errors(self) -> tuple[type[BaseException], ...]:
         return (redis.RedisError,)
+
+    def _authentication_failed(self, exc: BaseException) -> bool:
+        return isinstance(exc, redis.AuthenticationError)  # WRONGPASS, NOAUTH, invalid password
 
     def _key(self, name: str) -> str:
         return self._prefix + name
@@ -347,7 +350,7 @@ def _check_uri(uri: str) -> None:
     try:
         redis.ConnectionPool.from_url(uri)  # checks the options; connects to nothing
     except (ValueError, TypeError) as exc:
-        raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
+        raise malformed(uri, exc, EXAMPLE) from None
 
 
 def pool_uri(pool: redis.ConnectionPool) -> str:
@@ -382,8 +385,10 @@ def experiment_ids(uri: str) -> list[str]:
     client = redis.Redis.from_url(uri, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
     try:
         members = client.smembers(EXPERIMENTS_KEY)
+    except redis.AuthenticationError as exc:
+        raise authentication_error("Redis", redact(uri), scrub(str(exc), uri).rstrip(".")) from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendError(f"cannot reach the Redis server {redact(uri)}: {exc}") from exc
+        raise BackendError(f"cannot reach the Redis server {redact(uri)}: {scrub(str(exc), uri)}") from exc
     finally:
         client.close()
     return sorted(member.decode("utf-8") for member in members)
