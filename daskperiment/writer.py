@@ -273,11 +273,12 @@ class TrialWriter:
         (trial,) = part.trials
         if not _serializable(trial.result):
             logger.warning(
-                "the result of trial %d (a %s) cannot be serialized; its repr is recorded instead",
+                "the result of trial %d (a %s) cannot be serialized; its repr is recorded instead "
+                "(a placeholder when repr() fails)",
                 trial.trial_id,
                 trial.result_type,
             )
-            part.trials[0] = replace(trial, result=repr(trial.result))
+            part.trials[0] = replace(trial, result=shown(trial.result, repr))
         self._backend.write_batch(part)
 
     def _environment_blob(self) -> Blob | None:
@@ -364,13 +365,27 @@ class TrialWriter:
 
 
 def describe_error(error: BaseException) -> str:
-    """An error as recorded in the history, e.g. ``ZeroDivisionError(division by zero)``."""
-    return f"{type(error).__name__}({error})"
+    """An error as recorded in the history, e.g. ``ZeroDivisionError(division by zero)``.
+
+    An error whose ``str()`` raises is described by a placeholder naming what failed.
+    """
+    return f"{type(error).__name__}({shown(error, str)})"
+
+
+def shown(value: Any, text: Callable[[Any], str]) -> str:
+    """``text(value)`` (``str`` or ``repr``), or a placeholder naming the type when that raises."""
+    try:
+        return text(value)
+    except Exception as exc:
+        return (
+            f"<{serialization.type_name(value)} object: {text.__name__}() raised "
+            f"{type(exc).__name__}>"
+        )
 
 
 def _serializable(value: Any) -> bool:
     try:
         serialization.dumps(value)
-    except TypeError:
+    except Exception:
         return False
     return True
