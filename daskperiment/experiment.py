@@ -28,6 +28,7 @@ from daskperiment.errors import (
     TrialIDNotFoundError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
+from daskperiment.metricpoints import checked_point, is_plain
 from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import ArtifactRecord, TrialRecord
@@ -618,7 +619,10 @@ class Experiment:
         TrialIDNotFoundError
             Outside a running step of this experiment.
         MetricError
-            For an empty or non-str key, a non-integer epoch or a non-numeric value.
+            For a point the stores cannot hold: an empty or non-str key, or one
+            holding NUL or a lone surrogate; an epoch that is not an integer
+            within 64 bits; a value that is not a real number, or an integer
+            beyond 64 bits. The trial goes on if the step handles the error.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")
@@ -626,10 +630,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if type(value) is float and type(epoch) is int and type(key) is str and key:
+                if is_plain(key, epoch, value):
                     recorder.metrics.append((key, epoch, value))
                 else:
-                    recorder.metrics.append(_checked_metric(key, epoch, value))
+                    recorder.metrics.append(checked_point(key, epoch, value))
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
@@ -911,17 +915,3 @@ def _metric_key_argument(key: str | None, metric_key: str, what: str) -> str:
             "give it once, e.g. key='loss' or metric_key='loss'"
         )
     return metric_key
-
-
-def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:
-    if not isinstance(key, str) or not key:
-        raise MetricError(
-            f"Metric name must be a non-empty str: invalid metric key {key!r}; use e.g. 'loss'"
-        )
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
-        raise MetricError(f"invalid epoch {epoch!r} for metric {key!r}: use an integer")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise MetricError(
-            f"invalid value {value!r} for metric {key!r}: use a real number (int, float, numpy scalar)"
-        )
-    return key, int(epoch), int(value) if isinstance(value, numbers.Integral) else float(value)

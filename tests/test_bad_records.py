@@ -107,3 +107,73 @@ def test_unprintable_errors_and_results_are_recorded_and_reraised(
     failures = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert failures.count(f"Experiment failed: {EXPECTED['unprintable'][1]}") == 6
     assert failures.count(f"Experiment failed: {EXPECTED['unrepresentable'][1]}") == 6
+
+
+# -- metric points the stores cannot hold ----------------------------------------------------------
+REFUSED_POINTS = [  # (key, epoch, value), what the error says
+    ("loss", 2**63, 1.0, "epochs are stored as 64-bit integers"),
+    ("loss", -(2**63) - 1, 1.0, "epochs are stored as 64-bit integers"),
+    ("loss", np.uint64(2**64 - 1), 1.0, "epochs are stored as 64-bit integers"),
+    ("loss", float("nan"), 1.0, "use an integer"),
+    ("loss", float("inf"), 1.0, "use an integer"),
+    ("loss", "3", 1.0, "use an integer"),
+    ("loss", 1, 10**30, "integer values are stored exactly up to 2**53"),
+    ("loss", 1, 2**53 + 1, "integer values are stored exactly up to 2**53"),
+    ("loss", 1, np.int64(-(2**63)), "integer values are stored exactly up to 2**53"),
+    ("loss", 1, 1 + 2j, "use a real number"),
+    ("loss", 1, "0.5", "use a real number"),
+    ("loss", 1, None, "use a real number"),
+    ("loss", 1, True, "use a real number"),
+    ("loss", 1, __import__("fractions").Fraction(10**400, 3), "does not convert to a float"),
+    ("lo\ud800ss", 1, 1.0, "lone surrogate"),
+    ("lo\x00ss", 1, 1.0, "NUL character"),
+    ("", 1, 1.0, "non-empty str"),
+    (None, 1, 1.0, "non-empty str"),
+]
+
+
+def test_metric_points_the_stores_cannot_hold_are_refused_at_the_call(
+    make_experiment: Callable[..., Experiment], store: dict[str, Any]
+) -> None:
+    ex = make_experiment(**store)
+    n = ex.parameter("n")
+    messages: dict[int, list[str]] = {}
+
+    @ex.result
+    def train(n: int) -> int:
+        ex.save_metric("loss", 0, 0.5 * n)
+        messages[n] = []
+        for key, epoch, value, _ in REFUSED_POINTS:
+            with pytest.raises(MetricError) as refused:
+                ex.save_metric(key, epoch, value)
+            messages[n].append(str(refused.value))
+        ex.save_metric("loss", 1, 0.25 * n)
+        ex.save_metric("steps", 2**63 - 1, -(2**53))  # the limits themselves are stored
+        ex.save_metric("損失", -(2**63), float("inf"))
+        if n % 4 == 0:
+            ex.save_metric("loss", 2, 10**19)  # not handled: the trial fails, recorded as failed
+        return n
+
+    trials = range(1, 25)
+    for value in trials:
+        if value % 4:
+            assert ex.run(train(n), n=value) == value
+        else:
+            with pytest.raises(MetricError, match="'loss'.*stored exactly up to 2"):
+                ex.run(train(n), n=value)
+        for message, (key, _, _, expected) in zip(messages[value], REFUSED_POINTS):
+            assert expected in message and (key in (None, "") or repr(key) in message), message
+
+    history = ex.get_history()
+    assert history.index.tolist() == list(trials)
+    assert history["n"].tolist() == list(trials)
+    assert history["Success"].tolist() == [bool(v % 4) for v in trials]
+    for value in trials:
+        if value % 4 == 0:
+            assert "MetricError(invalid value 10000000000000000000 for metric 'loss'" in history.loc[value, "Description"]
+    loss = ex.load_metric("loss", list(trials))
+    assert loss.index.tolist() == [0, 1]
+    assert loss.loc[0].tolist() == [0.5 * v for v in trials] and loss.loc[1].tolist() == [0.25 * v for v in trials]
+    steps = ex.load_metric("steps", list(trials))
+    assert steps.index.tolist() == [2**63 - 1] and steps.loc[2**63 - 1].tolist() == [-(2**53)] * len(trials)
+    assert ex.load_metric("損失", list(trials)).loc[-(2**63)].tolist() == [float("inf")] * len(trials)

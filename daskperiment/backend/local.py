@@ -382,9 +382,9 @@ class LocalBackend(Backend):
         if not rows:
             return MetricSeries(key, [], [], [])
         kind = self._read("SELECT all_int FROM metric_kinds WHERE key = ?", (key,))
-        # Ids and epochs are exact in float64 below 2**53; NULL (SQLite's NaN) becomes NaN.
-        table = np.array(rows, dtype=np.float64)
-        return MetricSeries(key, table[:, 0], table[:, 1], table[:, 2], bool(kind and kind[0][0]))
+        trial_ids, epochs, values = zip(*rows)  # ids and epochs stay exact int64
+        values = np.array(values, dtype=np.float64)  # NULL (SQLite's NaN) becomes NaN
+        return MetricSeries(key, trial_ids, epochs, values, bool(kind and kind[0][0]))
 
     def metric_keys(self) -> list[str]:
         return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]
