@@ -278,6 +278,12 @@ class Experiment:
         -------
         Parameter
             A placeholder to pass to steps; each trial fills it.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not an identifier, or that is the title of a
+            column of the history (``Result``, ``Success``, ``Seed``, ...).
         """
         return self._parameters.define(name, default)
 
