@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import TYPE_CHECKING
 
 from bokeh.models import (
@@ -58,11 +59,16 @@ def _field(position: int) -> str:
 
 
 def table_columns(names: list[str]) -> list[TableColumn]:
-    """Columns showing ``Trial ID`` then each of ``names``, as escaped text."""
+    """Columns showing ``Trial ID`` then each of ``names``, as escaped text.
+
+    The table renders column titles as HTML: a title is escaped, so a stored
+    parameter name shows as it is and never runs.
+    """
     columns = [TableColumn(field="trial_text", title=TRIAL_ID, width=_WIDTHS[TRIAL_ID], formatter=StringFormatter())]
     for position, name in enumerate(display_order(names)):
         color = "success_color" if name == "Success" else None
-        columns.append(TableColumn(field=_field(position), title=column_title(name), width=_WIDTHS.get(name, PARAMETER_WIDTH),
+        columns.append(TableColumn(field=_field(position), title=escape(column_title(name)),
+                                   width=_WIDTHS.get(name, PARAMETER_WIDTH),
                                    formatter=StringFormatter(text_color=color)))
     return columns
 
