@@ -280,18 +280,23 @@ def files_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def files_page(files_store: Path, browser: Any) -> Iterator[Any]:
-    """The dashboard of experiment ``files``, loaded in a new browser tab."""
-    server = start("files", files_store, port=0)
+def board_in_new_tab(browser: Any, experiment_id: str, store: Path, last_trial: str) -> Iterator[Any]:
+    """The dashboard of ``experiment_id``, loaded in a new browser tab once ``last_trial`` is listed."""
+    server = start(experiment_id, store, port=0)
     first = browser.current_window_handle
     browser.switch_to.new_window("tab")
     browser.get(server.url)
-    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, "1"), "the dashboard to load")
+    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, last_trial), "the dashboard to load")
     yield browser
     browser.close()
     browser.switch_to.window(first)
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def files_page(files_store: Path, browser: Any) -> Iterator[Any]:
+    """The dashboard of experiment ``files``, loaded in a new browser tab."""
+    yield from board_in_new_tab(browser, "files", files_store, "1")
 
 
 def test_artifacts_tab_lists_files_shows_images_and_downloads(files_page: Any) -> None:
@@ -378,15 +383,7 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def hostile_page(hostile_store: Path, browser: Any) -> Iterator[Any]:
     """The dashboard of experiment ``hostile``, loaded in a new browser tab."""
-    server = start("hostile", hostile_store, port=0)
-    first = browser.current_window_handle
-    browser.switch_to.new_window("tab")
-    browser.get(server.url)
-    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, "4"), "the dashboard to load")
-    yield browser
-    browser.close()
-    browser.switch_to.window(first)
-    server.stop()
+    yield from board_in_new_tab(browser, "hostile", hostile_store, "4")
 
 
 def test_stored_names_render_as_text_and_never_run(hostile_page: Any) -> None:
