@@ -628,7 +628,7 @@ class Experiment:
             For a point the stores cannot hold: an empty or non-str key, or one
             holding NUL or a lone surrogate; an epoch that is not an integer
             within 64 bits; a value that is not a real number, or an integer
-            beyond 64 bits. The trial goes on if the step handles the error.
+            beyond 2**53 in magnitude. The trial goes on if the step handles the error.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")

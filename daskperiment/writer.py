@@ -278,7 +278,7 @@ class TrialWriter:
                 trial.trial_id,
                 trial.result_type,
             )
-            part.trials[0] = replace(trial, result=shown(trial.result, repr))
+            part.trials[0] = replace(trial, result=_shown(trial.result, repr))
         self._backend.write_batch(part)
 
     def _environment_blob(self) -> Blob | None:
@@ -369,10 +369,10 @@ def describe_error(error: BaseException) -> str:
 
     An error whose ``str()`` raises is described by a placeholder naming what failed.
     """
-    return f"{type(error).__name__}({shown(error, str)})"
+    return f"{type(error).__name__}({_shown(error, str)})"
 
 
-def shown(value: Any, text: Callable[[Any], str]) -> str:
+def _shown(value: Any, text: Callable[[Any], str]) -> str:
     """``text(value)`` (``str`` or ``repr``), or a placeholder naming the type when that raises."""
     try:
         return text(value)

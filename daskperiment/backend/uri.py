@@ -60,7 +60,7 @@ def malformed(uri: str, error: BaseException | None, example: str) -> BackendURI
     included, so it is shown only for a URI holding no secret.
     """
     shown = redact(uri)
-    if any(character in _RESERVED for secret in _passwords(uri) for character in secret):
+    if any(character in _RESERVED for character in _password(uri)):
         detail = (
             "its password holds a character reserved in URIs (one of / ? # @ : [ ]); "
             "percent-encode the password, e.g. urllib.parse.quote(password, safe='')"
@@ -131,18 +131,16 @@ def _user_info(rest: str) -> tuple[str, str] | None:
     return rest[:at], rest[at + 1 :]
 
 
-def _passwords(uri: str) -> list[str]:
-    """The password of ``uri``, as written in it (none or one)."""
+def _password(uri: str) -> str:
+    """The password of ``uri`` as written in it (``""`` when it has none)."""
     _, separator, rest = uri.partition("://")
     found = _user_info(rest) if separator else None
-    if found is None or ":" not in found[0]:
-        return []
-    return [found[0].partition(":")[2]]
+    return found[0].partition(":")[2] if found else ""
 
 
 def _misplaced_password(uri: str) -> bool:
     """Whether the password of ``uri`` holds unescaped characters that end a URI's authority."""
-    return any(_AUTHORITY_END.search(password) for password in _passwords(uri))
+    return _AUTHORITY_END.search(_password(uri)) is not None
 
 
 def _hide(uri: str) -> tuple[str, list[str]]:

@@ -65,9 +65,9 @@ class GitCollector(Collector):
         dict of str to Any
             ``working_dir``, ``branch`` (``"DETACHED"`` for a detached HEAD),
             ``commit`` (``None`` before the first commit), ``remotes`` (name to
-            urls, their passwords and tokens shown as ``***``), ``modified`` and ``untracked`` (paths relative to the
-            working directory; an untracked directory is listed once, with a
-            trailing slash). Empty outside a repository. Without the git
+            urls, their passwords and tokens shown as ``***``), ``modified``
+            and ``untracked`` (paths relative to the working directory; an
+            untracked directory is listed once, with a trailing slash). Empty outside a repository. Without the git
             executable or GitPython (the ``daskperiment[git]`` extra), only
             ``unavailable``: why nothing could be read.
         """
