@@ -15,7 +15,6 @@ from daskperiment.backend.base import Backend
 from daskperiment.capture import OUTPUT
 from daskperiment.codecontext import code_diff
 from daskperiment.collector import diff_environments, environment_future
-from daskperiment.errors import BackendError
 from daskperiment.purity import warn_impure
 from daskperiment.envblob import environment_blob, load_environment
 from daskperiment.outcome import TrialOutcome
@@ -91,7 +90,10 @@ class TrialWriter:
             if environment is not None and environment.digest not in self._sent_digests:
                 batch.blobs.append(environment)
             batch.blobs.extend(self._worker_blobs(workers, environment))
-            known = self._backend.load_step_outputs([call.input_key for call in calls])
+            known = self._read_quietly(
+                "check whether the steps are pure",
+                lambda: self._backend.load_step_outputs([call.input_key for call in calls]),
+            ) or {}
             batch.step_outputs.extend(call.record() for call in warn_impure(calls, known))
             batch.trials.append(
                 TrialRecord(
@@ -228,27 +230,28 @@ class TrialWriter:
         return records[0] if records else None
 
     def _read_quietly(self, what: str, read: Callable[[], T]) -> T | None:
-        """``read()`` (made to ``what``); None and a WARNING when the store cannot answer.
+        """``read()`` (made to ``what``); None and a WARNING when it fails.
 
         Reads made for a warning or a copy must never keep a trial from being
-        written (or spooled, when a server went down during the trial).
+        written (or spooled, when a server went down during the trial), whether
+        the store cannot answer or what it holds cannot be read.
         """
         try:
             return read()
-        except BackendError as exc:
-            logger.warning("could not %s: %s", what, exc)
+        except Exception as exc:
+            logger.warning("could not %s: %s", what, describe_error(exc))
             return None
 
     def _warn_code_change(self, trial_id: int, code: tuple[str, str]) -> None:
         previous = self._previous_code
         if previous is None:
             last = self._last_recorded()
-            blob = self._read_quietly(
-                "compare the code with the last trial's", lambda: self._backend.load_blob(last.code_digest)
+            text = self._read_quietly(
+                "compare the code with the last trial's", lambda: self._code_text(last.code_digest)
             ) if last else None
-            if last is None or blob is None:
+            if last is None or text is None:
                 return
-            previous = (last.trial_id, last.code_digest, blob.content.decode("utf-8"))
+            previous = (last.trial_id, last.code_digest, text)
         if previous[1] != code[0]:
             logger.warning(
                 "Code context has been changed since trial %d:\n%s",
@@ -260,21 +263,25 @@ class TrialWriter:
         last = self._last_recorded()
         if last is None or last.environment_digest in (None, blob.digest):
             return
-        old = self._read_quietly(
-            "compare the environment with the last trial's",
-            lambda: self._backend.load_blob(last.environment_digest),
+        diff = self._read_quietly(
+            "compare the environment with the last trial's", lambda: self._environment_diff(last, blob)
         )
+        if diff is not None:
+            logger.warning("Environment has been changed since trial %d:\n%s", last.trial_id, diff)
+
+    def _code_text(self, digest: str) -> str | None:
+        """The code stored under ``digest``, if any."""
+        blob = self._backend.load_blob(digest)
+        return None if blob is None else blob.content.decode("utf-8")
+
+    def _environment_diff(self, last: TrialRecord, blob: Blob) -> str | None:
+        """How the environment ``blob`` differs from trial ``last``'s (None when that is not stored)."""
+        old = self._backend.load_blob(last.environment_digest)
         if old is None:
-            return
-        logger.warning(
-            "Environment has been changed since trial %d:\n%s",
-            last.trial_id,
-            diff_environments(
-                load_environment(old),
-                load_environment(blob),
-                old_label=f"trial {last.trial_id}",
-                new_label="this process",
-            ),
+            return None
+        return diff_environments(
+            load_environment(old), load_environment(blob),
+            old_label=f"trial {last.trial_id}", new_label="this process",
         )
 
 

@@ -7,7 +7,8 @@ Its documents, by ``_id``::
     "counter"                  {value}: trial id counter ($inc, find-and-modify)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
-    "trial:<n>"                kind "trial": one trial (parameters, result pickled)
+    "trial:<n>"                kind "trial": one trial (parameters and result as data trees:
+                               queryable fields such as ``parameters.lr``; pickles before format 2)
     "metric:<chunk id>"        kind "metric": packed points of one key of one trial
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
     "step:<input hash>"        kind "step_output": latest output hash ($set)
@@ -31,6 +32,7 @@ import os
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+import bson
 import pymongo
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
@@ -254,7 +256,7 @@ class MongoBackend(ServerBackend):
         for trial in batch.trials:  # last: the trial shows once its records are stored
             document = trial_document(trial)
             self._check_size(
-                len(document["result"]) + len(document["parameters"]),
+                len(bson.encode({"parameters": document["parameters"], "result": document["result"]})),
                 f"trial {trial.trial_id}'s result and parameters",
             )
             operations.append(
