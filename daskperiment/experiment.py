@@ -598,7 +598,7 @@ class Experiment:
             )
         try:
             return serialization.load_value(persisted.payload)
-        except UnreadableValueError as exc:
+        except ValueError as exc:  # UnreadableValueError, or damaged bytes
             raise UnreadableValueError(
                 f"output of step {name!r} persisted in trial {trial_id} of experiment {self.id!r}: {exc}"
             ) from None

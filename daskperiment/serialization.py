@@ -301,10 +301,9 @@ def from_data(tree: Any, *, strict: bool = False) -> Any:
         Raise :class:`~daskperiment.errors.UnreadableValueError` instead of
         giving an :class:`UnreadableValue` for what cannot be loaded.
     """
-    reader = _Reader(_TRUST.get(), strict)
     if isinstance(tree, (bytes, bytearray, memoryview)):
-        return reader.old_pickle(tree)
-    return reader.value(tree)
+        return loads(tree, strict=strict)
+    return _Reader(_TRUST.get(), strict).value(tree)
 
 
 def from_text(text: str | bytes, *, strict: bool = False) -> Any:
@@ -314,7 +313,7 @@ def from_text(text: str | bytes, *, strict: bool = False) -> Any:
         try:
             tree = json.loads(text)
         except ValueError as exc:
-            return reader.unreadable("unknown", f"malformed data ({exc})")
+            return reader.damaged(f"malformed data ({exc})")
         return reader.value(tree)
     return from_data(text, strict=strict)
 
@@ -326,7 +325,7 @@ def loads(payload: bytes | memoryview, *, strict: bool = False) -> Any:
     if view[: len(MAGIC)] != MAGIC:
         if view[:1] == _OLD_PICKLE:
             return reader.old_pickle(view)
-        return reader.unreadable("unknown", "not a value stored by daskperiment")
+        return reader.damaged("not a value stored by daskperiment")
     kind, body = view[len(MAGIC) : _HEADER], view[_HEADER:]
     try:
         if kind == _DATA:
@@ -341,12 +340,21 @@ def loads(payload: bytes | memoryview, *, strict: bool = False) -> Any:
     except UnreadableValueError:
         raise
     except Exception as exc:  # damaged or forged bytes
-        return reader.unreadable("unknown", f"malformed data ({type(exc).__name__}: {exc})")
+        return reader.damaged(f"malformed data ({type(exc).__name__}: {exc})")
     return reader.unreadable("unknown", "written by a newer daskperiment; upgrade to read it")
 
 
 def load_value(payload: bytes | memoryview) -> Any:
-    """:func:`loads` that raises :class:`~daskperiment.errors.UnreadableValueError` instead of placeholders."""
+    """:func:`loads` that raises instead of giving placeholders.
+
+    Raises
+    ------
+    UnreadableValueError
+        When the value may not be loaded here (a pickle signed with another
+        key, unsigned, of an older store) or its class cannot be imported.
+    ValueError
+        When the bytes are damaged (cut short, not written by daskperiment).
+    """
     return loads(payload, strict=True)
 
 
@@ -390,7 +398,7 @@ class _Reader:
         except UnreadableValueError:
             raise
         except Exception as exc:  # damaged or forged data
-            return self.unreadable(tag[1:], f"malformed data ({type(exc).__name__}: {exc})")
+            return self.damaged(f"malformed data ({type(exc).__name__}: {exc})", tag[1:])
 
     def pickled(self, name: str, signature: bytes | memoryview, payload: bytes | memoryview) -> Any:
         if self.trust is Trust.NONE:
@@ -416,11 +424,18 @@ class _Reader:
         except _RefusedGlobal as refused:
             return self.unreadable(refused.name, OLD_UNSIGNED)
         except Exception as exc:
-            return self.unreadable("unknown", f"an earlier daskperiment's pickle that cannot be loaded here ({type(exc).__name__}: {exc})")
+            return self.damaged(f"an earlier daskperiment's pickle that cannot be loaded ({type(exc).__name__}: {exc})")
 
     def unreadable(self, name: str, reason: str) -> UnreadableValue:
+        """The placeholder of a value that may not be loaded here; raised when strict."""
         if self.strict:
             raise UnreadableValueError(f"the stored value (a {name}) cannot be loaded: {reason}")
+        return UnreadableValue(name, reason)
+
+    def damaged(self, reason: str, name: str = "unknown") -> UnreadableValue:
+        """The placeholder of damaged or forged bytes; a ``ValueError`` when strict."""
+        if self.strict:
+            raise ValueError(f"the stored value is damaged: {reason}")
         return UnreadableValue(name, reason)
 
 

@@ -137,8 +137,8 @@ def version_1_trial_document(trial_id: int) -> dict[str, object]:
     return {
         "format": 1,
         "trial_id": trial_id,
-        "parameters": serialization.dumps({"a": trial_id, "b": [1, 2]}),
-        "result": serialization.dumps(trial_id * 1.5),
+        "parameters": pickle.dumps({"a": trial_id, "b": [1, 2]}, protocol=5),  # as format 1 stored them
+        "result": pickle.dumps(trial_id * 1.5, protocol=5),
         "result_type": "float",
         "success": True,
         "finished": 1_700_000_000.0 + trial_id,
