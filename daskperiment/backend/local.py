@@ -399,6 +399,9 @@ class LocalBackend(Backend):
         )
         return PersistedValue(trial_id, step, rows[0][0]) if rows else None
 
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        return [(int(t), s) for t, s in self._read("SELECT trial_id, step FROM persisted ORDER BY trial_id, step")]
+
     def load_blob(self, digest: str) -> Blob | None:
         rows = self._read("SELECT content FROM blobs WHERE digest = ?", (digest,))
         return Blob(digest, bytes(rows[0][0])) if rows else None

@@ -323,6 +323,11 @@ class MongoBackend(ServerBackend):
             document = self._collection().find_one({"_id": _persisted_id(step, int(trial_id))})
         return PersistedValue(trial_id, step, document["payload"]) if document else None
 
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        with self._reaching("list the persisted values"):
+            documents = list(self._collection().find({"kind": "persisted"}, {"trial_id": 1, "step": 1}))
+        return sorted((int(d["trial_id"]), d["step"]) for d in documents)
+
     def load_blob(self, digest: str) -> Blob | None:
         with self._reaching("read a blob"):
             document = self._collection().find_one({"_id": f"blob:{digest}"})

@@ -250,6 +250,16 @@ class RedisBackend(ServerBackend):
             payload = self._client().hget(self._key(f"persisted:{int(trial_id)}"), step)
         return PersistedValue(trial_id, step, payload) if payload is not None else None
 
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        with self._reaching("list the persisted values"):
+            client = self._client()
+            ids = [int(t) for t in client.zrange(self._key("trial_ids"), 0, -1)]
+            pipe = client.pipeline(transaction=False)
+            for trial_id in ids:
+                pipe.hkeys(self._key(f"persisted:{trial_id}"))
+            steps = pipe.execute() if ids else []
+        return sorted((t, s.decode()) for t, names in zip(ids, steps) for s in names)
+
     def load_blob(self, digest: str) -> Blob | None:
         with self._reaching("read a blob"):
             content = self._client().hget(self._key("blobs"), digest)
