@@ -61,6 +61,7 @@ _TAG = "@"
 _ESCAPED = "@$"  # dicts with keys starting so are stored as pairs (MongoDB refuses "$" keys); so is ""
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_TYPE_NAME = 1000
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 _OLD_PICKLE = b"\x80"  # the PROTO opcode every pickle of protocol 2 or later starts with
 
@@ -383,6 +384,10 @@ class _Reader:
             return {key: self.value(item) for key, item in tree.items()}
         if kind is list:
             return [self.value(item) for item in tree]
+        if kind in _JSON_SCALARS:
+            return tree
+        if isinstance(tree, int):  # a server client's int type, e.g. bson.int64.Int64
+            return int(tree)
         return tree
 
     def tagged(self, tag: str, tree: dict[str, Any]) -> Any:
