@@ -83,7 +83,7 @@ def _migrate_trials(backend: Backend, report: MigrationReport) -> None:
 def _migrate_persisted(backend: Backend, report: MigrationReport) -> None:
     for trial_id, step in backend.persisted_keys():
         stored = backend.load_persisted(step, trial_id)
-        if stored is None or _is_current(stored.payload):
+        if stored is None or serialization.is_current(stored.payload):
             continue
         value = _old_value(stored.payload, f"the output of step {step!r} persisted in trial {trial_id}", report)
         if value is not _UNREADABLE:
@@ -97,7 +97,7 @@ def _migrate_cache(backend: Backend, report: MigrationReport) -> None:
         if entry.location is not None:  # large, in the artifact store: `daskperiment cache --clear` drops it
             continue
         payload = backend.load_cache_payload(entry.key)
-        if payload is None or _is_current(payload):
+        if payload is None or serialization.is_current(payload):
             continue
         value = _old_value(payload, f"the cached output of step {entry.step!r}", report)
         if value is _UNREADABLE:
@@ -110,10 +110,6 @@ def _migrate_cache(backend: Backend, report: MigrationReport) -> None:
 
 
 _UNREADABLE = object()
-
-
-def _is_current(payload: bytes) -> bool:
-    return bytes(payload[: len(serialization.MAGIC)]) == serialization.MAGIC
 
 
 def _old_value(payload: bytes, what: str, report: MigrationReport) -> object:

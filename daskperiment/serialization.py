@@ -51,7 +51,7 @@ from typing import Any
 import cloudpickle
 
 from daskperiment import signing
-from daskperiment.errors import UnreadableValueError
+from daskperiment.errors import SigningKeyError, UnreadableValueError
 
 PROTOCOL = 5
 MAGIC = b"DPK1"
@@ -250,10 +250,18 @@ def signed_pickle(value: Any) -> bytes:
 
 
 def _signed_pickle(value: Any) -> tuple[str, bytes, bytes]:
-    """Type name, signature and pickle of ``value`` (the signature covers name and pickle)."""
+    """Type name, signature and pickle of ``value`` (the signature covers name and pickle).
+
+    A key that cannot be had is a ``TypeError`` as an unpicklable value is: a
+    trial whose result cannot be stored is recorded with its repr.
+    """
     payload = _pickle(value)
     name = type_name(value)[:_MAX_TYPE_NAME]
-    return name, signing.sign(name.encode("utf-8"), b"\0", payload), payload
+    try:
+        signature = signing.sign(name.encode("utf-8"), b"\0", payload)
+    except SigningKeyError as exc:
+        raise TypeError(f"cannot sign the pickle of a value of type {name}: {exc}") from exc
+    return name, signature, payload
 
 
 def _pickle(value: Any) -> bytes:
@@ -343,6 +351,11 @@ def loads(payload: bytes | memoryview, *, strict: bool = False) -> Any:
     except Exception as exc:  # damaged or forged bytes
         return reader.damaged(f"malformed data ({type(exc).__name__}: {exc})")
     return reader.unreadable("unknown", "written by a newer daskperiment; upgrade to read it")
+
+
+def is_current(payload: bytes | memoryview) -> bool:
+    """Whether ``payload`` was written by :func:`dumps` (not a pickle of an earlier daskperiment)."""
+    return bytes(payload[: len(MAGIC)]) == MAGIC
 
 
 def load_value(payload: bytes | memoryview) -> Any:

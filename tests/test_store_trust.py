@@ -392,10 +392,22 @@ def test_the_signing_key_file_is_private_and_spool_files_too(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("key", ["short", ""])
-def test_a_too_short_key_is_a_clear_error(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_too_short_key_is_a_clear_error_and_loses_no_trial(
+    key: str, monkeypatch: pytest.MonkeyPatch, make_experiment: Callable[..., Experiment]
+) -> None:
     monkeypatch.setenv("DASKPERIMENT_SIGNING_KEY", key)
-    with pytest.raises(Exception, match="at least 16"):
+    with pytest.raises(TypeError, match="at least 16"):
         serialization.dumps(pd.DataFrame())
+    assert serialization.loads(serialization.dumps({"a": (1, 2.5)})) == {"a": (1, 2.5)}  # data needs no key
+    ex = make_experiment()
+
+    @ex.result
+    def frame():
+        return pd.DataFrame({"a": [1]})
+
+    for _ in range(3):
+        frame().compute()
+    assert [r.startswith("   a") for r in ex.get_history()["Result"]] == [True] * 3  # recorded as its repr
 
 
 def test_a_key_file_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
