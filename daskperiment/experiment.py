@@ -26,6 +26,7 @@ from daskperiment.errors import (
     MetricError,
     PersistedValueNotFoundError,
     TrialIDNotFoundError,
+    UnreadableValueError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
 from daskperiment.metricpoints import checked_point, is_plain
@@ -602,7 +603,12 @@ class Experiment:
                 f"step {name!r} persisted nothing in trial {trial_id} of experiment {self.id!r}: "
                 "only steps decorated with @ex.persist that finished are stored"
             )
-        return serialization.loads(persisted.payload)
+        try:
+            return serialization.load_value(persisted.payload)
+        except ValueError as exc:  # UnreadableValueError, or damaged bytes
+            raise UnreadableValueError(
+                f"output of step {name!r} persisted in trial {trial_id} of experiment {self.id!r}: {exc}"
+            ) from None
 
     # -- metrics ------------------------------------------------------------------
     def save_metric(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
-from daskperiment.errors import BackendError, CacheError
+from daskperiment.errors import BackendError, CacheError, UnreadableCacheError, UnreadableValueError
 from daskperiment.records import CacheEntry, RecordBatch
 
 if TYPE_CHECKING:
@@ -158,11 +158,20 @@ class StepCache:
 
         Raises
         ------
+        UnreadableCacheError
+            When it may not be loaded here (signed with another key, an older
+            store's pickle) or its class cannot be imported here: the entry is kept.
         CacheError
-            When it cannot be deserialized (the entry is removed).
+            When it cannot be deserialized otherwise (the entry is removed).
         """
         try:
-            return serialization.loads(data)
+            return serialization.load_value(data)
+        except UnreadableValueError as exc:
+            raise UnreadableCacheError(
+                f"the cached output of step {entry.step!r} (from trial {entry.trial_id}) cannot be "
+                f"used here: {exc}. Or compute the step again: run the trial with cache=False "
+                "(--no-cache), or clear the entry (`daskperiment cache ID --clear STEP`)"
+            ) from None
         except Exception as exc:
             raise self._damaged(entry, exc) from exc
 

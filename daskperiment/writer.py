@@ -15,7 +15,6 @@ from daskperiment.backend.base import Backend
 from daskperiment.capture import OUTPUT
 from daskperiment.codecontext import code_diff
 from daskperiment.collector import diff_environments, diff_packages, environment_future
-from daskperiment.errors import BackendError
 from daskperiment.purity import StepCall, warn_impure
 from daskperiment.envblob import environment_blob, load_environment
 from daskperiment.outcome import TrialOutcome
@@ -112,8 +111,11 @@ class TrialWriter:
             sent = set(self._sent_digests)
             parts = [self._records_of(trial, files, environment, sent) for trial, files in zip(finished, kept)]
             calls = [call for _, trial_calls in parts for call in trial_calls]
-            known = self._backend.load_step_outputs([call.input_key for call in calls]) if calls else {}
-            outputs = RecordBatch(step_outputs=[call.record() for call in warn_impure(calls, known)])
+            known = self._read_quietly(
+                "check whether the steps are pure",
+                lambda: self._backend.load_step_outputs([call.input_key for call in calls]),
+            ) if calls else None
+            outputs = RecordBatch(step_outputs=[call.record() for call in warn_impure(calls, known or {})])
             for trial in finished:
                 self._warn_code_change(trial.outcome.trial_id, trial.code)
                 self._previous_code = (trial.outcome.trial_id, *trial.code)
@@ -306,27 +308,28 @@ class TrialWriter:
         return records[0] if records else None
 
     def _read_quietly(self, what: str, read: Callable[[], T]) -> T | None:
-        """``read()`` (made to ``what``); None and a WARNING when the store cannot answer.
+        """``read()`` (made to ``what``); None and a WARNING when it fails.
 
         Reads made for a warning or a copy must never keep a trial from being
-        written (or spooled, when a server went down during the trial).
+        written (or spooled, when a server went down during the trial), whether
+        the store cannot answer or what it holds cannot be read.
         """
         try:
             return read()
-        except BackendError as exc:
-            logger.warning("could not %s: %s", what, exc)
+        except Exception as exc:
+            logger.warning("could not %s: %s", what, describe_error(exc))
             return None
 
     def _warn_code_change(self, trial_id: int, code: tuple[str, str]) -> None:
         previous = self._previous_code
         if previous is None:
             last = self._last_recorded()
-            blob = self._read_quietly(
-                "compare the code with the last trial's", lambda: self._backend.load_blob(last.code_digest)
+            text = self._read_quietly(
+                "compare the code with the last trial's", lambda: self._code_text(last.code_digest)
             ) if last else None
-            if last is None or blob is None:
+            if last is None or text is None:
                 return
-            previous = (last.trial_id, last.code_digest, blob.content.decode("utf-8"))
+            previous = (last.trial_id, last.code_digest, text)
         if previous[1] != code[0]:
             logger.warning(
                 "Code context has been changed since trial %d:\n%s",
@@ -345,23 +348,35 @@ class TrialWriter:
         last = self._last_recorded()
         if last is None or last.environment_digest in (None, blob.digest):
             return
-        old = self._read_quietly(
-            "compare the environment with the last trial's",
-            lambda: self._backend.load_blob(last.environment_digest),
+        diffs = self._read_quietly(
+            "compare the environment with the last trial's", lambda: self._environment_diffs(last, blob)
         )
-        if old is None:
+        if diffs is None:
             return
-        before, now = load_environment(old), load_environment(blob)
-        packages = diff_packages(before, now)
+        packages, rest = diffs
         if packages:
             logger.warning("Installed Python packages have been changed (since trial %d)", last.trial_id)
             for line in packages:
                 logger.warning("%s", line)
+        if rest:
+            logger.warning("Environment has been changed since trial %d:\n%s", last.trial_id, rest)
+
+    def _code_text(self, digest: str) -> str | None:
+        """The code stored under ``digest``, if any."""
+        blob = self._backend.load_blob(digest)
+        return None if blob is None else blob.content.decode("utf-8")
+
+    def _environment_diffs(self, last: TrialRecord, blob: Blob) -> tuple[list[str], str] | None:
+        """How the environment ``blob`` differs from trial ``last``'s: its package lines and the
+        diff of its other categories (None when that trial's environment is not stored)."""
+        old = self._backend.load_blob(last.environment_digest)
+        if old is None:
+            return None
+        before, now = load_environment(old), load_environment(blob)
         rest = diff_environments(
             before, now, old_label=f"trial {last.trial_id}", new_label="this process", skip=("packages",)
         )
-        if rest:
-            logger.warning("Environment has been changed since trial %d:\n%s", last.trial_id, rest)
+        return diff_packages(before, now), rest
 
 
 def describe_error(error: BaseException) -> str:

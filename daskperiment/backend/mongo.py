@@ -7,7 +7,8 @@ Its documents, by ``_id``::
     "counter"                  {value}: trial id counter ($inc, find-and-modify)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
-    "trial:<n>"                kind "trial": one trial (parameters, result pickled)
+    "trial:<n>"                kind "trial": one trial (parameters and result as data trees:
+                               queryable fields such as ``parameters.lr``; pickles before format 2)
     "metric:<chunk id>"        kind "metric": packed points of one key of one trial
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
     "step:<input hash>"        kind "step_output": latest output hash ($set)
@@ -31,6 +32,7 @@ import os
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+import bson
 import pymongo
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
@@ -259,7 +261,7 @@ class MongoBackend(ServerBackend):
         for trial in batch.trials:  # last: the trial shows once its records are stored
             document = trial_document(trial)
             self._check_size(
-                len(document["result"]) + len(document["parameters"]),
+                len(bson.encode({"parameters": document["parameters"], "result": document["result"]})),
                 f"trial {trial.trial_id}'s result and parameters",
             )
             operations.append(
@@ -325,6 +327,11 @@ class MongoBackend(ServerBackend):
         with self._reaching("read a persisted value"):
             document = self._collection().find_one({"_id": _persisted_id(step, int(trial_id))})
         return PersistedValue(trial_id, step, document["payload"]) if document else None
+
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        with self._reaching("list the persisted values"):
+            documents = list(self._collection().find({"kind": "persisted"}, {"trial_id": 1, "step": 1}))
+        return sorted((int(d["trial_id"]), d["step"]) for d in documents)
 
     def load_blob(self, digest: str) -> Blob | None:
         with self._reaching("read a blob"):

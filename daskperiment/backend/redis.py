@@ -4,13 +4,13 @@ Keys of experiment ``<id>`` all start with ``daskperiment:<id>:`` (experiment
 ids contain no ``:``)::
 
     next_trial_id            string   trial id counter (INCRBY)
-    trials                   hash     trial id -> pickled trial document
+    trials                   hash     trial id -> JSON trial document (a pickle before format 2)
     trial_ids                zset     recorded trial ids (score = id)
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
     metric_keys              set      keys of every saved metric
     metric_int_keys          set      keys of metrics that got int values
     metric_real_keys         set      keys of metrics that got other values
-    persisted:<trial>        hash     step name -> pickled output
+    persisted:<trial>        hash     step name -> output (serialization.dumps)
     step_outputs             hash     step input hash -> latest output hash (HSET)
     blobs                    hash     digest -> content (HSETNX)
     settings                 hash     setting name -> value (HSET: the last write wins)
@@ -199,7 +199,7 @@ class RedisBackend(ServerBackend):
                 )
             )
         for trial in batch.trials:
-            document = serialization.dumps(trial_document(trial))
+            document = json.dumps(trial_document(trial), allow_nan=False, separators=(",", ":"))
             commands.append(("HSET", self._key("trials"), trial.trial_id, document))
             commands.append(("ZADD", self._key("trial_ids"), trial.trial_id, trial.trial_id))
         return commands
@@ -224,7 +224,7 @@ class RedisBackend(ServerBackend):
             else:
                 ids = sorted({int(t) for t in trial_ids})
                 documents = client.hmget(self._key("trials"), ids) if ids else []
-        trials = [trial_from_document(serialization.loads(d)) for d in documents if d is not None]
+        trials = [trial_from_document(_trial_fields(d)) for d in documents if d is not None]
         return sorted(trials, key=lambda trial: trial.trial_id)
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
@@ -252,6 +252,16 @@ class RedisBackend(ServerBackend):
         with self._reaching("read a persisted value"):
             payload = self._client().hget(self._key(f"persisted:{int(trial_id)}"), step)
         return PersistedValue(trial_id, step, payload) if payload is not None else None
+
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        with self._reaching("list the persisted values"):
+            client = self._client()
+            ids = [int(t) for t in client.zrange(self._key("trial_ids"), 0, -1)]
+            pipe = client.pipeline(transaction=False)
+            for trial_id in ids:
+                pipe.hkeys(self._key(f"persisted:{trial_id}"))
+            steps = pipe.execute() if ids else []
+        return sorted((t, s.decode()) for t, names in zip(ids, steps) for s in names)
 
     def load_blob(self, digest: str) -> Blob | None:
         with self._reaching("read a blob"):
@@ -392,3 +402,15 @@ def experiment_ids(uri: str) -> list[str]:
     finally:
         client.close()
     return sorted(member.decode("utf-8") for member in members)
+
+
+def _trial_fields(stored: bytes) -> dict[str, Any]:
+    """The trial document stored: JSON text, or the pickle of a trial document of format 1.
+
+    A format-1 document holds only plain values (its parameters and result are
+    pickles of their own), so the unpickler of :func:`serialization.from_data`
+    loads it without loading any class.
+    """
+    if stored[:1] == b"{":
+        return json.loads(stored)
+    return serialization.from_data(stored)
