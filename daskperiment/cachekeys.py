@@ -18,6 +18,7 @@ from typing import Any
 from dask.base import tokenize
 
 from daskperiment.graph import ForeignCall, ParameterInput, Plan, StepCall, TrialSpec
+from daskperiment.hashing import combine, value_token
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def trial_cache_keys(plan: Plan, trial: TrialSpec) -> list[str | None]:
             continue
         used = [trial.parameters[i.name] for i in node.inputs if isinstance(i, ParameterInput)]
         seed = trial.seed if isinstance(node, StepCall) and node.spec.seeded else None
-        keys.append(_deterministic(node, static, upstream, used, seed))
+        keys.append(_chain_key(node, static, upstream, used, seed))
     return keys
 
 
@@ -69,19 +70,34 @@ def _static_key(node: StepCall | ForeignCall) -> str | None:
 _warned: set[str] = set()
 
 
+def _chain_key(
+    node: StepCall | ForeignCall, static: str, upstream: list[str], used: list[Any], seed: int | None
+) -> str | None:
+    try:
+        tokens = [value_token(value) for value in used]
+    except Exception as exc:
+        _warn_not_cached(node, exc)
+        return None
+    return combine([static, *upstream, *tokens, repr(seed)])
+
+
 def _deterministic(node: StepCall | ForeignCall, *parts: Any) -> str | None:
     try:
         return tokenize(*parts, ensure_deterministic=True)
     except Exception as exc:  # dask cannot hash it the same way in every process
-        if node.label not in _warned:
-            _warned.add(node.label)
-            logger.warning(
-                "the inputs of %s have no deterministic hash (%s): it and the steps after it "
-                "are not cached. Pass values dask can hash the same way in every process "
-                "(numbers, strings, numpy arrays, pandas objects, dataclasses of those)",
-                node.label, exc,
-            )
+        _warn_not_cached(node, exc)
         return None
+
+
+def _warn_not_cached(node: StepCall | ForeignCall, exc: Exception) -> None:
+    if node.label not in _warned:
+        _warned.add(node.label)
+        logger.warning(
+            "the inputs of %s have no deterministic hash (%s): it and the steps after it "
+            "are not cached. Pass values dask can hash the same way in every process "
+            "(numbers, strings, numpy arrays, pandas objects, dataclasses of those)",
+            node.label, exc,
+        )
 
 
 def sweep_cache_keys(plan: Plan, trials: Sequence[TrialSpec]) -> dict[int, list[str | None]]:

@@ -117,6 +117,7 @@ def current_context(experiment_id: str, what: str) -> TrialContext:
     context = recorder.context if recorder is not None else None
     if context is None or context.experiment_id != experiment_id:
         raise TrialIDNotFoundError(
+            "Current Trial ID only exists during a trial execution: "  # 0.5's words, then ours
             f"{what} is only available inside a step of experiment {experiment_id!r} while a "
             "trial runs (a .compute() of an @ex.result step); outside of one, use ex.trial_id "
             "for the last recorded trial"

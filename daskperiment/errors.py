@@ -96,3 +96,19 @@ class CacheError(DaskperimentError, RuntimeError):
 
 class ArtifactError(DaskperimentError):
     """A file could not be kept as an artifact, or an artifact could not be read back."""
+
+
+class SigningKeyError(DaskperimentError, RuntimeError):
+    """The key that signs pickled values is malformed, or its file cannot be read or made."""
+
+
+class UnreadableValueError(DaskperimentError, ValueError):
+    """A stored value cannot be loaded: a pickle not signed with this process's key, or of a class not importable here.
+
+    Raised where the value itself is asked for (``get_persisted``, a cached
+    step); histories show such values as :class:`daskperiment.serialization.UnreadableValue`.
+    """
+
+
+class UnreadableCacheError(CacheError, UnreadableValueError):
+    """A cached step output that may not be loaded here (see :class:`UnreadableValueError`)."""

@@ -26,8 +26,10 @@ from daskperiment.errors import (
     MetricError,
     PersistedValueNotFoundError,
     TrialIDNotFoundError,
+    UnreadableValueError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
+from daskperiment.metricpoints import checked_point, is_plain
 from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import ArtifactRecord, TrialRecord
@@ -277,6 +279,12 @@ class Experiment:
         -------
         Parameter
             A placeholder to pass to steps; each trial fills it.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not an identifier, or that is the title of a
+            column of the history (``Result``, ``Success``, ``Seed``, ...).
         """
         return self._parameters.define(name, default)
 
@@ -595,7 +603,12 @@ class Experiment:
                 f"step {name!r} persisted nothing in trial {trial_id} of experiment {self.id!r}: "
                 "only steps decorated with @ex.persist that finished are stored"
             )
-        return serialization.loads(persisted.payload)
+        try:
+            return serialization.load_value(persisted.payload)
+        except ValueError as exc:  # UnreadableValueError, or damaged bytes
+            raise UnreadableValueError(
+                f"output of step {name!r} persisted in trial {trial_id} of experiment {self.id!r}: {exc}"
+            ) from None
 
     # -- metrics ------------------------------------------------------------------
     def save_metric(
@@ -618,7 +631,10 @@ class Experiment:
         TrialIDNotFoundError
             Outside a running step of this experiment.
         MetricError
-            For an empty or non-str key, a non-integer epoch or a non-numeric value.
+            For a point the stores cannot hold: an empty or non-str key, or one
+            holding NUL or a lone surrogate; an epoch that is not an integer
+            within 64 bits; a value that is not a real number, or an integer
+            beyond 2**53 in magnitude. The trial goes on if the step handles the error.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")
@@ -626,10 +642,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if type(value) is float and type(epoch) is int and type(key) is str and key:
+                if is_plain(key, epoch, value):
                     recorder.metrics.append((key, epoch, value))
                 else:
-                    recorder.metrics.append(_checked_metric(key, epoch, value))
+                    recorder.metrics.append(checked_point(key, epoch, value))
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
@@ -911,17 +927,3 @@ def _metric_key_argument(key: str | None, metric_key: str, what: str) -> str:
             "give it once, e.g. key='loss' or metric_key='loss'"
         )
     return metric_key
-
-
-def _checked_metric(key: object, epoch: object, value: object) -> tuple[str, int, float]:
-    if not isinstance(key, str) or not key:
-        raise MetricError(
-            f"Metric name must be a non-empty str: invalid metric key {key!r}; use e.g. 'loss'"
-        )
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
-        raise MetricError(f"invalid epoch {epoch!r} for metric {key!r}: use an integer")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise MetricError(
-            f"invalid value {value!r} for metric {key!r}: use a real number (int, float, numpy scalar)"
-        )
-    return key, int(epoch), int(value) if isinstance(value, numbers.Integral) else float(value)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-from dask.base import tokenize
 from dask.core import get_dependencies
 from dask.delayed import Delayed, delayed
 
@@ -42,6 +41,7 @@ from daskperiment.execution import (
     load_cached,
     records_of,
 )
+from daskperiment.hashing import combine, value_token
 from daskperiment.outcome import StepOutcome
 from daskperiment.records import CacheEntry
 from daskperiment.stepcache import StepCache
@@ -345,7 +345,7 @@ def node_keys_of(plan: Plan, trials: Iterable[TrialSpec], token: str, share: boo
             if share and index != last:
                 used = [trial.parameters[i.name] for i in node.inputs if isinstance(i, ParameterInput)]
                 upstream = [names[u] for u in plan.upstream[index]]
-                content = tokenize(node.key, upstream, used, trial.seed)
+                content = combine([node.key, *upstream, *(value_token(v, False) for v in used), str(trial.seed)])
                 names.append(f"{node.label}-{content}-{token}")
             else:
                 names.append(f"{node.label}-{token}-{trial.trial_id}-{index}")

@@ -14,6 +14,16 @@ TRIAL_ID = "Trial ID"
 EPOCH = "Epoch"
 PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
+HISTORY_COLUMNS = (
+    TRIAL_ID, "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
+    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached",
+)
+"""Titles of the history's columns besides the parameters (no parameter may take one)."""
+
+
+def column_title(column: str) -> str:
+    """The title people see for a history column: ``Process Time`` is shown in seconds, as ``Process Time (s)``."""
+    return PROCESS_TIME_LABEL if column == "Process Time" else column
 
 
 def seconds_text(seconds: float) -> str:

@@ -10,6 +10,7 @@ from dask.delayed import Delayed, delayed
 from daskperiment import serialization
 from daskperiment.context import process_identity
 from daskperiment.errors import ParameterElsewhereError, ParameterNotDefinedError, ParameterUndefinedError
+from daskperiment.history import HISTORY_COLUMNS
 
 PARAMETER_KEY_PREFIX = "daskperiment-parameter"
 
@@ -144,6 +145,12 @@ class ParameterSet:
             raise ValueError(
                 f"invalid parameter name {name!r}: use a Python identifier such as 'learning_rate', "
                 "so it can be set with ex.set_parameters(name=value) and name=value on the command line"
+            )
+        if name in HISTORY_COLUMNS:
+            raise ValueError(
+                f"invalid parameter name {name!r}: the history has a column {name!r} of its own; "
+                f"rename the parameter, e.g. '{name.lower()}_value' (taken: "
+                f"{', '.join(repr(c) for c in HISTORY_COLUMNS if c.isidentifier())})"
             )
         with self._lock:
             if default is not None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -31,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 USAGE_EXIT_STATUS = 2
 _MALFORMED_STARTS = ("=", "[", "(", "{", "'", '"')
+_NUMBER_START = re.compile(r"[+-]?\.?\d")
+"""Text starting like a number: not a bare word, it must be a literal."""
+_FLOAT_WORDS = {f"{sign}{word}" for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")}
+"""Words for floats that are not Python literals (any case)."""
 
 ResultRunner = Callable[["TrialResult", "Experiment"], Any]
 """Runs what a call of an ``@ex.result`` step asks for in script mode, returns the call's value."""
@@ -94,24 +100,58 @@ def _in_ipython() -> bool:
 def parse_value(text: str) -> Any:
     """The Python literal ``text`` denotes; a bare word is a string.
 
+    Nothing is evaluated: ``ast.literal_eval`` reads literals only (no
+    operators but a sign and complex sums), so ``10**10**10`` is refused at once.
+
     Raises
     ------
     UsageError
-        When ``text`` is empty or looks like a malformed literal (it starts
-        with ``=``, a bracket or a quote but is not a valid literal).
+        When ``text`` is empty, holds a float beyond the range of floats
+        (``1e309``), or is not a literal but starts like one: like a number
+        (``0.1e``, ``1+``, ``10**10**10``), with ``=``, a bracket or a quote;
+        or is a word for a float that is not a literal (``nan``, ``inf``).
+        Quoted (``"'0.1e'"``), each is a string.
     """
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
-    if not text.strip():
+    else:
+        if not _finite(value):
+            raise UsageError(
+                f"{_shortened(text)!r} is beyond the range of floats (it would be inf): give a "
+                f"smaller number, or quote it to pass a string, e.g. \"'{_shortened(text)}'\""
+            )
+        return value
+    word = text.strip()
+    if not word:
         raise UsageError("empty value: give one, e.g. name=0, or name=\"''\" for an empty string")
-    if text.lstrip().startswith(_MALFORMED_STARTS):
+    if word.startswith(_MALFORMED_STARTS) or _NUMBER_START.match(word) or word.lower() in _FLOAT_WORDS:
         raise UsageError(
-            f"{text!r} is not a valid Python literal: write lists as [1,2], strings with "
-            "quotes protected from the shell as \"'a b'\", and one '=' between name and value"
+            f"{_shortened(text)!r} is not a valid Python literal (values are read as literals, "
+            "never evaluated): write numbers as 1, -0.5 or 1e-3, lists as [1,2], and quote "
+            f"strings, protected from the shell, e.g. \"'{_shortened(text)}'\" to pass this text "
+            "as a string"
         )
     return text
+
+
+def _shortened(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters (with ``...``) for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _finite(value: Any) -> bool:
+    """Whether no float in ``value`` (a literal: numbers, str, containers of them) is inf or nan."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, complex):
+        return math.isfinite(value.real) and math.isfinite(value.imag)
+    if isinstance(value, dict):
+        return all(_finite(k) and _finite(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_finite(item) for item in value)
+    return True
 
 
 def parse_arguments(args: Sequence[str]) -> ScriptArguments:
@@ -218,6 +258,7 @@ def usage(experiment: Experiment, program: str) -> str:
     lines += [
         "",
         "Values are Python literals (1, 0.5, True, None, [1, 2], {'k': 1}); a bare word is a string.",
+        "Quote a string that starts like a number, or reads nan or inf, e.g. d=\"'2024-01-01'\".",
         "  --seed N     seed of random and numpy.random for the trial",
         "  --progress   show a progress bar on stderr while the trial computes",
         "  --no-cache   compute cached steps again instead of loading them from the step cache",

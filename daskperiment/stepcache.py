@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
-from daskperiment.errors import BackendError, CacheError
+from daskperiment.errors import BackendError, CacheError, UnreadableCacheError, UnreadableValueError
 from daskperiment.records import CacheEntry, RecordBatch
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 INLINE_LIMIT = 1 << 20
 """Outputs up to this many serialized bytes are kept in the store, larger ones in the artifact store."""
+
+USE_RESOLUTION = 60.0
+"""Seconds: an entry's last use is recorded again only when older than this (one write saved per hit)."""
 
 DEFAULT_LIMIT = 10 << 30
 """Size limit of an experiment's cache unless set with :meth:`StepCache.set_limit` (10 GiB)."""
@@ -73,6 +76,8 @@ class StepCache:
     def lookup(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
         """The entries stored under ``keys`` (one store round trip); marks them used.
 
+        The last use of an entry is recorded to :data:`USE_RESOLUTION`: entries
+        used more recently are not written again.
         A store that cannot answer means no entry: the steps are computed.
         """
         wanted = sorted(set(keys))
@@ -80,8 +85,10 @@ class StepCache:
             return {}
         try:
             found = self.backend.load_cache_entries(wanted)
-            if found:
-                self.backend.touch_cache_entries(sorted(found), time.time())
+            now = time.time()
+            stale = sorted(key for key, entry in found.items() if now - entry.last_used >= USE_RESOLUTION)
+            if stale:
+                self.backend.touch_cache_entries(stale, now)
         except BackendError as exc:
             logger.warning("the step cache could not be read (the steps are computed): %s", exc)
             return {}
@@ -151,11 +158,20 @@ class StepCache:
 
         Raises
         ------
+        UnreadableCacheError
+            When it may not be loaded here (signed with another key, an older
+            store's pickle) or its class cannot be imported here: the entry is kept.
         CacheError
-            When it cannot be deserialized (the entry is removed).
+            When it cannot be deserialized otherwise (the entry is removed).
         """
         try:
-            return serialization.loads(data)
+            return serialization.load_value(data)
+        except UnreadableValueError as exc:
+            raise UnreadableCacheError(
+                f"the cached output of step {entry.step!r} (from trial {entry.trial_id}) cannot be "
+                f"used here: {exc}. Or compute the step again: run the trial with cache=False "
+                "(--no-cache), or clear the entry (`daskperiment cache ID --clear STEP`)"
+            ) from None
         except Exception as exc:
             raise self._damaged(entry, exc) from exc
 

@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 from daskperiment import seeding
 from daskperiment.errors import SweepError
 from daskperiment.graph import Plan, StepCall, TrialSpec, node_keys_of, trial_graph
+from daskperiment.groupcommit import GroupCommit
 from daskperiment.history import history_frame
 from daskperiment.options import checked_flag
 from daskperiment.outcome import TrialOutcome
 from daskperiment.progress import TrialProgressBar
 from daskperiment.scheduling import Runner
 from daskperiment.trialmessages import log_finished
+from daskperiment.writer import FinishedTrial
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -257,7 +259,11 @@ def _compute(
 
 
 class _SweepRecorder:
-    """Records each trial of a sweep as it finishes, and shows the progress."""
+    """Records the trials of a sweep as they finish, and shows the progress.
+
+    Trials are written by a :class:`GroupCommit` thread: those that finish
+    while a write is under way are recorded together, in one batch.
+    """
 
     def __init__(
         self, tracker: "Tracker", specs: list[TrialSpec], code: tuple[str, str], sweep_id: str,
@@ -270,18 +276,21 @@ class _SweepRecorder:
         self._bar = bar
         self._trial_of_key: dict[str, int] = {}
         self._started = time.perf_counter()
+        self._commit: GroupCommit[FinishedTrial] = GroupCommit(
+            tracker.writer.write_all, self._write_one_by_one, self._finished, f"daskperiment-sweep-{sweep_id}"
+        )
 
     def expect(self, trial_keys: Mapping[int, str]) -> None:
         """Learn the keys of the trials about to be computed."""
         self._trial_of_key.update({key: trial_id for trial_id, key in trial_keys.items()})
 
     def done(self, key: str, outcome: TrialOutcome | None, error: BaseException | None) -> None:
-        """Record one finished trial; a store error is logged, never stops the sweep."""
+        """Hand one finished trial over to be recorded."""
         spec = self._specs[self._trial_of_key[key]]
         if outcome is None:
             outcome = TrialOutcome(spec.trial_id, error=error)
-        try:
-            self._tracker.writer.write(
+        self._commit.put(
+            FinishedTrial(
                 outcome,
                 parameters=spec.parameters,
                 seed=spec.seed,
@@ -289,15 +298,27 @@ class _SweepRecorder:
                 code=self._code,
                 sweep_id=self._sweep_id,
             )
-        except Exception:
-            logger.exception("trial %d of sweep %s could not be recorded", spec.trial_id, self._sweep_id)
-        log_finished(outcome, self._sweep_id)
+        )
+
+    def _write_one_by_one(self, group: Sequence[FinishedTrial]) -> None:
+        """After a group failed to be written: each trial on its own; a store error is logged."""
+        for finished in group:
+            try:
+                self._tracker.writer.write_all([finished])
+            except Exception:
+                logger.exception(
+                    "trial %d of sweep %s could not be recorded", finished.outcome.trial_id, self._sweep_id
+                )
+
+    def _finished(self, finished: FinishedTrial) -> None:
+        log_finished(finished.outcome, self._sweep_id)
         if self._bar is not None:
-            self._bar.update(failed=outcome.error is not None)
-        outcome.release()
+            self._bar.update(failed=finished.outcome.error is not None)
+        finished.outcome.release()
 
     def close(self) -> None:
-        """Finish the progress display."""
+        """Record every trial handed over, and finish the progress display."""
+        self._commit.close()
         if self._bar is not None:
             self._bar.close()
 

@@ -29,6 +29,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("DASKPERIMENT_CACHE_DIR", str(tmp_path / ".cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local" / "share"))  # artifacts of server stores
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache-home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config-home"))  # the signing key
+    monkeypatch.delenv("DASKPERIMENT_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("DASKPERIMENT_SIGNING_KEY_FILE", raising=False)
     monkeypatch.delenv("DASKPERIMENT_ARTIFACTS", raising=False)
     Experiment._instances.clear()
     yield

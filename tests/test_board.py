@@ -171,7 +171,7 @@ def test_refresh_picks_up_a_trial_finishing_after_a_later_one(tmp_path: Path) ->
 
 
 # -- querying the history ---------------------------------------------------------------------------
-COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Description"]
+COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Description", "Process Time"]
 
 
 @pytest.mark.parametrize(
@@ -182,6 +182,9 @@ COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Description"]
         ("LR >= 1e-3 , model = cnn", (Condition("lr", ">=", "1e-3"), Condition("model", "=", "cnn"))),
         ("description~Error", (Condition("Description", "~", "Error"),)),
         ("trial id != 3", (Condition("Trial ID", "!=", "3"),)),
+        # process times are shown in seconds under "Process Time (s)": either name filters them
+        ("Process Time (s) > 0.5", (Condition("Process Time", ">", "0.5"),)),
+        ("process time<=2", (Condition("Process Time", "<=", "2"),)),
     ],
 )
 def test_parse_filter(text: str, expected: tuple[Condition, ...]) -> None:
@@ -363,6 +366,11 @@ def test_session_filters_sorts_and_pages(dashboard: Dashboard) -> None:
     assert dashboard.table_source.data["trial"] == [5, 2, 3, 1, 6, 4]
     dashboard.page_size.value = "25"
     assert dashboard.previous.disabled and dashboard.next.disabled
+    # process times are named as the table shows them, in seconds, and sort by their value
+    assert ("Process Time", "Process Time (s)") in dashboard.sort_by.options
+    dashboard.sort_by.value = "Process Time"
+    times = dashboard.cache.frame["Process Time"].sort_values(ascending=True, kind="stable")
+    assert dashboard.table_source.data["trial"] == list(times.index)
 
 
 def test_session_selection_drives_metrics_code_and_environment(dashboard: Dashboard) -> None:

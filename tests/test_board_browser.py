@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -15,6 +16,7 @@ from test_board import HTML_NAME, WEIGHTS, keep_files
 
 from daskperiment import Experiment
 from daskperiment.board import BoardServer, start
+from daskperiment.records import RecordBatch
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("chromium") and shutil.which("chromedriver")),
@@ -278,18 +280,23 @@ def files_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def files_page(files_store: Path, browser: Any) -> Iterator[Any]:
-    """The dashboard of experiment ``files``, loaded in a new browser tab."""
-    server = start("files", files_store, port=0)
+def board_in_new_tab(browser: Any, experiment_id: str, store: Path, last_trial: str) -> Iterator[Any]:
+    """The dashboard of ``experiment_id``, loaded in a new browser tab once ``last_trial`` is listed."""
+    server = start(experiment_id, store, port=0)
     first = browser.current_window_handle
     browser.switch_to.new_window("tab")
     browser.get(server.url)
-    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, "1"), "the dashboard to load")
+    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, last_trial), "the dashboard to load")
     yield browser
     browser.close()
     browser.switch_to.window(first)
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def files_page(files_store: Path, browser: Any) -> Iterator[Any]:
+    """The dashboard of experiment ``files``, loaded in a new browser tab."""
+    yield from board_in_new_tab(browser, "files", files_store, "1")
 
 
 def test_artifacts_tab_lists_files_shows_images_and_downloads(files_page: Any) -> None:
@@ -328,3 +335,70 @@ def test_artifact_paths_render_as_text(files_page: Any) -> None:
         _ = files_page.switch_to.alert
     odd = files_page.execute_async_script(FETCH_LINK, HTML_NAME)
     assert (odd["status"], bytes(odd["bytes"])) == (200, b"<b>x</b>")
+
+
+# -- stored names written as HTML, on their own experiment (in another browser tab) ---------------------
+def hostile(where: str) -> str:
+    """Markup that changes the page title to ``pwned-<where>`` if it is ever parsed as HTML."""
+    return f"<img src=x onerror=\"document.title='pwned-{where}'\">"
+
+
+HOSTILE_PARAMETER, HOSTILE_METRIC = hostile("parameter"), hostile("metric")
+HOSTILE_ERROR, HOSTILE_STEP, HOSTILE_RESULT = hostile("error"), hostile("step"), hostile("result")
+HEADERS = _DEEP_JS + "return deep(document, '.slick-column-name', []).map(e => e.textContent);"
+
+
+@pytest.fixture(scope="module")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Experiment ``hostile``: markup in a metric key, an error, and (written into the store by
+    hand, as ``ex.parameter`` refuses it) a parameter name, a result and a cached step name."""
+    folder = tmp_path_factory.mktemp("hostile-store")
+    ex = Experiment("hostile", backend=folder / "hostile")
+    lr = ex.parameter("lr")
+
+    @ex.result
+    def train(lr: float) -> float:
+        for epoch in range(5):
+            ex.save_metric(HOSTILE_METRIC, epoch, lr * epoch)
+        if lr > 0.5:
+            raise ValueError(HOSTILE_ERROR)
+        return lr
+
+    for value in (0.1, 0.2, 0.9):
+        try:
+            ex.run(train(lr), lr=value)
+        except ValueError:
+            pass
+    (recorded,) = ex.backend.load_trials([1])
+    forged = dataclasses.replace(
+        recorded, trial_id=ex.backend.allocate_trial_ids(1)[0], result=HOSTILE_RESULT,
+        parameters={"lr": 0.3, HOSTILE_PARAMETER: 7}, cached_steps=((HOSTILE_STEP, 1),),
+    )
+    ex.backend.write_batch(RecordBatch(trials=[forged]))
+    ex.backend.close()
+    Experiment._instances.clear()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile_page(hostile_store: Path, browser: Any) -> Iterator[Any]:
+    """The dashboard of experiment ``hostile``, loaded in a new browser tab."""
+    yield from board_in_new_tab(browser, "hostile", hostile_store, "4")
+
+
+def test_stored_names_render_as_text_and_never_run(hostile_page: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    title = hostile_page.title
+    headers = wait_for(lambda: hostile_page.execute_script(HEADERS), "the table's columns")
+    assert HOSTILE_PARAMETER in headers  # the column title shows the name as it is
+    text = page_text(hostile_page)
+    for shown in (HOSTILE_PARAMETER, HOSTILE_ERROR, HOSTILE_RESULT, HOSTILE_STEP, HOSTILE_METRIC):
+        assert shown in text
+    for tab in ("Metrics", "Code", "Environment", "Artifacts", "Trials"):
+        open_tab(hostile_page, tab)
+        time.sleep(0.5)  # let a hostile onerror run, if it ever could
+        assert hostile_page.execute_script(_DEEP_JS + "return deep(document, 'img[src=x]', []).length") == 0
+    assert "pwned" not in hostile_page.title and hostile_page.title == title
+    with pytest.raises(NoAlertPresentException):
+        _ = hostile_page.switch_to.alert

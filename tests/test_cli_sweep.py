@@ -183,6 +183,10 @@ def test_value_forms(project: Path, a: str, a_values: list, b: str, b_values: li
         (["a=1", "--scheduler", "gpu"], "argument --scheduler: invalid choice: 'gpu'"),
         (["a=1", "--name", "no spaces"], "invalid sweep name 'no spaces'"),
         (["a=1", "--verbose"], "unrecognized arguments: --verbose"),
+        (["a=0.1e"], "invalid values of parameter 'a': '0.1e' is not a valid Python literal"),
+        (["a=1,10**10**10"], "invalid values of parameter 'a': '10**10**10' is not a valid Python literal"),
+        (["a=1,nan"], "invalid values of parameter 'a': 'nan' is not a valid Python literal"),
+        (["a=[1, 1e309]"], "invalid values of parameter 'a': '[1, 1e309]' is beyond the range of floats"),
     ],
 )
 def test_usage_errors_exit_2_and_record_nothing(recorded: Path, args: list[str], message: str) -> None:

@@ -390,6 +390,11 @@ def test_packaging_declares_licence_types_and_pythons() -> None:
     classifiers = metadata["classifiers"].split("\n")
     for version in ("3.11", "3.12", "3.13"):
         assert f"Programming Language :: Python :: {version}" in classifiers
+    urls = dict(line.split(" = ", 1) for line in metadata["project_urls"].strip().split("\n"))
+    assert urls == {
+        "Documentation": "https://pypi.org/project/daskperiment/",  # the README, as PyPI shows it
+        "Download": "https://pypi.org/project/daskperiment/#files",
+    }
 
 
 def test_the_readme_names_every_user_extra() -> None:

@@ -72,7 +72,38 @@ def test_environment_change_is_warned(make_experiment, tmp_path, warnings_of) ->
     type(ex)._instances.clear()
     again = make_experiment(ex.id)
     one_trial(again)
-    changes = [w for w in warnings_of() if "Environment has been changed since trial 1" in w]
-    assert len(changes) == 1
-    assert "-pandas==0.0.1" in changes[0]
-    assert f"+pandas=={importlib.metadata.version('pandas')}" in changes[0]
+    warnings = warnings_of()
+    # 0.5's warning, then one WARNING per package line
+    start = warnings.index("Installed Python packages have been changed (since trial 1)")
+    location = next(p["location"] for p in old_environment["packages"]["packages"] if p["name"] == "pandas")
+    assert warnings[start + 1:start + 3] == [
+        f"-pandas 0.0.1 ({location})",
+        f"+pandas {importlib.metadata.version('pandas')} ({location})",
+    ]
+    # nothing else changed: no other environment warning
+    assert not [w for w in warnings if "Environment has been changed" in w]
+
+
+def test_other_environment_changes_are_warned_with_their_diff(make_experiment, warnings_of) -> None:
+    ex = make_experiment()
+    one_trial(ex)
+    record = ex.backend.load_trials([1])[0]
+    old_environment = json.loads(ex.backend.load_blob(record.environment_digest).content)
+    old_environment["python"]["version"] = "3.0.1"
+    blob = environment_blob(old_environment)
+    from dataclasses import replace
+
+    from daskperiment.records import RecordBatch
+
+    ex.backend.write_batch(RecordBatch(trials=[replace(record, environment_digest=blob.digest)], blobs=[blob]))
+    ex.backend.close()
+    type(ex)._instances.clear()
+    again = make_experiment(ex.id)
+    one_trial(again)
+    warnings = warnings_of()
+    assert not [w for w in warnings if "Installed Python packages" in w]
+    (change,) = [w for w in warnings if w.startswith("Environment has been changed since trial 1:")]
+    removed = [line for line in change.splitlines() if line.startswith("-Python Version:")]
+    added = [line for line in change.splitlines() if line.startswith("+Python Version:")]
+    assert [line.split()[-1] for line in removed + added] == ["3.0.1", platform.python_version()]
+    assert "[packages]" not in change

@@ -161,6 +161,16 @@ def test_invalid_parameter_name(ex: Experiment) -> None:
         ex.parameter("learning rate")
 
 
+@pytest.mark.parametrize("name", ["Result", "Success", "Description", "Finished", "Seed", "Sweep", "Cached"])
+def test_parameter_names_of_history_columns_are_refused(ex: Experiment, name: str) -> None:
+    with pytest.raises(ValueError, match=f"invalid parameter name '{name}': the history has a column "
+                                         f"'{name}' of its own; rename the parameter, e.g. '{name.lower()}_value'"):
+        ex.parameter(name)
+    ex.parameter(name.lower())  # another case is another name
+    with pytest.raises(ParameterNotDefinedError):
+        ex.set_parameters(**{name: 1})
+
+
 def test_unpicklable_parameter_value_is_refused(ex: Experiment) -> None:
     import threading
 

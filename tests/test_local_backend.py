@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from daskperiment import serialization
 from daskperiment.backend import LocalBackend
 from daskperiment.backend.local import SCHEMA_VERSION
 from daskperiment.errors import BackendError
@@ -66,8 +66,8 @@ def make_version_1_store(folder: Path, experiment_id: str) -> None:
     connection.execute(
         "INSERT INTO trials VALUES (1, ?, ?, 'float', 1, ?, 0.25, NULL, 1, ?, ?)",
         (
-            serialization.dumps({"a": 1, "b": [1, 2]}),
-            serialization.dumps(1.5),
+            pickle.dumps({"a": 1, "b": [1, 2]}, protocol=5),  # as earlier versions stored values
+            pickle.dumps(1.5, protocol=5),
             1_700_000_001.0,
             "c" * 64,
             "e" * 64,
@@ -159,7 +159,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
     assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
     assert {"settings", "cache_entries", "artifacts"} <= set(tables)
 
@@ -187,7 +187,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
     reopened.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == 4
+    assert version == SCHEMA_VERSION == 5
     assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
     assert {"settings", "cache_entries", "artifacts"} <= set(tables)
 
@@ -208,7 +208,7 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     assert backend.load_metrics("steps", [2]).integer is True
     backend.close()
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 4 and "metric_kinds" in tables
+    assert version == SCHEMA_VERSION == 5 and "metric_kinds" in tables
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -228,4 +228,4 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 4 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+    assert version == SCHEMA_VERSION == 5 and columns.count("sweep_id") == columns.count("cached_steps") == 1

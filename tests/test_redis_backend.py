@@ -179,7 +179,7 @@ def test_a_server_refusing_the_connection_is_a_clear_error(redis_uri: str) -> No
 
 def test_a_trial_written_before_sweeps_reads_with_the_defaults(redis_uri: str) -> None:
     client = redis.Redis.from_url(redis_uri)
-    client.hset("daskperiment:old:trials", "1", serialization.dumps(version_1_trial_document(1)))
+    client.hset("daskperiment:old:trials", "1", pickle.dumps(version_1_trial_document(1), protocol=5))
     client.zadd("daskperiment:old:trial_ids", {"1": 1})
     client.close()
     check_a_version_1_trial_reads_with_the_defaults(RedisBackend(redis_uri, "old"))

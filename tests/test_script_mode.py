@@ -83,6 +83,14 @@ def history(experiment_id: str = "simple"):
         ("true", "true"),
         ("data/x.csv", "data/x.csv"),
         ("__import__('os')", "__import__('os')"),  # never evaluated: a plain string
+        ("'nan'", "nan"),  # quoted, a word or text like a number is a string
+        ("'0.1e'", "0.1e"),
+        ("'2024-01-01'", "2024-01-01"),
+        ("-v", "-v"),
+        ("./data.csv", "./data.csv"),
+        ("1e308", 1e308),
+        ("-1e-400", -0.0),
+        ("1j", 1j),
     ],
 )
 def test_values_are_python_literals_and_bare_words_are_strings(text: str, value: object) -> None:
@@ -93,6 +101,22 @@ def test_values_are_python_literals_and_bare_words_are_strings(text: str, value:
 @pytest.mark.parametrize("text", ["", " ", "[1, 2", "{'a': 1", "'open", "=1"])
 def test_malformed_values_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError):
+        parse_value(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0.1e", "1+", "10**10**10", "2**100000", "1" * 5000, "2024-01-01", "3x", ".5.5", "-1-", "nan",
+     "NaN", "-inf", "+Infinity"],
+)
+def test_text_like_a_number_that_is_not_a_literal_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError, match="is not a valid Python literal.*quote strings"):
+        parse_value(text)
+
+
+@pytest.mark.parametrize("text", ["1e309", "-1e309", "[1, 1e999]", "{'a': 1e400j}"])
+def test_floats_beyond_range_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="beyond the range of floats"):
         parse_value(text)
 
 
@@ -160,6 +184,11 @@ def test_each_call_of_the_result_step_runs_one_trial(tmp_path: Path, run_script:
         (["a=1", "c=2"], "unknown parameter c: the parameters of experiment 'simple' are a, b"),
         (["b=1"], "parameter a has no value and no default: give a=VALUE on the command line"),
         (["a=1", "--seed", "x"], "invalid seed 'x'"),
+        (["a=0.1e"], "invalid value of parameter 'a': '0.1e' is not a valid Python literal"),
+        (["a=10**10**10"], "invalid value of parameter 'a': '10**10**10' is not a valid Python literal"),
+        (["a=nan"], "invalid value of parameter 'a': 'nan' is not a valid Python literal"),
+        (["a=1", "b=1+"], "invalid value of parameter 'b': '1+' is not a valid Python literal"),
+        (["a=1e309"], "invalid value of parameter 'a': '1e309' is beyond the range of floats"),
     ],
 )
 def test_usage_errors_exit_2_and_record_nothing(

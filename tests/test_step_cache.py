@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from daskperiment import Experiment
+from daskperiment import Experiment, stepcache
 from daskperiment.cli import main as cli_main
 from daskperiment.errors import SweepError
 
@@ -302,8 +302,8 @@ def test_sweeps_reuse_shared_steps_and_earlier_sweeps_on_every_scheduler(schedul
     assert calls_of(pipeline.calls) == Counter(score=4)
 
 
-def test_a_hundred_trial_sweep_runs_nothing_the_second_time(make_experiment, tmp_path) -> None:
-    ex = make_experiment()
+def test_a_hundred_trial_sweep_runs_nothing_the_second_time(store, make_experiment, tmp_path) -> None:
+    ex = make_experiment(**store)  # the re-run's trials finish together: recorded in groups
     pipeline = Pipeline(ex, tmp_path)
     grid = {"a": list(range(10)), "b": list(range(10))}
     first = ex.sweep(pipeline.result, grid=grid)
@@ -341,7 +341,7 @@ def test_a_failed_trial_run_again_resumes_after_its_finished_steps(make_experime
 KILLED_STEPS = """
 import time
 from pathlib import Path
-from daskperiment import Experiment
+from daskperiment import Experiment, stepcache
 
 
 def sweep(folder):
@@ -401,7 +401,32 @@ def test_a_killed_sweep_run_again_resumes_after_its_finished_steps(tmp_path, chi
 
 
 # -- the cache's size, listing and clearing -----------------------------------------------------
-def test_least_recently_used_outputs_are_evicted_above_the_limit(make_experiment, tmp_path) -> None:
+def test_last_use_is_recorded_again_only_when_older_than_the_resolution(make_experiment, monkeypatch) -> None:
+    ex = make_experiment()
+    a = ex.parameter("a")
+
+    @ex(cache=True)
+    def double(a):
+        return 2 * a
+
+    @ex.result
+    def plus_one(x):
+        return x + 1
+
+    result = plus_one(double(a))
+    ex.run(result, a=1)
+    first = ex.get_cache()["Last Used"].iloc[0]
+    for _ in range(5):
+        assert ex.run(result, a=1) == 3  # hits within the minute: no write of their use
+    assert ex.get_cache()["Last Used"].iloc[0] == first
+    monkeypatch.setattr(stepcache, "USE_RESOLUTION", 0.0)
+    time.sleep(0.01)
+    ex.run(result, a=1)
+    assert ex.get_cache()["Last Used"].iloc[0] > first
+
+
+def test_least_recently_used_outputs_are_evicted_above_the_limit(make_experiment, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(stepcache, "USE_RESOLUTION", 0.0)  # every use recorded: the order is exact
     ex = make_experiment()
     calls = tmp_path / "calls"
     a = ex.parameter("a")
@@ -547,7 +572,7 @@ def test_bad_cache_options_and_unhashable_inputs(make_experiment, tmp_path, warn
 # -- command line -------------------------------------------------------------------------------
 CACHED_SCRIPT = """
 from pathlib import Path
-from daskperiment import Experiment
+from daskperiment import Experiment, stepcache
 
 ex = Experiment("scripted", backend=Path("store"))
 a = ex.parameter("a")

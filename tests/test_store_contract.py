@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import multiprocessing
 import pickle
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import free_port
@@ -137,8 +139,8 @@ def version_1_trial_document(trial_id: int) -> dict[str, object]:
     return {
         "format": 1,
         "trial_id": trial_id,
-        "parameters": serialization.dumps({"a": trial_id, "b": [1, 2]}),
-        "result": serialization.dumps(trial_id * 1.5),
+        "parameters": pickle.dumps({"a": trial_id, "b": [1, 2]}, protocol=5),  # as format 1 stored them
+        "result": pickle.dumps(trial_id * 1.5, protocol=5),
         "result_type": "float",
         "success": True,
         "finished": 1_700_000_000.0 + trial_id,
@@ -668,3 +670,69 @@ def test_cache_entries_and_artifacts_of_two_experiments_are_separate(store: Back
         assert store.load_cache_payload("k") == b"payload k"
     finally:
         other.close()
+
+
+def plain_values() -> list[object]:
+    """Every kind of plain data a store keeps as data (not pickled), with edge values."""
+    return [
+        None, True, False, 0, -7, 2**63 - 1, -(2**63), 2**63, -(2**64) - 5, 10**400,
+        0.1, -0.0, 1e308, float("nan"), float("inf"), float("-inf"), "", "text é ✓", "@tuple", "$x",
+        b"", b"\x00\xffbytes", datetime.datetime(2024, 2, 29, 23, 59, 59, 999999),
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc), datetime.date(1999, 12, 31),
+        (), (1, "a", (2.5, None)), [1, [2, (3,)], {"k": (4,)}], {"a": 1, "b": [1.5, "x"]},
+        {1: "int key", (1, 2): "tuple key", None: 0, 2.5: "float key"}, {"@tag": 1, "$set": 2, "": 3},
+        np.float32(0.1), np.float64(-2.5), np.float16(0.5), np.int8(-3), np.int64(2**62), np.uint64(2**64 - 1),
+        np.bool_(True), np.float64("nan"), np.complex128(1 - 2j), np.longdouble("0.1"),
+        np.datetime64("2024-01-02T03:04"), np.str_("numpy text"),
+        np.arange(12, dtype=np.float32).reshape(3, 4), np.array([], dtype=np.int16),
+        np.array(["a", "bc"]), np.array([[True, False]]), np.zeros(3, dtype=[("x", "<i4"), ("y", "<f8")]),
+    ]
+
+
+def same_value(expected: object, actual: object) -> bool:
+    """Whether ``actual`` is ``expected`` read back: same type, same value (NaN equal to NaN)."""
+    if type(expected) is not type(actual):
+        return False
+    if isinstance(expected, np.ndarray):
+        return expected.dtype == actual.dtype and expected.shape == actual.shape and expected.tobytes() == actual.tobytes()
+    if isinstance(expected, (float, np.floating)) and math.isnan(expected):
+        return math.isnan(actual)
+    if isinstance(expected, (list, tuple)):
+        return len(expected) == len(actual) and all(map(same_value, expected, actual))
+    if isinstance(expected, dict):
+        return list(expected) == list(actual) and all(same_value(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, float):
+        return expected == actual and math.copysign(1, expected) == math.copysign(1, actual)
+    return bool(expected == actual)
+
+
+def test_plain_values_round_trip_exactly_as_parameters_and_results(store: Backend) -> None:
+    values = plain_values()
+    trials = [
+        trial(number, parameters={"value": value, "number": number, "pair": (number, value)}, result=value)
+        for number, value in enumerate(values, start=1)
+    ]
+    store.write_batch(RecordBatch(trials=trials[:20]))
+    for record in trials[20:]:
+        store.write_trial(record)
+    loaded = store.load_trials()
+    assert [t.trial_id for t in loaded] == list(range(1, len(values) + 1))
+    for expected, actual in zip(trials, loaded):
+        assert list(actual.parameters) == ["value", "number", "pair"], actual.trial_id
+        assert same_value(expected.parameters["value"], actual.parameters["value"]), (expected, actual)
+        assert same_value(expected.parameters["pair"], actual.parameters["pair"]), (expected, actual)
+        assert same_value(expected.result, actual.result), (expected.result, actual.result)
+
+
+def test_other_objects_round_trip_signed_with_the_users_key(store: Backend) -> None:
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    store.write_batch(
+        RecordBatch(
+            trials=[trial(1, parameters={"frame": frame, "a": 1}, result=frame)],
+            persisted=[PersistedValue(1, "prepare", serialization.dumps(frame))],
+        )
+    )
+    (loaded,) = store.load_trials()
+    assert loaded.parameters["frame"].equals(frame) and loaded.parameters["a"] == 1
+    assert loaded.result.equals(frame)
+    assert serialization.load_value(store.load_persisted("prepare", 1).payload).equals(frame)

@@ -122,6 +122,10 @@ class Backend(ABC):
         """The persisted output of ``step`` in trial ``trial_id``, if stored."""
 
     @abstractmethod
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        """``(trial id, step)`` of the persisted values of recorded trials, sorted (``daskperiment migrate`` re-encodes them)."""
+
+    @abstractmethod
     def load_blob(self, digest: str) -> Blob | None:
         """The blob stored under ``digest``, if any."""
 

@@ -18,14 +18,17 @@ from daskperiment.records import (
     TrialRecord,
 )
 
-TRIAL_FORMAT = 1
+TRIAL_FORMAT = 2  # 2: parameters and result as data trees (1: pickles)
 MAX_CHUNK_POINTS = 250_000  # 4 MB of packed points: far below any server's size limit
 _HEADER = struct.Struct("<I")
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
 def trial_document(trial: TrialRecord) -> dict[str, Any]:
-    """The trial as a dict of plain values (parameters and result serialized).
+    """The trial as a dict of plain values (parameters and result as data trees, see :mod:`~daskperiment.serialization`).
+
+    Every value is JSON data (and BSON data): a server stores the document as
+    it is, so parameters and results are fields its queries can use.
 
     Raises
     ------
@@ -35,8 +38,8 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
     return {
         "format": TRIAL_FORMAT,
         "trial_id": trial.trial_id,
-        "parameters": serialization.dumps(dict(trial.parameters)),
-        "result": serialization.dumps(trial.result),
+        "parameters": serialization.to_data(dict(trial.parameters)),
+        "result": serialization.to_data(trial.result),
         "result_type": trial.result_type,
         "success": trial.success,
         "finished": trial.finished,
@@ -55,12 +58,17 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
     """The trial a :func:`trial_document` describes.
 
     A document written before trials had ``sweep_id``,
-    ``worker_environment_digests`` and ``cached_steps`` reads with their defaults.
+    ``worker_environment_digests`` and ``cached_steps`` reads with their defaults;
+    one whose parameters and result are pickles (format 1) reads them as
+    :func:`daskperiment.serialization.from_data` reads older stores' pickles.
+    Values that cannot be loaded read as
+    :class:`~daskperiment.serialization.UnreadableValue` (so does a
+    parameters field that is not a dict).
     """
     return TrialRecord(
         trial_id=int(document["trial_id"]),
-        parameters=serialization.loads(document["parameters"]),
-        result=serialization.loads(document["result"]),
+        parameters=parameters_of(serialization.from_data(document["parameters"])),
+        result=serialization.from_data(document["result"]),
         result_type=document["result_type"],
         success=bool(document["success"]),
         finished=document["finished"],
@@ -73,6 +81,14 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
         worker_environment_digests=tuple(document.get("worker_environment_digests", ())),
         cached_steps=cached_steps_of(document.get("cached_steps", ())),
     )
+
+
+UNREADABLE_PARAMETERS = "(parameters)"
+
+
+def parameters_of(value: Any) -> dict[str, Any]:
+    """A trial's stored parameters; ``{"(parameters)": placeholder}`` when they could not be loaded."""
+    return value if isinstance(value, dict) else {UNREADABLE_PARAMETERS: value}
 
 
 def cached_steps_pairs(cached_steps: Iterable[tuple[str, int]]) -> list[list[Any]]:

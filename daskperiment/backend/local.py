@@ -42,6 +42,7 @@ from daskperiment.backend.codec import (
     cached_steps_of,
     cached_steps_pairs,
     metric_kinds,
+    parameters_of,
 )
 from daskperiment.errors import BackendError
 from daskperiment.records import (
@@ -56,7 +57,7 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_SECONDS = 60.0
 
 _METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
@@ -71,8 +72,8 @@ _SCHEMA = (
     "INSERT OR IGNORE INTO counters (name, value) VALUES ('trial_id', 0)",
     """CREATE TABLE IF NOT EXISTS trials (
         trial_id INTEGER PRIMARY KEY,
-        parameters BLOB NOT NULL,
-        result BLOB NOT NULL,
+        parameters BLOB NOT NULL,  -- JSON text (json_extract-able); a BLOB: a pickle of schema < 5
+        result BLOB NOT NULL,  -- JSON text, as parameters
         result_type TEXT NOT NULL,
         success INTEGER NOT NULL,
         finished REAL NOT NULL,
@@ -135,6 +136,9 @@ _UPGRADES = {
     2: ("ALTER TABLE trials ADD COLUMN cached_steps TEXT",),
     # metrics saved before: their int-ness is unknown, so they read as floats
     3: (_METRIC_KINDS, "INSERT OR IGNORE INTO metric_kinds (key, all_int) SELECT DISTINCT key, 0 FROM metrics"),
+    # parameters and result are now JSON text (see serialization.to_text); the pickles
+    # (BLOBs) of earlier trials stay as they are and read as serialization.from_text says
+    4: (),
 }
 
 _TRIAL_COLUMNS = (
@@ -504,9 +508,9 @@ class LocalBackend(Backend):
         if not rows:
             return MetricSeries(key, [], [], [])
         kind = self._read("SELECT all_int FROM metric_kinds WHERE key = ?", (key,))
-        # Ids and epochs are exact in float64 below 2**53; NULL (SQLite's NaN) becomes NaN.
-        table = np.array(rows, dtype=np.float64)
-        return MetricSeries(key, table[:, 0], table[:, 1], table[:, 2], bool(kind and kind[0][0]))
+        trial_ids, epochs, values = zip(*rows)  # ids and epochs stay exact int64
+        values = np.array(values, dtype=np.float64)  # NULL (SQLite's NaN) becomes NaN
+        return MetricSeries(key, trial_ids, epochs, values, bool(kind and kind[0][0]))
 
     def metric_keys(self) -> list[str]:
         return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]
@@ -516,6 +520,9 @@ class LocalBackend(Backend):
             "SELECT payload FROM persisted WHERE step = ? AND trial_id = ?", (step, trial_id)
         )
         return PersistedValue(trial_id, step, rows[0][0]) if rows else None
+
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        return [(int(t), s) for t, s in self._read("SELECT trial_id, step FROM persisted ORDER BY trial_id, step")]
 
     def load_blob(self, digest: str) -> Blob | None:
         rows = self._read("SELECT content FROM blobs WHERE digest = ?", (digest,))
@@ -661,8 +668,8 @@ def _trial_row(trial: TrialRecord) -> tuple:
     workers, cached = trial.worker_environment_digests, trial.cached_steps
     return (
         trial.trial_id,
-        serialization.dumps(dict(trial.parameters)),
-        serialization.dumps(trial.result),
+        serialization.to_text(dict(trial.parameters)),
+        serialization.to_text(trial.result),
         trial.result_type,
         int(trial.success),
         trial.finished,
@@ -683,8 +690,8 @@ def _trial_record(row: tuple) -> TrialRecord:
      cached_steps) = row
     return TrialRecord(
         trial_id=trial_id,
-        parameters=serialization.loads(parameters),
-        result=serialization.loads(result),
+        parameters=parameters_of(serialization.from_text(parameters)),
+        result=serialization.from_text(result),
         result_type=result_type,
         success=bool(success),
         finished=finished,

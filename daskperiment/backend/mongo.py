@@ -8,8 +8,9 @@ Its documents, by ``_id``::
                                the epoch, a random token made with it (see server.py)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
-    "trial:<n>"                kind "trial": one trial (parameters, result pickled), with the
-                               token of the batch that wrote it
+    "trial:<n>"                kind "trial": one trial (parameters and result as data trees:
+                               queryable fields such as ``parameters.lr``; pickles before format 2),
+                               with the token of the batch that wrote it
     "metric:<chunk id>"        kind "metric": packed points of one key of one trial
     "persisted:[<n>, <step>]"  kind "persisted": a persisted output
     "step:<input hash>"        kind "step_output": latest output hash ($set)
@@ -36,10 +37,17 @@ import os
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+import bson
 import pymongo
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from daskperiment.backend.codec import (
     artifact_document,
@@ -56,10 +64,11 @@ from daskperiment.backend.server import (
     EpochChanged,
     ServerBackend,
     TrialsTaken,
+    authentication_error,
     new_epoch,
     timeout_option,
 )
-from daskperiment.backend.uri import MONGO_SCHEMES, query_options, redact, split
+from daskperiment.backend.uri import MONGO_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
@@ -79,6 +88,8 @@ MAX_VALUE_BYTES = 16 * 1024 * 1024 - 64 * 1024  # a document holds at most 16 MB
 CURSOR_BATCH = 100_000
 _TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS", "timeoutMS")
 _DUPLICATE_KEY = 11000
+AUTHENTICATION_FAILED = 18
+"""Server error code of a refused user name or password."""
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
 
 
@@ -145,7 +156,6 @@ class MongoBackend(ServerBackend):
             raise
         return client, collection
 
-
     def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any]) -> None:
         client, _ = connection
         if client is not None:
@@ -158,7 +168,10 @@ class MongoBackend(ServerBackend):
         return (PyMongoError,)
 
     def _brief(self, exc: BaseException) -> str:
-        return str(exc).split(", Topology Description")[0].rstrip(".")
+        return _brief(super()._brief(exc))
+
+    def _authentication_failed(self, exc: BaseException) -> bool:
+        return _is_authentication_failure(exc)
 
     def _collection(self) -> Any:
         return self._client()[1]
@@ -291,7 +304,7 @@ class MongoBackend(ServerBackend):
         for trial in batch.trials:  # last: the trial shows once its records are stored
             document = trial_document(trial)
             self._check_size(
-                len(document["result"]) + len(document["parameters"]),
+                len(bson.encode({"parameters": document["parameters"], "result": document["result"]})),
                 f"trial {trial.trial_id}'s result and parameters",
             )
             operations.append(
@@ -378,6 +391,11 @@ class MongoBackend(ServerBackend):
         with self._reaching("read a persisted value"):
             document = self._collection().find_one({"_id": _persisted_id(step, int(trial_id))})
         return PersistedValue(trial_id, step, document["payload"]) if document else None
+
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        with self._reaching("list the persisted values"):
+            documents = list(self._collection().find({"kind": "persisted"}, {"trial_id": 1, "step": 1}))
+        return sorted((int(d["trial_id"]), d["step"]) for d in documents)
 
     def load_blob(self, digest: str) -> Blob | None:
         with self._reaching("read a blob"):
@@ -498,7 +516,7 @@ def _check_uri(uri: str) -> str:
         try:
             pymongo.uri_parser.parse_uri(uri)
         except (PyMongoError, ValueError) as exc:
-            raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
+            raise malformed(uri, exc, EXAMPLE) from None
     name = parts.path.lstrip("/")
     if not name:
         raise BackendURIError(
@@ -520,7 +538,7 @@ def open_client(uri: str) -> pymongo.MongoClient:
     try:
         return pymongo.MongoClient(uri, **defaults)
     except (PyMongoError, ValueError) as exc:
-        raise BackendError(f"cannot open a client of {redact(uri)}: {exc}") from None
+        raise BackendError(f"cannot open a client of {redact(uri)}: {scrub(str(exc), uri)}") from None
 
 
 def database_uri(database: Database) -> str:
@@ -555,8 +573,23 @@ def experiment_ids(uri: str) -> list[str]:
     client = open_client(uri)
     try:
         names = client[name].list_collection_names()
-    except ConnectionFailure as exc:
-        raise BackendError(f"cannot reach the MongoDB server {redact(uri)}: {exc}") from exc
+    except PyMongoError as exc:
+        detail = _brief(scrub(str(exc), uri))
+        if _is_authentication_failure(exc):
+            raise authentication_error("MongoDB", redact(uri), detail) from exc
+        if isinstance(exc, ConnectionFailure):
+            raise BackendError(f"cannot reach the MongoDB server {redact(uri)}: {detail}") from exc
+        raise BackendError(f"the MongoDB server {redact(uri)} refused to list collections: {detail}") from exc
     finally:
         client.close()
     return sorted(n[len(COLLECTION_PREFIX) :] for n in names if n.startswith(COLLECTION_PREFIX))
+
+
+def _is_authentication_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server refused the user name or password (error 18)."""
+    return isinstance(exc, OperationFailure) and exc.code == AUTHENTICATION_FAILED
+
+
+def _brief(message: str) -> str:
+    """A pymongo error message without its topology description and raw server reply."""
+    return message.split(", Topology Description")[0].split(", full error:")[0].rstrip(".")

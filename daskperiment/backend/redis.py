@@ -5,14 +5,14 @@ ids contain no ``:``)::
 
     next_trial_id            string   trial id counter (INCRBY)
     epoch                    string   random token made with the counter (see server.py)
-    trials                   hash     trial id -> pickled trial document
+    trials                   hash     trial id -> JSON trial document (a pickle before format 2)
     trial_tokens             hash     trial id -> token of the batch that wrote the trial
     trial_ids                zset     recorded trial ids (score = id)
     metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
     metric_keys              set      keys of every saved metric
     metric_int_keys          set      keys of metrics that got int values
     metric_real_keys         set      keys of metrics that got other values
-    persisted:<trial>        hash     step name -> pickled output
+    persisted:<trial>        hash     step name -> output (serialization.dumps)
     step_outputs             hash     step input hash -> latest output hash (HSET)
     blobs                    hash     digest -> content (HSETNX)
     settings                 hash     setting name -> value (HSET: the last write wins)
@@ -55,10 +55,11 @@ from daskperiment.backend.server import (
     EpochChanged,
     ServerBackend,
     TrialsTaken,
+    authentication_error,
     new_epoch,
     timeout_option,
 )
-from daskperiment.backend.uri import REDIS_SCHEMES, query_options, redact, split
+from daskperiment.backend.uri import REDIS_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
     ArtifactRecord,
@@ -191,6 +192,9 @@ class RedisBackend(ServerBackend):
     def _server_errors(self) -> tuple[type[BaseException], ...]:
         return (redis.RedisError,)
 
+    def _authentication_failed(self, exc: BaseException) -> bool:
+        return isinstance(exc, redis.AuthenticationError)  # WRONGPASS, NOAUTH, invalid password
+
     def _key(self, name: str) -> str:
         return self._prefix + name
 
@@ -259,7 +263,7 @@ class RedisBackend(ServerBackend):
                 )
             )
         for trial in batch.trials:
-            document = serialization.dumps(trial_document(trial))
+            document = json.dumps(trial_document(trial), allow_nan=False, separators=(",", ":"))
             commands.append(("HSET", self._key("trials"), trial.trial_id, document))
             commands.append(("ZADD", self._key("trial_ids"), trial.trial_id, trial.trial_id))
         return commands
@@ -293,7 +297,7 @@ class RedisBackend(ServerBackend):
             else:
                 ids = sorted({int(t) for t in trial_ids})
                 documents = client.hmget(self._key("trials"), ids) if ids else []
-        trials = [trial_from_document(serialization.loads(d)) for d in documents if d is not None]
+        trials = [trial_from_document(_trial_fields(d)) for d in documents if d is not None]
         return sorted(trials, key=lambda trial: trial.trial_id)
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
@@ -321,6 +325,16 @@ class RedisBackend(ServerBackend):
         with self._reaching("read a persisted value"):
             payload = self._client().hget(self._key(f"persisted:{int(trial_id)}"), step)
         return PersistedValue(trial_id, step, payload) if payload is not None else None
+
+    def persisted_keys(self) -> list[tuple[int, str]]:
+        with self._reaching("list the persisted values"):
+            client = self._client()
+            ids = [int(t) for t in client.zrange(self._key("trial_ids"), 0, -1)]
+            pipe = client.pipeline(transaction=False)
+            for trial_id in ids:
+                pipe.hkeys(self._key(f"persisted:{trial_id}"))
+            steps = pipe.execute() if ids else []
+        return sorted((t, s.decode()) for t, names in zip(ids, steps) for s in names)
 
     def load_blob(self, digest: str) -> Blob | None:
         with self._reaching("read a blob"):
@@ -420,7 +434,7 @@ def _check_uri(uri: str) -> None:
     try:
         redis.ConnectionPool.from_url(uri)  # checks the options; connects to nothing
     except (ValueError, TypeError) as exc:
-        raise BackendURIError(f"malformed URI {shown!r}: {exc}") from None
+        raise malformed(uri, exc, EXAMPLE) from None
 
 
 def pool_uri(pool: redis.ConnectionPool) -> str:
@@ -456,8 +470,22 @@ def experiment_ids(uri: str) -> list[str]:
     client = redis.Redis.from_url(client_uri, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         members = client.smembers(EXPERIMENTS_KEY)
+    except redis.AuthenticationError as exc:
+        raise authentication_error("Redis", redact(uri), scrub(str(exc), uri).rstrip(".")) from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendError(f"cannot reach the Redis server {redact(uri)}: {exc}") from exc
+        raise BackendError(f"cannot reach the Redis server {redact(uri)}: {scrub(str(exc), uri)}") from exc
     finally:
         client.close()
     return sorted(member.decode("utf-8") for member in members)
+
+
+def _trial_fields(stored: bytes) -> dict[str, Any]:
+    """The trial document stored: JSON text, or the pickle of a trial document of format 1.
+
+    A format-1 document holds only plain values (its parameters and result are
+    pickles of their own), so the unpickler of :func:`serialization.from_data`
+    loads it without loading any class.
+    """
+    if stored[:1] == b"{":
+        return json.loads(stored)
+    return serialization.from_data(stored)

@@ -47,7 +47,7 @@ from daskperiment.backend.base import (
     trial_id_block,
 )
 from daskperiment.backend.spool import Spool
-from daskperiment.backend.uri import pop_option, redact, scheme_of, without_credentials
+from daskperiment.backend.uri import pop_option, redact, scheme_of, scrub, without_credentials
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import RecordBatch
 
@@ -314,23 +314,29 @@ class ServerBackend(Backend):
         """Release the client's connections."""
         connection.close()
 
+    def _authentication_failed(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (an error of the client library) says the server refused the credentials."""
+        return False
+
     @contextmanager
     def _reaching(self, action: str) -> Iterator[None]:
         """Turn the client library's connection errors into a clear BackendError."""
         try:
             yield
-        except self._connection_errors() as exc:
+        except self._connection_errors() + self._server_errors() as exc:
+            if self._authentication_failed(exc):
+                raise authentication_error(self.kind, self.server, self._brief(exc)) from exc
+            if not isinstance(exc, self._connection_errors()):
+                raise self._refused(f"to {action}", exc) from exc
             raise BackendError(
                 f"cannot reach the {self.kind} server {self.server} to {action}: "
                 f"{self._brief(exc)}. Check that the server is running and reachable, and that "
                 "the URI is right."
             ) from exc
-        except self._server_errors() as exc:
-            raise self._refused(f"to {action}", exc) from exc
 
     def _brief(self, exc: BaseException) -> str:
-        """The client library's message of ``exc``, for an error of ours."""
-        return str(exc).rstrip(".")
+        """The client library's message of ``exc``, for an error of ours (the URI's secrets hidden)."""
+        return scrub(str(exc), self._uri).rstrip(".")
 
     def _refused(self, what: str, exc: BaseException) -> BackendError:
         return BackendError(
@@ -529,7 +535,8 @@ class ServerBackend(Backend):
             return self._read_step_outputs(list(input_keys))
         except self._connection_errors() as exc:
             logger.warning(
-                "purity not checked: cannot reach the %s server %s: %s", self.kind, self.server, exc
+                "purity not checked: cannot reach the %s server %s: %s",
+                self.kind, self.server, self._brief(exc),
             )
             return {}
         except self._server_errors() as exc:
@@ -542,3 +549,10 @@ def _with_trial_id(record: Any, trial_id: int) -> Any:
     return replace(record, trial_id=trial_id)
 
 
+def authentication_error(kind: str, server: str, detail: str) -> BackendError:
+    """The error for credentials the server refused (``server``: the URI, its password hidden)."""
+    return BackendError(
+        f"authentication failed at the {kind} server {server}: {detail}. Check the user name "
+        "and password of the URI (percent-encoded, e.g. with urllib.parse.quote(password, "
+        "safe=''))"
+    )

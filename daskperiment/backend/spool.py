@@ -1,7 +1,10 @@
 """The local spool: batches a server could not take, kept on disk until they are re-sent.
 
-Each batch is one file ``<token>.batch`` (the pickled token and batch),
-written to a temporary name and renamed, so a reader never sees half a file.
+Each batch is one file ``<token>.batch`` (the token and batch, pickled and
+signed: :func:`daskperiment.serialization.signed_pickle`), written to a
+temporary name (mode 0600, in a folder of mode 0700) and renamed, so a
+reader never sees half a file, and a file that does not verify with this
+process's key is never loaded.
 Tokens begin with a nanosecond timestamp: sorted file names are the order
 the batches were written in. A batch spooled by an earlier daskperiment reads
 with the defaults of the record fields added since.
@@ -57,10 +60,12 @@ class Spool:
         """
         target = self.directory / f"{token}{SUFFIX}"
         partial = self.directory / f".{token}.{os.getpid()}.{threading.get_ident()}.tmp"
-        payload = serialization.dumps({"format": SPOOL_FORMAT, "token": token, "batch": batch})
+        payload = serialization.signed_pickle({"format": SPOOL_FORMAT, "token": token, "batch": batch})
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            partial.write_bytes(payload)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(payload)
             os.replace(partial, target)
         except OSError as exc:
             raise BackendError(
@@ -75,7 +80,7 @@ class Spool:
         batches = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             try:
-                content = serialization.loads(path.read_bytes())
+                content = serialization.load_value(path.read_bytes())
                 if content["format"] > SPOOL_FORMAT:
                     raise ValueError("written by a newer daskperiment; upgrade to re-send it")
                 batch = _with_defaults(content["batch"])

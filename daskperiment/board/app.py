@@ -38,6 +38,7 @@ from daskperiment.board.store import TrialCache
 from daskperiment.board.summary import summarize
 from daskperiment.board.views import SUMMARY, code_view, environment_view
 from daskperiment.errors import DaskperimentError
+from daskperiment.history import column_title
 from daskperiment.records import TrialRecord
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class Dashboard:
     def update_all(self) -> None:
         """Redraw every view from the cache."""
         names = [TRIAL_ID, *self.cache.frame.columns]
-        self.sort_by.options = names
+        self.sort_by.options = [(name, column_title(name)) for name in names]
         parameters = self.cache.parameter_names()
         self.parameter.options = parameters
         if self.parameter.value not in parameters:

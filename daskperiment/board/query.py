@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from daskperiment.history import seconds_text
+from daskperiment.history import column_title, seconds_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,14 +84,15 @@ def parse_filter(text: str, columns: list[str]) -> tuple[Condition, ...]:
     text : str
         Conditions separated by commas; an empty text has none.
     columns : list of str
-        Columns of the table; names match them ignoring case.
+        Columns of the table; names match them or their titles (``Process Time (s)``), ignoring case.
 
     Raises
     ------
     FilterError
         For a part that is not ``name op value``, or names no column.
     """
-    by_name = {column.lower(): column for column in columns}
+    by_name = {column_title(column).lower(): column for column in columns}
+    by_name.update({column.lower(): column for column in columns})
     conditions = []
     for part in filter(str.strip, text.split(",")):
         match = _CONDITION.match(part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import TYPE_CHECKING
 
 from bokeh.models import (
@@ -13,7 +14,7 @@ from bokeh.models import (
 )
 
 from daskperiment.board.query import TRIAL_ID, cell_text
-from daskperiment.history import PROCESS_TIME_LABEL
+from daskperiment.history import column_title
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,8 +29,6 @@ SUCCESS_COLORS = {True: "#0e9f6e", False: "#e02424"}
 _WIDTHS = {TRIAL_ID: 62, "Result": 85, "Result Type": 85, "Success": 65, "Finished": 145, "Process Time": 95,
            "Description": 220, "Seed": 100, "Cached": 220}
 PARAMETER_WIDTH = 85
-_TITLES = {"Process Time": PROCESS_TIME_LABEL}
-"""Titles of the columns whose cells show the history's values in another unit."""
 
 
 def history_table(source: ColumnDataSource) -> DataTable:
@@ -60,11 +59,16 @@ def _field(position: int) -> str:
 
 
 def table_columns(names: list[str]) -> list[TableColumn]:
-    """Columns showing ``Trial ID`` then each of ``names``, as escaped text."""
+    """Columns showing ``Trial ID`` then each of ``names``, as escaped text.
+
+    The table renders column titles as HTML: a title is escaped, so a stored
+    parameter name shows as it is and never runs.
+    """
     columns = [TableColumn(field="trial_text", title=TRIAL_ID, width=_WIDTHS[TRIAL_ID], formatter=StringFormatter())]
     for position, name in enumerate(display_order(names)):
         color = "success_color" if name == "Success" else None
-        columns.append(TableColumn(field=_field(position), title=_TITLES.get(name, name), width=_WIDTHS.get(name, PARAMETER_WIDTH),
+        columns.append(TableColumn(field=_field(position), title=escape(column_title(name)),
+                                   width=_WIDTHS.get(name, PARAMETER_WIDTH),
                                    formatter=StringFormatter(text_color=color)))
     return columns
 

@@ -1,10 +1,11 @@
 """The ``daskperiment`` command: run experiment scripts and read stores from a shell.
 
 Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff``, ``artifacts``,
-``cache`` and ``board``;
+``cache``, ``board`` and ``migrate``;
 ``daskperimentboard`` is ``daskperiment board``. Errors are one line on
 stderr; the exit status is 0 on success, 1 when the command failed and 2 for
-a usage error.
+a usage error. Only ``run`` and ``sweep`` (which run your scripts) load
+pickled values; the other commands show them as ``<pickled TYPE>``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from daskperiment import __version__
-from daskperiment.cli import artifacts, board, cache, diff, history, listing, run, show, sweep
+from daskperiment import serialization
+from daskperiment.cli import artifacts, board, cache, diff, history, listing, migrate, run, show, sweep
 from daskperiment.cli.errors import CommandError
 from daskperiment.errors import DaskperimentError
 
@@ -31,15 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
-    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board):
+    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board, migrate):
         module.add_parser(subparsers)
     return parser
 
 
 def _execute(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    # A script run by `run` or `sweep` loads its own signed values; reading a store loads no pickle.
+    runs_scripts = args.command in (run.run, sweep.sweep)
     try:
-        return args.command(args)
+        with serialization.trusting(serialization.Trust.SIGNED if runs_scripts else serialization.Trust.NONE):
+            return args.command(args)
     except CommandError as exc:
         _report(parser.prog, str(exc))
         return exc.status

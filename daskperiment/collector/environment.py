@@ -303,12 +303,38 @@ def _full_lines(environment: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def diff_packages(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
+    """The installed packages that differ between two environments, as 0.5 listed them.
+
+    Parameters
+    ----------
+    old, new : dict of str to dict
+        Environments as returned by :func:`collect_environment`.
+
+    Returns
+    -------
+    list of str
+        ``-name version (location)`` for each package gone or changed from
+        ``old``, ``+name version (location)`` for each in ``new`` instead,
+        by package name; empty when the packages are the same.
+    """
+    before = {_package_line(p) for p in old.get("packages", {}).get("packages", [])}
+    after = {_package_line(p) for p in new.get("packages", {}).get("packages", [])}
+    changed = [("-", line) for line in before - after] + [("+", line) for line in after - before]
+    return [sign + line for sign, line in sorted(changed, key=lambda c: (c[1].lower(), c[0]))]
+
+
+def _package_line(package: dict[str, str]) -> str:
+    return f"{package['name']} {package['version']} ({package['location']})"
+
+
 def diff_environments(
     old: dict[str, dict[str, Any]],
     new: dict[str, dict[str, Any]],
     *,
     old_label: str = "old environment",
     new_label: str = "new environment",
+    skip: tuple[str, ...] = (),
 ) -> str:
     """Unified diff of the full rendering of two environments.
 
@@ -318,12 +344,16 @@ def diff_environments(
         Environments as returned by :func:`collect_environment`.
     old_label, new_label : str, optional
         Names of the two sides in the diff header, e.g. ``"environment of trial 3"``.
+    skip : tuple of str, optional
+        Categories left out of the diff (e.g. ``("packages",)``, reported by :func:`diff_packages`).
 
     Returns
     -------
     str
         The diff, ``""`` when both render the same.
     """
+    old = {category: data for category, data in old.items() if category not in skip}
+    new = {category: data for category, data in new.items() if category not in skip}
     diff = difflib.unified_diff(
         _full_lines(old), _full_lines(new), fromfile=old_label, tofile=new_label, lineterm=""
     )

@@ -8,6 +8,7 @@ import os
 import shutil
 from typing import Any
 
+from daskperiment.backend.uri import redact
 from daskperiment.collector.base import Collector
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,9 @@ class GitCollector(Collector):
         dict of str to Any
             ``working_dir``, ``branch`` (``"DETACHED"`` for a detached HEAD),
             ``commit`` (``None`` before the first commit), ``remotes`` (name to
-            urls), ``modified`` and ``untracked`` (paths relative to the
-            working directory; an untracked directory is listed once, with a
-            trailing slash). Empty outside a repository. Without the git
+            urls, their passwords and tokens shown as ``***``), ``modified``
+            and ``untracked`` (paths relative to the working directory; an
+            untracked directory is listed once, with a trailing slash). Empty outside a repository. Without the git
             executable or GitPython (the ``daskperiment[git]`` extra), only
             ``unavailable``: why nothing could be read.
         """
@@ -89,7 +90,7 @@ class GitCollector(Collector):
                     "working_dir": repo.working_tree_dir,
                     "branch": branch,
                     "commit": repo.head.commit.hexsha if repo.head.is_valid() else None,
-                    "remotes": {remote.name: list(remote.urls) for remote in repo.remotes},
+                    "remotes": {remote.name: [redact(url) for url in remote.urls] for remote in repo.remotes},
                     "modified": modified,
                     "untracked": untracked,
                 }
