@@ -76,7 +76,7 @@ def _migrate_trials(backend: Backend, report: MigrationReport) -> None:
         else:
             trials.append(trial)
     for start in range(0, len(trials), BATCH_SIZE):
-        backend.write_batch(RecordBatch(trials=trials[start : start + BATCH_SIZE]))
+        backend.rewrite_trials(trials[start : start + BATCH_SIZE])
     report.trials = len(trials)
 
 

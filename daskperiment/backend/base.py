@@ -96,6 +96,16 @@ class Backend(ABC):
         """Write one trial record (a batch of one)."""
         self.write_batch(RecordBatch(trials=[trial]))
 
+    def rewrite_trials(self, trials: Sequence[TrialRecord]) -> None:
+        """Replace stored trials by these records of the same ids, atomically.
+
+        For re-encoding a store's own trials (``daskperiment migrate``): unlike
+        :meth:`write_batch`, a server store overwrites them in place instead
+        of recording them under new ids. The local store replaces trials
+        written again in any case.
+        """
+        self.write_batch(RecordBatch(trials=list(trials)))
+
     def write_metrics(self, points: Sequence[MetricPoint]) -> None:
         """Write metric points (a batch of them)."""
         self.write_batch(RecordBatch(metrics=list(points)))

@@ -49,7 +49,7 @@ from daskperiment.backend.base import (
 from daskperiment.backend.spool import Spool
 from daskperiment.backend.uri import pop_option, redact, scheme_of, scrub, without_credentials
 from daskperiment.errors import BackendError, BackendURIError
-from daskperiment.records import RecordBatch
+from daskperiment.records import RecordBatch, TrialRecord
 
 logger = logging.getLogger(__name__)
 
@@ -406,6 +406,32 @@ class ServerBackend(Backend):
             raise self._refused(
                 f"{describe_batch(batch)} of experiment {self.experiment_id!r}", exc
             ) from exc
+
+    def rewrite_trials(self, trials: Sequence[TrialRecord]) -> None:
+        """Replace the stored trials of these ids in place (see :meth:`Backend.rewrite_trials`).
+
+        Raises
+        ------
+        BackendError
+            When the server cannot be reached or refuses the write (nothing is spooled).
+        """
+        token = new_token()
+        batch = RecordBatch(trials=list(trials))
+        encoded = self._encode(batch, token)
+        try:
+            self._transmit(encoded, self._current_epoch(), token, [])  # no id check: they are these trials
+        except EpochChanged as exc:
+            raise BackendError(
+                f"the {self.kind} server {self.server} lost the records of experiment "
+                f"{self.experiment_id!r} meanwhile: {describe_batch(batch)} not rewritten"
+            ) from exc
+        except self._connection_errors() as exc:
+            raise BackendError(
+                f"cannot write to the {self.kind} server {self.server}: {self._brief(exc)}; "
+                f"{describe_batch(batch)} not rewritten"
+            ) from exc
+        except self._server_errors() as exc:
+            raise self._refused(f"{describe_batch(batch)} of experiment {self.experiment_id!r}", exc) from exc
 
     def sync(self) -> int:
         """Re-send the batches kept in the local spool; return how many were sent.
