@@ -28,7 +28,8 @@ class GroupCommit(Generic[T]):
     write : callable
         Writes a sequence of items (in the order they were given).
     failed : callable
-        Called with the items of a write that raised (and the exception is logged by it).
+        Called with the items of a write that raised, to write them another way
+        (e.g. one by one) and report those that still cannot be written.
     after : callable
         Called with each item once it is written (or its write failed).
     name : str
