@@ -207,12 +207,6 @@ class TrialWriter:
         )
         return batch, calls
 
-    def _forget_lost_blobs(self) -> None:
-        """Forget which blobs were sent once the store has lost its records (they must go again)."""
-        if self._backend.generation != self._sent_generation:
-            self._sent_digests.clear()
-            self._sent_generation = self._backend.generation
-
     def _artifact_records(self, outcome: TrialOutcome) -> list[ArtifactRecord]:
         """The files the trial kept: its steps', those of the trials it loaded steps from, its output.
 
