@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord
+from daskperiment.annotations import tags_text
+from daskperiment.records import Annotation, ArtifactRecord, CacheEntry, MetricSeries, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,7 +17,7 @@ PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
 HISTORY_COLUMNS = (
     TRIAL_ID, "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached",
+    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Note", "Tags",
 )
 """Titles of the history's columns besides the parameters (no parameter may take one)."""
 
@@ -31,7 +32,9 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.3f}"
 
 
-def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
+def history_frame(
+    trials: Sequence[TrialRecord], verbose: bool = False, annotations: Mapping[int, Annotation] | None = None
+) -> pd.DataFrame:
     """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format.
 
     Columns are the parameters (in the order they first appear), then
@@ -40,7 +43,14 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
     the others), ``Sweep`` (when some trial belongs to a sweep) and
     ``Cached`` (when some trial loaded steps from the step cache:
-    ``"step (trial N), ..."``, empty for the others).
+    ``"step (trial N), ..."``, empty for the others), then ``Note`` and
+    ``Tags`` when some trial has a note or a tag (of ``annotations``, by trial
+    id): the note text and the tags sorted and joined by ``", "``
+    (``"baseline, lr-sweep"``), ``""`` for a trial without. Tags are text so
+    that the table sorts, groups, compares and writes to CSV as it is;
+    ``frame["Tags"].str.split(", ")`` gives lists, and
+    ``frame[frame["Tags"].str.split(", ").map(lambda t: "baseline" in t)]``
+    selects the trials tagged ``baseline``.
     """
     import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
@@ -66,6 +76,10 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
         columns["Sweep"] = [trial.sweep_id for trial in trials]
     if any(trial.cached_steps for trial in trials):
         columns["Cached"] = [describe_cached(trial.cached_steps) for trial in trials]
+    annotated = [(annotations or {}).get(trial.trial_id) for trial in trials]
+    if any(annotated):
+        columns["Note"] = [a.note if a else "" for a in annotated]
+        columns["Tags"] = [tags_text(a.tags) if a else "" for a in annotated]
     index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)

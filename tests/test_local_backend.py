@@ -159,9 +159,9 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5
+    assert version == SCHEMA_VERSION == 6
     assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
-    assert {"settings", "cache_entries", "artifacts"} <= set(tables)
+    assert {"settings", "cache_entries", "artifacts", "annotations"} <= set(tables)
 
 
 def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -187,9 +187,9 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
     reopened.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5
+    assert version == SCHEMA_VERSION == 6
     assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
-    assert {"settings", "cache_entries", "artifacts"} <= set(tables)
+    assert {"settings", "cache_entries", "artifacts", "annotations"} <= set(tables)
 
 
 def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     assert backend.load_metrics("steps", [2]).integer is True
     backend.close()
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5 and "metric_kinds" in tables
+    assert version == SCHEMA_VERSION == 6 and "metric_kinds" in tables
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -228,4 +228,23 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+    assert version == SCHEMA_VERSION == 6 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+
+
+def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
+    from daskperiment.records import Annotation, AnnotationEdit
+
+    backend = LocalBackend(tmp_path, "x")
+    backend.write_trial(trial(1))
+    backend.close()
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no annotations table
+        connection.execute("DROP TABLE annotations")
+        connection.execute("PRAGMA user_version=5")
+    connection.close()
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.load_trials() == [trial(1)] and backend.load_annotations() == {}
+    backend.edit_annotations([AnnotationEdit(1, note="kept", add_tags=frozenset({"t"}))])
+    backend.close()
+    assert LocalBackend(tmp_path, "x").load_annotations() == {1: Annotation(1, "kept", frozenset({"t"}))}
+    version, _, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == SCHEMA_VERSION == 6 and "annotations" in tables

@@ -736,3 +736,74 @@ def test_other_objects_round_trip_signed_with_the_users_key(store: Backend) -> N
     assert loaded.parameters["frame"].equals(frame) and loaded.parameters["a"] == 1
     assert loaded.result.equals(frame)
     assert serialization.load_value(store.load_persisted("prepare", 1).payload).equals(frame)
+
+
+# -- notes and tags (issue 12) ----------------------------------------------------------
+def test_annotations_are_edited_and_read_back(store: Backend) -> None:
+    from daskperiment.records import Annotation, AnnotationEdit
+
+    assert store.load_annotations() == {} and store.load_annotations([1, 2]) == {}
+    store.edit_annotations([
+        AnnotationEdit(1, note="first\nline two\t✓", add_tags=frozenset({"a", "b"})),
+        AnnotationEdit(2, add_tags=frozenset({"only-tags"})),
+        AnnotationEdit(3, note="only a note"),
+        AnnotationEdit(1, remove_tags=frozenset({"b", "never-there"})),  # after the edit above, same batch
+    ])
+    expected = {
+        1: Annotation(1, "first\nline two\t✓", frozenset({"a"})),
+        2: Annotation(2, "", frozenset({"only-tags"})),
+        3: Annotation(3, "only a note", frozenset()),
+    }
+    assert store.load_annotations() == expected
+    assert store.load_annotations([3, 1, 99]) == {1: expected[1], 3: expected[3]}
+    store.edit_annotations([AnnotationEdit(2, note="", tags=frozenset({"x", "y"}), add_tags=frozenset({"z"}))])
+    assert store.load_annotations([2]) == {2: Annotation(2, "", frozenset({"x", "y", "z"}))}
+    # emptied annotations are gone from what is read
+    store.edit_annotations([AnnotationEdit(3, note=""), AnnotationEdit(2, tags=frozenset())])
+    assert store.load_annotations() == {1: expected[1]}
+    store.edit_annotations([])
+    assert store.load_annotations() == {1: expected[1]}
+
+
+def test_annotations_of_two_experiments_are_separate(store: Backend) -> None:
+    from daskperiment.records import AnnotationEdit
+
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        store.edit_annotations([AnnotationEdit(1, note="mine")])
+        assert other.load_annotations() == {}
+        other.edit_annotations([AnnotationEdit(1, note="theirs")])
+        assert store.load_annotations()[1].note == "mine"
+    finally:
+        other.close()
+
+
+def _add_tags_one_by_one(store: Backend, worker: int, count: int) -> int:
+    from daskperiment.records import AnnotationEdit
+
+    for number in range(count):
+        store.edit_annotations([AnnotationEdit(number % 3 + 1, add_tags=frozenset({f"w{worker}-{number}"}))])
+        if number % 5 == 0:
+            store.edit_annotations([AnnotationEdit(number % 3 + 1, note=f"from {worker}")])
+    return count
+
+
+def test_concurrent_tag_edits_from_threads_and_processes_are_all_kept(store: Backend) -> None:
+    """Each edit applies to what the store holds: no tag added by another writer is lost."""
+    per_worker = 30
+    threads = [threading.Thread(target=_add_tags_one_by_one, args=(store, w, per_worker)) for w in (0, 1)]
+
+    def in_threads() -> None:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    run_in_processes(_add_tags_one_by_one, [(store, w, per_worker) for w in (2, 3)], alongside=in_threads)
+    loaded = store.load_annotations()
+    assert sorted(loaded) == [1, 2, 3]
+    for trial_id, annotation in loaded.items():
+        assert annotation.tags == {
+            f"w{w}-{n}" for w in range(4) for n in range(per_worker) if n % 3 + 1 == trial_id
+        }
+        assert annotation.note in {f"from {w}" for w in range(4)}

@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from typing import Any, Hashable, Sequence
 
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
@@ -172,6 +174,49 @@ class Backend(ABC):
     @abstractmethod
     def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
         """The files kept by trial ``trial_id``, ordered by artifact name then path."""
+
+    # -- notes and tags (issue 12) --------------------------------------------------
+    @abstractmethod
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Notes and tags of the given trials (of every trial when None), in one round trip.
+
+        Trials with neither a note nor a tag are left out. The dashboard
+        shows what this returns; :meth:`edit_annotations` changes it.
+
+        Parameters
+        ----------
+        trial_ids : sequence of int, optional
+            The trials; by default all of them.
+
+        Returns
+        -------
+        dict of int to Annotation
+            By trial id.
+        """
+
+    @abstractmethod
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply ``edits`` to the notes and tags the store holds, each atomically.
+
+        Each edit is applied to the trial's annotation as stored at that
+        moment (two processes adding tags at once both get theirs); on the
+        local store and Redis the whole batch is one transaction. The store
+        does not check the text (see :mod:`daskperiment.annotations`) nor that
+        the trials are recorded: a running trial may be annotated before its
+        record is written. Annotations go when their trial is deleted.
+
+        Parameters
+        ----------
+        edits : sequence of AnnotationEdit
+            The changes, e.g. ``[AnnotationEdit(3, note="diverged", add_tags=frozenset({"bad"}))]``;
+            an edit giving ``note`` and ``tags`` sets both (what an editor of
+            the note and tags of a trial saves).
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written (nothing is changed).
+        """
 
     def epoch(self) -> str | None:
         """A token of the store's records: it changes when the store loses them (None: no token).

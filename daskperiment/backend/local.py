@@ -37,6 +37,7 @@ from daskperiment.backend.base import (
     trial_id_block,
 )
 from daskperiment.backend.codec import (
+    annotation_from_document,
     cache_entry_document,
     cache_entry_from_document,
     cached_steps_of,
@@ -46,6 +47,8 @@ from daskperiment.backend.codec import (
 )
 from daskperiment.errors import BackendError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
@@ -57,8 +60,16 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_SECONDS = 60.0
+
+# -- schema 6 (issue 12): notes and tags of trials, one row per annotated trial ----------
+_ANNOTATIONS = """CREATE TABLE IF NOT EXISTS annotations (
+        trial_id INTEGER PRIMARY KEY,
+        note TEXT NOT NULL,
+        tags TEXT NOT NULL  -- JSON list of the trial's tags, sorted
+    )"""
+# -- end of schema 6 --------------------------------------------------------------------
 
 _METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
         key TEXT PRIMARY KEY,
@@ -124,6 +135,7 @@ _SCHEMA = (
         step TEXT NOT NULL,
         PRIMARY KEY (trial_id, name, path)
     )""",
+    _ANNOTATIONS,
 )
 
 # Statements taking an existing database from schema version N to N + 1, before
@@ -139,6 +151,7 @@ _UPGRADES = {
     # parameters and result are now JSON text (see serialization.to_text); the pickles
     # (BLOBs) of earlier trials stay as they are and read as serialization.from_text says
     4: (),
+    5: (),  # schema 6 (issue 12): the annotations table, which _SCHEMA creates
 }
 
 _TRIAL_COLUMNS = (
@@ -589,6 +602,43 @@ class LocalBackend(Backend):
         )
         return [ArtifactRecord(*row) for row in rows]
 
+    # -- notes and tags (issue 12) --------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotations`` table (see :meth:`Backend.load_annotations`)."""
+        if trial_ids is None:
+            rows = self._read("SELECT trial_id, note, tags FROM annotations")
+        else:
+            rows = self._read(
+                "SELECT trial_id, note, tags FROM annotations WHERE trial_id IN "
+                "(SELECT value FROM json_each(?))",
+                (_json_list(sorted({int(t) for t in trial_ids})),),
+            )
+        return {int(row[0]): _annotation(row) for row in rows}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply the edits in one transaction (see :meth:`Backend.edit_annotations`)."""
+        if not edits:
+            return
+        ids = _json_list(sorted({int(edit.trial_id) for edit in edits}))
+        with self._write("notes and tags") as connection:
+            rows = connection.execute(
+                "SELECT trial_id, note, tags FROM annotations WHERE trial_id IN "
+                "(SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+            annotations = {int(row[0]): _annotation(row) for row in rows}
+            for edit in edits:
+                trial_id = int(edit.trial_id)
+                annotations[trial_id] = edit.apply(annotations.get(trial_id, Annotation(trial_id)))
+            connection.executemany(
+                "INSERT OR REPLACE INTO annotations (trial_id, note, tags) VALUES (?, ?, ?)",
+                [(t, a.note, _json_list(sorted(a.tags))) for t, a in annotations.items() if a],
+            )
+            connection.executemany(
+                "DELETE FROM annotations WHERE trial_id = ?",
+                [(t,) for t, a in annotations.items() if not a],
+            )
+
     is_local = True
 
     def artifact_root(self) -> str:
@@ -724,3 +774,9 @@ def _cache_entry(row: tuple) -> CacheEntry:
     """The entry, without payload, of a row of the columns ``_CACHE_LISTED``."""
     *fields, last_used = row
     return cache_entry_from_document(dict(zip(_CACHE_FIELDS, fields)), last_used)
+
+
+def _annotation(row: tuple) -> Annotation:
+    """The annotation of an ``annotations`` row (trial_id, note, tags)."""
+    trial_id, note, tags = row
+    return annotation_from_document({"trial_id": trial_id, "note": note, "tags": json.loads(tags)})

@@ -18,6 +18,8 @@ Its documents, by ``_id``::
     "setting:<name>"           kind "setting": value of a setting (the last write wins)
     "cache:<key>"              kind "cache": a cache entry and its payload (read without it)
     "artifact:[<n>, <name>, <path>]"  kind "artifact": a file kept by trial n
+    "annotation:<n>"           kind "annotation": note and tags of trial n, with a version
+                               ``v`` each edit checks and increments (compare and set)
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
@@ -50,6 +52,8 @@ from pymongo.errors import (
 )
 
 from daskperiment.backend.codec import (
+    annotation_document,
+    annotation_from_document,
     artifact_document,
     artifact_from_document,
     cache_entry_document,
@@ -71,6 +75,8 @@ from daskperiment.backend.server import (
 from daskperiment.backend.uri import MONGO_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
@@ -469,6 +475,62 @@ class MongoBackend(ServerBackend):
         records = [artifact_from_document(document) for document in documents]
         return sorted(records, key=lambda record: (record.name, record.path))
 
+    # -- notes and tags (issue 12) ------------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotation:<n>`` documents (see :meth:`Backend.load_annotations`)."""
+        query: dict[str, Any] = {"kind": "annotation"}
+        if trial_ids is not None:
+            query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
+        with self._reaching("read notes and tags"):
+            documents = list(self._collection().find(query).batch_size(CURSOR_BATCH))
+        annotations = [annotation_from_document(document) for document in documents]
+        return {annotation.trial_id: annotation for annotation in annotations if annotation}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply each edit by compare and set of its trial's document (see :meth:`Backend.edit_annotations`).
+
+        A document is replaced only if its version ``v`` is the one read; an
+        edit that lost the race (a duplicate key error, as the filter no longer
+        matches) is applied again to what the store then holds. Each trial's
+        annotation changes atomically; a standalone server has no transaction
+        over several documents.
+        """
+        pending = list(edits)
+        with self._reaching("save notes and tags"):
+            collection = self._collection()
+            while pending:
+                ids = sorted({int(edit.trial_id) for edit in pending})
+                stored = {
+                    document["trial_id"]: document
+                    for document in collection.find({"_id": {"$in": [_annotation_id(t) for t in ids]}})
+                }
+                operations, edited = [], {}
+                for edit in pending:
+                    trial_id = int(edit.trial_id)
+                    current = edited.get(trial_id) or (
+                        annotation_from_document(stored[trial_id]) if trial_id in stored else Annotation(trial_id)
+                    )
+                    edited[trial_id] = edit.apply(current)
+                for trial_id, annotation in edited.items():
+                    version = stored.get(trial_id, {}).get("v")
+                    operations.append(
+                        UpdateOne(
+                            {"_id": _annotation_id(trial_id), "v": version if version is not None else {"$exists": False}},
+                            {"$set": {"kind": "annotation", **annotation_document(annotation), "v": (version or 0) + 1}},
+                            upsert=True,
+                        )
+                    )
+                order = list(edited)
+                try:
+                    collection.bulk_write(operations, ordered=False)
+                    return
+                except BulkWriteError as exc:
+                    errors = exc.details["writeErrors"]
+                    if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                        raise
+                    lost = {order[error["index"]] for error in errors}
+                    pending = [edit for edit in pending if int(edit.trial_id) in lost]
+
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:
         self._collection().replace_one(
@@ -497,6 +559,10 @@ def _create_indexes(collection: Any) -> None:
 
 def _persisted_id(step: str, trial_id: int) -> str:
     return "persisted:" + json.dumps([trial_id, step])
+
+
+def _annotation_id(trial_id: int) -> str:
+    return f"annotation:{int(trial_id)}"
 
 
 def _cache_id(key: str) -> str:

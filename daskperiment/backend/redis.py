@@ -20,6 +20,7 @@ ids contain no ``:``)::
     cache_used               zset     cache keys, score = time of last use
     cache_payload:<key>      string   payload of a cache entry the store holds
     artifacts:<trial>        hash     JSON [name, path] -> JSON artifact record
+    annotations              hash     trial id -> JSON {note, tags} of an annotated trial
 
 and the set ``daskperiment:experiments`` lists the ids of the experiments
 opened on the server. A batch is one Lua script, which checks the epoch and
@@ -41,6 +42,8 @@ from redis.retry import Retry
 
 from daskperiment import serialization
 from daskperiment.backend.codec import (
+    annotation_document,
+    annotation_from_document,
     artifact_document,
     artifact_from_document,
     cache_entry_document,
@@ -62,6 +65,8 @@ from daskperiment.backend.server import (
 from daskperiment.backend.uri import REDIS_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
@@ -406,6 +411,53 @@ class RedisBackend(ServerBackend):
             records = self._client().hvals(self._key(f"artifacts:{int(trial_id)}"))
         artifacts = [artifact_from_document(json.loads(record)) for record in records]
         return sorted(artifacts, key=lambda record: (record.name, record.path))
+
+    # -- notes and tags (issue 12) ------------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotations`` hash (see :meth:`Backend.load_annotations`)."""
+        with self._reaching("read notes and tags"):
+            client = self._client()
+            if trial_ids is None:
+                stored = list(client.hgetall(self._key("annotations")).values())
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                stored = client.hmget(self._key("annotations"), ids) if ids else []
+        annotations = [annotation_from_document(json.loads(d)) for d in stored if d is not None]
+        return {annotation.trial_id: annotation for annotation in annotations}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply the edits in one ``MULTI`` checked by ``WATCH`` (retried when another edit came first).
+
+        See :meth:`Backend.edit_annotations`.
+        """
+        if not edits:
+            return
+        key = self._key("annotations")
+        ids = sorted({int(edit.trial_id) for edit in edits})
+        with self._reaching("save notes and tags"):
+            with self._client().pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(key)
+                        stored = dict(zip(ids, pipe.hmget(key, ids)))
+                        annotations = {
+                            t: annotation_from_document(json.loads(d)) if d is not None else Annotation(t)
+                            for t, d in stored.items()
+                        }
+                        for edit in edits:
+                            trial_id = int(edit.trial_id)
+                            annotations[trial_id] = edit.apply(annotations[trial_id])
+                        pipe.multi()
+                        kept = {t: json.dumps(annotation_document(a)) for t, a in annotations.items() if a}
+                        if kept:
+                            pipe.hset(key, mapping=kept)
+                        emptied = [t for t, a in annotations.items() if not a]
+                        if emptied:
+                            pipe.hdel(key, *emptied)
+                        pipe.execute()
+                        return
+                    except redis.WatchError:
+                        continue
 
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:

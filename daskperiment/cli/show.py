@@ -7,21 +7,22 @@ from datetime import datetime
 
 import pandas as pd
 
+from daskperiment.annotations import tags_text
 from daskperiment.cli.output import iso_time
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import TrialIDNotFoundError
 from daskperiment.experiment import Experiment
 from daskperiment.history import PROCESS_TIME_LABEL, describe_cached, seconds_text
-from daskperiment.records import TrialRecord
+from daskperiment.records import Annotation, TrialRecord
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``show`` subcommand."""
     parser = subparsers.add_parser(
         "show",
-        help="show one trial: parameters, result, seed, metrics, code, environment",
+        help="show one trial: parameters, result, seed, tags, note, metrics, code, environment",
         description=(
-            "Show what was recorded about one trial: its outcome and seed, its parameters, "
+            "Show what was recorded about one trial: its outcome and seed, its tags and note, its parameters, "
             "a summary of its metrics, the code of its steps and its environment."
         ),
     )
@@ -36,9 +37,11 @@ def _aligned(pairs: list[tuple[str, object]]) -> list[str]:
     return [f"{label + ':':<{width}} {value}" for label, value in pairs]
 
 
-def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
-    """Outcome of the trial: success, result, seed, times, error."""
-    return _aligned(
+def trial_lines(record: TrialRecord, experiment_id: str, annotation: Annotation | None = None) -> list[str]:
+    """Outcome of the trial: success, result, seed, times, error; its tags and note."""
+    annotation = annotation or Annotation(record.trial_id)
+    note, *more = annotation.note.splitlines() or ["-"]
+    lines = _aligned(
         [
             ("Experiment", experiment_id),
             ("Trial", record.trial_id),
@@ -50,8 +53,12 @@ def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
             (PROCESS_TIME_LABEL, seconds_text(record.process_time)),
             ("Description", record.description or "-"),
             ("Cached Steps", describe_cached(record.cached_steps) or "-"),
+            ("Tags", tags_text(annotation.tags) or "-"),
+            ("Note", note),
         ]
     )
+    indent = " " * (len(lines[-1]) - len(note))
+    return lines + [indent + line for line in more]
 
 
 def parameter_lines(parameters: dict[str, object]) -> list[str]:
@@ -96,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     parameters = experiment.get_parameters(args.trial_id)  # an unknown trial fails here
     (record,) = experiment.backend.load_trials([args.trial_id])
     sections = {
-        "trial": trial_lines(record, experiment.id),
+        "trial": trial_lines(
+            record, experiment.id, experiment.backend.load_annotations([args.trial_id]).get(args.trial_id)
+        ),
         "parameters": parameter_lines(parameters),
         "metrics": metric_lines(experiment, args.trial_id),
         "code": experiment.get_code(args.trial_id).rstrip("\n").splitlines(),
