@@ -831,6 +831,65 @@ class Experiment:
         self._trial(checked)  # raises for an unknown trial
         return checked
 
+    # -- deleting -----------------------------------------------------------------------
+    def delete_trials(self, trial_ids: int | Sequence[int], *, files: bool = True) -> list[int]:
+        """Delete trials with their metrics, persisted values, artifacts, notes and tags.
+
+        Each trial goes whole or not at all (see
+        :meth:`daskperiment.backend.Backend.delete_trials`); code and
+        environment records no remaining trial uses go too. Deleted ids are
+        never given to new trials. The step cache is kept (see :meth:`clear_cache`).
+
+        Parameters
+        ----------
+        trial_ids : int or sequence of int
+            The trials to delete.
+        files : bool, default True
+            Also remove the artifact files no remaining trial uses; False keeps
+            them (for an artifact location other experiments share).
+
+        Returns
+        -------
+        list of int
+            The ids deleted, sorted.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an id of no recorded trial (nothing is deleted).
+        """
+        ids = [trial_ids] if isinstance(trial_ids, numbers.Integral) else list(trial_ids)
+        ids = sorted({self._check_trial_id(t) for t in ids})
+        found = {t.trial_id for t in self._backend.load_trials(ids)}
+        missing = [t for t in ids if t not in found]
+        if missing:
+            last = self._backend.last_trial_id()
+            raise TrialIDNotFoundError(
+                f"Unable to find trial id: {missing[0]}. cannot delete trial"
+                f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of experiment "
+                f"{self.id!r}: not recorded (its trial ids go up to {last}); nothing was deleted"
+            )
+        from daskperiment import deletion
+
+        return list(deletion.delete_trials(self._backend, self.artifacts, ids, files=files).trial_ids)
+
+    def delete_experiment(self, *, files: bool = True) -> int:
+        """Delete every record of this experiment, and its artifact files; return how many trials it had.
+
+        Trials, metrics, persisted values, artifacts, notes, tags, code and
+        environment records, the step cache and settings go. The experiment
+        stays open and empty: trials run later start again from id 1.
+        Other processes using it log that the store lost its records.
+
+        Parameters
+        ----------
+        files : bool, default True
+            Also remove the files of its artifacts and cached outputs.
+        """
+        from daskperiment import deletion
+
+        return len(deletion.delete_experiment(self._backend, self.artifacts, files=files).trial_ids)
+
     # -- code and environment ----------------------------------------------------------
     def get_code(self, trial_id: int | None = None) -> str:
         """Source of the steps: as now, or as trial ``trial_id`` ran them."""

@@ -67,6 +67,13 @@ class TrialRecord:
     worker_environment_digests: tuple[str, ...] = ()
     cached_steps: tuple[tuple[str, int], ...] = ()
 
+    def blob_digests(self) -> set[str]:
+        """Digests of the blobs the trial refers to: its code and environments."""
+        digests = {self.code_digest, *self.worker_environment_digests}
+        if self.environment_digest:
+            digests.add(self.environment_digest)
+        return digests
+
 
 class MetricPoint(NamedTuple):
     """One value of a metric at one epoch of one trial.

@@ -84,6 +84,14 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
     )
 
 
+def document_blob_digests(document: dict[str, Any]) -> set[str]:
+    """Digests of the blobs a :func:`trial_document` refers to, its values left unread."""
+    digests = {document["code_digest"], *document.get("worker_environment_digests", ())}
+    if document.get("environment_digest"):
+        digests.add(document["environment_digest"])
+    return digests
+
+
 UNREADABLE_PARAMETERS = "(parameters)"
 
 

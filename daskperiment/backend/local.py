@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -52,6 +52,7 @@ from daskperiment.records import (
     ArtifactRecord,
     Blob,
     CacheEntry,
+    Deletion,
     MetricSeries,
     PersistedValue,
     RecordBatch,
@@ -452,6 +453,8 @@ class LocalBackend(Backend):
                     f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
+            missing = _missing_blobs(connection, batch)  # issue 12: blobs a deletion removed
+        self._blobs_missing(batch, missing)
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
         for trial in batch.trials:
@@ -639,6 +642,104 @@ class LocalBackend(Backend):
                 [(t,) for t, a in annotations.items() if not a],
             )
 
+    # -- deleting trials and experiments (issue 12) --------------------------------------
+    def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
+        """Delete the trials and their records in one transaction (see :meth:`Backend.delete_trials`).
+
+        The trials' code files go once it is committed (a process killed in
+        between leaves some of them, which nothing reads).
+        """
+        ids = _json_list(sorted({int(t) for t in trial_ids}))
+        with self._write("the deletion of trials") as connection:
+            selected = "(SELECT value FROM json_each(?))"
+            rows = connection.execute(
+                f"SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials "
+                f"WHERE trial_id IN {selected}",
+                (ids,),
+            ).fetchall()
+            artifacts = {
+                digest for (digest,) in connection.execute(
+                    f"SELECT DISTINCT digest FROM artifacts WHERE trial_id IN {selected}", (ids,)
+                )
+            }
+            keys = [key for (key,) in connection.execute(
+                f"SELECT DISTINCT key FROM metrics WHERE key IN (SELECT key FROM metric_kinds) "
+                f"AND trial_id IN {selected}", (ids,)
+            )]
+            connection.execute(
+                f"DELETE FROM metrics WHERE key IN (SELECT key FROM metric_kinds) AND trial_id IN {selected}",
+                (ids,),
+            )
+            connection.executemany(
+                "DELETE FROM metric_kinds WHERE key = ? AND NOT EXISTS (SELECT 1 FROM metrics WHERE metrics.key = ?)",
+                [(key, key) for key in keys],
+            )
+            for table in ("trials", "persisted", "artifacts", "annotations"):
+                connection.execute(f"DELETE FROM {table} WHERE trial_id IN {selected}", (ids,))
+            unused = _blobs_of(rows) - _blobs_of(connection.execute(
+                "SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials"
+            ))
+            connection.execute(
+                f"DELETE FROM blobs WHERE digest IN {selected}", (_json_list(sorted(unused)),)
+            )
+            orphans = artifacts - {
+                digest for (digest,) in connection.execute(
+                    f"SELECT DISTINCT digest FROM artifacts WHERE digest IN {selected}",
+                    (_json_list(sorted(artifacts)),),
+                )
+            }
+        deleted = tuple(int(row[0]) for row in rows)
+        self._blobs_removed(sorted(unused))
+        self._remove_code_files(deleted, unused)
+        return Deletion(deleted, tuple(sorted(orphans)))
+
+    def delete_experiment(self) -> Deletion:
+        """Empty the database in one transaction, then remove its files (see :meth:`Backend.delete_experiment`).
+
+        A process killed in between leaves an empty experiment: deleting it
+        again removes the files.
+        """
+        with self._write("the deletion of the experiment") as connection:
+            trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
+            artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
+            cached = tuple(d for (d,) in connection.execute(
+                "SELECT DISTINCT location FROM cache_entries WHERE location IS NOT NULL ORDER BY location"
+            ))
+            blobs = {d for (d,) in connection.execute("SELECT digest FROM blobs")}
+            tables = [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )]
+            for table in tables:
+                connection.execute(f"DELETE FROM {table}")
+        with self._lock:
+            self.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.database_path}{suffix}").unlink(missing_ok=True)
+            self._highest_id = 0
+            self._file_identity = None
+            self._remove_code_files(trial_ids, blobs)
+            self._code_versions.clear()
+            self.generation += 1
+        for folder in (self.code_directory / "versions", self.code_directory, self.directory):
+            try:
+                folder.rmdir()  # only when nothing else is left in it
+            except OSError:
+                break
+        return Deletion(trial_ids, artifacts, cached)
+
+    def _remove_code_files(self, trial_ids: Sequence[int], digests: set[str]) -> None:
+        """Remove the code files of deleted trials, and the code versions of removed blobs no file links to."""
+        for trial_id in trial_ids:
+            (self.code_directory / f"{self.experiment_id}_{trial_id}.py").unlink(missing_ok=True)
+        for digest in digests:
+            self._code_versions.discard(digest)
+            version = self.code_directory / "versions" / f"{digest}.py"
+            try:
+                if version.stat().st_nlink == 1:  # no trial file of another experiment links to it
+                    version.unlink()
+            except FileNotFoundError:
+                pass
+
     is_local = True
 
     def artifact_root(self) -> str:
@@ -780,3 +881,32 @@ def _annotation(row: tuple) -> Annotation:
     """The annotation of an ``annotations`` row (trial_id, note, tags)."""
     trial_id, note, tags = row
     return annotation_from_document({"trial_id": trial_id, "note": note, "tags": json.loads(tags)})
+
+
+def _blobs_of(rows: Iterable[tuple]) -> set[str]:
+    """Digests of the blobs ``(trial_id, code_digest, environment_digest, worker_environments)`` rows refer to."""
+    digests: set[str] = set()
+    for _, code, environment, workers in rows:
+        digests.add(code)
+        if environment:
+            digests.add(environment)
+        if workers:
+            digests.update(json.loads(workers))
+    return digests
+
+
+def _missing_blobs(connection: sqlite3.Connection, batch: RecordBatch) -> list[str]:
+    """Digests of the blobs the batch's trials refer to that neither the batch nor the store holds.
+
+    A writer sends each blob once; when trials were deleted since, their
+    blobs may be gone (:meth:`Backend.delete_trials`), and the writer sends
+    them again once :attr:`Backend.generation` says so.
+    """
+    sent = {blob.digest for blob in batch.blobs}
+    wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
+    if not wanted:
+        return []
+    held = {d for (d,) in connection.execute(
+        "SELECT digest FROM blobs WHERE digest IN (SELECT value FROM json_each(?))", (_json_list(wanted),)
+    )}
+    return [digest for digest in wanted if digest not in held]
