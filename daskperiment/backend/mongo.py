@@ -565,7 +565,8 @@ class MongoBackend(ServerBackend):
             in_marked = {"trial_id": {"$in": marked_ids}}
             artifacts = {d["digest"] for d in collection.find({"kind": "artifact", **in_marked}, {"digest": 1})}
             keys = {d["key"] for d in collection.find({"kind": "metric", **in_marked}, {"key": 1})}
-            collection.delete_many({"kind": {"$in": _TRIAL_RECORD_KINDS}, **in_marked})
+            for kind in _TRIAL_RECORD_KINDS:  # one kind at a time: each query follows the (kind, trial_id) index
+                collection.delete_many({"kind": kind, **in_marked})
             removed = self._remove_unused_blobs(set().union(*(document_blob_digests(d) for d in marked)))
             kept = {d["digest"] for d in collection.find({"kind": "artifact", "digest": {"$in": sorted(artifacts)}}, {"digest": 1})}
             gone = sorted(key for key in keys if collection.find_one({"kind": "metric", "key": key}, {"_id": 1}) is None)

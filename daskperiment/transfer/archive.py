@@ -54,7 +54,8 @@ from daskperiment.backend.codec import (
 )
 from daskperiment.errors import TransferError
 from daskperiment.records import Annotation, ArtifactRecord, Blob, CacheEntry, PersistedValue
-from daskperiment.transfer.contents import Contents, MetricColumns
+from daskperiment.artifactstore import ArtifactStore
+from daskperiment.transfer.contents import Contents, MetricColumns, check_stored
 
 FORMAT = "daskperiment-experiment"
 VERSION = 1
@@ -377,16 +378,35 @@ class ArchiveContents(Contents):
                 self._member(f"cache-files/{entry.location}", "cache-files", where)
             yield entry
 
+    def put_files(self, digests: list[str], into: ArtifactStore, cache: bool = False) -> None:
+        """Extract the files into a scratch folder of ``into``, then move them in (no second copy)."""
+        if not digests:
+            return
+        scratch = into.scratch_folder(".import-")
+        try:
+            for digest in digests:
+                local = scratch / digest
+                self._extract(self._file_member(digest, cache), local)
+                check_stored(digest, into.put_file(local, move=True)[0], self.experiment_id)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _file_member(self, digest: str, cache: bool) -> str:
+        kind = "cache-files" if cache else "files"
+        return self._member(f"{kind}/{digest}", kind, "a record")
+
+    def _extract(self, name: str, target: Path) -> None:
+        try:
+            with self._open(name) as member, open(target, "wb") as copy:
+                shutil.copyfileobj(member, copy, 8 * 2**20)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            self._malformed(f"its member {name} cannot be read ({exc})")
+
     @contextmanager
     def file(self, digest: str, cache: bool = False) -> Iterator[Path]:
-        name = self._member(f"{'cache-files' if cache else 'files'}/{digest}", "cache-files" if cache else "files", "a record")
         with tempfile.TemporaryDirectory(prefix="daskperiment-import-") as folder:
             local = Path(folder) / digest
-            try:
-                with self._open(name) as member, open(local, "wb") as copy:
-                    shutil.copyfileobj(member, copy, 8 * 2**20)
-            except (zipfile.BadZipFile, EOFError) as exc:
-                self._malformed(f"its member {name} cannot be read ({exc})")
+            self._extract(self._file_member(digest, cache), local)
             yield local
 
 

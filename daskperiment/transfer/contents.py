@@ -100,6 +100,18 @@ class Contents(ABC):
         """Digests of the artifact files the trials kept, sorted."""
         return sorted({record.digest for record in self.artifact_records()})
 
+    def put_files(self, digests: list[str], into: ArtifactStore, cache: bool = False) -> None:
+        """Store the files ``digests`` (artifact files, or large cached outputs) in ``into``.
+
+        Raises
+        ------
+        TransferError
+            When a file cannot be had, or its content is not its digest's.
+        """
+        for digest in digests:
+            with self.file(digest, cache) as local:
+                check_stored(digest, into.put_file(local)[0], self.experiment_id)
+
 
 class StoreContents(Contents):
     """The contents of an experiment's store and artifact location.
@@ -202,3 +214,12 @@ class StoreContents(Contents):
                 "location, or leave the files out (files=False, --without-files)"
             ) from None
         yield path
+
+
+def check_stored(digest: str, stored: str, experiment_id: str) -> None:
+    """Raise :class:`TransferError` when a file meant to be ``digest`` was stored as ``stored``."""
+    if stored != digest:
+        raise TransferError(
+            f"the file {digest} of experiment {experiment_id!r} has other content (digest "
+            f"{stored}): its copy is damaged"
+        )

@@ -102,8 +102,7 @@ def load_contents(
     if ids:
         _raise_counter(backend, max(ids))
     _write_blobs(blobs, backend)
-    for digest in files:
-        _put_file(contents, artifacts, digest, cache=False)
+    contents.put_files(files, artifacts)
     points = 0
     for first in range(0, len(trials), TRIALS_PER_BATCH):
         chunk = trials[first : first + TRIALS_PER_BATCH]
@@ -160,17 +159,6 @@ def _write_blobs(blobs: list[Blob], backend: Backend) -> None:
         backend.write_batch(batch)
 
 
-def _put_file(contents: Contents, artifacts: ArtifactStore, digest: str, *, cache: bool) -> None:
-    store = artifacts.subfolder(CACHE_FOLDER) if cache else artifacts
-    with contents.file(digest, cache=cache) as local:
-        stored, _ = store.put_file(local)
-    if stored != digest:
-        raise TransferError(
-            f"the {'cached output' if cache else 'artifact file'} {digest} of experiment "
-            f"{contents.experiment_id!r} has other content (digest {stored}): its copy is damaged"
-        )
-
-
 def _points_by_trial(contents: Contents, recorded: set[int]) -> dict[int, list[MetricPoint]]:
     """The metric points of each trial (of ``recorded``), key by key, each key's points in order.
 
@@ -189,7 +177,7 @@ def _write_cache(contents: Contents, backend: Backend, artifacts: ArtifactStore)
     written, batch = 0, RecordBatch()
     for entry in contents.cache_entries():
         if entry.location is not None:
-            _put_file(contents, artifacts, entry.location, cache=True)
+            contents.put_files([entry.location], artifacts.subfolder(CACHE_FOLDER), cache=True)
         batch.cache_entries.append(entry)
         if len(batch.cache_entries) >= TRIALS_PER_BATCH:
             backend.write_batch(batch)
