@@ -133,6 +133,17 @@ def tags_text(tags: Iterable[str]) -> str:
     return TAG_SEPARATOR.join(sorted(tags))
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal: control characters but newline and tab written as escapes (``\\x1b``).
+
+    Notes are checked when set through daskperiment, but a store can be
+    written by other means; a terminal never receives an escape sequence from one.
+    """
+    return "".join(
+        repr(c)[1:-1] if _is_control(c) and c not in "\n\t" else c for c in text.replace("\r\n", "\n")
+    )
+
+
 def _is_control(character: str) -> bool:
     return unicodedata.category(character) in ("Cc", "Cs")
 

@@ -268,3 +268,25 @@ def test_the_command_line_sets_and_shows_notes_and_tags(backend, make_experiment
         run_cli(capsys, "note", ex.id, "1", "x", "--bogus", "--backend", spec)
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert ex.get_tags(1) == {"a1", "common"} and ex.get_note(1) == "odd 1\nsecond line"
+
+
+def test_the_command_line_never_prints_control_characters_a_store_holds(ex, capsys) -> None:
+    """Text written into the store by other means than daskperiment is shown escaped."""
+    from daskperiment.records import AnnotationEdit
+
+    a = ex.parameter("a")
+
+    @ex.result
+    def double(a):
+        return 2 * a
+
+    for value in range(3):
+        ex.run(double(a), a=value)
+    hostile = "\x1b]0;owned\x07\x1b[2Jline one\r\nline two\ttab"
+    ex.backend.edit_annotations([AnnotationEdit(2, note=hostile, tags=frozenset({"t\x1b[31m"}))])
+    spec = str(ex.backend.directory)
+    out = run_cli(capsys, "note", ex.id, "2", "--backend", spec)[1]
+    assert out == "\\x1b]0;owned\\x07\\x1b[2Jline one\nline two\ttab\n"
+    assert run_cli(capsys, "tag", ex.id, "2", "--backend", spec)[1] == "t\\x1b[31m\n"
+    shown = run_cli(capsys, "show", ex.id, "2", "--backend", spec)[1]
+    assert "\x1b" not in shown and "\x07" not in shown and "\\x1b]0;owned" in shown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from daskperiment.annotations import tags_text
+from daskperiment.annotations import printable, tags_text
 from daskperiment.cli.errors import USAGE, CommandError
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import AnnotationError
@@ -53,7 +53,7 @@ def run_note(args: argparse.Namespace) -> int:
             experiment.set_note(args.trial_id, args.text)
         except AnnotationError as exc:
             raise CommandError(str(exc), USAGE) from None
-    print(experiment.get_note(args.trial_id))
+    print(printable(experiment.get_note(args.trial_id)))
     return 0
 
 
@@ -79,5 +79,5 @@ def run_tag(args: argparse.Namespace) -> int:
             experiment.remove_tags(args.trial_id, *removed)
     except AnnotationError as exc:
         raise CommandError(str(exc), USAGE) from None
-    print(tags_text(experiment.get_tags(args.trial_id)))
+    print(printable(tags_text(experiment.get_tags(args.trial_id))))
     return 0

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from daskperiment.annotations import tags_text
+from daskperiment.annotations import printable, tags_text
 from daskperiment.cli.output import iso_time
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import TrialIDNotFoundError
@@ -40,7 +40,7 @@ def _aligned(pairs: list[tuple[str, object]]) -> list[str]:
 def trial_lines(record: TrialRecord, experiment_id: str, annotation: Annotation | None = None) -> list[str]:
     """Outcome of the trial: success, result, seed, times, error; its tags and note."""
     annotation = annotation or Annotation(record.trial_id)
-    note, *more = annotation.note.splitlines() or ["-"]
+    note, *more = printable(annotation.note).split("\n") if annotation.note else ["-"]
     lines = _aligned(
         [
             ("Experiment", experiment_id),
@@ -53,7 +53,7 @@ def trial_lines(record: TrialRecord, experiment_id: str, annotation: Annotation 
             (PROCESS_TIME_LABEL, seconds_text(record.process_time)),
             ("Description", record.description or "-"),
             ("Cached Steps", describe_cached(record.cached_steps) or "-"),
-            ("Tags", tags_text(annotation.tags) or "-"),
+            ("Tags", printable(tags_text(annotation.tags)) or "-"),
             ("Note", note),
         ]
     )
