@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
-from daskperiment import collector, serialization
+from daskperiment import collector, deletion, serialization
 from daskperiment.annotations import check_note, check_tag_count, check_tags
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
@@ -869,8 +869,6 @@ class Experiment:
                 f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of experiment "
                 f"{self.id!r}: not recorded (its trial ids go up to {last}); nothing was deleted"
             )
-        from daskperiment import deletion
-
         return list(deletion.delete_trials(self._backend, self.artifacts, ids, files=files).trial_ids)
 
     def delete_experiment(self, *, files: bool = True) -> int:
@@ -886,8 +884,6 @@ class Experiment:
         files : bool, default True
             Also remove the files of its artifacts and cached outputs.
         """
-        from daskperiment import deletion
-
         return len(deletion.delete_experiment(self._backend, self.artifacts, files=files).trial_ids)
 
     # -- code and environment ----------------------------------------------------------

@@ -248,3 +248,26 @@ def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
     assert LocalBackend(tmp_path, "x").load_annotations() == {1: Annotation(1, "kept", frozenset({"t"}))}
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
     assert version == SCHEMA_VERSION == 6 and "annotations" in tables
+
+
+def test_an_experiment_deletion_stopped_before_its_files_went_leaves_an_empty_store(tmp_path: Path, monkeypatch) -> None:
+    """Killed between the transaction that empties the store and the removal of its files."""
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.allocate_trial_ids(3) == range(1, 4)
+    for trial_id in (1, 2, 3):
+        backend.write_trial(trial(trial_id))
+    backend.write_metrics([MetricPoint(1, "loss", 0, 1.0)])
+
+    def stopped(path: Path, missing_ok: bool = False) -> None:
+        raise KeyboardInterrupt  # as a kill would, once the transaction is committed
+
+    monkeypatch.setattr(Path, "unlink", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        backend.delete_experiment()
+    monkeypatch.undo()
+    reopened = LocalBackend(tmp_path, "x")
+    assert reopened.load_trials() == [] and reopened.metric_keys() == []
+    assert reopened.allocate_trial_id() == 1  # an empty experiment, counting from 1
+    reopened.close()
+    assert LocalBackend(tmp_path, "x").delete_experiment().trial_ids == ()
+    assert not (tmp_path / "x.sqlite3").exists() and not (tmp_path / "code").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -708,17 +709,19 @@ class LocalBackend(Backend):
             ))
             blobs = {d for (d,) in connection.execute("SELECT digest FROM blobs")}
             tables = [name for (name,) in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND name != 'counters'"
             )]
             for table in tables:
                 connection.execute(f"DELETE FROM {table}")
+            connection.execute("UPDATE counters SET value = 0")  # a store left by a kill counts from 1
         with self._lock:
             self.close()
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.database_path}{suffix}").unlink(missing_ok=True)
             self._highest_id = 0
             self._file_identity = None
-            self._remove_code_files(trial_ids, blobs)
+            self._remove_code_files(self._code_file_ids(), blobs | self._code_version_digests())
             self._code_versions.clear()
             self.generation += 1
         for folder in (self.code_directory / "versions", self.code_directory, self.directory):
@@ -731,6 +734,21 @@ class LocalBackend(Backend):
     def load_settings(self) -> dict[str, str]:
         """Read the ``settings`` table (see :meth:`Backend.load_settings`)."""
         return dict(self._read("SELECT name, value FROM settings ORDER BY name"))
+
+    def _code_file_ids(self) -> list[int]:
+        """Trial ids of this experiment's code files (those a deletion cut short left too)."""
+        pattern = re.compile(re.escape(self.experiment_id) + r"_([0-9]+)\.py")
+        try:
+            names = os.listdir(self.code_directory)
+        except FileNotFoundError:
+            return []
+        return [int(found[1]) for found in map(pattern.fullmatch, names) if found]
+
+    def _code_version_digests(self) -> set[str]:
+        try:
+            return {path.stem for path in (self.code_directory / "versions").glob("*.py")}
+        except OSError:
+            return set()
 
     def _remove_code_files(self, trial_ids: Sequence[int], digests: set[str]) -> None:
         """Remove the code files of deleted trials, and the code versions of removed blobs no file links to."""
