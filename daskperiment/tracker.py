@@ -11,12 +11,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from daskperiment import seeding
+from daskperiment import seeding, status
 from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import CodeContext
@@ -25,9 +25,11 @@ from daskperiment.envblob import environment_fingerprint
 from daskperiment.errors import ExperimentReinitializedError
 from daskperiment.cachekeys import sweep_cache_keys, uses_cache
 from daskperiment.graph import CacheUse, GraphSettings, Plan, StepCall, TrialSpec, trial_graph
+from daskperiment.heartbeat import heartbeats
 from daskperiment.options import checked_flag
 from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
+from daskperiment.records import TrialStart
 from daskperiment.scheduling import Runner
 from daskperiment.stepcache import StepCache
 from daskperiment.trialmessages import log_finished, log_started, trial_log_level
@@ -103,6 +105,7 @@ class Tracker:
         self.seed = seed
         self.writer = TrialWriter(backend, artifacts)
         self.session = uuid.uuid4().hex
+        self.heartbeats = heartbeats()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._retired: str | None = None
@@ -169,13 +172,17 @@ class Tracker:
         trial = self._start(call, values, seed, scheduler, options, sweep_id, cache=cache)
         future = TrialFuture(trial.spec.trial_id)
         future.set_running_or_notify_cancel()
-        if trial.runner.client is not None:
-            trial.runner.submit(
-                trial.graph, trial.key,
-                lambda key, outcome, error: self._settle(future, trial, outcome, error),
-            )
-        else:
-            self._background().submit(self._run_in_background, future, trial)
+        try:
+            if trial.runner.client is not None:
+                trial.runner.submit(
+                    trial.graph, trial.key,
+                    lambda key, outcome, error: self._settle(future, trial, outcome, error),
+                )
+            else:
+                self._background().submit(self._run_in_background, future, trial)
+        except BaseException as exc:  # it never ran: recorded as failed (or interrupted)
+            self._settle(future, trial, None, exc)
+            raise
         return future
 
     def _run_in_background(self, future: TrialFuture, trial: StartedTrial) -> None:
@@ -214,31 +221,65 @@ class Tracker:
         chosen = seeding.choose_seed(seed, self.seed, level)
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
-        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen, given)
+        spec = TrialSpec(self.start_trials([parameters], [chosen], sweep_id)[0], parameters, chosen, given)
         log_started(spec.trial_id, sweep_id)
         started = time.perf_counter()
-        use = self.cache_use(plan, [spec], cache)
-        built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
+        try:
+            use = self.cache_use(plan, [spec], cache)
+            built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
+        except BaseException as exc:  # started, yet it cannot run: recorded as failed (or interrupted)
+            outcome = TrialOutcome(spec.trial_id, error=exc)
+            self._record(StartedTrial(spec, runner, {}, "", code, started, sweep_id), outcome)
+            log_finished(outcome, sweep_id)
+            raise
         return StartedTrial(
             spec, runner, built.graph, built.trial_keys[spec.trial_id], code, started, sweep_id,
             use is not None,
         )
 
+    def start_trials(
+        self, parameters: list[Mapping[str, Any]], seeds: list[int], sweep_id: str | None = None
+    ) -> range:
+        """Record trials with these parameters and seeds as running (in one batch); return their ids.
+
+        Their heartbeat starts; :meth:`end_trials` stops it once their end is recorded.
+        """
+        now = time.time()
+        process = process_identity()
+        starts = [
+            TrialStart(values, seed, now, now, status.HEARTBEAT_SECONDS, process, sweep_id)
+            for values, seed in zip(parameters, seeds)
+        ]
+        ids = self.backend.start_trials(starts)
+        self.heartbeats.add(self.backend, ids)
+        return ids
+
+    def end_trials(self, trial_ids: Sequence[int]) -> None:
+        """Stop the heartbeat of trials whose end is recorded (or could not be)."""
+        self.heartbeats.discard(self.backend, trial_ids)
+
     def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
-        self.writer.write(
-            outcome,
-            parameters=trial.spec.parameters,
-            seed=trial.spec.seed,
-            process_time=time.perf_counter() - trial.started,
-            code=trial.code,
-            sweep_id=trial.sweep_id,
-        )
+        self._record(trial, outcome)
         if trial.cached:
             self.cache.enforce_limit()
         log_finished(outcome, trial.sweep_id)
         if outcome.error is not None:
             raise outcome.error
         return outcome.result
+
+    def _record(self, trial: StartedTrial, outcome: TrialOutcome) -> None:
+        """Write the end of a started trial; its heartbeat stops even when that fails."""
+        try:
+            self.writer.write(
+                outcome,
+                parameters=trial.spec.parameters,
+                seed=trial.spec.seed,
+                process_time=time.perf_counter() - trial.started,
+                code=trial.code,
+                sweep_id=trial.sweep_id,
+            )
+        finally:
+            self.end_trials([trial.spec.trial_id])
 
     def _background(self) -> ThreadPoolExecutor:
         with self._executor_lock:

@@ -18,6 +18,7 @@ from daskperiment.collector import diff_environments, diff_packages, environment
 from daskperiment.purity import StepCall, warn_impure
 from daskperiment.envblob import environment_blob, load_environment
 from daskperiment.outcome import TrialOutcome
+from daskperiment.status import outcome_status
 from daskperiment.records import (
     ArtifactRecord,
     Blob,
@@ -203,6 +204,7 @@ class TrialWriter:
                     sorted(d for d in workers if environment is None or d != environment.digest)
                 ),
                 cached_steps=cached,
+                status=outcome_status(error),
             )
         )
         return batch, calls
