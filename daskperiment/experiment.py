@@ -643,6 +643,17 @@ class Experiment:
             holding NUL or a lone surrogate; an epoch that is not an integer
             within 64 bits; a value that is not a real number, or an integer
             beyond 2**53 in magnitude. The trial goes on if the step handles the error.
+
+        Notes
+        -----
+        The call only keeps the point in memory. While the trial runs, a
+        background thread writes the points saved so far in batches (every
+        2 s, or every 10,000 points; see :mod:`daskperiment.metricstream`),
+        so :meth:`load_metric`, ``daskperiment show --follow`` and the
+        dashboard show them, and a process killed mid-trial leaves them
+        recorded. Points saved by steps running in other processes (the
+        ``processes`` scheduler, ``dask.distributed`` workers) are written
+        when the trial ends.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")
@@ -650,10 +661,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if is_plain(key, epoch, value):
-                    recorder.metrics.append((key, epoch, value))
-                else:
-                    recorder.metrics.append(checked_point(key, epoch, value))
+                point = (key, epoch, value) if is_plain(key, epoch, value) else checked_point(key, epoch, value)
+                if not recorder.metrics and context is not None:  # the step's first point
+                    self._tracker.stream_metrics(recorder)
+                recorder.metrics.append(point)
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 

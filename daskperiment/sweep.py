@@ -298,7 +298,8 @@ class _SweepRecorder:
         self._specs.clear()
 
     def _hand_over(self, spec: TrialSpec, outcome: TrialOutcome | None, error: BaseException | None) -> None:
-        if outcome is None:
+        if outcome is None:  # it ended without its steps' records: keep the points they saved
+            self._tracker.settle([spec.trial_id])
             outcome = TrialOutcome(spec.trial_id, error=error)
         self._commit.put(
             FinishedTrial(

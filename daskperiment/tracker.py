@@ -8,6 +8,7 @@ values a trial runs with are given to it, resolved once when it starts.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -20,12 +21,13 @@ from daskperiment import seeding, status
 from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import CodeContext
-from daskperiment.context import process_identity
+from daskperiment.context import StepRecorder, process_identity
 from daskperiment.envblob import environment_fingerprint
 from daskperiment.errors import ExperimentReinitializedError
 from daskperiment.cachekeys import sweep_cache_keys, uses_cache
 from daskperiment.graph import CacheUse, GraphSettings, Plan, StepCall, TrialSpec, trial_graph
 from daskperiment.heartbeat import heartbeats
+from daskperiment.metricstream import metric_stream
 from daskperiment.options import checked_flag
 from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
@@ -106,6 +108,8 @@ class Tracker:
         self.writer = TrialWriter(backend, artifacts)
         self.session = uuid.uuid4().hex
         self.heartbeats = heartbeats()
+        self.stream = metric_stream()
+        self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._retired: str | None = None
@@ -258,6 +262,20 @@ class Tracker:
         """Stop the heartbeat of trials whose end is recorded (or could not be)."""
         self.heartbeats.discard(self.backend, trial_ids)
 
+    def stream_metrics(self, recorder: StepRecorder) -> None:
+        """Write the metric points of ``recorder``'s step while it runs, if it runs in this process.
+
+        Called with a step's first point. Steps of trials started by another
+        process (or by this tracker before a fork) are not streamed: their
+        points are written with the trial's record.
+        """
+        if recorder.context.session == self.session and os.getpid() == self._pid:  # type: ignore[union-attr]
+            self.stream.watch(self.backend, recorder)
+
+    def settle(self, trial_ids: Sequence[int]) -> None:
+        """Before the record of trials ending: write the points of their steps that never ended."""
+        self.stream.settle(self.backend, trial_ids)
+
     def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
         self._record(trial, outcome)
         if trial.cached:
@@ -270,6 +288,7 @@ class Tracker:
     def _record(self, trial: StartedTrial, outcome: TrialOutcome) -> None:
         """Write the end of a started trial; its heartbeat stops even when that fails."""
         try:
+            self.settle([trial.spec.trial_id])
             self.writer.write(
                 outcome,
                 parameters=trial.spec.parameters,

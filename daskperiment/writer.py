@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -168,7 +169,10 @@ class TrialWriter:
         workers: dict[str, bytes | None] = {}
         cached = tuple((step.step, step.cached_from) for step in outcome.steps if step.cached_from is not None)
         for step in outcome.steps:
-            batch.metrics.extend(MetricPoint(trial_id, key, epoch, value) for key, epoch, value in step.metrics)
+            batch.metrics.extend(  # those written while the step ran are not written again
+                MetricPoint(trial_id, key, epoch, value)
+                for key, epoch, value in itertools.islice(step.metrics, step.flushed, None)
+            )
             if step.persisted is not None:
                 batch.persisted.append(PersistedValue(trial_id, step.step, step.persisted))
             if step.cache_entry is not None:

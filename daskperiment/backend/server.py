@@ -49,7 +49,7 @@ from daskperiment.backend.base import (
 )
 from daskperiment.backend.spool import Spool
 from daskperiment.backend.uri import pop_option, redact, scheme_of, scrub, without_credentials
-from daskperiment.errors import BackendError, BackendURIError
+from daskperiment.errors import BackendError, BackendURIError, BatchSpooledError
 from daskperiment.records import RecordBatch, TrialRecord, TrialStart
 
 logger = logging.getLogger(__name__)
@@ -442,9 +442,11 @@ class ServerBackend(Backend):
         ------
         TypeError
             When a value cannot be serialized (nothing is written or spooled).
-        BackendError
+        BatchSpooledError
             When the server cannot be reached: the batch is kept in the local
             spool and re-sent later (see :meth:`sync`).
+        BackendError
+            When the server refuses the batch (it is not spooled).
         """
         token = new_token()
         encoded = self._encode(batch, token)
@@ -453,7 +455,7 @@ class ServerBackend(Backend):
         except self._connection_errors() as exc:
             path = self.spool.put(token, batch)
             logger.warning("%s is unreachable; %s kept in %s", self.server, describe_batch(batch), path)
-            raise BackendError(
+            raise BatchSpooledError(
                 f"cannot write to the {self.kind} server {self.server}: {self._brief(exc)}. "
                 f"Nothing is lost: {describe_batch(batch)} of experiment {self.experiment_id!r} is kept in {path} and "
                 "will be re-sent when the experiment is next opened from this working directory "
