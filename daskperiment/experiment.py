@@ -302,7 +302,9 @@ class Experiment:
         """Parameter values: the current ones, or those trial ``trial_id`` ran with."""
         if trial_id is None:
             return self._parameters.current()
-        return dict(self._trial(trial_id).parameters)
+        trial_id = self._check_trial_id(trial_id)
+        start = self._backend.load_starts([trial_id]).get(trial_id)  # running (or killed)
+        return dict(start.parameters if start is not None else self._trial(trial_id).parameters)
 
     def __call__(self, func: Callable | None = None, *, cache: bool = False, seeded: bool = False) -> Any:
         """Decorate a function as a step (``@ex``, ``@ex()`` or ``@ex(cache=True)``).
@@ -579,18 +581,24 @@ class Experiment:
         recorded = f"its trial ids go up to {last}" if last else "it has no trial yet"
         raise TrialIDNotFoundError(
             f"Unable to find trial id: {trial_id}. trial {trial_id} of experiment {self.id!r} does "
-            f"not exist: {recorded} (a trial killed before it finished is not recorded)"
+            f"not exist: {recorded}"
         )
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
-        """All recorded trials as a DataFrame indexed by ``Trial ID``.
+        """All trials as a DataFrame indexed by ``Trial ID``, running ones included.
+
+        The ``Status`` column says ``running``, ``finished``, ``failed``,
+        ``interrupted`` (Ctrl+C) or ``killed`` (a running trial whose process
+        stopped marking it alive, see :mod:`daskperiment.status`); ``Success``
+        is 0.5's: True for finished trials only.
 
         Parameters
         ----------
         verbose : bool, default False
             Also show the ``Result Type`` and ``Seed`` columns.
         """
-        return history_frame(self._backend.load_trials(), verbose=verbose)
+        starts = self._backend.load_starts()  # before the trials: one ending meanwhile is in those
+        return history_frame(self._backend.load_trials(), verbose=verbose, starts=starts)
 
     def get_persisted(self, step: str | Step, trial_id: int) -> Any:
         """The output an ``@ex.persist`` step returned in trial ``trial_id``."""
@@ -635,6 +643,17 @@ class Experiment:
             holding NUL or a lone surrogate; an epoch that is not an integer
             within 64 bits; a value that is not a real number, or an integer
             beyond 2**53 in magnitude. The trial goes on if the step handles the error.
+
+        Notes
+        -----
+        The call only keeps the point in memory. While the trial runs, a
+        background thread writes the points saved so far in batches (every
+        2 s, or every 10,000 points; see :mod:`daskperiment.metricstream`),
+        so :meth:`load_metric`, ``daskperiment show --follow`` and the
+        dashboard show them, and a process killed mid-trial leaves them
+        recorded. Points saved by steps running in other processes (the
+        ``processes`` scheduler, ``dask.distributed`` workers) are written
+        when the trial ends.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")
@@ -642,10 +661,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if is_plain(key, epoch, value):
-                    recorder.metrics.append((key, epoch, value))
-                else:
-                    recorder.metrics.append(checked_point(key, epoch, value))
+                point = (key, epoch, value) if is_plain(key, epoch, value) else checked_point(key, epoch, value)
+                if not recorder.metrics and context is not None:  # the step's first point
+                    self._tracker.stream_metrics(recorder)
+                recorder.metrics.append(point)
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
@@ -660,7 +679,8 @@ class Experiment:
         key : str
             Metric key given to :meth:`save_metric` (``metric_key=`` as in daskperiment 0.5).
         trial_id : int or list of int
-            The trial(s) whose values to load.
+            The trial(s) whose values to load; for a running trial, the
+            points flushed so far (see :meth:`save_metric`).
 
         Returns
         -------
@@ -685,6 +705,9 @@ class Experiment:
         ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
         ids = [self._check_trial_id(t) for t in ids]
         found = {t.trial_id for t in self._backend.load_trials(ids)}
+        unrecorded = [t for t in ids if t not in found]
+        if unrecorded:  # running (or killed) trials: the points flushed so far
+            found.update(self._backend.load_starts(unrecorded))
         for missing in (t for t in ids if t not in found):
             self._raise_unknown_trial(missing)
         points = self._backend.load_metrics(key, ids)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord
+from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
+from daskperiment.status import KILLED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,7 +19,7 @@ PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
 HISTORY_COLUMNS = (
     TRIAL_ID, "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached",
+    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Status",
 )
 """Titles of the history's columns besides the parameters (no parameter may take one)."""
 
@@ -31,47 +34,91 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.3f}"
 
 
-def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
-    """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format.
+def history_frame(
+    trials: Sequence[TrialRecord], verbose: bool = False,
+    starts: Mapping[int, TrialStart] | None = None, now: float | None = None,
+) -> pd.DataFrame:
+    """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format plus ``Status``.
 
     Columns are the parameters (in the order they first appear), then
     ``Seed`` (verbose), ``Result`` (NaN for a failed trial), ``Result Type`` (verbose: ``"<class
     'float'>"``, ``"None"`` for a failed trial), ``Success``, ``Finished``,
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
-    the others), ``Sweep`` (when some trial belongs to a sweep) and
+    the others), ``Sweep`` (when some trial belongs to a sweep),
     ``Cached`` (when some trial loaded steps from the step cache:
-    ``"step (trial N), ..."``, empty for the others).
+    ``"step (trial N), ..."``, empty for the others) and ``Status``
+    (``finished``, ``failed``, ``interrupted``, ``running`` or ``killed``).
+
+    ``starts`` are trials started and not recorded (see
+    :meth:`~daskperiment.backend.base.Backend.load_starts`; those whose id is
+    in ``trials`` are left out): rows ``running``, or ``killed`` when their
+    heartbeat is stale at POSIX time ``now`` (default: this moment), without
+    result, finish or process time. A killed trial's ``Description`` says
+    when its process stopped.
     """
     import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
 
+    recorded = {trial.trial_id for trial in trials}
+    now = time.time() if now is None else now
+    rows: list[Any] = sorted(
+        [*trials, *(_StartRow(i, start, now) for i, start in (starts or {}).items() if i not in recorded)],
+        key=lambda row: row.trial_id,
+    )
     names: dict[str, None] = {}
-    for trial in trials:
-        names.update(dict.fromkeys(trial.parameters))
+    for row in rows:
+        names.update(dict.fromkeys(row.parameters))
     columns: dict[str, list] = {
-        name: [trial.parameters.get(name) for trial in trials] for name in names
+        name: [row.parameters.get(name) for row in rows] for name in names
     }
     if verbose:
-        columns["Seed"] = [trial.seed for trial in trials]
-    columns["Result"] = [trial.result if trial.success else np.nan for trial in trials]
+        columns["Seed"] = [row.seed for row in rows]
+    columns["Result"] = [row.result if row.success else np.nan for row in rows]
     if verbose:
-        columns["Result Type"] = [type_text(trial.result_type) for trial in trials]
-    columns["Success"] = [trial.success for trial in trials]
-    columns["Finished"] = pd.to_datetime([datetime.fromtimestamp(t.finished) for t in trials])
-    columns["Process Time"] = pd.to_timedelta([t.process_time for t in trials], unit="s")
+        columns["Result Type"] = [type_text(row.result_type) for row in rows]
+    columns["Success"] = [row.success for row in rows]
+    columns["Finished"] = pd.to_datetime(
+        [None if row.finished is None else datetime.fromtimestamp(row.finished) for row in rows]
+    )
+    columns["Process Time"] = pd.to_timedelta([row.process_time for row in rows], unit="s")
     columns["Description"] = [
-        np.nan if trial.description is None else trial.description for trial in trials
+        np.nan if row.description is None else row.description for row in rows
     ]
-    if any(trial.sweep_id is not None for trial in trials):
-        columns["Sweep"] = [trial.sweep_id for trial in trials]
-    if any(trial.cached_steps for trial in trials):
-        columns["Cached"] = [describe_cached(trial.cached_steps) for trial in trials]
-    index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
+    if any(row.sweep_id is not None for row in rows):
+        columns["Sweep"] = [row.sweep_id for row in rows]
+    if any(row.cached_steps for row in rows):
+        columns["Cached"] = [describe_cached(row.cached_steps) for row in rows]
+    columns["Status"] = [row.status for row in rows]
+    index = pd.Index([row.trial_id for row in rows], name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
-    if not any(trial.description is not None for trial in trials):
+    frame["Status"] = frame["Status"].astype(object)
+    if not any(row.description is not None for row in rows):
         frame["Description"] = frame["Description"].astype("float64")
     return frame
+
+
+class _StartRow:
+    """A started trial as a row of the history (the attributes of a TrialRecord it shows)."""
+
+    result = None
+    result_type = ""
+    success = False
+    finished = None
+    process_time = float("nan")
+    cached_steps = ()
+
+    def __init__(self, trial_id: int, start: TrialStart, now: float) -> None:
+        self.trial_id = trial_id
+        self.parameters = start.parameters
+        self.seed = start.seed
+        self.sweep_id = start.sweep_id
+        self.status = start.status(now)
+        self.description = (
+            f"killed: process {start.process} stopped marking it alive at "
+            f"{datetime.fromtimestamp(start.heartbeat).isoformat(sep=' ', timespec='seconds')}"
+            if self.status == KILLED else None
+        )
 
 
 def type_text(result_type: str) -> str:

@@ -16,6 +16,7 @@ from daskperiment.records import (
     MetricPoint,
     MetricSeries,
     TrialRecord,
+    TrialStart,
 )
 
 TRIAL_FORMAT = 2  # 2: parameters and result as data trees (1: pickles)
@@ -51,6 +52,7 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         "sweep_id": trial.sweep_id,
         "worker_environment_digests": list(trial.worker_environment_digests),
         "cached_steps": cached_steps_pairs(trial.cached_steps),
+        "status": trial.status,
     }
 
 
@@ -58,7 +60,7 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
     """The trial a :func:`trial_document` describes.
 
     A document written before trials had ``sweep_id``,
-    ``worker_environment_digests`` and ``cached_steps`` reads with their defaults;
+    ``worker_environment_digests``, ``cached_steps`` and ``status`` reads with their defaults;
     one whose parameters and result are pickles (format 1) reads them as
     :func:`daskperiment.serialization.from_data` reads older stores' pickles.
     Values that cannot be loaded read as
@@ -80,6 +82,39 @@ def trial_from_document(document: dict[str, Any]) -> TrialRecord:
         sweep_id=document.get("sweep_id"),
         worker_environment_digests=tuple(document.get("worker_environment_digests", ())),
         cached_steps=cached_steps_of(document.get("cached_steps", ())),
+        status=document.get("status", ""),
+    )
+
+
+def start_document(start: TrialStart) -> dict[str, Any]:
+    """The start of a trial as a dict of plain values (parameters as a data tree).
+
+    Raises
+    ------
+    TypeError
+        When the parameters cannot be serialized.
+    """
+    return {
+        "parameters": serialization.to_data(dict(start.parameters)),
+        "seed": start.seed,
+        "started": float(start.started),
+        "heartbeat": float(start.heartbeat),
+        "interval": float(start.interval),
+        "process": start.process,
+        "sweep_id": start.sweep_id,
+    }
+
+
+def start_from_document(document: dict[str, Any], heartbeat: float | None = None) -> TrialStart:
+    """The start a :func:`start_document` describes; ``heartbeat``, when given, replaces its own."""
+    return TrialStart(
+        parameters=parameters_of(serialization.from_data(document["parameters"])),
+        seed=document["seed"],
+        started=float(document["started"]),
+        heartbeat=float(document.get("heartbeat", document["started"]) if heartbeat is None else heartbeat),
+        interval=float(document["interval"]),
+        process=document["process"],
+        sweep_id=document.get("sweep_id"),
     )
 
 

@@ -32,6 +32,7 @@ from daskperiment.backend.base import (
     Backend,
     check_setting,
     check_setting_name,
+    check_starts,
     check_trial_id_count,
     describe_batch,
     trial_id_block,
@@ -53,17 +54,34 @@ from daskperiment.records import (
     PersistedValue,
     RecordBatch,
     TrialRecord,
+    TrialStart,
 )
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_SECONDS = 60.0
 
 _METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
         key TEXT PRIMARY KEY,
         all_int INTEGER NOT NULL  -- 1 while every value saved under the key was an int
     )"""
+
+# -- schema 6: running trials (trial_starts; trials.status) ------------------------------
+# A trial's start is written with its id (one transaction), its heartbeat updated
+# while it runs, and the row deleted by the batch recording its end.
+_TRIAL_STARTS = """CREATE TABLE IF NOT EXISTS trial_starts (
+        trial_id INTEGER PRIMARY KEY,
+        parameters TEXT NOT NULL,  -- JSON text, as trials.parameters
+        seed INTEGER,
+        started REAL NOT NULL,
+        heartbeat REAL NOT NULL,  -- POSIX time its process last marked it alive
+        interval REAL NOT NULL,  -- seconds between heartbeats of that process
+        process TEXT NOT NULL,
+        sweep_id TEXT
+    )"""
+_STATUS_UPGRADE = ("ALTER TABLE trials ADD COLUMN status TEXT",)  # the table comes with _SCHEMA
+# -- end of schema 6 ---------------------------------------------------------------------
 
 # The schema, created if missing; statements run one by one inside a transaction
 # (``executescript`` would commit it first).
@@ -84,8 +102,10 @@ _SCHEMA = (
         environment_digest TEXT,
         sweep_id TEXT,
         worker_environments TEXT,  -- JSON list of digests, NULL when there is none
-        cached_steps TEXT  -- JSON list of [step, trial id], NULL when there is none
+        cached_steps TEXT,  -- JSON list of [step, trial id], NULL when there is none
+        status TEXT  -- finished, failed or interrupted; NULL before schema 6 (follows success)
     )""",
+    _TRIAL_STARTS,
     """CREATE TABLE IF NOT EXISTS metrics (
         key TEXT NOT NULL,
         trial_id INTEGER NOT NULL,
@@ -139,13 +159,15 @@ _UPGRADES = {
     # parameters and result are now JSON text (see serialization.to_text); the pickles
     # (BLOBs) of earlier trials stay as they are and read as serialization.from_text says
     4: (),
+    5: _STATUS_UPGRADE,
 }
 
 _TRIAL_COLUMNS = (
     "trial_id, parameters, result, result_type, success, finished, process_time,"
     " description, seed, code_digest, environment_digest, sweep_id, worker_environments,"
-    " cached_steps"
+    " cached_steps, status"
 )
+_START_COLUMNS = "trial_id, parameters, seed, started, heartbeat, interval, process, sweep_id"
 _TRIAL_PLACEHOLDERS = ", ".join("?" * len(_TRIAL_COLUMNS.split(",")))
 # Columns of cache_entries holding the fields of a cache entry document (see codec).
 _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "created")
@@ -386,6 +408,32 @@ class LocalBackend(Backend):
         self._highest_id = max(self._highest_id, int(row[0]))
         return trial_id_block(int(row[0]), count)
 
+    def start_trials(self, starts: Sequence[TrialStart]) -> range:
+        """Reserve ids and insert the starts in one transaction (see :meth:`Backend.start_trials`)."""
+        rows = [_start_row(start) for start in check_starts(starts)]  # raises before the transaction
+        what = "the start of a trial" if len(rows) == 1 else f"the start of {len(rows)} trials"
+        with self._write(what) as connection:
+            (row,) = connection.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
+                (len(rows),),
+            ).fetchall()
+            ids = trial_id_block(int(row[0]), len(rows))
+            connection.executemany(
+                f"INSERT OR REPLACE INTO trial_starts ({_START_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(trial_id, *start) for trial_id, start in zip(ids, rows)],
+            )
+        self._highest_id = max(self._highest_id, ids[-1])
+        return ids
+
+    def beat_trials(self, trial_ids: Sequence[int], when: float) -> None:
+        if not trial_ids:
+            return
+        with self._write("the heartbeat of running trials") as connection:
+            connection.execute(
+                "UPDATE trial_starts SET heartbeat = ? WHERE trial_id IN (SELECT value FROM json_each(?))",
+                (float(when), _json_list(sorted({int(t) for t in trial_ids}))),
+            )
+
     def write_batch(self, batch: RecordBatch) -> None:
         # Serialize everything before the transaction: a value that cannot be
         # serialized raises here, and nothing is written.
@@ -438,6 +486,10 @@ class LocalBackend(Backend):
                     f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})"
                     f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
+                )
+                connection.execute(
+                    "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
+                    (_json_list([trial.trial_id for trial in batch.trials]),),
                 )
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
@@ -496,6 +548,17 @@ class LocalBackend(Backend):
                 (_json_list(ids),),
             )
         return [_trial_record(row) for row in rows]
+
+    def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
+        if trial_ids is None:
+            rows = self._read(f"SELECT {_START_COLUMNS} FROM trial_starts ORDER BY trial_id")
+        else:
+            rows = self._read(
+                f"SELECT {_START_COLUMNS} FROM trial_starts WHERE trial_id IN "
+                "(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                (_json_list(sorted({int(t) for t in trial_ids})),),
+            )
+        return {int(row[0]): _trial_start(row[1:]) for row in rows}
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         import numpy as np
@@ -681,13 +744,14 @@ def _trial_row(trial: TrialRecord) -> tuple:
         trial.sweep_id,
         _json_list(list(workers)) if workers else None,
         _json_list(cached_steps_pairs(cached)) if cached else None,
+        trial.status,
     )
 
 
 def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
      description, seed, code_digest, environment_digest, sweep_id, worker_environments,
-     cached_steps) = row
+     cached_steps, status) = row
     return TrialRecord(
         trial_id=trial_id,
         parameters=parameters_of(serialization.from_text(parameters)),
@@ -705,6 +769,28 @@ def _trial_record(row: tuple) -> TrialRecord:
             tuple(json.loads(worker_environments)) if worker_environments else ()
         ),
         cached_steps=cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+        status=status or "",
+    )
+
+
+def _start_row(start: TrialStart) -> tuple:
+    """The columns of ``start`` after its trial id (see ``_START_COLUMNS``)."""
+    return (
+        serialization.to_text(dict(start.parameters)),
+        start.seed,
+        float(start.started),
+        float(start.heartbeat),
+        float(start.interval),
+        start.process,
+        start.sweep_id,
+    )
+
+
+def _trial_start(row: tuple) -> TrialStart:
+    parameters, seed, started, heartbeat, interval, process, sweep_id = row
+    return TrialStart(
+        parameters_of(serialization.from_text(parameters)), seed, started, heartbeat, interval,
+        process, sweep_id,
     )
 
 
