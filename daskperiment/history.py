@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
-from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
+from daskperiment.annotations import tags_text
+from daskperiment.records import Annotation, ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
 from daskperiment.status import KILLED
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
 HISTORY_COLUMNS = (
     TRIAL_ID, "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Status",
+    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Status", "Note", "Tags",
 )
 """Titles of the history's columns besides the parameters (no parameter may take one)."""
 
@@ -37,6 +38,7 @@ def seconds_text(seconds: float) -> str:
 def history_frame(
     trials: Sequence[TrialRecord], verbose: bool = False,
     starts: Mapping[int, TrialStart] | None = None, now: float | None = None,
+    annotations: Mapping[int, Annotation] | None = None,
 ) -> pd.DataFrame:
     """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format plus ``Status``.
 
@@ -46,8 +48,15 @@ def history_frame(
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
     the others), ``Sweep`` (when some trial belongs to a sweep),
     ``Cached`` (when some trial loaded steps from the step cache:
-    ``"step (trial N), ..."``, empty for the others) and ``Status``
-    (``finished``, ``failed``, ``interrupted``, ``running`` or ``killed``).
+    ``"step (trial N), ..."``, empty for the others), ``Status``
+    (``finished``, ``failed``, ``interrupted``, ``running`` or ``killed``),
+    then ``Note`` and ``Tags`` when some trial has a note or a tag (of
+    ``annotations``, by trial id): the note text and the tags sorted and
+    joined by ``", "`` (``"baseline, lr-sweep"``), ``""`` for a trial
+    without. Tags are text so that the table sorts, groups, compares and
+    writes to CSV as it is; ``frame["Tags"].str.split(", ")`` gives lists, and
+    ``frame[frame["Tags"].str.split(", ").map(lambda t: "baseline" in t)]``
+    selects the trials tagged ``baseline``.
 
     ``starts`` are trials started and not recorded (see
     :meth:`~daskperiment.backend.base.Backend.load_starts`; those whose id is
@@ -89,6 +98,10 @@ def history_frame(
     if any(row.cached_steps for row in rows):
         columns["Cached"] = [describe_cached(row.cached_steps) for row in rows]
     columns["Status"] = [row.status for row in rows]
+    annotated = [(annotations or {}).get(row.trial_id) for row in rows]
+    if any(annotated):
+        columns["Note"] = [a.note if a else "" for a in annotated]
+        columns["Tags"] = [tags_text(a.tags) if a else "" for a in annotated]
     index = pd.Index([row.trial_id for row in rows], name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)

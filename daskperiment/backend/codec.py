@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from daskperiment import serialization
 from daskperiment.records import (
+    Annotation,
     ArtifactRecord,
     CacheEntry,
     MetricPoint,
@@ -118,6 +119,14 @@ def start_from_document(document: dict[str, Any], heartbeat: float | None = None
     )
 
 
+def document_blob_digests(document: dict[str, Any]) -> set[str]:
+    """Digests of the blobs a :func:`trial_document` refers to, its values left unread."""
+    digests = {document["code_digest"], *document.get("worker_environment_digests", ())}
+    if document.get("environment_digest"):
+        digests.add(document["environment_digest"])
+    return digests
+
+
 UNREADABLE_PARAMETERS = "(parameters)"
 
 
@@ -223,6 +232,22 @@ def artifact_from_document(document: dict[str, Any]) -> ArtifactRecord:
         digest=document["digest"],
         size=int(document["size"]),
         step=document["step"],
+    )
+
+
+def annotation_document(annotation: Annotation) -> dict[str, Any]:
+    """A trial's note and tags as a dict of plain values (tags as a sorted list)."""
+    return {
+        "trial_id": int(annotation.trial_id),
+        "note": annotation.note,
+        "tags": sorted(annotation.tags),
+    }
+
+
+def annotation_from_document(document: dict[str, Any]) -> Annotation:
+    """The annotation an :func:`annotation_document` describes (other keys ignored)."""
+    return Annotation(
+        int(document["trial_id"]), str(document.get("note", "")), frozenset(document.get("tags", ()))
     )
 
 
