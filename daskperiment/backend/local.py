@@ -44,6 +44,7 @@ from daskperiment.backend.codec import (
     metric_kinds,
     parameters_of,
 )
+from daskperiment.codefiles import write_version
 from daskperiment.errors import BackendError
 from daskperiment.records import (
     ArtifactRecord,
@@ -155,13 +156,15 @@ _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
 
 
 class LocalBackend(Backend):
-    """Store an experiment in ``directory``: a SQLite database and one code file per trial.
+    """Store an experiment in ``directory``: a SQLite database and one code file per code version.
 
     Parameters
     ----------
     directory : str or pathlib.Path
         Folder of the experiment, created if missing. It holds
-        ``<experiment id>.sqlite3`` and ``code/<experiment id>_<trial id>.py``.
+        ``<experiment id>.sqlite3`` and ``code/versions/<digest>.py``, one file
+        per distinct code text (a trial's own ``code/<experiment id>_<trial id>.py``
+        is made on request, see :meth:`Experiment.code_file`).
     experiment_id : str
         Id of the experiment.
     """
@@ -441,8 +444,7 @@ class LocalBackend(Backend):
                 )
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
-        for trial in batch.trials:
-            self._write_code_file(trial, batch.blobs)
+            self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -452,33 +454,20 @@ class LocalBackend(Backend):
                 "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
             )
 
-    def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
-        """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
+    def _write_code_versions(self, digests: set[str], blobs: list[Blob]) -> None:
+        """Write ``code/versions/<digest>.py`` for each code version this process has not written yet.
 
-        Each distinct code text is written once, as ``code/versions/<digest>.py``;
-        trial files are hard links to it (a new file costs ~10x more than a link).
+        One file per distinct code text, none per trial: a trial's own file is
+        made on request (:func:`daskperiment.codefiles.trial_code_file`).
         """
-        target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
-        try:
-            version = self._code_version_file(trial.code_digest, blobs)
+        for digest in digests - self._code_versions:
             try:
-                os.link(version, target)
-            except FileExistsError:  # the trial is written again
-                target.unlink()
-                os.link(version, target)
-            except OSError:  # no hard links here: copy instead
-                _write_atomically(target, version.read_bytes())
-        except OSError as exc:
-            logger.warning("could not write the code file %s: %s", target, exc)
-
-    def _code_version_file(self, digest: str, blobs: list[Blob]) -> Path:
-        path = self.code_directory / "versions" / f"{digest}.py"
-        if digest not in self._code_versions and not path.exists():
-            blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, blob.content if blob is not None else b"")
-        self._code_versions.add(digest)
-        return path
+                blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
+                write_version(self.code_directory, digest, blob.content if blob is not None else b"")
+            except (OSError, BackendError) as exc:
+                logger.warning("could not write the code file of version %s: %s", digest, exc)
+                continue
+            self._code_versions.add(digest)
 
     # -- reads --------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -652,12 +641,6 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
             connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(content)
-    os.replace(partial, path)
 
 
 def _json_list(values: list) -> str:
