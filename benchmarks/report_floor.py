@@ -29,7 +29,7 @@ def section(workload: dict[str, Row]) -> list[str]:
             "each window written in bulk (see benchmarks/workloads/physical_floor.py). Store bytes: "
             "allocated on disk per trial (per trial added since the previous window).")
     header = ["backend", "window", "ours sync", "floor sync", "ours threads", "floor threads",
-              "old floor (ours threads ×)", "RSS MiB", "store B/trial", "floor DB B/trial", "round trips/trial"]
+              "old floor (ours threads ×)", "RSS MiB (growth in the window)", "store B/trial", "floor DB B/trial", "round trips/trial"]
     rows = []
     for key, result in workload.items():
         backend = key.split("/")[1]
@@ -50,7 +50,7 @@ def section(workload: dict[str, Row]) -> list[str]:
                 f"{num(m['ours_sync'], 3)} ({r['sync']:.2f}x)", num(m["floor_sync"], 3),
                 f"{num(m['ours_threads'], 3)} ({r['threads']:.2f}x)", num(m["floor_threads"], 3),
                 f"{num(m['old_floor'], 3)} ({r['ours_threads_vs_old_floor']:.2f}x)",
-                f"{w['rss_mib']:.0f}", store, floor_db,
+                f"{w['rss_mib']:.0f} (+{w.get('rss_growth_mib', 0):.1f})", store, floor_db,
                 num(w.get("round_trips_per_trial"), 2) if "round_trips_per_trial" in w else "-",
             ])
     history = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 from datetime import datetime
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord
 
@@ -45,31 +47,32 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
 
-    names: dict[str, None] = {}
-    for trial in trials:
-        names.update(dict.fromkeys(trial.parameters))
-    columns: dict[str, list] = {
-        name: [trial.parameters.get(name) for trial in trials] for name in names
-    }
+    def field(name: str) -> list:  # a column of the records, by C-level attribute reads
+        return list(map(operator.attrgetter(name), trials))
+
+    parameters, success, descriptions, sweeps = (
+        field("parameters"), field("success"), field("description"), field("sweep_id")
+    )
+    names = dict.fromkeys(itertools.chain.from_iterable(parameters))  # in the order they first appear
+    columns: dict[str, Any] = {name: list(map(dict.get, parameters, itertools.repeat(name))) for name in names}
     if verbose:
-        columns["Seed"] = [trial.seed for trial in trials]
-    columns["Result"] = [trial.result if trial.success else np.nan for trial in trials]
+        columns["Seed"] = field("seed")
+    columns["Result"] = [result if ok else np.nan for result, ok in zip(field("result"), success)]
     if verbose:
-        columns["Result Type"] = [type_text(trial.result_type) for trial in trials]
-    columns["Success"] = [trial.success for trial in trials]
-    columns["Finished"] = pd.to_datetime([datetime.fromtimestamp(t.finished) for t in trials])
-    columns["Process Time"] = pd.to_timedelta([t.process_time for t in trials], unit="s")
-    columns["Description"] = [
-        np.nan if trial.description is None else trial.description for trial in trials
-    ]
-    if any(trial.sweep_id is not None for trial in trials):
-        columns["Sweep"] = [trial.sweep_id for trial in trials]
-    if any(trial.cached_steps for trial in trials):
-        columns["Cached"] = [describe_cached(trial.cached_steps) for trial in trials]
-    index = pd.Index([trial.trial_id for trial in trials], name=TRIAL_ID, dtype="int64")
+        columns["Result Type"] = list(map(type_text, field("result_type")))
+    columns["Success"] = success
+    columns["Finished"] = pd.to_datetime(list(map(datetime.fromtimestamp, field("finished"))))
+    columns["Process Time"] = pd.to_timedelta(np.array(field("process_time"), dtype=np.float64), unit="s")
+    columns["Description"] = [np.nan if text is None else text for text in descriptions]
+    if sweeps.count(None) != len(sweeps):
+        columns["Sweep"] = sweeps
+    cached = field("cached_steps")
+    if any(cached):
+        columns["Cached"] = list(map(describe_cached, cached))
+    index = pd.Index(field("trial_id"), name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
-    if not any(trial.description is not None for trial in trials):
+    if descriptions.count(None) == len(descriptions):
         frame["Description"] = frame["Description"].astype("float64")
     return frame
 

@@ -26,7 +26,8 @@ trial record (with 10 metric points each) per batch; the floor's database by
 leave, code files included.
 
 Reported per window: the medians, the ratios (ours ÷ floor, same scheduler),
-the process's RSS at the end of the window, and each store's size on disk
+the process's RSS at the end of the window (memory the bulk writes freed is
+handed back to the system first) and its growth during the window, and each store's size on disk
 per trial (blocks allocated, every inode counted once) with the size added
 per trial since the previous window. On a server store (Redis, MongoDB)
 ours is compared with the same SQLite floor, and the round trips of its
@@ -171,6 +172,18 @@ def disk_bytes(path: Path) -> int:
     return total
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by the bulk writes back to the system (glibc), so RSS counts live memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def rss_mib() -> float:
     """The resident memory of this process now, MiB."""
     with open("/proc/self/statm") as statm:
@@ -246,6 +259,8 @@ def run(adapter: Adapter, backend: str, uri: str | None, sizes: Sizes) -> dict[s
         fill_ours(ours.ex, first - 1)
         filled = time.perf_counter() - t0
         floor.fill(first - 1)
+        release_freed_memory()
+        rss_before = rss_mib()
         times: dict[str, list[float]] = {name: [] for name in SYSTEMS}
         trips_during_ours = 0
         for a in range(first, last + 1):
@@ -262,6 +277,7 @@ def run(adapter: Adapter, backend: str, uri: str | None, sizes: Sizes) -> dict[s
             "fill_seconds": filled,
             "median_ms": {name: median(values) * 1e3 for name, values in times.items()},
             "rss_mib": rss_mib(),
+            "rss_growth_mib": rss_mib() - rss_before,
         }
         m = window["median_ms"]
         window["ratio"] = {

@@ -37,6 +37,7 @@ from daskperiment.backend.base import (
     trial_id_block,
 )
 from daskperiment.backend.codec import (
+    bulk_decoding,
     cache_entry_document,
     cache_entry_from_document,
     cached_steps_of,
@@ -475,16 +476,17 @@ class LocalBackend(Backend):
         return int(value)
 
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
-        if trial_ids is None:
-            rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
-        else:
-            ids = sorted({int(t) for t in trial_ids})
-            rows = self._read(
-                f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
-                f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
-                (_json_list(ids),),
-            )
-        return [_trial_record(row) for row in rows]
+        with bulk_decoding():
+            if trial_ids is None:
+                rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                rows = self._read(
+                    f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
+                    f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                    (_json_list(ids),),
+                )
+            return [_trial_record(row) for row in rows]
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         import numpy as np
@@ -671,23 +673,21 @@ def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
      description, seed, code_digest, environment_digest, sweep_id, worker_environments,
      cached_steps) = row
-    return TrialRecord(
-        trial_id=trial_id,
-        parameters=parameters_of(serialization.from_text(parameters)),
-        result=serialization.from_text(result),
-        result_type=result_type,
-        success=bool(success),
-        finished=finished,
-        process_time=process_time,
-        description=description,
-        seed=seed,
-        code_digest=code_digest,
-        environment_digest=environment_digest,
-        sweep_id=sweep_id,
-        worker_environment_digests=(
-            tuple(json.loads(worker_environments)) if worker_environments else ()
-        ),
-        cached_steps=cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+    return TrialRecord(  # positional: a history of 100,000 trials makes 100,000 of them
+        trial_id,
+        parameters_of(serialization.from_text(parameters)),
+        serialization.from_text(result),
+        result_type,
+        bool(success),
+        finished,
+        process_time,
+        description,
+        seed,
+        code_digest,
+        environment_digest,
+        sweep_id,
+        tuple(json.loads(worker_environments)) if worker_environments else (),
+        cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
     )
 
 

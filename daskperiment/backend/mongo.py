@@ -51,6 +51,7 @@ from pymongo.errors import (
 
 from daskperiment.backend.codec import (
     artifact_document,
+    bulk_decoding,
     artifact_from_document,
     cache_entry_document,
     cache_entry_from_document,
@@ -359,10 +360,9 @@ class MongoBackend(ServerBackend):
         query: dict[str, Any] = {"kind": "trial"}
         if trial_ids is not None:
             query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
-        with self._reaching("read trials"):
+        with self._reaching("read trials"), bulk_decoding():
             cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
-            documents = list(cursor)
-        return [trial_from_document(document) for document in documents]
+            return [trial_from_document(document) for document in cursor]
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         ids = sorted({int(t) for t in trial_ids})
