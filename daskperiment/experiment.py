@@ -15,9 +15,10 @@ from daskperiment import collector, serialization
 from daskperiment.annotations import check_note, check_tag_count, check_tags
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
-from daskperiment.backend import Backend, open_backend
+from daskperiment.backend import DEFAULT_CACHE_DIRECTORY, Backend, LocalBackend, open_backend
 from daskperiment.capture import StepArtifacts
 from daskperiment.codecontext import CodeContext
+from daskperiment.codefiles import trial_code_file
 from daskperiment.context import active_step, current_context
 from daskperiment.errors import (
     ArtifactError,
@@ -921,6 +922,49 @@ class Experiment:
             return self._tracker.code.snapshot()[1]
         blob = self._backend.load_blob(self._trial(trial_id).code_digest)
         return blob.content.decode("utf-8") if blob is not None else ""
+
+    def code_file(self, trial_id: int) -> Path:
+        """Trial ``trial_id``'s code as a ``.py`` file, for diff tools and Git (made on request).
+
+        The file is ``code/<id>_<trial id>.py`` in the local store's folder
+        (daskperiment 0.5's name and place; for a server store, in
+        ``daskperiment_cache/<id>/code`` of the working directory), with the
+        text :meth:`get_code` returns. Recording a trial writes no such file:
+        the store keeps one file per code version, ``code/versions/<digest>.py``,
+        and the trial's file is a hard link to it (a copy where no link can be made).
+
+        Parameters
+        ----------
+        trial_id : int
+            A recorded trial.
+
+        Returns
+        -------
+        pathlib.Path
+            The file.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For a trial that is not recorded.
+        BackendError
+            When the file cannot be written (a read-only folder, a full disk).
+        """
+        record = self._trial(trial_id)
+        blob = self._backend.load_blob(record.code_digest)
+        if isinstance(self._backend, LocalBackend):
+            folder = self._backend.code_directory
+        else:
+            folder = Path(DEFAULT_CACHE_DIRECTORY).absolute() / self.id / "code"
+        try:
+            return trial_code_file(
+                folder, self.id, record.trial_id, record.code_digest, blob.content if blob is not None else b""
+            )
+        except OSError as exc:
+            raise BackendError(
+                f"cannot write the code file of trial {record.trial_id} in {folder}: {exc}. "
+                "Read the code with ex.get_code(trial_id) instead, or make the folder writable"
+            ) from exc
 
     def _environment(self, trial_id: int | None) -> dict[str, Any]:
         if trial_id is None:

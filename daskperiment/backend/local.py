@@ -39,6 +39,7 @@ from daskperiment.backend.base import (
 )
 from daskperiment.backend.codec import (
     annotation_from_document,
+    bulk_decoding,
     cache_entry_document,
     cache_entry_from_document,
     cached_steps_of,
@@ -46,6 +47,7 @@ from daskperiment.backend.codec import (
     metric_kinds,
     parameters_of,
 )
+from daskperiment.codefiles import write_version
 from daskperiment.errors import BackendError
 from daskperiment.records import (
     Annotation,
@@ -191,13 +193,15 @@ _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
 
 
 class LocalBackend(Backend):
-    """Store an experiment in ``directory``: a SQLite database and one code file per trial.
+    """Store an experiment in ``directory``: a SQLite database and one code file per code version.
 
     Parameters
     ----------
     directory : str or pathlib.Path
         Folder of the experiment, created if missing. It holds
-        ``<experiment id>.sqlite3`` and ``code/<experiment id>_<trial id>.py``.
+        ``<experiment id>.sqlite3`` and ``code/versions/<digest>.py``, one file
+        per distinct code text (a trial's own ``code/<experiment id>_<trial id>.py``
+        is made on request, see :meth:`Experiment.code_file`).
     experiment_id : str
         Id of the experiment.
     """
@@ -509,8 +513,7 @@ class LocalBackend(Backend):
         self._blobs_missing(batch, missing)
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
-        for trial in batch.trials:
-            self._write_code_file(trial, batch.blobs)
+            self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -520,33 +523,20 @@ class LocalBackend(Backend):
                 "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
             )
 
-    def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
-        """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
+    def _write_code_versions(self, digests: set[str], blobs: list[Blob]) -> None:
+        """Write ``code/versions/<digest>.py`` for each code version this process has not written yet.
 
-        Each distinct code text is written once, as ``code/versions/<digest>.py``;
-        trial files are hard links to it (a new file costs ~10x more than a link).
+        One file per distinct code text, none per trial: a trial's own file is
+        made on request (:func:`daskperiment.codefiles.trial_code_file`).
         """
-        target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
-        try:
-            version = self._code_version_file(trial.code_digest, blobs)
+        for digest in digests - self._code_versions:
             try:
-                os.link(version, target)
-            except FileExistsError:  # the trial is written again
-                target.unlink()
-                os.link(version, target)
-            except OSError:  # no hard links here: copy instead
-                _write_atomically(target, version.read_bytes())
-        except OSError as exc:
-            logger.warning("could not write the code file %s: %s", target, exc)
-
-    def _code_version_file(self, digest: str, blobs: list[Blob]) -> Path:
-        path = self.code_directory / "versions" / f"{digest}.py"
-        if digest not in self._code_versions and not path.exists():
-            blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, blob.content if blob is not None else b"")
-        self._code_versions.add(digest)
-        return path
+                blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
+                write_version(self.code_directory, digest, blob.content if blob is not None else b"")
+            except (OSError, BackendError) as exc:
+                logger.warning("could not write the code file of version %s: %s", digest, exc)
+                continue
+            self._code_versions.add(digest)
 
     # -- reads --------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -554,16 +544,17 @@ class LocalBackend(Backend):
         return int(value)
 
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
-        if trial_ids is None:
-            rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
-        else:
-            ids = sorted({int(t) for t in trial_ids})
-            rows = self._read(
-                f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
-                f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
-                (_json_list(ids),),
-            )
-        return [_trial_record(row) for row in rows]
+        with bulk_decoding():
+            if trial_ids is None:
+                rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                rows = self._read(
+                    f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
+                    f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                    (_json_list(ids),),
+                )
+            return [_trial_record(row) for row in rows]
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         if trial_ids is None:
@@ -868,12 +859,6 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(content)
-    os.replace(partial, path)
-
-
 def _json_list(values: list) -> str:
     return json.dumps(values)
 
@@ -903,24 +888,22 @@ def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
      description, seed, code_digest, environment_digest, sweep_id, worker_environments,
      cached_steps, status) = row
-    return TrialRecord(
-        trial_id=trial_id,
-        parameters=parameters_of(serialization.from_text(parameters)),
-        result=serialization.from_text(result),
-        result_type=result_type,
-        success=bool(success),
-        finished=finished,
-        process_time=process_time,
-        description=description,
-        seed=seed,
-        code_digest=code_digest,
-        environment_digest=environment_digest,
-        sweep_id=sweep_id,
-        worker_environment_digests=(
-            tuple(json.loads(worker_environments)) if worker_environments else ()
-        ),
-        cached_steps=cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
-        status=status or "",
+    return TrialRecord(  # positional: a history of 100,000 trials makes 100,000 of them
+        trial_id,
+        parameters_of(serialization.from_text(parameters)),
+        serialization.from_text(result),
+        result_type,
+        bool(success),
+        finished,
+        process_time,
+        description,
+        seed,
+        code_digest,
+        environment_digest,
+        sweep_id,
+        tuple(json.loads(worker_environments)) if worker_environments else (),
+        cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+        status or "",
     )
 
 

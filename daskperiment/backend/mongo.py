@@ -64,6 +64,7 @@ from daskperiment.backend.codec import (
     annotation_document,
     annotation_from_document,
     artifact_document,
+    bulk_decoding,
     artifact_from_document,
     cache_entry_document,
     cache_entry_from_document,
@@ -439,10 +440,9 @@ class MongoBackend(ServerBackend):
         query: dict[str, Any] = {"kind": "trial"}
         if trial_ids is not None:
             query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
-        with self._reaching("read trials"):
+        with self._reaching("read trials"), bulk_decoding():
             cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
-            documents = list(cursor)
-        return [trial_from_document(document) for document in documents]
+            return [trial_from_document(document) for document in cursor]
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         query: dict[str, Any] = {"kind": "start"}

@@ -48,6 +48,7 @@ from daskperiment.backend.codec import (
     annotation_document,
     annotation_from_document,
     artifact_document,
+    bulk_decoding,
     artifact_from_document,
     cache_entry_document,
     cache_entry_from_document,
@@ -440,15 +441,16 @@ class RedisBackend(ServerBackend):
         return int(last[0]) if last else 0
 
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
-        with self._reaching("read trials"):
+        with self._reaching("read trials"), bulk_decoding():
             client = self._client()
-            if trial_ids is None:
-                documents = list(client.hgetall(self._key("trials")).values())
+            if trial_ids is None:  # decoded in id order: the records then lie in memory in that order
+                stored = client.hgetall(self._key("trials"))
+                documents = [stored[k] for k in sorted(stored, key=int)]
             else:
                 ids = sorted({int(t) for t in trial_ids})
                 documents = client.hmget(self._key("trials"), ids) if ids else []
-        trials = [trial_from_document(_trial_fields(d)) for d in documents if d is not None]
-        return sorted(trials, key=lambda trial: trial.trial_id)
+            trials = _stored_trials([d for d in documents if d is not None])
+            return sorted(trials, key=lambda trial: trial.trial_id)
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         with self._reaching("read running trials"):
@@ -757,13 +759,36 @@ def experiment_ids(uri: str) -> list[str]:
     return sorted(member.decode("utf-8") for member in members)
 
 
-def _trial_fields(stored: bytes) -> dict[str, Any]:
-    """The trial document stored: JSON text, or the pickle of a trial document of format 1.
+def _stored_trials(documents: list[bytes]) -> list[TrialRecord]:
+    """The trials of stored documents, in their order.
+
+    The JSON documents are decoded as one array (one parse instead of one per
+    trial: a third faster for a history of 100,000); the documents are
+    decoded one by one when that array is not one JSON value per document.
+    """
+    if all(document[:1] == b"{" for document in documents):
+        text = b"[" + b",".join(documents) + b"]"
+        try:
+            trees = json.loads(text)
+        except ValueError:
+            trees = None
+        if trees is not None and len(trees) == len(documents) and all(type(t) is dict for t in trees):
+            if serialization.is_plain_text(text):  # no tagged value anywhere: one scan for all
+                return [trial_from_document(tree, True) for tree in trees]
+            return [
+                trial_from_document(tree, serialization.is_plain_text(document))
+                for tree, document in zip(trees, documents)
+            ]
+    return [_stored_trial(document) for document in documents]
+
+
+def _stored_trial(stored: bytes) -> TrialRecord:
+    """The trial of a stored document: JSON text, or the pickle of a trial document of format 1.
 
     A format-1 document holds only plain values (its parameters and result are
     pickles of their own), so the unpickler of :func:`serialization.from_data`
     loads it without loading any class.
     """
     if stored[:1] == b"{":
-        return json.loads(stored)
-    return serialization.from_data(stored)
+        return trial_from_document(json.loads(stored), serialization.is_plain_text(stored))
+    return trial_from_document(serialization.from_data(stored))
