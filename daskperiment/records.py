@@ -83,6 +83,13 @@ class TrialRecord:
                 f"a successful trial is {FINISHED!r}, another one {FAILED!r} or {INTERRUPTED!r}"
             )
 
+    def blob_digests(self) -> set[str]:
+        """Digests of the blobs the trial refers to: its code and environments."""
+        digests = {self.code_digest, *self.worker_environment_digests}
+        if self.environment_digest:
+            digests.add(self.environment_digest)
+        return digests
+
 
 @dataclass(frozen=True, slots=True)
 class TrialStart:
@@ -120,13 +127,6 @@ class TrialStart:
     def status(self, now: float) -> str:
         """``"running"``, or ``"killed"`` once its heartbeat is stale at POSIX time ``now``."""
         return KILLED if is_stale(self.heartbeat, self.interval, now) else RUNNING
-
-    def blob_digests(self) -> set[str]:
-        """Digests of the blobs the trial refers to: its code and environments."""
-        digests = {self.code_digest, *self.worker_environment_digests}
-        if self.environment_digest:
-            digests.add(self.environment_digest)
-        return digests
 
 
 class MetricPoint(NamedTuple):
