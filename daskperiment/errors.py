@@ -43,6 +43,10 @@ class BackendError(DaskperimentError):
     """A backend specification is invalid or its store cannot be used."""
 
 
+class BatchSpooledError(BackendError):
+    """A server could not be reached: the batch is kept in the local spool and re-sent later (nothing is lost)."""
+
+
 class BackendURIError(BackendError, ValueError):
     """A ``redis://`` or ``mongodb://`` URI is malformed (a ``ValueError`` as in daskperiment 0.5)."""
 

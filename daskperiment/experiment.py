@@ -15,9 +15,10 @@ from daskperiment import collector, deletion, serialization
 from daskperiment.annotations import check_note, check_tag_count, check_tags
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
-from daskperiment.backend import Backend, open_backend
+from daskperiment.backend import DEFAULT_CACHE_DIRECTORY, Backend, LocalBackend, open_backend
 from daskperiment.capture import StepArtifacts
 from daskperiment.codecontext import CodeContext
+from daskperiment.codefiles import trial_code_file
 from daskperiment.context import active_step, current_context
 from daskperiment.errors import (
     ArtifactError,
@@ -303,7 +304,9 @@ class Experiment:
         """Parameter values: the current ones, or those trial ``trial_id`` ran with."""
         if trial_id is None:
             return self._parameters.current()
-        return dict(self._trial(trial_id).parameters)
+        trial_id = self._check_trial_id(trial_id)
+        start = self._backend.load_starts([trial_id]).get(trial_id)  # running (or killed)
+        return dict(start.parameters if start is not None else self._trial(trial_id).parameters)
 
     def __call__(self, func: Callable | None = None, *, cache: bool = False, seeded: bool = False) -> Any:
         """Decorate a function as a step (``@ex``, ``@ex()`` or ``@ex(cache=True)``).
@@ -580,11 +583,16 @@ class Experiment:
         recorded = f"its trial ids go up to {last}" if last else "it has no trial yet"
         raise TrialIDNotFoundError(
             f"Unable to find trial id: {trial_id}. trial {trial_id} of experiment {self.id!r} does "
-            f"not exist: {recorded} (a trial killed before it finished is not recorded)"
+            f"not exist: {recorded}"
         )
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
-        """All recorded trials as a DataFrame indexed by ``Trial ID``.
+        """All trials as a DataFrame indexed by ``Trial ID``, running ones included.
+
+        The ``Status`` column says ``running``, ``finished``, ``failed``,
+        ``interrupted`` (Ctrl+C) or ``killed`` (a running trial whose process
+        stopped marking it alive, see :mod:`daskperiment.status`); ``Success``
+        is 0.5's: True for finished trials only.
 
         Parameters
         ----------
@@ -597,8 +605,10 @@ class Experiment:
         ``Tags`` (sorted, joined by ``", "``) are shown (see :meth:`set_note`,
         :meth:`add_tags`).
         """
+        starts = self._backend.load_starts()  # before the trials: one ending meanwhile is in those
         return history_frame(
-            self._backend.load_trials(), verbose=verbose, annotations=self._backend.load_annotations()
+            self._backend.load_trials(), verbose=verbose, starts=starts,
+            annotations=self._backend.load_annotations(),
         )
 
     def get_persisted(self, step: str | Step, trial_id: int) -> Any:
@@ -644,6 +654,17 @@ class Experiment:
             holding NUL or a lone surrogate; an epoch that is not an integer
             within 64 bits; a value that is not a real number, or an integer
             beyond 2**53 in magnitude. The trial goes on if the step handles the error.
+
+        Notes
+        -----
+        The call only keeps the point in memory. While the trial runs, a
+        background thread writes the points saved so far in batches (every
+        2 s, or every 10,000 points; see :mod:`daskperiment.metricstream`),
+        so :meth:`load_metric`, ``daskperiment show --follow`` and the
+        dashboard show them, and a process killed mid-trial leaves them
+        recorded. Points saved by steps running in other processes (the
+        ``processes`` scheduler, ``dask.distributed`` workers) are written
+        when the trial ends.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")
@@ -651,10 +672,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if is_plain(key, epoch, value):
-                    recorder.metrics.append((key, epoch, value))
-                else:
-                    recorder.metrics.append(checked_point(key, epoch, value))
+                point = (key, epoch, value) if is_plain(key, epoch, value) else checked_point(key, epoch, value)
+                if not recorder.metrics and context is not None:  # the step's first point
+                    self._tracker.stream_metrics(recorder)
+                recorder.metrics.append(point)
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
@@ -669,7 +690,8 @@ class Experiment:
         key : str
             Metric key given to :meth:`save_metric` (``metric_key=`` as in daskperiment 0.5).
         trial_id : int or list of int
-            The trial(s) whose values to load.
+            The trial(s) whose values to load; for a running trial, the
+            points flushed so far (see :meth:`save_metric`).
 
         Returns
         -------
@@ -694,6 +716,9 @@ class Experiment:
         ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
         ids = [self._check_trial_id(t) for t in ids]
         found = {t.trial_id for t in self._backend.load_trials(ids)}
+        unrecorded = [t for t in ids if t not in found]
+        if unrecorded:  # running (or killed) trials: the points flushed so far
+            found.update(self._backend.load_starts(unrecorded))
         for missing in (t for t in ids if t not in found):
             self._raise_unknown_trial(missing)
         points = self._backend.load_metrics(key, ids)
@@ -893,6 +918,49 @@ class Experiment:
             return self._tracker.code.snapshot()[1]
         blob = self._backend.load_blob(self._trial(trial_id).code_digest)
         return blob.content.decode("utf-8") if blob is not None else ""
+
+    def code_file(self, trial_id: int) -> Path:
+        """Trial ``trial_id``'s code as a ``.py`` file, for diff tools and Git (made on request).
+
+        The file is ``code/<id>_<trial id>.py`` in the local store's folder
+        (daskperiment 0.5's name and place; for a server store, in
+        ``daskperiment_cache/<id>/code`` of the working directory), with the
+        text :meth:`get_code` returns. Recording a trial writes no such file:
+        the store keeps one file per code version, ``code/versions/<digest>.py``,
+        and the trial's file is a hard link to it (a copy where no link can be made).
+
+        Parameters
+        ----------
+        trial_id : int
+            A recorded trial.
+
+        Returns
+        -------
+        pathlib.Path
+            The file.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For a trial that is not recorded.
+        BackendError
+            When the file cannot be written (a read-only folder, a full disk).
+        """
+        record = self._trial(trial_id)
+        blob = self._backend.load_blob(record.code_digest)
+        if isinstance(self._backend, LocalBackend):
+            folder = self._backend.code_directory
+        else:
+            folder = Path(DEFAULT_CACHE_DIRECTORY).absolute() / self.id / "code"
+        try:
+            return trial_code_file(
+                folder, self.id, record.trial_id, record.code_digest, blob.content if blob is not None else b""
+            )
+        except OSError as exc:
+            raise BackendError(
+                f"cannot write the code file of trial {record.trial_id} in {folder}: {exc}. "
+                "Read the code with ex.get_code(trial_id) instead, or make the folder writable"
+            ) from exc
 
     def _environment(self, trial_id: int | None) -> dict[str, Any]:
         if trial_id is None:

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
+from daskperiment.status import FAILED, FINISHED, INTERRUPTED, KILLED, RUNNING, is_stale
+
 
 @dataclass(frozen=True, slots=True)
 class TrialRecord:
@@ -50,6 +52,10 @@ class TrialRecord:
         Steps whose output was taken from the step cache instead of being
         computed, each with the id of the trial that computed it; in graph
         order, empty when every step ran.
+    status : str
+        How the trial ended: ``"finished"``, ``"failed"`` or ``"interrupted"``
+        (see :mod:`daskperiment.status`). Given empty (a trial recorded before
+        statuses), it follows from ``success``.
     """
 
     trial_id: int
@@ -66,6 +72,16 @@ class TrialRecord:
     sweep_id: str | None = None
     worker_environment_digests: tuple[str, ...] = ()
     cached_steps: tuple[tuple[str, int], ...] = ()
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", FINISHED if self.success else FAILED)
+        elif self.status not in (FINISHED, FAILED, INTERRUPTED) or (self.status == FINISHED) != bool(self.success):
+            raise ValueError(
+                f"trial {self.trial_id} cannot end with status {self.status!r} and success={self.success!r}: "
+                f"a successful trial is {FINISHED!r}, another one {FAILED!r} or {INTERRUPTED!r}"
+            )
 
     def blob_digests(self) -> set[str]:
         """Digests of the blobs the trial refers to: its code and environments."""
@@ -73,6 +89,44 @@ class TrialRecord:
         if self.environment_digest:
             digests.add(self.environment_digest)
         return digests
+
+
+@dataclass(frozen=True, slots=True)
+class TrialStart:
+    """A trial as recorded when it starts, until the record of its end replaces it.
+
+    Stores keep it under the trial's id (allocated with it, see
+    :meth:`daskperiment.backend.base.Backend.start_trials`).
+
+    Attributes
+    ----------
+    parameters : Mapping[str, Any]
+        Parameter values the trial runs with.
+    seed : int or None
+        Its seed.
+    started : float
+        POSIX time it started.
+    heartbeat : float
+        POSIX time its process last marked it alive (its start at first).
+    interval : float
+        Seconds between the heartbeats of its process.
+    process : str
+        The process running it: host and process id.
+    sweep_id : str or None
+        The sweep it belongs to.
+    """
+
+    parameters: Mapping[str, Any]
+    seed: int | None
+    started: float
+    heartbeat: float
+    interval: float
+    process: str
+    sweep_id: str | None = None
+
+    def status(self, now: float) -> str:
+        """``"running"``, or ``"killed"`` once its heartbeat is stale at POSIX time ``now``."""
+        return KILLED if is_stale(self.heartbeat, self.interval, now) else RUNNING
 
 
 class MetricPoint(NamedTuple):

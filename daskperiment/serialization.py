@@ -63,6 +63,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_TYPE_NAME = 1000
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder()
 _OLD_PICKLE = b"\x80"  # the PROTO opcode every pickle of protocol 2 or later starts with
 
 OLD_PICKLE_TYPES = frozenset(
@@ -370,13 +371,24 @@ def from_data(tree: Any, *, strict: bool = False) -> Any:
 def from_text(text: str | bytes, *, strict: bool = False) -> Any:
     """The value of a :func:`to_text` text (``bytes``: the pickle an earlier daskperiment stored)."""
     if isinstance(text, str):
-        reader = _Reader(_TRUST.get(), strict)
         try:
-            tree = json.loads(text)
+            tree = _DECODER.decode(text)
         except ValueError as exc:
-            return reader.damaged(f"malformed data ({exc})")
-        return _kept(tree) if _KEEP.get() else reader.value(tree)
+            return _Reader(_TRUST.get(), strict).damaged(f"malformed data ({exc})")
+        if _KEEP.get():
+            return _kept(tree)
+        return tree if is_plain_text(text) else _Reader(_TRUST.get(), strict).value(tree)
     return from_data(text, strict=strict)
+
+
+def is_plain_text(text: str | bytes) -> bool:
+    """Whether the JSON ``text`` holds no tagged value: its tree *is* its value (no walk needed).
+
+    A tag is an object key starting with ``@``, written ``"@`` (or, escaped, ``"\\u0040``).
+    """
+    if isinstance(text, str):
+        return '"@' not in text and '"\\u0040' not in text
+    return b'"@' not in text and b'"\\u0040' not in text
 
 
 def loads(payload: bytes | memoryview, *, strict: bool = False) -> Any:

@@ -82,7 +82,7 @@ def test_trials_are_recorded_in_history(ex: Experiment) -> None:
     assert history.index.name == "Trial ID"
     assert list(history.index) == [1, 2]
     assert list(history.columns) == [
-        "a", "b", "Result", "Success", "Finished", "Process Time", "Description"
+        "a", "b", "Result", "Success", "Finished", "Process Time", "Description", "Status"
     ]
     assert list(history["a"]) == [1, 3] and list(history["b"]) == [2, 2]
     assert history["Result"].tolist() == pytest.approx([10 / 3, 2.0])
@@ -95,7 +95,7 @@ def test_trials_are_recorded_in_history(ex: Experiment) -> None:
     verbose = ex.get_history(verbose=True)
     assert list(verbose.columns) == [
         "a", "b", "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-        "Description",
+        "Description", "Status",
     ]
     assert verbose["Result Type"].tolist() == ["<class 'float'>", "<class 'float'>"]
     assert verbose["Seed"].tolist() == [1, 2]
@@ -454,9 +454,10 @@ def test_code_is_captured_and_changes_are_diffed(ex: Experiment, warnings_of, tm
     changes = [w for w in warnings_of() if "Code context has been changed since" in w]
     assert len(changes) == 1
     assert "--- trial 1" in changes[0] and "+++ trial 2" in changes[0]
-    code_file = tmp_path / "store" / ex.id / "code" / f"{ex.id}_1.py"
+    code_file = ex.code_file(1)
+    assert code_file == tmp_path / "store" / ex.id / "code" / f"{ex.id}_1.py"
     assert code_file.read_text() == ex.get_code(1)
-    assert (tmp_path / "store" / ex.id / "code" / f"{ex.id}_2.py").read_text() == ex.get_code(2)
+    assert ex.code_file(2).read_text() == ex.get_code(2)
     assert ex.get_code(1) != ex.get_code(2)
 
 

@@ -33,6 +33,7 @@ from daskperiment.records import (
     RecordBatch,
     StepOutput,
     TrialRecord,
+    TrialStart,
 )
 
 DEADLOCK_SECONDS = 120  # only to fail rather than hang if a process never gets there
@@ -94,8 +95,8 @@ def _run_at_barrier(
         outcomes.put((True, traceback.format_exc()))
 
 
-def trial(trial_id: int, **changes: object) -> TrialRecord:
-    record = TrialRecord(
+def trial(trial_id: int, **changes: Any) -> TrialRecord:
+    fields: dict[str, Any] = dict(
         trial_id=trial_id,
         parameters={"a": trial_id, "b": [1, 2]},
         result=trial_id * 1.5,
@@ -108,7 +109,7 @@ def trial(trial_id: int, **changes: object) -> TrialRecord:
         code_digest="c" * 64,
         environment_digest="e" * 64,
     )
-    return replace(record, **changes)
+    return TrialRecord(**{**fields, **changes})
 
 
 def test_trial_ids_are_allocated_in_order(store: Backend) -> None:
@@ -212,6 +213,125 @@ def test_blocks_of_trial_ids_are_disjoint_across_threads_and_processes(store: Ba
     assert all(len(ids) == size for size, ids in blocks)
     total = sum(size for size, _ in blocks)
     assert sorted(i for _, ids in blocks for i in ids) == list(range(1, total + 1))
+
+
+def start(number: int, **changes: object) -> TrialStart:
+    record = TrialStart(
+        parameters={"a": number, "b": [1, (2, "x")], "c": float("nan") if number % 2 else -0.0},
+        seed=number * 7,
+        started=1_700_000_000.0 + number,
+        heartbeat=1_700_000_000.5 + number,
+        interval=10.0,
+        process=f"host:{1000 + number}",
+        sweep_id=None if number % 3 else f"sweep-{number}",
+    )
+    return replace(record, **changes)
+
+
+def same_start(expected: TrialStart, actual: TrialStart) -> bool:
+    return same_value(dict(expected.parameters), dict(actual.parameters)) and replace(
+        expected, parameters={}
+    ) == replace(actual, parameters={})
+
+
+def test_started_trials_are_stored_under_the_ids_they_get(store: Backend) -> None:
+    starts = [start(n) for n in range(1, 6)]
+    assert store.start_trials(starts[:1]) == range(1, 2)
+    assert store.start_trials(starts[1:]) == range(2, 6)
+    assert store.allocate_trial_ids(2) == range(6, 8)  # one counter for both
+    assert store.start_trials([start(8)]) == range(8, 9)
+    loaded = store.load_starts()
+    assert list(loaded) == [1, 2, 3, 4, 5, 8]
+    for number, expected in zip([1, 2, 3, 4, 5], starts):
+        assert same_start(expected, loaded[number]), (expected, loaded[number])
+    assert same_start(start(8), loaded[8])
+    assert list(store.load_starts([8, 2, 99])) == [2, 8]
+    assert store.load_starts([]) == {}
+    assert store.last_trial_id() == 0 and store.load_trials() == []  # started is not recorded
+
+
+def test_recording_a_trial_removes_its_start(store: Backend) -> None:
+    store.start_trials([start(n) for n in range(1, 5)])
+    store.write_batch(RecordBatch(trials=[trial(1), trial(3, status="interrupted", success=False)]))
+    store.write_trial(trial(4, success=False, result=None, result_type="", description="E(x)"))
+    assert list(store.load_starts()) == [2]
+    assert [(t.trial_id, t.status) for t in store.load_trials()] == [
+        (1, "finished"), (3, "interrupted"), (4, "failed")
+    ]
+
+
+def test_heartbeats_update_started_trials_only(store: Backend) -> None:
+    store.start_trials([start(1), start(2), start(3)])
+    store.write_trial(trial(2))
+    store.beat_trials([1, 2, 3, 99], 1_800_000_000.25)
+    store.beat_trials([], 1_900_000_000.0)
+    loaded = store.load_starts()
+    assert list(loaded) == [1, 3]  # the recorded trial and an unknown id get no start back
+    assert [s.heartbeat for s in loaded.values()] == [1_800_000_000.25] * 2
+    assert loaded[1].started == start(1).started
+    store.beat_trials([3], 1_800_000_010.5)
+    assert [s.heartbeat for s in store.load_starts().values()] == [1_800_000_000.25, 1_800_000_010.5]
+
+
+def test_a_start_that_cannot_be_serialized_reserves_nothing(store: Backend) -> None:
+    with pytest.raises(TypeError):
+        store.start_trials([start(1), start(2, parameters={"a": threading.Lock()})])
+    with pytest.raises(ValueError, match="non-empty sequence of TrialStart"):
+        store.start_trials([])
+    with pytest.raises(ValueError, match="non-empty sequence of TrialStart"):
+        store.start_trials([trial(1)])  # type: ignore[list-item]
+    assert store.load_starts() == {}
+    assert store.start_trials([start(1)]) == range(1, 2)
+
+
+def test_a_trial_status_round_trips_and_older_records_follow_success(store: Backend) -> None:
+    records = [
+        trial(1),
+        trial(2, success=False, result=None, result_type="", description="E(x)"),
+        trial(3, success=False, result=None, result_type="", description="KeyboardInterrupt()", status="interrupted"),
+    ]
+    store.write_batch(RecordBatch(trials=records))
+    assert [t.status for t in store.load_trials()] == ["finished", "failed", "interrupted"]
+    assert store.load_trials() == records
+
+
+def _start_blocks(store: Backend, seed: int) -> list[tuple[int, range]]:
+    sizes = random.Random(seed).choices(range(1, 6), k=STARTS_PER_WORKER)
+    blocks = []
+    for number, size in enumerate(sizes):
+        if number % 4 == 3:  # allocations without start share the counter
+            blocks.append((-size, store.allocate_trial_ids(size)))
+        else:
+            blocks.append((size, store.start_trials([start(seed * 1000 + number)] * size)))
+    return blocks
+
+
+STARTS_PER_WORKER = 24
+
+
+def test_trials_started_at_once_by_threads_and_processes_get_every_id_once(store: Backend) -> None:
+    in_threads: list[tuple[int, range]] = []
+
+    def start_in_threads() -> None:
+        threads = [
+            threading.Thread(target=lambda s=seed: in_threads.extend(_start_blocks(store, s)))
+            for seed in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    in_processes = run_in_processes(
+        _start_blocks, [(store, seed) for seed in range(4, 8)], alongside=start_in_threads
+    )
+    blocks = in_threads + [block for blocks in in_processes for block in blocks]
+    assert len(blocks) == 8 * STARTS_PER_WORKER
+    assert all(len(ids) == abs(size) for size, ids in blocks)
+    total = sum(abs(size) for size, _ in blocks)
+    assert sorted(i for _, ids in blocks for i in ids) == list(range(1, total + 1))
+    started = sorted(i for size, ids in blocks if size > 0 for i in ids)
+    assert list(store.load_starts()) == started
 
 
 def test_trials_round_trip(store: Backend) -> None:

@@ -26,6 +26,7 @@ from daskperiment.records import (
     PersistedValue,
     RecordBatch,
     TrialRecord,
+    TrialStart,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,56 @@ class Backend(ABC):
         return self.allocate_trial_ids(1)[0]
 
     @abstractmethod
+    def start_trials(self, starts: Sequence[TrialStart]) -> range:
+        """Allocate a trial id for each of ``starts`` and record them as running, atomically.
+
+        One transaction or round trip: either every id is reserved with its
+        start recorded, or nothing is, so no allocated id is ever lost (a
+        trial whose process dies reads as killed, see :meth:`load_starts`).
+        The ids are consecutive and unique across all writers of the
+        experiment, as those of :meth:`allocate_trial_ids`.
+
+        Parameters
+        ----------
+        starts : sequence of TrialStart
+            One start per trial, at least one.
+
+        Returns
+        -------
+        range
+            The ids, ``starts[i]`` stored under ``ids[i]``.
+
+        Raises
+        ------
+        ValueError
+            When ``starts`` is empty (nothing is reserved).
+        TypeError
+            When parameters cannot be serialized (nothing is reserved).
+        """
+
+    @abstractmethod
+    def beat_trials(self, trial_ids: Sequence[int], when: float) -> None:
+        """Set the heartbeat of started trials to the POSIX time ``when``, in one round trip.
+
+        Ids of trials recorded since (or never started) are ignored: a late
+        heartbeat never brings a start record back.
+        """
+
+    @abstractmethod
+    def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
+        """The starts of trials whose end is not recorded: all of them, or those of ``trial_ids``.
+
+        A batch recording a trial removes its start (see :meth:`write_batch`);
+        a reader still ignores a start whose trial is recorded (a server that
+        died half-way through a batch may hold both until it is re-sent).
+
+        Returns
+        -------
+        dict of int to TrialStart
+            By trial id, in id order.
+        """
+
+    @abstractmethod
     def write_batch(self, batch: RecordBatch) -> None:
         """Write every record of ``batch`` atomically: all of it or none of it.
 
@@ -98,7 +149,7 @@ class Backend(ABC):
         persisted value, step output (same input key: the latest output is
         what the purity check compares with), cache entry (same ``key``) or
         artifact record (same trial, name and path) written again replaces the
-        earlier one.
+        earlier one. Recording a trial removes its start (:meth:`start_trials`).
         """
 
     def write_trial(self, trial: TrialRecord) -> None:
@@ -426,6 +477,16 @@ def check_trial_id_count(count: object) -> int:
             "Pass an int of 1 or more, e.g. allocate_trial_ids(10)"
         )
     return int(count)
+
+
+def check_starts(starts: Sequence[TrialStart]) -> list[TrialStart]:
+    """The ``starts`` of :meth:`Backend.start_trials` as a list, once checked to be non-empty TrialStarts."""
+    listed = list(starts)
+    if not listed or not all(isinstance(start, TrialStart) for start in listed):
+        raise ValueError(
+            f"start_trials() takes a non-empty sequence of TrialStart records, got {starts!r}"
+        )
+    return listed
 
 
 def trial_id_block(last: int, count: int) -> range:

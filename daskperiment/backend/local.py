@@ -33,12 +33,14 @@ from daskperiment.backend.base import (
     Backend,
     check_setting,
     check_setting_name,
+    check_starts,
     check_trial_id_count,
     describe_batch,
     trial_id_block,
 )
 from daskperiment.backend.codec import (
     annotation_from_document,
+    bulk_decoding,
     cache_entry_document,
     cache_entry_from_document,
     cached_steps_of,
@@ -46,6 +48,7 @@ from daskperiment.backend.codec import (
     metric_kinds,
     parameters_of,
 )
+from daskperiment.codefiles import write_version
 from daskperiment.errors import BackendError
 from daskperiment.records import (
     Annotation,
@@ -58,6 +61,7 @@ from daskperiment.records import (
     PersistedValue,
     RecordBatch,
     TrialRecord,
+    TrialStart,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,6 +82,22 @@ _METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
         all_int INTEGER NOT NULL  -- 1 while every value saved under the key was an int
     )"""
 
+# -- schema 6: running trials (trial_starts; trials.status) ------------------------------
+# A trial's start is written with its id (one transaction), its heartbeat updated
+# while it runs, and the row deleted by the batch recording its end.
+_TRIAL_STARTS = """CREATE TABLE IF NOT EXISTS trial_starts (
+        trial_id INTEGER PRIMARY KEY,
+        parameters TEXT NOT NULL,  -- JSON text, as trials.parameters
+        seed INTEGER,
+        started REAL NOT NULL,
+        heartbeat REAL NOT NULL,  -- POSIX time its process last marked it alive
+        interval REAL NOT NULL,  -- seconds between heartbeats of that process
+        process TEXT NOT NULL,
+        sweep_id TEXT
+    )"""
+_STATUS_UPGRADE = ("ALTER TABLE trials ADD COLUMN status TEXT",)  # the table comes with _SCHEMA
+# -- end of schema 6 ---------------------------------------------------------------------
+
 # The schema, created if missing; statements run one by one inside a transaction
 # (``executescript`` would commit it first).
 _SCHEMA = (
@@ -97,8 +117,10 @@ _SCHEMA = (
         environment_digest TEXT,
         sweep_id TEXT,
         worker_environments TEXT,  -- JSON list of digests, NULL when there is none
-        cached_steps TEXT  -- JSON list of [step, trial id], NULL when there is none
+        cached_steps TEXT,  -- JSON list of [step, trial id], NULL when there is none
+        status TEXT  -- finished, failed or interrupted; NULL before schema 6 (follows success)
     )""",
+    _TRIAL_STARTS,
     """CREATE TABLE IF NOT EXISTS metrics (
         key TEXT NOT NULL,
         trial_id INTEGER NOT NULL,
@@ -153,14 +175,16 @@ _UPGRADES = {
     # parameters and result are now JSON text (see serialization.to_text); the pickles
     # (BLOBs) of earlier trials stay as they are and read as serialization.from_text says
     4: (),
-    5: (),  # schema 6 (issue 12): the annotations table, which _SCHEMA creates
+    # schema 6 (issue 12): trial starts and statuses; the annotations table, which _SCHEMA creates
+    5: _STATUS_UPGRADE,
 }
 
 _TRIAL_COLUMNS = (
     "trial_id, parameters, result, result_type, success, finished, process_time,"
     " description, seed, code_digest, environment_digest, sweep_id, worker_environments,"
-    " cached_steps"
+    " cached_steps, status"
 )
+_START_COLUMNS = "trial_id, parameters, seed, started, heartbeat, interval, process, sweep_id"
 _TRIAL_PLACEHOLDERS = ", ".join("?" * len(_TRIAL_COLUMNS.split(",")))
 # Columns of cache_entries holding the fields of a cache entry document (see codec).
 _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "created")
@@ -170,13 +194,15 @@ _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
 
 
 class LocalBackend(Backend):
-    """Store an experiment in ``directory``: a SQLite database and one code file per trial.
+    """Store an experiment in ``directory``: a SQLite database and one code file per code version.
 
     Parameters
     ----------
     directory : str or pathlib.Path
         Folder of the experiment, created if missing. It holds
-        ``<experiment id>.sqlite3`` and ``code/<experiment id>_<trial id>.py``.
+        ``<experiment id>.sqlite3`` and ``code/versions/<digest>.py``, one file
+        per distinct code text (a trial's own ``code/<experiment id>_<trial id>.py``
+        is made on request, see :meth:`Experiment.code_file`).
     experiment_id : str
         Id of the experiment.
     """
@@ -402,6 +428,32 @@ class LocalBackend(Backend):
         self._highest_id = max(self._highest_id, int(row[0]))
         return trial_id_block(int(row[0]), count)
 
+    def start_trials(self, starts: Sequence[TrialStart]) -> range:
+        """Reserve ids and insert the starts in one transaction (see :meth:`Backend.start_trials`)."""
+        rows = [_start_row(start) for start in check_starts(starts)]  # raises before the transaction
+        what = "the start of a trial" if len(rows) == 1 else f"the start of {len(rows)} trials"
+        with self._write(what) as connection:
+            (row,) = connection.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
+                (len(rows),),
+            ).fetchall()
+            ids = trial_id_block(int(row[0]), len(rows))
+            connection.executemany(
+                f"INSERT OR REPLACE INTO trial_starts ({_START_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(trial_id, *start) for trial_id, start in zip(ids, rows)],
+            )
+        self._highest_id = max(self._highest_id, ids[-1])
+        return ids
+
+    def beat_trials(self, trial_ids: Sequence[int], when: float) -> None:
+        if not trial_ids:
+            return
+        with self._write("the heartbeat of running trials") as connection:
+            connection.execute(
+                "UPDATE trial_starts SET heartbeat = ? WHERE trial_id IN (SELECT value FROM json_each(?))",
+                (float(when), _json_list(sorted({int(t) for t in trial_ids}))),
+            )
+
     def write_batch(self, batch: RecordBatch) -> None:
         # Serialize everything before the transaction: a value that cannot be
         # serialized raises here, and nothing is written.
@@ -455,12 +507,15 @@ class LocalBackend(Backend):
                     f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
+                connection.execute(
+                    "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
+                    (_json_list([trial.trial_id for trial in batch.trials]),),
+                )
             missing = _missing_blobs(connection, batch)  # issue 12: blobs a deletion removed
         self._blobs_missing(batch, missing)
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
-        for trial in batch.trials:
-            self._write_code_file(trial, batch.blobs)
+            self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -470,33 +525,20 @@ class LocalBackend(Backend):
                 "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
             )
 
-    def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
-        """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
+    def _write_code_versions(self, digests: set[str], blobs: list[Blob]) -> None:
+        """Write ``code/versions/<digest>.py`` for each code version this process has not written yet.
 
-        Each distinct code text is written once, as ``code/versions/<digest>.py``;
-        trial files are hard links to it (a new file costs ~10x more than a link).
+        One file per distinct code text, none per trial: a trial's own file is
+        made on request (:func:`daskperiment.codefiles.trial_code_file`).
         """
-        target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
-        try:
-            version = self._code_version_file(trial.code_digest, blobs)
+        for digest in digests - self._code_versions:
             try:
-                os.link(version, target)
-            except FileExistsError:  # the trial is written again
-                target.unlink()
-                os.link(version, target)
-            except OSError:  # no hard links here: copy instead
-                _write_atomically(target, version.read_bytes())
-        except OSError as exc:
-            logger.warning("could not write the code file %s: %s", target, exc)
-
-    def _code_version_file(self, digest: str, blobs: list[Blob]) -> Path:
-        path = self.code_directory / "versions" / f"{digest}.py"
-        if digest not in self._code_versions and not path.exists():
-            blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, blob.content if blob is not None else b"")
-        self._code_versions.add(digest)
-        return path
+                blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
+                write_version(self.code_directory, digest, blob.content if blob is not None else b"")
+            except (OSError, BackendError) as exc:
+                logger.warning("could not write the code file of version %s: %s", digest, exc)
+                continue
+            self._code_versions.add(digest)
 
     # -- reads --------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -504,16 +546,28 @@ class LocalBackend(Backend):
         return int(value)
 
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
+        with bulk_decoding():
+            if trial_ids is None:
+                rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                rows = self._read(
+                    f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
+                    f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                    (_json_list(ids),),
+                )
+            return [_trial_record(row) for row in rows]
+
+    def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         if trial_ids is None:
-            rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
+            rows = self._read(f"SELECT {_START_COLUMNS} FROM trial_starts ORDER BY trial_id")
         else:
-            ids = sorted({int(t) for t in trial_ids})
             rows = self._read(
-                f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
-                f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
-                (_json_list(ids),),
+                f"SELECT {_START_COLUMNS} FROM trial_starts WHERE trial_id IN "
+                "(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                (_json_list(sorted({int(t) for t in trial_ids})),),
             )
-        return [_trial_record(row) for row in rows]
+        return {int(row[0]): _trial_start(row[1:]) for row in rows}
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         import numpy as np
@@ -828,12 +882,6 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(content)
-    os.replace(partial, path)
-
-
 def _json_list(values: list) -> str:
     return json.dumps(values)
 
@@ -855,30 +903,51 @@ def _trial_row(trial: TrialRecord) -> tuple:
         trial.sweep_id,
         _json_list(list(workers)) if workers else None,
         _json_list(cached_steps_pairs(cached)) if cached else None,
+        trial.status,
     )
 
 
 def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
      description, seed, code_digest, environment_digest, sweep_id, worker_environments,
-     cached_steps) = row
-    return TrialRecord(
-        trial_id=trial_id,
-        parameters=parameters_of(serialization.from_text(parameters)),
-        result=serialization.from_text(result),
-        result_type=result_type,
-        success=bool(success),
-        finished=finished,
-        process_time=process_time,
-        description=description,
-        seed=seed,
-        code_digest=code_digest,
-        environment_digest=environment_digest,
-        sweep_id=sweep_id,
-        worker_environment_digests=(
-            tuple(json.loads(worker_environments)) if worker_environments else ()
-        ),
-        cached_steps=cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+     cached_steps, status) = row
+    return TrialRecord(  # positional: a history of 100,000 trials makes 100,000 of them
+        trial_id,
+        parameters_of(serialization.from_text(parameters)),
+        serialization.from_text(result),
+        result_type,
+        bool(success),
+        finished,
+        process_time,
+        description,
+        seed,
+        code_digest,
+        environment_digest,
+        sweep_id,
+        tuple(json.loads(worker_environments)) if worker_environments else (),
+        cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+        status or "",
+    )
+
+
+def _start_row(start: TrialStart) -> tuple:
+    """The columns of ``start`` after its trial id (see ``_START_COLUMNS``)."""
+    return (
+        serialization.to_text(dict(start.parameters)),
+        start.seed,
+        float(start.started),
+        float(start.heartbeat),
+        float(start.interval),
+        start.process,
+        start.sweep_id,
+    )
+
+
+def _trial_start(row: tuple) -> TrialStart:
+    parameters, seed, started, heartbeat, interval, process, sweep_id = row
+    return TrialStart(
+        parameters_of(serialization.from_text(parameters)), seed, started, heartbeat, interval,
+        process, sweep_id,
     )
 
 

@@ -8,6 +8,8 @@ Its documents, by ``_id``::
                                the epoch, a random token made with it (see server.py)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
+    "start:<n>"                kind "start": the start of trial n while its end is not recorded,
+                               with its heartbeat
     "trial:<n>"                kind "trial": one trial (parameters and result as data trees:
                                queryable fields such as ``parameters.lr``; pickles before format 2),
                                with the token of the batch that wrote it
@@ -29,7 +31,11 @@ last: a trial appears in the history only once everything its batch carries
 is stored. Guards come first: an upsert of the counter matching the epoch (a
 duplicate ``_id`` error stops the batch when the epoch is another), then one
 per trial matching its id and the batch's token (a duplicate stops the batch
-when another batch wrote that trial). Multi-document transactions are not used, since a standalone
+when another batch wrote that trial); the batch deletes the starts of the trials it
+records after their documents. Trials start by one ordered bulk write too: an update
+of the counter matching the value this process expects (a duplicate ``_id`` error
+when another process moved it: the value is read and the write tried again), then
+the starts under the ids it reserved. Multi-document transactions are not used, since a standalone
 mongod has none; every write is idempotent, so a batch cut short by a failure
 is completed by re-sending it from the spool.
 """
@@ -44,7 +50,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import bson
 import pymongo
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
     BulkWriteError,
@@ -58,6 +64,7 @@ from daskperiment.backend.codec import (
     annotation_document,
     annotation_from_document,
     artifact_document,
+    bulk_decoding,
     artifact_from_document,
     cache_entry_document,
     cache_entry_from_document,
@@ -65,6 +72,8 @@ from daskperiment.backend.codec import (
     metric_chunks,
     metric_kinds,
     metric_series,
+    start_document,
+    start_from_document,
     trial_document,
     trial_from_document,
 )
@@ -89,6 +98,7 @@ from daskperiment.records import (
     PersistedValue,
     RecordBatch,
     TrialRecord,
+    TrialStart,
 )
 
 logger = logging.getLogger(__name__)
@@ -101,6 +111,8 @@ _TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS", "timeoutMS")
 _DUPLICATE_KEY = 11000
 AUTHENTICATION_FAILED = 18
 """Server error code of a refused user name or password."""
+START_ATTEMPTS = 1000
+"""Tries of a start against other processes moving the counter meanwhile (then an error)."""
 DELETED_TRIAL = "deleted_trial"
 """Kind of the document of a trial being deleted: readers no longer see it."""
 _TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
@@ -138,6 +150,7 @@ class MongoBackend(ServerBackend):
         self._given_database = database
         self._given_pid = os.getpid()  # a forked child opens its own client
         self.collection_name = COLLECTION_PREFIX + self.experiment_id
+        self._expected_counter = 0
 
     @classmethod
     def from_database(cls, database: Database, experiment_id: str) -> "MongoBackend":
@@ -199,6 +212,58 @@ class MongoBackend(ServerBackend):
             return_document=pymongo.ReturnDocument.AFTER,
         )
         return counter["value"] if counter is not None else None
+
+    def _encode_starts(self, starts: list[TrialStart]) -> list[dict[str, Any]]:
+        documents = [start_document(start) for start in starts]
+        for document in documents:
+            self._check_size(len(bson.encode({"parameters": document["parameters"]})), "a trial's parameters")
+        return documents
+
+    def _record_starts(self, encoded: list[dict[str, Any]], count: int, epoch: str) -> int | None:
+        collection = self._collection()
+        expected = max(self._expected_counter, self._highest_id)
+        for _ in range(START_ATTEMPTS):
+            operations: list[Any] = [
+                UpdateOne(  # matches no document once the counter moved: its upsert is then a duplicate
+                    {"_id": "counter", "epoch": epoch, "value": expected},
+                    {"$inc": {"value": count}, "$setOnInsert": {"lost": True}},
+                    upsert=True,
+                ),
+                *(
+                    ReplaceOne(
+                        {"_id": f"start:{expected + i}"},
+                        {"kind": "start", "trial_id": expected + i, **document},
+                        upsert=True,
+                    )
+                    for i, document in enumerate(encoded, start=1)
+                ),
+            ]
+            try:
+                result = collection.bulk_write(operations, ordered=True)
+            except BulkWriteError as exc:
+                error = exc.details["writeErrors"][0]
+                if error.get("code") != _DUPLICATE_KEY or error["index"] != 0:
+                    raise
+                counter = collection.find_one({"_id": "counter"}, {"value": 1, "epoch": 1})
+                if counter is None or counter.get("epoch") != epoch or "value" not in counter:
+                    return None
+                expected = int(counter["value"])
+                continue
+            if 0 in result.upserted_ids:  # the collection had lost its counter: a new epoch says so
+                collection.update_one(
+                    {"_id": "counter", "lost": True}, {"$set": {"epoch": new_epoch()}, "$unset": {"lost": ""}}
+                )
+            self._expected_counter = expected + count
+            return expected + count
+        raise BackendError(
+            f"cannot start trials on the {self.kind} server {self.server}: other processes moved the "
+            f"trial id counter of experiment {self.experiment_id!r} {START_ATTEMPTS} times in a row"
+        )
+
+    def _beat(self, trial_ids: list[int], when: float) -> None:
+        self._collection().update_many(
+            {"_id": {"$in": [f"start:{trial_id}" for trial_id in trial_ids]}}, {"$set": {"heartbeat": when}}
+        )
 
     def _claim_epoch(self, floor: int) -> str:
         """See :meth:`ServerBackend._claim_epoch`.
@@ -329,6 +394,7 @@ class MongoBackend(ServerBackend):
                     upsert=True,
                 )
             )
+        operations.extend(DeleteOne({"_id": f"start:{trial.trial_id}"}) for trial in batch.trials)
         return operations
 
     def _check_size(self, size: int, what: str) -> None:
@@ -374,10 +440,17 @@ class MongoBackend(ServerBackend):
         query: dict[str, Any] = {"kind": "trial"}
         if trial_ids is not None:
             query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
-        with self._reaching("read trials"):
+        with self._reaching("read trials"), bulk_decoding():
             cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
-            documents = list(cursor)
-        return [trial_from_document(document) for document in documents]
+            return [trial_from_document(document) for document in cursor]
+
+    def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
+        query: dict[str, Any] = {"kind": "start"}
+        if trial_ids is not None:
+            query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
+        with self._reaching("read running trials"):
+            documents = list(self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH))
+        return {int(document["trial_id"]): start_from_document(document) for document in documents}
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         ids = sorted({int(t) for t in trial_ids})
