@@ -647,7 +647,7 @@ class RedisBackend(ServerBackend):
                 pipe.hvals(self._key(f"artifacts:{trial_id}"))
             documents, *artifacts = pipe.execute()
             blobs = sorted({
-                digest for d in documents if d is not None for digest in document_blob_digests(_trial_fields(d))
+                digest for d in documents if d is not None for digest in document_blob_digests(_stored_fields(d))
             })
             digests = sorted({json.loads(r)["digest"] for records in artifacts for r in records})
             deleted, removed, orphans = client.eval(
@@ -798,3 +798,8 @@ def _stored_trial(stored: bytes) -> TrialRecord:
     if stored[:1] == b"{":
         return trial_from_document(json.loads(stored), serialization.is_plain_text(stored))
     return trial_from_document(serialization.from_data(stored))
+
+
+def _stored_fields(stored: bytes) -> dict[str, Any]:
+    """The fields of a stored trial document, its values left unread (JSON, or a format-1 pickle)."""
+    return json.loads(stored) if stored[:1] == b"{" else serialization.from_data(stored)
