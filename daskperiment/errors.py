@@ -124,3 +124,7 @@ class AnnotationError(DaskperimentError, ValueError):
 
 class TransferError(DaskperimentError):
     """An experiment cannot be exported, imported or copied: a malformed file, a target holding trials, ..."""
+
+
+class TrialRunningError(DaskperimentError, RuntimeError):
+    """A trial that is still running was asked to be deleted."""

@@ -8,6 +8,7 @@ import numbers
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
@@ -28,6 +29,7 @@ from daskperiment.errors import (
     MetricError,
     PersistedValueNotFoundError,
     TrialIDNotFoundError,
+    TrialRunningError,
     UnreadableValueError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
@@ -39,6 +41,7 @@ from daskperiment.script import script_logging, script_mode_default
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
 from daskperiment.step import Step, check_cache_options
+from daskperiment.status import RUNNING
 from daskperiment.stepcache import StepCache
 from daskperiment.tracker import Tracker, TrialFuture
 from daskperiment.trial import TrialResult
@@ -882,17 +885,28 @@ class Experiment:
         ------
         TrialIDNotFoundError
             For an id of no recorded trial (nothing is deleted).
+        TrialRunningError
+            For a trial still running (killed ones can be deleted; nothing is deleted).
         """
         ids = [trial_ids] if isinstance(trial_ids, numbers.Integral) else list(trial_ids)
         ids = sorted({self._check_trial_id(t) for t in ids})
         found = {t.trial_id for t in self._backend.load_trials(ids)}
-        missing = [t for t in ids if t not in found]
+        starts = self._backend.load_starts([t for t in ids if t not in found]) if len(found) < len(ids) else {}
+        missing = [t for t in ids if t not in found and t not in starts]
         if missing:
             last = self._backend.last_trial_id()
             raise TrialIDNotFoundError(
                 f"Unable to find trial id: {missing[0]}. cannot delete trial"
                 f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of experiment "
                 f"{self.id!r}: not recorded (its trial ids go up to {last}); nothing was deleted"
+            )
+        now = time.time()
+        running = [t for t, start in starts.items() if start.status(now) == RUNNING]
+        if running:
+            raise TrialRunningError(
+                f"cannot delete trial{'s' if len(running) > 1 else ''} {', '.join(map(str, running))} "
+                f"of experiment {self.id!r}: still running (its process marks it alive); delete it "
+                "once it has ended, or once it shows as killed; nothing was deleted"
             )
         return list(deletion.delete_trials(self._backend, self.artifacts, ids, files=files).trial_ids)
 

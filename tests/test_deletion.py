@@ -245,3 +245,34 @@ def test_a_mongo_deletion_cut_short_is_hidden_then_finished(mongo_uri, make_expe
     for trial_id in (1, 3, 4, *range(8, 13)):
         check_trial(ex, trial_id, 1)
     client.close()
+
+
+def test_killed_trials_are_deleted_and_running_ones_refused(backend, make_experiment, tmp_path, capsys, monkeypatch) -> None:
+    import time
+
+    from daskperiment.errors import TrialRunningError
+    from daskperiment.records import MetricPoint, RecordBatch, TrialStart
+
+    ex = make_experiment(backend=backend)
+    result = define(ex, tmp_path, 1)
+    ex.sweep(result, grid={"a": [1, 2], "b": [1, 2, 3]})  # trials 1-6
+    now = time.time()
+    long_ago = TrialStart({"a": 9, "b": 9}, 1, now - 3600, now - 3600, 10.0, "gone:1")
+    alive = TrialStart({"a": 8, "b": 8}, 1, now, now + 3600, 10.0, "here:1")  # beats for an hour
+    killed = list(ex.backend.start_trials([long_ago] * 3))  # 7-9, as SIGKILLed processes leave them
+    running = ex.backend.start_trials([alive])[0]
+    ex.backend.write_batch(RecordBatch(metrics=[MetricPoint(t, "loss", 0, 1.0) for t in (*killed, running)]))
+    history = ex.get_history()
+    assert list(history.loc[killed, "Status"]) == ["killed"] * 3 and history.loc[running, "Status"] == "running"
+    with pytest.raises(TrialRunningError, match=f"cannot delete trial {running} .* still running"):
+        ex.delete_trials([killed[0], running])
+    assert sorted(ex.get_history().index) == list(range(1, 11))
+    status, out, err = run_cli(capsys, "delete", ex.id, str(running), "--yes", "--backend", str(backend))
+    assert status == 1 and f"trial {running} of experiment" in err and "still running" in err
+    assert ex.delete_trials(killed[:2]) == killed[:2]
+    status, out, err = run_cli(capsys, "delete", ex.id, str(killed[2]), "3", "--yes", "--backend", str(backend))
+    assert status == 0 and out == f"deleted trials 3, {killed[2]}\n", err
+    assert sorted(ex.get_history().index) == [1, 2, 4, 5, 6, running]
+    assert list(ex.backend.load_metrics("loss", [*killed, running]).trial_ids) == [running]
+    for trial_id in (1, 2, 4, 5, 6):
+        check_trial(ex, trial_id, 1)

@@ -1080,3 +1080,27 @@ def test_every_setting_is_listed(store: Backend) -> None:
         assert other.load_settings() == {}
     finally:
         other.close()
+
+
+def test_trials_only_started_are_deleted_with_their_records(store: Backend) -> None:
+    """A killed trial (its start recorded, its end never) goes like a recorded one."""
+    from daskperiment.records import AnnotationEdit, TrialStart
+
+    begun = TrialStart({"a": 1}, 3, 1_700_000_000.0, 1_700_000_000.0, 10.0, "host:1")
+    killed, other = store.start_trials([begun, begun])
+    assert store.allocate_trial_id() == killed + 2
+    store.write_trial(trial(killed + 2))
+    for trial_id in (killed, killed + 2):
+        store.write_batch(RecordBatch(
+            metrics=[MetricPoint(trial_id, "loss", 0, 1.0)],
+            persisted=[PersistedValue(trial_id, "prepare", b"value")],
+            artifacts=[artifact(trial_id, "output", "", digest=f"{trial_id:064x}")],
+        ))
+        store.edit_annotations([AnnotationEdit(trial_id, note="gone")])
+    deletion = store.delete_trials([killed, killed + 2])
+    assert deletion.trial_ids == (killed, killed + 2)
+    assert set(deletion.artifact_digests) == {f"{killed:064x}", f"{killed + 2:064x}"}
+    assert store.load_starts() == {other: begun} and store.load_trials() == []
+    assert store.load_metrics("loss", [killed, killed + 2]) == [] and store.load_annotations() == {}
+    assert store.load_persisted("prepare", killed) is None and store.load_artifacts(killed) == []
+    assert store.allocate_trial_id() == killed + 3

@@ -281,7 +281,8 @@ class Backend(ABC):
     def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
         """Delete trials with everything recorded for them; a trial is never half deleted.
 
-        Removed with each trial: its record, metric points, persisted values,
+        Removed with each trial: its record (or its start, for a trial not
+        recorded yet: a killed one), metric points, persisted values,
         artifact records, note and tags. Code and environment blobs no
         remaining trial refers to are removed too (and, locally, the trials'
         code files). Kept: the step cache (``ex.clear_cache``), the step output
@@ -297,7 +298,9 @@ class Backend(ABC):
         Parameters
         ----------
         trial_ids : sequence of int
-            The trials; ids of no recorded trial are ignored.
+            The trials; ids of no recorded or started trial are ignored. The
+            store does not check that a started trial is dead (see
+            :meth:`daskperiment.Experiment.delete_trials`, which refuses running ones).
 
         Returns
         -------

@@ -713,6 +713,9 @@ class LocalBackend(Backend):
                 f"WHERE trial_id IN {selected}",
                 (ids,),
             ).fetchall()
+            started = [t for (t,) in connection.execute(  # running or killed: not recorded yet
+                f"SELECT trial_id FROM trial_starts WHERE trial_id IN {selected}", (ids,)
+            )]
             artifacts = {
                 digest for (digest,) in connection.execute(
                     f"SELECT DISTINCT digest FROM artifacts WHERE trial_id IN {selected}", (ids,)
@@ -730,7 +733,7 @@ class LocalBackend(Backend):
                 "DELETE FROM metric_kinds WHERE key = ? AND NOT EXISTS (SELECT 1 FROM metrics WHERE metrics.key = ?)",
                 [(key, key) for key in keys],
             )
-            for table in ("trials", "persisted", "artifacts", "annotations"):
+            for table in ("trials", "trial_starts", "persisted", "artifacts", "annotations"):
                 connection.execute(f"DELETE FROM {table} WHERE trial_id IN {selected}", (ids,))
             unused = _blobs_of(rows) - _blobs_of(connection.execute(
                 "SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials"
@@ -744,7 +747,7 @@ class LocalBackend(Backend):
                     (_json_list(sorted(artifacts)),),
                 )
             }
-        deleted = tuple(int(row[0]) for row in rows)
+        deleted = tuple(sorted({int(row[0]) for row in rows} | {int(t) for t in started}))
         self._blobs_removed(sorted(unused))
         self._remove_code_files(deleted, unused)
         return Deletion(deleted, tuple(sorted(orphans)))

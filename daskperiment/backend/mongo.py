@@ -23,8 +23,9 @@ Its documents, by ``_id``::
     "annotation:<n>"           kind "annotation": note and tags of trial n, with a version
                                ``v`` each edit checks and increments (compare and set)
 
-A trial being deleted is first marked (its kind becomes "deleted_trial", which no
-reader asks for), then its records are removed, its document last.
+A trial being deleted is first marked (its kind becomes "deleted_trial", or
+"deleted_start" for a trial only started, which no reader asks for), then its
+records are removed, its document last.
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
@@ -115,6 +116,8 @@ START_ATTEMPTS = 1000
 """Tries of a start against other processes moving the counter meanwhile (then an error)."""
 DELETED_TRIAL = "deleted_trial"
 """Kind of the document of a trial being deleted: readers no longer see it."""
+DELETED_START = "deleted_start"
+"""Kind of the start of a (killed) trial being deleted."""
 _TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
 _BLOB_FIELDS = {"trial_id": 1, "code_digest": 1, "environment_digest": 1, "worker_environment_digests": 1}
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
@@ -628,13 +631,13 @@ class MongoBackend(ServerBackend):
         with self._reaching("delete trials"):
             collection = self._collection()
             if ids:
-                collection.update_many(
-                    {"kind": "trial", "trial_id": {"$in": ids}}, {"$set": {"kind": DELETED_TRIAL}}
-                )
+                for kind, deleted in (("trial", DELETED_TRIAL), ("start", DELETED_START)):
+                    collection.update_many({"kind": kind, "trial_id": {"$in": ids}}, {"$set": {"kind": deleted}})
             marked = list(collection.find({"kind": DELETED_TRIAL}, _BLOB_FIELDS))
-            if not marked:
+            started = [d["trial_id"] for d in collection.find({"kind": DELETED_START}, {"trial_id": 1})]
+            if not marked and not started:
                 return Deletion()
-            marked_ids = sorted({int(d["trial_id"]) for d in marked})
+            marked_ids = sorted({int(d["trial_id"]) for d in marked} | {int(t) for t in started})
             in_marked = {"trial_id": {"$in": marked_ids}}
             artifacts = {d["digest"] for d in collection.find({"kind": "artifact", **in_marked}, {"digest": 1})}
             keys = {d["key"] for d in collection.find({"kind": "metric", **in_marked}, {"key": 1})}
@@ -648,7 +651,8 @@ class MongoBackend(ServerBackend):
                     {"_id": "metric_keys"},
                     {"$pull": {"keys": {"$in": gone}, "integer": {"$in": gone}, "real": {"$in": gone}}},
                 )
-            collection.delete_many({"kind": DELETED_TRIAL, **in_marked})
+            for kind in (DELETED_TRIAL, DELETED_START):
+                collection.delete_many({"kind": kind, **in_marked})
         self._blobs_removed(removed)
         return Deletion(tuple(marked_ids), tuple(sorted(artifacts - kept)))
 

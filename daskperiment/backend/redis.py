@@ -150,7 +150,7 @@ return {2}
 
 # -- deleting trials (issue 12) ---------------------------------------------------------------
 # ARGV: key prefix; n, then n trial ids; m, then m blob digests the trials refer to; k, then k
-# artifact digests they kept. Deletes the trials and their records, then the blobs and (listed)
+# artifact digests they kept. Deletes the trials (recorded, or only started) and their records, then the blobs and (listed)
 # metric keys no remaining trial uses. Returns {deleted ids, removed blobs, orphan artifact digests}.
 _DELETE = """
 local prefix = ARGV[1]
@@ -166,7 +166,10 @@ local artifacts = list_at(after_blobs)
 local keys = redis.call('SMEMBERS', prefix .. 'metric_keys')
 local deleted, touched = {}, {}
 for _, id in ipairs(ids) do
-    if redis.call('HDEL', prefix .. 'trials', id) == 1 then deleted[#deleted + 1] = id end
+    local recorded = redis.call('HDEL', prefix .. 'trials', id)
+    local started = redis.call('HDEL', prefix .. 'starts', id)  -- running or killed: not recorded yet
+    if recorded + started > 0 then deleted[#deleted + 1] = id end
+    redis.call('HDEL', prefix .. 'heartbeats', id)
     redis.call('HDEL', prefix .. 'trial_tokens', id)
     redis.call('HDEL', prefix .. 'annotations', id)
     redis.call('ZREM', prefix .. 'trial_ids', id)

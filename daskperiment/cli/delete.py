@@ -8,7 +8,8 @@ import sys
 from daskperiment.backend import describe_store, store_location
 from daskperiment.cli.errors import USAGE, CommandError
 from daskperiment.cli.store import ARTIFACTS_HELP, BACKEND_HELP, open_experiment
-from daskperiment.errors import TrialIDNotFoundError
+from daskperiment.errors import TrialIDNotFoundError, TrialRunningError
+from daskperiment.status import RUNNING
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,17 +49,23 @@ def run(args: argparse.Namespace) -> int:
         )
     experiment = open_experiment(args.backend, args.experiment_id, args.artifacts)
     store = describe_store(store_location(args.backend))
+    history = experiment.get_history()  # recorded, running and killed trials
     if args.all:
-        count = len(experiment.backend.load_trials())
-        what = f"experiment {experiment.id!r} of store {store}, its {count} trial(s) and all its records"
+        what = f"experiment {experiment.id!r} of store {store}, its {len(history)} trial(s) and all its records"
     else:
         ids = sorted(set(args.trial_ids))
-        recorded = {t.trial_id for t in experiment.backend.load_trials(ids)}
-        unknown = [t for t in ids if t not in recorded]
+        unknown = [t for t in ids if t not in history.index]
         if unknown:
             raise CommandError(
                 f"experiment {experiment.id!r} has no trial {', '.join(map(str, unknown))} "
-                f"(its trial ids go up to {experiment.backend.last_trial_id()}): nothing was deleted"
+                f"(its trial ids go up to {history.index.max() if len(history) else 0}): nothing was deleted"
+            )
+        running = [t for t in ids if history.loc[t, "Status"] == RUNNING]
+        if running:
+            raise CommandError(
+                f"trial{'s' if len(running) > 1 else ''} {', '.join(map(str, running))} of experiment "
+                f"{experiment.id!r} {'are' if len(running) > 1 else 'is'} still running: delete once "
+                "ended, or shown as killed; nothing was deleted"
             )
         what = (
             f"trial{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} of experiment "
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         deleted_ids = experiment.delete_trials(ids, files=not args.keep_files)
-    except TrialIDNotFoundError as exc:  # deleted by someone else meanwhile
+    except (TrialIDNotFoundError, TrialRunningError) as exc:  # changed by someone else meanwhile
         raise CommandError(str(exc)) from None
     print(f"deleted trial{'s' if len(deleted_ids) != 1 else ''} {', '.join(map(str, deleted_ids))}")
     return 0

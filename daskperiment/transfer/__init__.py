@@ -6,7 +6,9 @@ when asked, the step cache. Values move as the store holds them: no pickle is
 loaded, and signed pickles keep the signature of the key that wrote them
 (they load only where ``DASKPERIMENT_SIGNING_KEY`` is that key, as for a
 shared store; plain data reads anywhere). Not moved: the step output hashes
-of the purity check (a new store checks purity from its own trials on).
+of the purity check (a new store checks purity from its own trials on), and
+trials not recorded yet: running ones, and killed ones (their start, heartbeat
+and the metric points they flushed; delete them, or export once they ended).
 """
 
 from __future__ import annotations

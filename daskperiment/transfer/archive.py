@@ -430,7 +430,7 @@ _TRIAL_FIELDS = {
     "trial_id": int, "result_type": str, "success": bool, "finished": (int, float),
     "process_time": (int, float), "code_digest": str,
 }
-_OPTIONAL_FIELDS = {"description": str, "seed": int, "environment_digest": str, "sweep_id": str}
+_OPTIONAL_FIELDS = {"description": str, "seed": int, "environment_digest": str, "sweep_id": str, "status": str}
 
 
 def _checked_trial(document: dict[str, Any]) -> dict[str, Any]:
