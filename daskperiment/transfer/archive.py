@@ -38,6 +38,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -283,8 +284,6 @@ class ArchiveContents(Contents):
         try:
             yield
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, TransferError):
-                raise
             self._malformed(f"{where} of {name} is malformed ({type(exc).__name__}: {exc})")
 
     # -- contents ------------------------------------------------------------------------
@@ -369,11 +368,7 @@ class ArchiveContents(Contents):
             with self._checked("cache.jsonl", f"line {number}"):
                 entry = cache_entry_from_document(line, float(line["last_used"]))
             if line.get("payload") is not None:
-                entry = CacheEntry(
-                    entry.key, entry.step, entry.trial_id, entry.size,
-                    self._read(self._member(line["payload"], "payloads", where)),
-                    None, entry.metrics, entry.created, entry.last_used,
-                )
+                entry = replace(entry, payload=self._read(self._member(line["payload"], "payloads", where)))
             else:
                 self._member(f"cache-files/{entry.location}", "cache-files", where)
             yield entry
