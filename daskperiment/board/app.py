@@ -77,6 +77,7 @@ class Dashboard:
         self.selection: list[int] = []
         self.version = -1
         self._page_ids: list[int] = []
+        self._table_generation = 0
         self._syncing = False
         self._build(store)
         doc.title = f"{self.backend.experiment_id} · daskperiment"
@@ -141,7 +142,7 @@ class Dashboard:
 
     def _build_charts(self) -> Any:
         self.chart_source = ColumnDataSource(charts.trial_columns(self.cache.frame))
-        self.selected_source = ColumnDataSource(charts.trial_columns(self.cache.frame.iloc[:0]))
+        self.selected_source = ColumnDataSource(charts.trial_columns(self.cache.frame.iloc[:0]), name="selected_trials")
         self.parameter_source = ColumnDataSource(charts.parameter_columns(self.cache.frame, None)[0])
         for source in (self.chart_source, self.parameter_source):
             source.selected.on_change("indices", self._on_change(lambda source=source: self._on_tap(source)))
@@ -286,9 +287,15 @@ class Dashboard:
         self.table.height = table.table_height(len(self._page_ids))
         self._syncing = True
         try:
+            # The browser's table keeps its row indices across new data and sends back those
+            # beyond the new rows' count: clear them first, then tick the page's selected rows.
+            self.table_source.selected.indices = []
             self.table_source.data = data
-            self.table_source.selected.indices = [i for i, t in enumerate(self._page_ids)
-                                                  if t in self.selection]
+            # The browser's table redraws its rows when its view changes, which new data of the
+            # same length does not do (sorting): a new generation of the view tells it to.
+            self._table_generation += 1
+            self.table.view.tags = [self._table_generation]
+            self.table_source.selected.indices = self._ticked_rows()
         finally:
             self._syncing = False
         shown = f"{page.matching} of {len(frame)} trials" if page.matching != len(frame) else f"{len(frame)} trials"
@@ -312,13 +319,12 @@ class Dashboard:
 
     def _select(self, trial_ids: list[int]) -> None:
         self.selection = sorted(set(trial_ids))
-        self._syncing = True
-        try:
-            self.table_source.selected.indices = [i for i, t in enumerate(self._page_ids)
-                                                  if t in self.selection]
-        finally:
-            self._syncing = False
+        self._set(self.table_source.selected, "indices", self._ticked_rows())
         self._guarded(self.update_selection)
+
+    def _ticked_rows(self) -> list[int]:
+        """Rows of the table's page whose trials are selected."""
+        return [i for i, t in enumerate(self._page_ids) if t in self.selection]
 
     # -- summary and charts ---------------------------------------------------------
     def _best(self) -> Literal["min", "max"]:
