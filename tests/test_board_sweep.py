@@ -233,3 +233,31 @@ def test_selection_is_a_set_of_trial_ids_across_filters_sorting_and_pages(sweep_
                         "'Clear selection').click();")
     wait_for(lambda: selection_state(page)["header"].startswith("No trial selected"), "the selection cleared")
     screenshot(page, "board-sweep-selection.png")
+
+
+# -- the filter ---------------------------------------------------------------------------------------
+def shown_trials(driver: Any) -> list[int]:
+    return selection_state(driver)["shown"]
+
+
+def test_a_malformed_filter_is_an_inline_error_and_the_table_stays(sweep_page: Any) -> None:
+    page = sweep_page
+    set_filter(page, "lr<0.05")  # the numbers below 0.05; the text 'oops' is not compared
+    small = sorted(t for t in range(1, 31) if grid_trial(t)[0] < 0.05)
+    wait_for(lambda: sorted(shown_trials(page)) == small, "trials with lr<0.05")
+    for text, message in (
+        ("lr>0.5 and", "cannot read the value '0.5 and' of 'lr>0.5 and' (join conditions with commas, not 'and')"),
+        ("model>3", "model>3: model holds texts, not numbers"),
+        ("depth=two", "depth='two': depth holds numbers, not texts"),
+        ("lr>0.5, size=2", "no column 'size' in the history"),
+    ):
+        set_filter(page, text)
+        wait_for_text(page, message)
+        time.sleep(1.0)  # a table that changed would have by now
+        assert sorted(shown_trials(page)) == small, text
+    screenshot(page, "board-filter-error.png")
+    set_filter(page, "lr=oops")  # the text of the mixed column
+    wait_for(lambda: shown_trials(page) == [31], "the trial with lr='oops'")
+    assert "cannot read" not in page_text(page) and "holds" not in page_text(page)
+    set_filter(page, "")
+    wait_for(lambda: len(shown_trials(page)) == 31, "every trial")

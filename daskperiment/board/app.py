@@ -26,14 +26,8 @@ from bokeh.models import (
 from daskperiment.board import charts, render, table
 from daskperiment.board.artifacts import artifacts_view
 from daskperiment.board.details import metric_curves
-from daskperiment.board.query import (
-    PAGE_SIZES,
-    TRIAL_ID,
-    FilterError,
-    TableQuery,
-    parse_filter,
-    run_query,
-)
+from daskperiment.board.filters import FilterError, parse_filter
+from daskperiment.board.query import PAGE_SIZES, TRIAL_ID, TableQuery, run_query
 from daskperiment.board.store import TrialCache
 from daskperiment.board.summary import summarize
 from daskperiment.board.views import SUMMARY, code_view, environment_view
@@ -254,12 +248,11 @@ class Dashboard:
     def _on_filter(self) -> None:
         try:
             conditions = parse_filter(self.filter.value, [TRIAL_ID, *self.cache.frame.columns])
-        except FilterError as exc:
+            self._show_page(replace(self.query, conditions=conditions, page=0))
+        except FilterError as exc:  # the table stays as it was
             self.filter_message.text = render.message(str(exc))
             return
         self.filter_message.text = ""
-        self.query = replace(self.query, conditions=conditions, page=0)
-        self.update_table()
 
     def _on_sort(self) -> None:
         self.query = replace(self.query, sort_by=self.sort_by.value, descending=self.order.active == 0,
@@ -276,9 +269,23 @@ class Dashboard:
 
     def update_table(self) -> None:
         """Show the current page of the filtered, sorted history."""
+        try:
+            self._show_page(self.query)
+        except FilterError as exc:  # the history changed under the filter (its store was reset)
+            self.filter_message.text = render.message(f"{exc}; the filter is off")
+            self._show_page(replace(self.query, conditions=(), sort_by=TRIAL_ID, page=0))
+
+    def _show_page(self, query: TableQuery) -> None:
+        """Show the page ``query`` asks for, and make it the session's query.
+
+        Raises
+        ------
+        FilterError
+            When the query cannot run (nothing changes then).
+        """
         frame = self.cache.frame
-        page = run_query(frame, self.query)
-        self.query = replace(self.query, page=page.page)
+        page = run_query(frame, query)
+        self.query = replace(query, page=page.page)
         data = table.table_data(page.rows)
         columns = table.table_columns(list(frame.columns))
         if [c.title for c in self.table.columns] != [c.title for c in columns]:

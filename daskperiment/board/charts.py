@@ -9,8 +9,8 @@ from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, 
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from daskperiment.board.cells import cell_text, numeric
 from daskperiment.board.details import Curve
-from daskperiment.board.query import cell_text, numeric
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,7 +6,7 @@ import difflib
 from html import escape
 from typing import Literal
 
-from daskperiment.board.query import cell_text
+from daskperiment.board.cells import cell_text
 from daskperiment.board.summary import Summary
 
 STYLE = """
