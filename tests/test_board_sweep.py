@@ -141,13 +141,14 @@ def agrees(state: dict[str, Any], selected: list[int]) -> bool:
     """Whether header, rows, charts and curves all show the trials ``selected``."""
     shown = set(state["shown"])
     visible_ticks = [t for t in selected if t in shown]
+    header = "Selected trials: " + ", ".join(str(t) for t in selected)
     return (
-        state["header"] == "Selected trials: " + ", ".join(str(t) for t in selected)
+        (state["header"] == header if selected else state["header"].startswith("No trial selected"))
         and state["ticked"] == visible_ticks
         and set(state["checked"]) <= set(visible_ticks)
         and state["drawn"] == state["shown"][:len(state["drawn"])]  # the rows drawn are the page's
         and state["rings"] == selected
-        and sorted(state["curves"] or []) == selected
+        and (sorted(state["curves"] or []) == selected or not selected)  # none selected: the latest trials'
     )
 
 
@@ -261,3 +262,35 @@ def test_a_malformed_filter_is_an_inline_error_and_the_table_stays(sweep_page: A
     assert "cannot read" not in page_text(page) and "holds" not in page_text(page)
     set_filter(page, "")
     wait_for(lambda: len(shown_trials(page)) == 31, "every trial")
+
+
+# -- selection rings ------------------------------------------------------------------------------------
+def points(driver: Any, source: str, x: str, y: str) -> dict[int, tuple[Any, Any]]:
+    """Per trial, the point ``(x, y)`` source ``source`` draws in the browser."""
+    trials, xs, ys = (column_of(driver, source, name) for name in ("trial", x, y))
+    return {t: (a, b) for t, a, b in zip(trials or [], xs or [], ys or [])}
+
+
+def test_selection_rings_sit_on_their_dots_on_every_axis(sweep_page: Any) -> None:
+    page = sweep_page
+    for trial in (16, 31):  # 31: lr='oops', the mixed column's text
+        tick(page, trial)
+    settled_selection(page, [16, 31], "trials 16 and 31 selected")
+    for parameter in ("lr", "model", "depth"):
+        choose(page, "Result against", parameter)
+
+        def rings_on_dots() -> bool:
+            dots, rings = (points(page, name, "x", "result") for name in ("parameter_dots", "parameter_rings"))
+            return sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings)
+
+        wait_for(rings_on_dots, f"the rings of trials 16 and 31 on their dots against {parameter}")
+        dots = points(page, "parameter_dots", "x", "result")
+        places = {dots[t][0] for t in range(1, 31)}
+        assert len(places) == {"lr": 5, "model": 2, "depth": 3}[parameter]  # one place per value
+        assert (dots[31][0] not in places) == (parameter == "lr")  # 'oops' has its own place
+    rings = points(page, "selected_trials", "trial", "result")
+    assert rings == {t: (t, points(page, "trial_dots", "trial", "result")[t][1]) for t in (16, 31)}
+    screenshot(page, "board-rings.png")
+    tick(page, 16)
+    tick(page, 31)
+    settled_selection(page, [], "the selection cleared")

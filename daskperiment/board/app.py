@@ -135,12 +135,13 @@ class Dashboard:
         )
 
     def _build_charts(self) -> Any:
-        self.chart_source = ColumnDataSource(charts.trial_columns(self.cache.frame))
+        self.chart_source = ColumnDataSource(charts.trial_columns(self.cache.frame), name="trial_dots")
         self.selected_source = ColumnDataSource(charts.trial_columns(self.cache.frame.iloc[:0]), name="selected_trials")
-        self.parameter_source = ColumnDataSource(charts.parameter_columns(self.cache.frame, None)[0])
+        self.parameter_source = ColumnDataSource(charts.parameter_columns(self.cache.frame, None)[0],
+                                                 name="parameter_dots")
         for source in (self.chart_source, self.parameter_source):
             source.selected.on_change("indices", self._on_change(lambda source=source: self._on_tap(source)))
-        self.selected_parameter_source = ColumnDataSource(self.parameter_source.data)
+        self.selected_parameter_source = ColumnDataSource(self.parameter_source.data, name="parameter_rings")
         self.parameter = Select(title="Result against", value="", options=[], width=200)
         self.parameter.on_change("value", self._on_change(self.update_charts))
         chart_height = 190
@@ -357,10 +358,9 @@ class Dashboard:
         self._update_selected_points()
 
     def _update_selected_points(self) -> None:
-        frame = self.cache.frame
-        chosen = frame.loc[frame.index.isin(self.selection)]
-        self.selected_source.data = charts.trial_columns(chosen)
-        self.selected_parameter_source.data = charts.parameter_columns(chosen, self.parameter.value or None)[0]
+        """Ring the selected trials' dots: the rows of the charts' own columns, placed as their dots are."""
+        self.selected_source.data = charts.rows_of(self.chart_source.data, self.selection)
+        self.selected_parameter_source.data = charts.rows_of(self.parameter_source.data, self.selection)
 
     # -- selected trials --------------------------------------------------------------
     def _shown_trials(self, default: int) -> list[int]:
