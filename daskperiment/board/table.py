@@ -13,8 +13,8 @@ from bokeh.models import (
     TableColumn,
 )
 
-from daskperiment.board.query import TRIAL_ID, cell_text
-from daskperiment.history import column_title
+from daskperiment.board.cells import cell_text
+from daskperiment.history import TRIAL_ID, column_title
 
 if TYPE_CHECKING:
     import pandas as pd
