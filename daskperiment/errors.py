@@ -120,3 +120,7 @@ class UnreadableCacheError(CacheError, UnreadableValueError):
 
 class AnnotationError(DaskperimentError, ValueError):
     """A trial's note or tag holds text that cannot be kept (too long, control characters, ...)."""
+
+
+class TransferError(DaskperimentError):
+    """An experiment cannot be exported, imported or copied: a malformed file, a target holding trials, ..."""

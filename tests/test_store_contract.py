@@ -1067,3 +1067,16 @@ def test_deleting_an_experiment_removes_everything_and_only_it(store: Backend) -
         assert store.load_trials() == [trial(1)]
     finally:
         other.close()
+
+
+def test_every_setting_is_listed(store: Backend) -> None:
+    assert store.load_settings() == {}
+    store.save_setting("objective", '"minimize"')
+    store.save_setting("cache é limit", "1024")
+    store.save_setting("objective", '"maximize"')
+    assert store.load_settings() == {"cache é limit": "1024", "objective": '"maximize"'}
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        assert other.load_settings() == {}
+    finally:
+        other.close()

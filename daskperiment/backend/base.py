@@ -334,6 +334,14 @@ class Backend(ABC):
             When the store cannot be written.
         """
 
+    # -- moving experiments (issue 12) ---------------------------------------------------------
+    @abstractmethod
+    def load_settings(self) -> dict[str, str]:
+        """Every setting of the experiment (see :meth:`save_setting`), by name.
+
+        Exporting an experiment reads them all, whatever their names.
+        """
+
     def _blobs_removed(self, digests: Sequence[str]) -> None:
         """Note that blobs this process may have sent are gone: writers send them again."""
         if digests:

@@ -396,6 +396,7 @@ class LocalBackend(Backend):
 
     def _read(self, query: str, arguments: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
+            self._check_still_there()  # issue 12: another process deleted (or replaced) the experiment
             try:
                 return self._reader().execute(query, arguments).fetchall()
             except sqlite3.DatabaseError as exc:
@@ -780,6 +781,10 @@ class LocalBackend(Backend):
             except OSError:
                 break
         return Deletion(trial_ids, artifacts, cached)
+
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``settings`` table (see :meth:`Backend.load_settings`)."""
+        return dict(self._read("SELECT name, value FROM settings ORDER BY name"))
 
     def _remove_code_files(self, trial_ids: Sequence[int], digests: set[str]) -> None:
         """Remove the code files of deleted trials, and the code versions of removed blobs no file links to."""

@@ -696,6 +696,12 @@ class MongoBackend(ServerBackend):
         self._start_afresh()
         return Deletion(tuple(ids), tuple(sorted(artifacts)), tuple(sorted(cached - {None})))
 
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``setting:<name>`` documents (see :meth:`Backend.load_settings`)."""
+        with self._reaching("read the settings"):
+            documents = list(self._collection().find({"kind": "setting"}))
+        return {d["_id"][len("setting:"):]: d["value"] for d in sorted(documents, key=lambda d: d["_id"])}
+
     def _held_blobs(self, digests: list[str]) -> set[str]:
         documents = self._collection().find({"_id": {"$in": [f"blob:{d}" for d in digests]}}, {"_id": 1})
         return {document["_id"][len("blob:"):] for document in documents}

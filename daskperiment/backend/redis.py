@@ -681,6 +681,12 @@ class RedisBackend(ServerBackend):
             tuple(sorted(locations)),
         )
 
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``settings`` hash (see :meth:`Backend.load_settings`)."""
+        with self._reaching("read the settings"):
+            stored = self._client().hgetall(self._key("settings"))
+        return {name.decode("utf-8"): value.decode("utf-8") for name, value in sorted(stored.items())}
+
     def _held_blobs(self, digests: list[str]) -> set[str]:
         pipe = self._client().pipeline(transaction=False)
         for digest in digests:
