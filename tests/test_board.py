@@ -166,7 +166,7 @@ def test_refresh_picks_up_a_trial_finishing_after_a_later_one(tmp_path: Path) ->
 
 
 # -- querying the history ---------------------------------------------------------------------------
-COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Description", "Process Time"]
+COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Status", "Description", "Process Time"]
 
 
 @pytest.mark.parametrize(
@@ -395,7 +395,7 @@ def test_session_shows_history_summary_and_charts(dashboard: Dashboard) -> None:
     data = dashboard.table_source.data
     assert data["trial"] == [6, 5, 4, 3, 2, 1]
     titles = [c.title for c in dashboard.table.columns]
-    assert titles == ["Trial ID", "lr", "model", "Result", "Success", "Description", "Process Time (s)", "Finished",
+    assert titles == ["Trial ID", "lr", "model", "Result", "Success", "Status", "Description", "Process Time (s)", "Finished",
                       "Seed", "Result Type"]
     model = data[dashboard.table.columns[2].field]
     assert model[1] == XSS  # the table's StringFormatter shows it as text

@@ -279,9 +279,13 @@ def test_selection_rings_sit_on_their_dots_on_every_axis(sweep_page: Any) -> Non
     for parameter in ("lr", "model", "depth"):
         choose(page, "Result against", parameter)
 
-        def rings_on_dots() -> bool:
+        def rings_on_dots() -> bool:  # and the dots of this parameter drawn (the page redraws them after the choice)
             dots, rings = (points(page, name, "x", "result") for name in ("parameter_dots", "parameter_rings"))
-            return sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings)
+            places = {dots[t][0] for t in range(1, 31) if t in dots}
+            return (
+                sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings)
+                and len(places) == {"lr": 5, "model": 2, "depth": 3}[parameter]
+            )
 
         wait_for(rings_on_dots, f"the rings of trials 16 and 31 on their dots against {parameter}")
         dots = points(page, "parameter_dots", "x", "result")

@@ -44,7 +44,8 @@ def history_table(source: ColumnDataSource) -> DataTable:
 
 
 _LAST = (
-    "Result", "Success", "Description", "Cached", "Sweep", "Process Time", "Finished", "Seed", "Result Type",
+    "Result", "Success", "Status", "Description", "Cached", "Sweep", "Tags", "Note", "Process Time", "Finished",
+    "Seed", "Result Type",
 )
 """Order of the columns after the parameters: what tells trials apart first."""
 
