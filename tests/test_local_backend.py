@@ -268,7 +268,7 @@ def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path, "x")
     backend.write_trial(trial(1))
     backend.close()
-    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no annotations, status, starts
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no annotations, no status
         connection.execute("DROP TABLE annotations")
         drop_the_status_column(connection)
         connection.execute("DROP TABLE trial_starts")

@@ -650,7 +650,7 @@ class RedisBackend(ServerBackend):
                 pipe.hvals(self._key(f"artifacts:{trial_id}"))
             documents, *artifacts = pipe.execute()
             blobs = sorted({
-                digest for d in documents if d is not None for digest in document_blob_digests(_stored_fields(d))
+                digest for d in documents if d is not None for digest in document_blob_digests(_trial_fields(d))
             })
             digests = sorted({json.loads(r)["digest"] for records in artifacts for r in records})
             deleted, removed, orphans = client.eval(
@@ -792,17 +792,18 @@ def _stored_trials(documents: list[bytes]) -> list[TrialRecord]:
 
 
 def _stored_trial(stored: bytes) -> TrialRecord:
-    """The trial of a stored document: JSON text, or the pickle of a trial document of format 1.
+    """The trial of a stored document (see :func:`_trial_fields`)."""
+    plain = stored[:1] == b"{" and serialization.is_plain_text(stored)
+    return trial_from_document(_trial_fields(stored), plain)
+
+
+def _trial_fields(stored: bytes) -> dict[str, Any]:
+    """The trial document stored: JSON text, or the pickle of a trial document of format 1.
 
     A format-1 document holds only plain values (its parameters and result are
     pickles of their own), so the unpickler of :func:`serialization.from_data`
     loads it without loading any class.
     """
     if stored[:1] == b"{":
-        return trial_from_document(json.loads(stored), serialization.is_plain_text(stored))
-    return trial_from_document(serialization.from_data(stored))
-
-
-def _stored_fields(stored: bytes) -> dict[str, Any]:
-    """The fields of a stored trial document, its values left unread (JSON, or a format-1 pickle)."""
-    return json.loads(stored) if stored[:1] == b"{" else serialization.from_data(stored)
+        return json.loads(stored)
+    return serialization.from_data(stored)
