@@ -130,3 +130,42 @@ def test_a_redis_history_mixing_older_documents_reads_every_trial(
 def test_plain_and_tagged_texts_read_as_json_says(text: str, expected: Any) -> None:
     assert same(serialization.from_text(text), expected)
     assert serialization.is_plain_text(text) == ('"@' not in text and '"\\u0040' not in text)
+
+
+EPOCHS = [0, 1, -5, 2**62, 1, 7, 3]  # epoch 1 twice: both points kept, the later one shown
+REALS = [0.5, float("nan"), float("inf"), -float("inf"), -0.0, 1e-300, 2.0**53]
+
+
+def test_every_metric_point_reads_back_as_saved(make_experiment: Callable[..., Experiment], store: dict[str, Any]) -> None:
+    ex = make_experiment(**store)
+    n = ex.parameter("n")
+
+    @ex.result
+    def train(n):
+        for epoch, value in zip(EPOCHS, REALS):
+            ex.save_metric("real", epoch, value + n if value == value else value)
+            ex.save_metric("count", epoch, n * 1000 + epoch % 1000)  # ints only: an int64 table
+        return n
+
+    trials = {ex.run(train(n), n=value, scheduler="sync"): value for value in range(1, 13)}
+    trial_ids = sorted(trials)
+    assert trial_ids == list(range(1, 13))
+    order = sorted(range(len(EPOCHS)), key=lambda i: EPOCHS[i])  # by epoch, then as saved
+    for key in ("real", "count"):
+        series = ex.backend.load_metrics(key, trial_ids)
+        expected = [
+            (t, EPOCHS[i], REALS[i] + trials[t] if key == "real" and REALS[i] == REALS[i] else
+             REALS[i] if key == "real" else trials[t] * 1000 + EPOCHS[i] % 1000)
+            for t in trial_ids for i in order
+        ]
+        assert series.trial_ids.dtype == series.epochs.dtype == np.int64 and series.values.dtype == np.float64
+        assert series.integer == (key == "count")
+        assert [(int(t), int(e)) for t, e in zip(series.trial_ids, series.epochs)] == [(t, e) for t, e, _ in expected]
+        assert all(same(float(v), float(x)) for v, (_, _, x) in zip(series.values, expected))
+    table = ex.load_metric("real", trial_ids)
+    assert table.index.tolist() == sorted(set(EPOCHS)) and table.columns.tolist() == trial_ids
+    assert table.loc[1].tolist() == [REALS[4] + t for t in trial_ids]  # the later point of epoch 1
+    assert all(same(float(v), float("inf")) for v in table.loc[-5])
+    counts = ex.load_metric("count", trial_ids)
+    assert counts.dtypes.tolist() == [np.dtype("int64")] * 12
+    assert counts.loc[2**62].tolist() == [t * 1000 + 2**62 % 1000 for t in trial_ids]

@@ -21,7 +21,8 @@ Between windows the history is brought to ``first - 1`` trials by bulk
 writes, not by running trials (100,000 real trials would take minutes per
 system): ours through its store's own ``allocate_trial_ids`` (the counter
 moves as trials would move it) and ``write_batch``, 1,000 copies of its last
-trial record (with 10 metric points each) per batch; the floor's database by
+trial record (with 10 metric points each) per batch (100 on the MongoDB-wire
+test server); the floor's database by
 ``executemany`` of as many rows. The store thus holds what real trials would
 leave, code files included.
 
@@ -55,6 +56,8 @@ from benchmarks.workloads.engine import B, fresh_adapter, require_ours, unique_i
 
 FILL_BATCH = 1000
 """Trials per bulk write when the history is brought to the next window."""
+FILL_BATCH_MONGO = 100
+"""The same on the MongoDB-wire test server, whose bulk writes of 10,000 documents outlast the client's timeout."""
 SYSTEMS = ("ours_sync", "floor_sync", "ours_threads", "floor_threads", "old_floor")
 
 _FLOOR_SCHEMA = (
@@ -138,7 +141,7 @@ class PhysicalFloor:
             self.trials = ids[-1]
 
 
-def fill_ours(ex: Any, trials: int) -> None:
+def fill_ours(ex: Any, trials: int, batch: int = FILL_BATCH) -> None:
     """Bring ``ex``'s history to ``trials`` trials with copies of its last trial (and its metrics).
 
     Ids come from the store's own counter (``allocate_trial_ids``), so trials
@@ -152,7 +155,7 @@ def fill_ours(ex: Any, trials: int) -> None:
         missing = trials - backend.last_trial_id()
         if missing <= 0:
             return
-        ids = backend.allocate_trial_ids(min(FILL_BATCH, missing))
+        ids = backend.allocate_trial_ids(min(batch, missing))
         backend.write_batch(RecordBatch(
             trials=[replace(template, trial_id=t, parameters={"a": t, "b": B}, result=t * 0.5) for t in ids],
             metrics=[MetricPoint(t, f"m{i}", 0, float(t + i)) for t in ids for i in range(N_METRICS)],
@@ -256,7 +259,7 @@ def run(adapter: Adapter, backend: str, uri: str | None, sizes: Sizes) -> dict[s
     previous: tuple[int, int, int, int] | None = None  # ours trials, ours bytes, floor bytes, floor trials
     for first, last in windows:
         t0 = time.perf_counter()
-        fill_ours(ours.ex, first - 1)
+        fill_ours(ours.ex, first - 1, FILL_BATCH_MONGO if backend == "mongo" else FILL_BATCH)
         filled = time.perf_counter() - t0
         floor.fill(first - 1)
         release_freed_memory()

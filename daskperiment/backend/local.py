@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 from daskperiment import serialization
 from daskperiment.backend.base import (
@@ -191,6 +191,9 @@ _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "crea
 # Every column but the payload, which only load_cache_payload reads.
 _CACHE_LISTED = ", ".join(_CACHE_FIELDS) + ", last_used"
 _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
+# A metric point as load_metrics reads it: NULL (SQLite's NaN) read as 0.0 and flagged.
+_METRIC_POINT = [("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8"), ("null", "?")]
+T = TypeVar("T")
 
 
 class LocalBackend(Backend):
@@ -395,11 +398,15 @@ class LocalBackend(Backend):
             except sqlite3.DatabaseError as exc:
                 raise self._write_failed(exc, what) from exc
 
-    def _read(self, query: str, arguments: Sequence[object] = ()) -> list[tuple]:
+    def _read(
+        self, query: str, arguments: Sequence[object] = (),
+        collect: Callable[[sqlite3.Cursor], T] = sqlite3.Cursor.fetchall,  # type: ignore[assignment]
+    ) -> T:
+        """The rows of ``query`` (or what ``collect`` makes of its cursor); a BackendError if it fails."""
         with self._lock:
             self._check_still_there()  # issue 12: another process deleted (or replaced) the experiment
             try:
-                return self._reader().execute(query, arguments).fetchall()
+                return collect(self._reader().execute(query, arguments))
             except sqlite3.DatabaseError as exc:
                 damage = self._integrity_problem()
                 raise BackendError(
@@ -570,19 +577,26 @@ class LocalBackend(Backend):
         return {int(row[0]): _trial_start(row[1:]) for row in rows}
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
+        """Read the points into columns straight from the cursor (no row objects kept).
+
+        See :meth:`Backend.load_metrics`.
+        """
         import numpy as np
 
-        rows = self._read(
-            "SELECT trial_id, epoch, value FROM metrics WHERE key = ? AND trial_id IN "
-            "(SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
+        points = self._read(
+            "SELECT trial_id, epoch, IFNULL(value, 0.0), value IS NULL FROM metrics WHERE key = ? "
+            "AND trial_id IN (SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
             (key, _json_list(sorted({int(t) for t in trial_ids}))),
+            lambda cursor: np.fromiter(cursor, dtype=_METRIC_POINT),  # ids and epochs exact int64
         )
-        if not rows:
+        if not len(points):
             return MetricSeries(key, [], [], [])
         kind = self._read("SELECT all_int FROM metric_kinds WHERE key = ?", (key,))
-        trial_ids, epochs, values = zip(*rows)  # ids and epochs stay exact int64
-        values = np.array(values, dtype=np.float64)  # NULL (SQLite's NaN) becomes NaN
-        return MetricSeries(key, trial_ids, epochs, values, bool(kind and kind[0][0]))
+        values = points["value"].copy()
+        values[points["null"]] = np.nan  # SQLite stores NaN as NULL
+        return MetricSeries(
+            key, points["trial_id"].copy(), points["epoch"].copy(), values, bool(kind and kind[0][0])
+        )
 
     def metric_keys(self) -> list[str]:
         return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]
