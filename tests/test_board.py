@@ -35,6 +35,7 @@ from daskperiment.board.filters import Condition, FilterError, parse_filter
 from daskperiment.board.query import TableQuery, cell_text, run_query
 from daskperiment.board.store import TrialCache, open_store
 from daskperiment.board.summary import summarize
+from daskperiment.direction import load_direction
 from daskperiment.board.views import code_view, environment_view
 from daskperiment.records import ArtifactRecord, Blob, MetricPoint, RecordBatch, TrialRecord
 
@@ -304,13 +305,13 @@ def test_run_query_refuses_an_unknown_sort_column(cache: TrialCache) -> None:
 
 # -- summary, rendering, details ------------------------------------------------------------------
 def test_summary(cache: TrialCache) -> None:
-    lowest = summarize(cache.frame, cache.parameter_names(), "min")
+    lowest = summarize(cache.frame, cache.parameter_names(), "minimize")
     assert (lowest.trials, lowest.succeeded, lowest.best_trial, lowest.best_result) == (6, 5, 5, 0.5)
     assert lowest.best_parameters == {"lr": 0.5, "model": XSS}
     assert lowest.success_rate == pytest.approx(5 / 6)
-    assert summarize(cache.frame, cache.parameter_names(), "max").best_trial == 6
-    with pytest.raises(ValueError, match="best must be 'min' or 'max'"):
-        summarize(cache.frame, [], "best")  # type: ignore[arg-type]
+    assert summarize(cache.frame, cache.parameter_names(), "maximize").best_trial == 6
+    with pytest.raises(ValueError, match="invalid direction 'max': use 'minimize'"):
+        summarize(cache.frame, [], "max")  # type: ignore[arg-type]
 
 
 def test_summary_without_trials_or_numeric_results(tmp_path: Path) -> None:
@@ -319,14 +320,14 @@ def test_summary_without_trials_or_numeric_results(tmp_path: Path) -> None:
     empty.refresh()
     summary = summarize(empty.frame, [])
     assert (summary.trials, summary.success_rate, summary.best_trial, summary.last_finished) == (0, None, None, None)
-    assert "no numeric result yet" in render.summary_cards(summary, "min")
+    assert "no numeric result yet" in render.summary_cards(summary, "minimize")
     write_trials(backend, [record(1, Blob.of(b""), result="text")])
     empty.refresh()
     assert summarize(empty.frame, []).best_trial is None
 
 
 def test_rendered_user_text_is_escaped(cache: TrialCache) -> None:
-    cards = render.summary_cards(summarize(cache.frame, cache.parameter_names()), "min")
+    cards = render.summary_cards(summarize(cache.frame, cache.parameter_names()), "minimize")
     assert XSS not in cards and "&lt;script&gt;alert(1)&lt;/script&gt;" in cards
     for html in (
         render.code_block(XSS),
@@ -402,6 +403,7 @@ def test_session_shows_history_summary_and_charts(dashboard: Dashboard) -> None:
     assert "&lt;script&gt;" in dashboard.summary.text and "trial 5" in dashboard.summary.text
     assert dashboard.chart_source.data["trial"] == [1, 2, 3, 4, 5, 6]
     assert dashboard.best_source.data == {"trial": [5], "result": [0.5]}
+    assert "(lowest, assumed)" in dashboard.summary.text  # no direction stored yet
     dashboard.best.active = 1  # highest is best
     assert dashboard.best_source.data == {"trial": [6], "result": [4.0]} and "(highest)" in dashboard.summary.text
     assert math.isnan(dashboard.chart_source.data["result"][3])
@@ -410,6 +412,79 @@ def test_session_shows_history_summary_and_charts(dashboard: Dashboard) -> None:
     assert dashboard.parameter_chart.xaxis.major_label_overrides[0.0] == XSS[:20]
     assert dashboard.metric.value == "loss"
     assert dashboard.metric_lines.data["label"] == ["trial 2", "trial 3"]  # latest trials with values
+
+
+def test_the_direction_is_stored_and_followed_by_every_session(store: LocalBackend, cache: TrialCache,
+                                                                  tmp_path: Path, child_env: dict[str, str]) -> None:
+    first, second = (Dashboard(Document(), cache, "test store") for _ in range(2))
+    assert load_direction(store) is None and first.best.active == 0
+    first.best.active = 1
+    assert load_direction(LocalBackend(tmp_path / "store" / "board", "board")) == "maximize"  # in the store
+    second.refresh(force=True)
+    assert second.best.active == 1 and second.best_source.data["trial"] == [6]
+    assert Dashboard(Document(), cache, "reloaded").best.active == 1  # a new page keeps it
+    done = subprocess.run(
+        [sys.executable, "-m", "daskperiment.cli", "direction", "board", "minimize", "--backend",
+         str(tmp_path / "store")], env=child_env, capture_output=True, text=True, timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (0, "minimize (lower results are better)\n"), done.stderr
+    cache.refresh()
+    first.refresh()  # set elsewhere: the next refresh follows
+    assert first.best.active == 0 and first.best_source.data["trial"] == [5]
+    assert "(lowest)" in first.summary.text and "assumed" not in first.summary.text
+
+
+def test_a_direction_that_cannot_be_stored_is_reported(store: LocalBackend, cache: TrialCache,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    session = Dashboard(Document(), cache, "test store")
+
+    def refuse(name: str, value: str) -> None:
+        raise BackendError("the local store is read only")
+
+    monkeypatch.setattr(store, "save_setting", refuse)
+    session.best.active = 1
+    assert "cannot store the direction: the local store is read only" in session.status.text
+    assert session.best.active == 0 and session.best_source.data["trial"] == [5]  # as it was
+
+
+@pytest.mark.parametrize("stored", ['"sideways"', "not json", '["maximize"]'])
+def test_a_stored_direction_that_is_not_one_is_ignored(store: LocalBackend, stored: str) -> None:
+    store.save_setting("direction", stored)
+    assert load_direction(store) is None
+
+
+def test_a_search_stores_its_study_direction_for_the_dashboard(make_experiment: Callable[..., Experiment]) -> None:
+    import optuna
+
+    ex = make_experiment("searched")
+    x = ex.parameter("x")
+
+    @ex.result
+    def score(x: float) -> float:
+        return -((x - 1) ** 2)
+
+    space = {"x": optuna.distributions.FloatDistribution(-3, 3)}
+    ex.optimize(score(x), space, 12, study=optuna.create_study(direction="maximize"), seed=3, n_parallel=1)
+    cache = TrialCache(ex.backend, min_interval=0)
+    cache.refresh()
+    session = Dashboard(Document(), cache, "test store")
+    results = ex.get_history()["Result"]
+    assert cache.direction == "maximize" and session.best.active == 1
+    assert session.best_source.data["trial"] == [int(results.idxmax())]
+
+
+def test_cli_direction(store: LocalBackend, tmp_path: Path, child_env: dict[str, str]) -> None:
+    def direction(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "daskperiment.cli", "direction", "board", *args,
+                               "--backend", str(tmp_path / "store")], env=child_env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert direction().stdout == "not set: minimize is assumed (lower results are better)\n"
+    assert direction("maximize").stdout == "maximize (higher results are better)\n"
+    assert direction().stdout == "maximize (higher results are better)\n"
+    wrong = direction("max")
+    assert wrong.returncode == 2 and "invalid choice: 'max'" in wrong.stderr
+    assert load_direction(store) == "maximize"
 
 
 def test_session_filters_sorts_and_pages(dashboard: Dashboard) -> None:
@@ -605,6 +680,10 @@ def test_session_over_a_server_store(server_uri: str) -> None:
     assert session.table_source.data[session.table.columns[1].field] == [XSS]
     assert "def f()" in session.code.text
     assert "Trial 1 · 0 files" in session.artifacts.text  # the store lists the trial's files: none
+    session.best.active = 1  # highest is best: stored on the server, read by a new reader
+    reader = TrialCache(open_store("remote", server_uri), min_interval=0)
+    reader.refresh()
+    assert reader.direction == "maximize" and load_direction(backend) == "maximize"
 
 
 def test_clicking_dots_toggles_their_trials(dashboard: Dashboard) -> None:

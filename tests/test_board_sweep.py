@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,8 @@ EPOCHS = 12
 
 def accuracy(lr: float, depth: int, model: str) -> float:
     """What trial ``(lr, depth, model)`` of the sweep returns: an accuracy, highest is best."""
-    return round(0.9 - 0.1 * abs(math.log10(lr) + 1.5) + 0.02 * depth + (0.03 if model == "mlp" else 0.0), 6)
+    return round(0.9 - 0.1 * abs(math.log10(lr) + 1.5) + 0.02 * depth + (0.03 if model == "mlp" else 0.0)
+                 + 0.001 * lr, 6)  # (no two trials tie)
 
 
 def grid_trial(trial_id: int) -> tuple[float, int, str]:
@@ -279,14 +282,17 @@ def test_selection_rings_sit_on_their_dots_on_every_axis(sweep_page: Any) -> Non
     for parameter in ("lr", "model", "depth"):
         choose(page, "Result against", parameter)
 
+        values = {grid_trial(t)[("lr", "depth", "model").index(parameter)] for t in range(1, 31)}
+
         def rings_on_dots() -> bool:
             dots, rings = (points(page, name, "x", "result") for name in ("parameter_dots", "parameter_rings"))
-            return sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings)
+            places = {dots[t][0] for t in range(1, 31)} if len(dots) == 31 else set()
+            return (len(places) == len(values)  # one place per value: the parameter is shown
+                    and sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings))
 
         wait_for(rings_on_dots, f"the rings of trials 16 and 31 on their dots against {parameter}")
         dots = points(page, "parameter_dots", "x", "result")
         places = {dots[t][0] for t in range(1, 31)}
-        assert len(places) == {"lr": 5, "model": 2, "depth": 3}[parameter]  # one place per value
         assert (dots[31][0] not in places) == (parameter == "lr")  # 'oops' has its own place
     rings = points(page, "selected_trials", "trial", "result")
     assert rings == {t: (t, points(page, "trial_dots", "trial", "result")[t][1]) for t in (16, 31)}
@@ -294,3 +300,41 @@ def test_selection_rings_sit_on_their_dots_on_every_axis(sweep_page: Any) -> Non
     tick(page, 16)
     tick(page, 31)
     settled_selection(page, [], "the selection cleared")
+
+
+# -- the objective direction -------------------------------------------------------------------------
+RESULTS = {t: accuracy(*grid_trial(t)) for t in range(1, 31)} | {31: accuracy(0.05, 1, "cnn")}
+CLICK_LABEL = _DEEP_JS + """
+const button = deep(document, 'button', []).find(b => b.textContent.trim() === arguments[0]);
+button.click();
+"""
+
+
+def starred(driver: Any) -> list[int] | None:
+    return column_of(driver, "best_trial", "trial")
+
+
+def test_the_direction_is_stored_with_the_experiment_and_followed(sweep_page: Any, sweep_board: BoardServer,
+                                                                  sweep_store: Path, child_env: dict) -> None:
+    page = sweep_page
+    worst, best = min(RESULTS, key=RESULTS.get), max(RESULTS, key=RESULTS.get)
+    wait_for(lambda: starred(page) == [worst], "the lowest accuracy starred while no direction is stored")
+    assert "Best result (lowest, assumed)" in page_text(page)
+    page.execute_script(CLICK_LABEL, "highest is best")
+    wait_for(lambda: starred(page) == [best], "the highest accuracy starred")
+    page.get(sweep_board.url)  # a reload, as a teammate opening the dashboard
+    wait_for(lambda: page.execute_script(ROW_CHECKBOX, "31"), "the dashboard to load again")
+    wait_for(lambda: starred(page) == [best], "the highest accuracy still starred after a reload")
+    text = wait_for_text(page, "Best result (highest)")
+    assert f"trial {best} · lr={grid_trial(best)[0]:g}, depth={grid_trial(best)[1]}" in text
+    assert f"{RESULTS[best]:.6g}" in text
+    screenshot(page, "board-direction.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "daskperiment.cli", "direction", "sweep", "minimize", "--backend", str(sweep_store)],
+        env=child_env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: starred(page) == [worst], "the page to follow the direction set from the command line")
+    wait_for_text(page, "Best result (lowest)")
+    page.execute_script(CLICK_LABEL, "highest is best")  # the sweep's direction, for the views below
+    wait_for(lambda: starred(page) == [best], "the highest accuracy starred again")

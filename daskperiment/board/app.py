@@ -31,6 +31,7 @@ from daskperiment.board.query import PAGE_SIZES, TRIAL_ID, TableQuery, run_query
 from daskperiment.board.store import TrialCache
 from daskperiment.board.summary import summarize
 from daskperiment.board.views import SUMMARY, code_view, environment_view
+from daskperiment.direction import DEFAULT_DIRECTION, DIRECTIONS, Direction
 from daskperiment.errors import DaskperimentError
 from daskperiment.history import column_title
 from daskperiment.records import TrialRecord
@@ -84,8 +85,9 @@ class Dashboard:
         style = InlineStyleSheet(css=render.STYLE)
         self.status = _div(style, "status", render.status("loading"))
         self.summary = _div(style, "summary")
-        self.best = RadioButtonGroup(labels=["lowest is best", "highest is best"], active=0, width=230)
-        self.best.on_change("active", self._on_change(self.update_summary))
+        self.best = RadioButtonGroup(labels=["lowest is best", "highest is best"], width=230, name="direction",
+                                     active=DIRECTIONS.index(self.cache.direction or DEFAULT_DIRECTION))
+        self.best.on_change("active", self._on_change(self._on_direction))
         self.selection_info = _div(style, "selection")
         self.clear = Button(label="Clear selection", width=120)
         self.clear.on_click(lambda: self._select([]))
@@ -147,7 +149,7 @@ class Dashboard:
         chart_height = 190
         self.result_chart = charts.trial_chart(self.chart_source, self.selected_source, "result",
                                                "Result per trial", "result", CHART_WIDTH, chart_height)
-        self.best_source = ColumnDataSource({"trial": [], "result": []})
+        self.best_source = ColumnDataSource({"trial": [], "result": []}, name="best_trial")
         charts.mark_best(self.result_chart, self.best_source)
         self.time_chart = charts.trial_chart(self.chart_source, self.selected_source, "time",
                                              "Process time per trial", "seconds", CHART_WIDTH, chart_height)
@@ -213,6 +215,8 @@ class Dashboard:
         if force or self.cache.version != self.version:
             self.version = self.cache.version
             self._guarded(self.update_all)
+        elif DIRECTIONS[self.best.active] != self._direction():  # set elsewhere: the CLI, a search
+            self._guarded(self.update_summary)
         trials = len(self.cache.frame)
         self.status.text = render.status(f"live · {trials} trial{'s' * (trials != 1)} · "
                                          f"checked {time.strftime('%H:%M:%S')}")
@@ -335,13 +339,24 @@ class Dashboard:
         return [i for i, t in enumerate(self._page_ids) if t in self.selection]
 
     # -- summary and charts ---------------------------------------------------------
-    def _best(self) -> Literal["min", "max"]:
-        return "min" if self.best.active == 0 else "max"
+    def _on_direction(self) -> None:
+        """Store the direction the user chose: every session, and later searches, follow it."""
+        try:
+            self.cache.set_direction(DIRECTIONS[self.best.active])
+        except DaskperimentError as exc:  # e.g. a read-only store: the direction stays as it was
+            logger.warning("dashboard of %r cannot store the direction: %s", self.backend.experiment_id, exc)
+            self.status.text = render.status(f"cannot store the direction: {exc}", error=True)
+        self.update_summary()
+
+    def _direction(self) -> Direction:
+        return self.cache.direction or DEFAULT_DIRECTION
 
     def update_summary(self) -> None:
-        """Redraw the summary cards."""
-        summary = summarize(self.cache.frame, self.cache.parameter_names(), self._best())
-        self.summary.text = render.summary_cards(summary, self._best())
+        """Redraw the summary cards and the best trial's star, in the experiment's direction."""
+        direction = self._direction()
+        self._set(self.best, "active", DIRECTIONS.index(direction))
+        summary = summarize(self.cache.frame, self.cache.parameter_names(), direction)
+        self.summary.text = render.summary_cards(summary, direction, stored=self.cache.direction is not None)
         best = [] if summary.best_trial is None else [summary.best_trial]
         self.best_source.data = {"trial": best, "result": [summary.best_result] if best else []}
 

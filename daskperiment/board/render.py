@@ -8,6 +8,7 @@ from typing import Literal
 
 from daskperiment.board.cells import cell_text
 from daskperiment.board.summary import Summary
+from daskperiment.direction import Direction
 
 STYLE = """
 :host { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1f2933; }
@@ -59,8 +60,11 @@ table.files td.size { text-align: right; white-space: nowrap; }
 """
 
 
-def summary_cards(summary: Summary, best: Literal["min", "max"]) -> str:
-    """The summary cards: trials, success rate, best result and its parameters, last trial."""
+def summary_cards(summary: Summary, direction: Direction, stored: bool = True) -> str:
+    """The summary cards: trials, success rate, best result and its parameters, last trial.
+
+    ``stored`` says whether ``direction`` is the experiment's or only assumed (none is stored).
+    """
     rate = summary.success_rate
     failed = summary.trials - summary.succeeded
     rate_text = "–" if rate is None else f"{rate:.0%}"
@@ -75,7 +79,8 @@ def summary_cards(summary: Summary, best: Literal["min", "max"]) -> str:
     cards = [
         ("Trials", str(summary.trials), "", f"{summary.succeeded} succeeded · {failed} failed"),
         ("Success rate", rate_text, rate_class, ""),
-        (f"Best result ({'lowest' if best == 'min' else 'highest'})", best_value, "", best_detail),
+        (f"Best result ({'lowest' if direction == 'minimize' else 'highest'}"
+         f"{'' if stored else ', assumed'})", best_value, "", best_detail),
         ("Last trial", last, "", ""),
     ]
     return '<div class="cards">' + "".join(

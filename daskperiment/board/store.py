@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.backend import Backend, open_existing
+from daskperiment.direction import Direction, load_direction, save_direction
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
 from daskperiment.records import TrialRecord
@@ -99,6 +100,7 @@ class TrialCache:
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
         self._epoch: str | None = None
+        self._direction: Direction | None = None
         self.version = 0
         """Increases each time trials are added."""
 
@@ -125,6 +127,7 @@ class TrialCache:
                 )
                 self._reset()
             self._epoch = epoch
+            self._direction = load_direction(self.backend)
             last = self.backend.last_trial_id()
             self._checked = now
             wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
@@ -167,6 +170,26 @@ class TrialCache:
         """The verbose history table of every loaded trial (see :func:`daskperiment.history.history_frame`)."""
         with self._lock:
             return self._frame if self._frame is not None else history_frame([], verbose=True)
+
+    @property
+    def direction(self) -> Direction | None:
+        """The experiment's stored objective direction as of the last refresh, None while none is stored."""
+        with self._lock:
+            return self._direction
+
+    def set_direction(self, direction: Direction) -> None:
+        """Store the experiment's objective direction (every session sees it).
+
+        Raises
+        ------
+        ValueError
+            For a direction other than ``"minimize"`` or ``"maximize"``.
+        BackendError
+            When the store cannot be written.
+        """
+        save_direction(self.backend, direction)
+        with self._lock:
+            self._direction = direction
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         """The loaded trial ``trial_id``, if any."""

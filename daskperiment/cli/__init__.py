@@ -1,7 +1,7 @@
 """The ``daskperiment`` command: run experiment scripts and read stores from a shell.
 
 Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff``, ``artifacts``,
-``cache``, ``board`` and ``migrate``;
+``cache``, ``direction``, ``board`` and ``migrate``;
 ``daskperimentboard`` is ``daskperiment board``. Errors are one line on
 stderr; the exit status is 0 on success, 1 when the command failed and 2 for
 a usage error. Only ``run`` and ``sweep`` (which run your scripts) load
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from daskperiment import __version__
 from daskperiment import serialization
-from daskperiment.cli import artifacts, board, cache, diff, history, listing, migrate, run, show, sweep
+from daskperiment.cli import artifacts, board, cache, diff, direction, history, listing, migrate, run, show, sweep
 from daskperiment.cli.errors import CommandError
 from daskperiment.errors import DaskperimentError
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
-    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board, migrate):
+    for module in (run, sweep, listing, history, show, diff, artifacts, cache, direction, board, migrate):
         module.add_parser(subparsers)
     return parser
 
