@@ -28,6 +28,9 @@ Artifacts = str | os.PathLike[str] | ArtifactStore | None
 GAP_WINDOW = 1000
 """Missing ids this close to the last one are asked for again: a trial may finish after a later one."""
 
+RUNNING_COLUMN, RUNNING = "Status", "running"
+"""A trial whose ``Status`` cell is ``running`` is read again at each refresh until it has finished."""
+
 MIN_REFRESH_SECONDS = 1.0
 """Sessions refreshing more often than this share the previous answer of the store."""
 
@@ -131,6 +134,7 @@ class TrialCache:
             last = self.backend.last_trial_id()
             self._checked = now
             wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
+            wanted += self._running()  # their record changes when they finish
             with trusting(Trust.NONE):  # the dashboard shows pickles, never loads them
                 if not self._trials:
                     new = self.backend.load_trials() if last else []
@@ -138,11 +142,18 @@ class TrialCache:
                     new = self.backend.load_trials(wanted)
                 else:
                     new = []
+            new = [t for t in new if self._trials.get(t.trial_id) != t]  # a running trial may not have changed
             if not new:
                 return reloaded
             self._add(new)
             logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
             return True
+
+    def _running(self) -> list[int]:
+        """Ids of the loaded trials whose ``Status`` is ``running`` (when the history has that column)."""
+        if self._frame is None or RUNNING_COLUMN not in self._frame.columns:
+            return []
+        return [int(t) for t in self._frame.index[self._frame[RUNNING_COLUMN] == RUNNING]]
 
     def _reset(self) -> None:
         """Forget every loaded trial."""
@@ -195,6 +206,11 @@ class TrialCache:
         """The loaded trial ``trial_id``, if any."""
         with self._lock:
             return self._trials.get(trial_id)
+
+    def running(self) -> list[int]:
+        """Ids of the trials running at the last refresh (their ``Status`` is ``running``)."""
+        with self._lock:
+            return self._running()
 
     def parameter_names(self) -> list[str]:
         """Names of the parameters of the loaded trials, in order of first appearance."""
