@@ -541,18 +541,33 @@ class Experiment:
     def set_direction(self, direction: str) -> None:
         """Store whether lower (``"minimize"``) or higher (``"maximize"``) results are better.
 
+        The direction is kept with the experiment: the dashboard's best trial,
+        later searches (:meth:`optimize`) and ``daskperiment direction ID`` read it.
+
+        Parameters
+        ----------
+        direction : {"minimize", "maximize"}
+            ``"minimize"`` for a loss or an error, ``"maximize"`` for an accuracy or a score.
+
         Raises
         ------
         ValueError
-            For any other value.
+            For any other value (nothing is stored).
         """
-        from daskperiment.optimize import save_direction
+        from daskperiment.direction import save_direction
 
         save_direction(self._backend, direction)
 
     def get_direction(self) -> str | None:
-        """The stored direction of the results (``"minimize"``/``"maximize"``), None if never set."""
-        from daskperiment.optimize import load_direction
+        """The stored direction of the results.
+
+        Returns
+        -------
+        str or None
+            ``"minimize"`` or ``"maximize"``; None if it was never set (the
+            dashboard then assumes ``"minimize"``).
+        """
+        from daskperiment.direction import load_direction
 
         return load_direction(self._backend)
 

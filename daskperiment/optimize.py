@@ -13,7 +13,6 @@ imported only when a search runs.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import numbers
@@ -22,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from typing import TYPE_CHECKING, Any, Union
 
 from daskperiment import seeding
+from daskperiment.direction import validate_direction
 from daskperiment.errors import OptimizeError
 from daskperiment.progress import TrialProgressBar
 from daskperiment.sweep import make_sweep_id
@@ -29,7 +29,6 @@ from daskperiment.sweep import make_sweep_id
 if TYPE_CHECKING:
     import optuna
 
-    from daskperiment.backend.base import Backend
     from daskperiment.experiment import Experiment
     from daskperiment.graph import StepCall
     from daskperiment.tracker import Tracker, TrialFuture
@@ -38,31 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DIRECTIONS = ("minimize", "maximize")
-DIRECTION_SETTING = "direction"
 TRIAL_ID_ATTR = "daskperiment_trial_id"
-
-
-# -- the experiment's direction ----------------------------------------------------------
-def validate_direction(direction: object) -> str:
-    """Return ``direction`` if it is ``"minimize"`` or ``"maximize"``, else raise ValueError."""
-    if direction not in DIRECTIONS:
-        raise ValueError(
-            f"invalid direction {direction!r}: use 'minimize' (lower results are better) or "
-            "'maximize' (higher results are better)"
-        )
-    return str(direction)
-
-
-def save_direction(backend: "Backend", direction: str) -> None:
-    """Store the direction of the experiment's results (validated first)."""
-    backend.save_setting(DIRECTION_SETTING, json.dumps(validate_direction(direction)))
-
-
-def load_direction(backend: "Backend") -> str | None:
-    """The stored direction of the experiment's results, None when never set."""
-    stored = backend.load_setting(DIRECTION_SETTING)
-    return None if stored is None else json.loads(stored)
 
 
 # -- the search -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
@@ -35,6 +36,7 @@ from daskperiment.board.filters import Condition, FilterError, parse_filter
 from daskperiment.board.query import TableQuery, cell_text, run_query
 from daskperiment.board.store import TrialCache, open_store
 from daskperiment.board.summary import summarize
+from daskperiment.direction import load_direction
 from daskperiment.board.views import code_view, environment_view
 from daskperiment.records import ArtifactRecord, Blob, MetricPoint, RecordBatch, TrialRecord
 
@@ -304,13 +306,13 @@ def test_run_query_refuses_an_unknown_sort_column(cache: TrialCache) -> None:
 
 # -- summary, rendering, details ------------------------------------------------------------------
 def test_summary(cache: TrialCache) -> None:
-    lowest = summarize(cache.frame, cache.parameter_names(), "min")
+    lowest = summarize(cache.frame, cache.parameter_names(), "minimize")
     assert (lowest.trials, lowest.succeeded, lowest.best_trial, lowest.best_result) == (6, 5, 5, 0.5)
     assert lowest.best_parameters == {"lr": 0.5, "model": XSS}
     assert lowest.success_rate == pytest.approx(5 / 6)
-    assert summarize(cache.frame, cache.parameter_names(), "max").best_trial == 6
-    with pytest.raises(ValueError, match="best must be 'min' or 'max'"):
-        summarize(cache.frame, [], "best")  # type: ignore[arg-type]
+    assert summarize(cache.frame, cache.parameter_names(), "maximize").best_trial == 6
+    with pytest.raises(ValueError, match="invalid direction 'max': use 'minimize'"):
+        summarize(cache.frame, [], "max")  # type: ignore[arg-type]
 
 
 def test_summary_without_trials_or_numeric_results(tmp_path: Path) -> None:
@@ -319,14 +321,14 @@ def test_summary_without_trials_or_numeric_results(tmp_path: Path) -> None:
     empty.refresh()
     summary = summarize(empty.frame, [])
     assert (summary.trials, summary.success_rate, summary.best_trial, summary.last_finished) == (0, None, None, None)
-    assert "no numeric result yet" in render.summary_cards(summary, "min")
+    assert "no numeric result yet" in render.summary_cards(summary, "minimize")
     write_trials(backend, [record(1, Blob.of(b""), result="text")])
     empty.refresh()
     assert summarize(empty.frame, []).best_trial is None
 
 
 def test_rendered_user_text_is_escaped(cache: TrialCache) -> None:
-    cards = render.summary_cards(summarize(cache.frame, cache.parameter_names()), "min")
+    cards = render.summary_cards(summarize(cache.frame, cache.parameter_names()), "minimize")
     assert XSS not in cards and "&lt;script&gt;alert(1)&lt;/script&gt;" in cards
     for html in (
         render.code_block(XSS),
@@ -391,88 +393,172 @@ def dashboard(cache: TrialCache) -> Dashboard:
     return Dashboard(Document(), cache, "test store")
 
 
+def show(session: Dashboard, title: str) -> None:
+    """Show the tab ``title`` of ``session`` (its views are drawn when shown)."""
+    session.tabs.active = [tab.title for tab in session.tabs.tabs].index(title)
+
+
 def test_session_shows_history_summary_and_charts(dashboard: Dashboard) -> None:
-    data = dashboard.table_source.data
+    data = dashboard.history.source.data
     assert data["trial"] == [6, 5, 4, 3, 2, 1]
-    titles = [c.title for c in dashboard.table.columns]
-    assert titles == ["Trial ID", "lr", "model", "Result", "Success", "Status", "Description", "Process Time (s)", "Finished",
+    titles = [c.title for c in dashboard.history.table.columns]
+    assert titles == ["Trial ID", "lr", "model", "Result", "Status", "Success", "Description", "Process Time (s)", "Finished",
                       "Seed", "Result Type"]
-    model = data[dashboard.table.columns[2].field]
+    model = data[dashboard.history.table.columns[2].field]
     assert model[1] == XSS  # the table's StringFormatter shows it as text
     assert "&lt;script&gt;" in dashboard.summary.text and "trial 5" in dashboard.summary.text
-    assert dashboard.chart_source.data["trial"] == [1, 2, 3, 4, 5, 6]
-    assert dashboard.best_source.data == {"trial": [5], "result": [0.5]}
+    assert dashboard.overview.dots.data["trial"] == [1, 2, 3, 4, 5, 6]
+    assert dashboard.overview.best.data == {"trial": [5], "result": [0.5]}
+    assert "(lowest, assumed)" in dashboard.summary.text  # no direction stored yet
     dashboard.best.active = 1  # highest is best
-    assert dashboard.best_source.data == {"trial": [6], "result": [4.0]} and "(highest)" in dashboard.summary.text
-    assert math.isnan(dashboard.chart_source.data["result"][3])
-    assert dashboard.parameter.value == "lr" and dashboard.parameter.options == ["lr", "model"]
-    dashboard.parameter.value = "model"  # non-numeric: placed at 0, 1, 2... and labelled
-    assert dashboard.parameter_chart.xaxis.major_label_overrides[0.0] == XSS[:20]
-    assert dashboard.metric.value == "loss"
-    assert dashboard.metric_lines.data["label"] == ["trial 2", "trial 3"]  # latest trials with values
+    assert dashboard.overview.best.data == {"trial": [6], "result": [4.0]} and "(highest)" in dashboard.summary.text
+    assert math.isnan(dashboard.overview.dots.data["result"][3])
+    assert dashboard.overview.parameter.value == "lr" and dashboard.overview.parameter.options == ["lr", "model"]
+    dashboard.overview.parameter.value = "model"  # non-numeric: placed at 0, 1, 2... and labelled
+    assert dashboard.overview.parameter_chart.xaxis.major_label_overrides[0.0] == XSS[:20]
+    show(dashboard, "Metrics")
+    assert dashboard.metrics.keys.value == ["loss"]
+    assert dashboard.metrics.sources[0][0].data["label"] == ["trial 2", "trial 3"]  # latest trials with values
+
+
+def test_the_direction_is_stored_and_followed_by_every_session(store: LocalBackend, cache: TrialCache,
+                                                                  tmp_path: Path, child_env: dict[str, str]) -> None:
+    first, second = (Dashboard(Document(), cache, "test store") for _ in range(2))
+    assert load_direction(store) is None and first.best.active == 0
+    first.best.active = 1
+    assert load_direction(LocalBackend(tmp_path / "store" / "board", "board")) == "maximize"  # in the store
+    second.refresh(force=True)
+    assert second.best.active == 1 and second.overview.best.data["trial"] == [6]
+    assert Dashboard(Document(), cache, "reloaded").best.active == 1  # a new page keeps it
+    done = subprocess.run(
+        [sys.executable, "-m", "daskperiment.cli", "direction", "board", "minimize", "--backend",
+         str(tmp_path / "store")], env=child_env, capture_output=True, text=True, timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (0, "minimize (lower results are better)\n"), done.stderr
+    cache.refresh()
+    first.refresh()  # set elsewhere: the next refresh follows
+    assert first.best.active == 0 and first.overview.best.data["trial"] == [5]
+    assert "(lowest)" in first.summary.text and "assumed" not in first.summary.text
+
+
+def test_a_direction_that_cannot_be_stored_is_reported(store: LocalBackend, cache: TrialCache,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    session = Dashboard(Document(), cache, "test store")
+
+    def refuse(name: str, value: str) -> None:
+        raise BackendError("the local store is read only")
+
+    monkeypatch.setattr(store, "save_setting", refuse)
+    session.best.active = 1
+    assert "cannot store the direction: the local store is read only" in session.status.text
+    assert session.best.active == 0 and session.overview.best.data["trial"] == [5]  # as it was
+
+
+@pytest.mark.parametrize("stored", ['"sideways"', "not json", '["maximize"]'])
+def test_a_stored_direction_that_is_not_one_is_ignored(store: LocalBackend, stored: str) -> None:
+    store.save_setting("direction", stored)
+    assert load_direction(store) is None
+
+
+def test_a_search_stores_its_study_direction_for_the_dashboard(make_experiment: Callable[..., Experiment]) -> None:
+    import optuna
+
+    ex = make_experiment("searched")
+    x = ex.parameter("x")
+
+    @ex.result
+    def score(x: float) -> float:
+        return -((x - 1) ** 2)
+
+    space = {"x": optuna.distributions.FloatDistribution(-3, 3)}
+    ex.optimize(score(x), space, 12, study=optuna.create_study(direction="maximize"), seed=3, n_parallel=1)
+    cache = TrialCache(ex.backend, min_interval=0)
+    cache.refresh()
+    session = Dashboard(Document(), cache, "test store")
+    results = ex.get_history()["Result"]
+    assert cache.direction == "maximize" and session.best.active == 1
+    assert session.overview.best.data["trial"] == [int(results.idxmax())]
+
+
+def test_cli_direction(store: LocalBackend, tmp_path: Path, child_env: dict[str, str]) -> None:
+    def direction(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "daskperiment.cli", "direction", "board", *args,
+                               "--backend", str(tmp_path / "store")], env=child_env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert direction().stdout == "not set: minimize is assumed (lower results are better)\n"
+    assert direction("maximize").stdout == "maximize (higher results are better)\n"
+    assert direction().stdout == "maximize (higher results are better)\n"
+    wrong = direction("max")
+    assert wrong.returncode == 2 and "invalid choice: 'max'" in wrong.stderr
+    assert load_direction(store) == "maximize"
 
 
 def test_session_filters_sorts_and_pages(dashboard: Dashboard) -> None:
-    dashboard.success.active = 2
-    assert dashboard.table_source.data["trial"] == [4]
-    dashboard.success.active = 0
-    dashboard.filter.value = "lr<0.3"
-    assert dashboard.table_source.data["trial"] == [6, 2, 1]
-    assert "3 of 6 trials" in dashboard.page_info.text
-    dashboard.filter.value = "depth>3"
-    assert "no column" in dashboard.filter_message.text
-    assert dashboard.table_source.data["trial"] == [6, 2, 1]  # the last valid filter holds
-    dashboard.filter.value = ""
-    dashboard.sort_by.value = "Result"
-    dashboard.order.active = 1
-    assert dashboard.table_source.data["trial"] == [5, 2, 3, 1, 6, 4]
-    dashboard.page_size.value = "25"
-    assert dashboard.previous.disabled and dashboard.next.disabled
+    dashboard.history.success.active = 2
+    assert dashboard.history.source.data["trial"] == [4]
+    dashboard.history.success.active = 0
+    dashboard.history.filter.value = "lr<0.3"
+    assert dashboard.history.source.data["trial"] == [6, 2, 1]
+    assert "3 of 6 trials" in dashboard.history.page_info.text
+    dashboard.history.filter.value = "depth>3"
+    assert "no column" in dashboard.history.message.text
+    assert dashboard.history.source.data["trial"] == [6, 2, 1]  # the last valid filter holds
+    dashboard.history.filter.value = ""
+    dashboard.history.sort_by.value = "Result"
+    dashboard.history.order.active = 1
+    assert dashboard.history.source.data["trial"] == [5, 2, 3, 1, 6, 4]
+    dashboard.history.page_size.value = "25"
+    assert dashboard.history.previous.disabled and dashboard.history.next.disabled
     # process times are named as the table shows them, in seconds, and sort by their value
-    assert ("Process Time", "Process Time (s)") in dashboard.sort_by.options
-    dashboard.sort_by.value = "Process Time"
+    assert ("Process Time", "Process Time (s)") in dashboard.history.sort_by.options
+    dashboard.history.sort_by.value = "Process Time"
     times = dashboard.cache.frame["Process Time"].sort_values(ascending=True, kind="stable")
-    assert dashboard.table_source.data["trial"] == list(times.index)
+    assert dashboard.history.source.data["trial"] == list(times.index)
 
 
 def test_session_selection_drives_metrics_code_and_environment(dashboard: Dashboard) -> None:
-    page = dashboard.table_source.data["trial"]
-    dashboard.table_source.selected.indices = [page.index(3), page.index(1)]
+    page = dashboard.history.source.data["trial"]
+    dashboard.history.source.selected.indices = [page.index(3), page.index(1)]
     assert dashboard.selection == [1, 3]
     assert "Selected trials: 1, 3" in dashboard.selection_info.text
-    assert dashboard.metric_lines.data["label"] == ["trial 1", "trial 3"]
-    assert dashboard.selected_source.data["trial"] == [1, 3]
-    assert "trial 1 → trial 3" in dashboard.code_caption.text
-    assert "No difference" in dashboard.code.text
-    dashboard.diff_mode.active = 0  # unified
-    assert "No difference" in dashboard.code.text and "trial 1 → trial 3" in dashboard.code_caption.text
-    assert "Changes from trial 1 to 3" in dashboard.environment_diff.text
-    dashboard.category.value = "python"
-    assert "3.11.1" in dashboard.environment.text
-    dashboard.table_source.selected.indices = [page.index(3)]
-    assert "Code of trial 3" in dashboard.code_caption.text and "def f(a)" in dashboard.code.text
-    dashboard._select([])
+    show(dashboard, "Metrics")
+    assert dashboard.metrics.sources[0][0].data["label"] == ["trial 1", "trial 3"]
+    assert dashboard.overview.rings.data["trial"] == [1, 3]
+    show(dashboard, "Code")
+    assert "trial 1 → trial 3" in dashboard.code.caption.text
+    assert "No difference" in dashboard.code.code.text
+    dashboard.code.diff_mode.active = 0  # unified
+    assert "No difference" in dashboard.code.code.text and "trial 1 → trial 3" in dashboard.code.caption.text
+    show(dashboard, "Environment")
+    assert "Changes from trial 1 to 3" in dashboard.environment.diff.text
+    dashboard.environment.category.value = "python"
+    assert "3.11.1" in dashboard.environment.environment.text
+    show(dashboard, "Trials")
+    dashboard.history.source.selected.indices = [page.index(3)]
+    show(dashboard, "Code")
+    assert "Code of trial 3" in dashboard.code.caption.text and "def f(a)" in dashboard.code.code.text
+    dashboard.select([])
     assert dashboard.selection == [] and dashboard.clear.disabled
 
 
 def test_session_selection_survives_paging(cache: TrialCache) -> None:
     session = Dashboard(Document(), cache, "test store")
-    session.query = TableQuery(page_size=2)
-    session.update_table()
-    session.table_source.selected.indices = [0]  # trial 6
-    session._go_to_page(1)
-    session.table_source.selected.indices = [1]  # trial 3
+    session.history.apply(TableQuery(page_size=2))
+    session.history.source.selected.indices = [0]  # trial 6
+    session.history.apply(replace(session.history.query, page=1))
+    session.history.source.selected.indices = [1]  # trial 3
     assert session.selection == [3, 6]
-    session._go_to_page(0)
-    assert session.table_source.selected.indices == [0]
+    session.history.apply(replace(session.history.query, page=0))
+    assert session.history.source.selected.indices == [0]
 
 
 def test_session_shows_new_trials(store: LocalBackend, cache: TrialCache, dashboard: Dashboard) -> None:
     write_trials(store, [record(7, Blob.of(b"def f(a):\n    return a\n"), result=0.1, lr=0.7, model="new")])
     dashboard.refresh()
-    assert dashboard.table_source.data["trial"][0] == 7
+    assert dashboard.history.source.data["trial"][0] == 7
     assert "live · 7 trials" in dashboard.status.text
-    assert dashboard.chart_source.data["trial"][-1] == 7
+    assert dashboard.overview.dots.data["trial"][-1] == 7
 
 
 def test_session_with_ten_thousand_trials_sends_one_page(tmp_path: Path) -> None:
@@ -483,10 +569,10 @@ def test_session_with_ten_thousand_trials_sends_one_page(tmp_path: Path) -> None
     cache = TrialCache(backend, min_interval=0)
     cache.refresh()
     session = Dashboard(Document(), cache, "big")
-    assert len(session.table_source.data["trial"]) == 100
-    assert "page 1 of 100 · 10000 trials" in session.page_info.text
-    session.filter.value = "model=m3, lr<0.5"
-    assert "714 of 10000 trials" in session.page_info.text
+    assert len(session.history.source.data["trial"]) == 100
+    assert "page 1 of 100 · 10000 trials" in session.history.page_info.text
+    session.history.filter.value = "model=m3, lr<0.5"
+    assert "714 of 10000 trials" in session.history.page_info.text
     assert "Trials" in session.summary.text and ">10000<" in session.summary.text
 
 
@@ -501,22 +587,24 @@ def test_session_reports_an_unreachable_store(tmp_path: Path) -> None:
         cache = TrialCache(open_store("remote", uri), min_interval=0)
         cache.refresh()
         session = Dashboard(Document(), cache, uri)
-        assert session.table_source.data["trial"] == [1]
+        assert session.history.source.data["trial"] == [1]
     finally:
         server.kill()
     session.refresh()
     assert "store unreachable" in session.status.text and "error" in session.status.text
-    assert session.table_source.data["trial"] == [1]  # what was shown stays
+    assert session.history.source.data["trial"] == [1]  # what was shown stays
 
 
 
 def test_session_of_an_experiment_without_trials(tmp_path: Path) -> None:
     cache = TrialCache(LocalBackend(tmp_path / "new", "new"), min_interval=0)
     session = Dashboard(Document(), cache, "new")
-    assert session.table_source.data["trial"] == []
-    assert "page 1 of 1 · 0 trials" in session.page_info.text
-    assert "No trial yet" in session.code_caption.text
-    assert "No metric saved yet" in session.metric_caption.text
+    assert session.history.source.data["trial"] == []
+    assert "page 1 of 1 · 0 trials" in session.history.page_info.text
+    show(session, "Code")
+    assert "No trial yet" in session.code.caption.text
+    show(session, "Metrics")
+    assert "No metric saved yet" in session.metrics.caption.text
     assert "live · 0 trials" in session.status.text
 
 
@@ -601,20 +689,26 @@ def test_session_over_a_server_store(server_uri: str) -> None:
     cache = TrialCache(open_store("remote", server_uri))
     cache.refresh()
     session = Dashboard(Document(), cache, server_uri)
-    assert session.table_source.data["trial"] == [1]
-    assert session.table_source.data[session.table.columns[1].field] == [XSS]
-    assert "def f()" in session.code.text
-    assert "Trial 1 · 0 files" in session.artifacts.text  # the store lists the trial's files: none
+    assert session.history.source.data["trial"] == [1]
+    assert session.history.source.data[session.history.table.columns[1].field] == [XSS]
+    show(session, "Code")
+    assert "def f()" in session.code.code.text
+    show(session, "Artifacts")
+    assert "Trial 1 · 0 files" in session.artifacts.artifacts.text  # the store lists the trial's files: none
+    session.best.active = 1  # highest is best: stored on the server, read by a new reader
+    reader = TrialCache(open_store("remote", server_uri), min_interval=0)
+    reader.refresh()
+    assert reader.direction == "maximize" and load_direction(backend) == "maximize"
 
 
 def test_clicking_dots_toggles_their_trials(dashboard: Dashboard) -> None:
-    position = dashboard.chart_source.data["trial"].index(4)
-    dashboard.chart_source.selected.indices = [position]
-    assert dashboard.selection == [4] and dashboard.chart_source.selected.indices == []
-    assert dashboard.table_source.selected.indices == [dashboard.table_source.data["trial"].index(4)]
-    dashboard.parameter_source.selected.indices = [dashboard.parameter_source.data["trial"].index(2)]
+    position = dashboard.overview.dots.data["trial"].index(4)
+    dashboard.overview.dots.selected.indices = [position]
+    assert dashboard.selection == [4] and dashboard.overview.dots.selected.indices == []
+    assert dashboard.history.source.selected.indices == [dashboard.history.source.data["trial"].index(4)]
+    dashboard.overview.parameter_dots.selected.indices = [dashboard.overview.parameter_dots.data["trial"].index(2)]
     assert dashboard.selection == [2, 4]
-    dashboard.chart_source.selected.indices = [position]
+    dashboard.overview.dots.selected.indices = [position]
     assert dashboard.selection == [2]
 
 
@@ -733,12 +827,13 @@ def test_artifacts_tab_lists_files_images_and_cached_steps(files: Experiment) ->
     cache = TrialCache(files.backend, min_interval=0)
     cache.refresh()
     session = Dashboard(Document(), cache, "test store")
-    assert "Files kept by trial 2, the latest" in session.artifacts_caption.text
-    assert "Cached: prepare (trial 1)" in session.artifacts.text  # the default: the latest trial
-    page = session.table_source.data["trial"]
-    session.table_source.selected.indices = [page.index(1)]
-    html = session.artifacts.text
-    assert "Files kept by the selected trials: 1" in session.artifacts_caption.text
+    show(session, "Artifacts")
+    assert "Files kept by trial 2, the latest" in session.artifacts.caption.text
+    assert "Cached: prepare (trial 1)" in session.artifacts.artifacts.text  # the default: the latest trial
+    page = session.history.source.data["trial"]
+    session.history.source.selected.indices = [page.index(1)]
+    html = session.artifacts.artifacts.text
+    assert "Files kept by the selected trials: 1" in session.artifacts.caption.text
     assert "Trial 1 · 5 files ·" in html and "Cached:" not in html
     png, svg = kept(files, 1, "plots/square.png"), kept(files, 1, "plots/figure.svg")
     for label in ("plots/square.png", "plots/figure.svg", f"plots/data/{HTML_NAME}", "weights/model.bin", "output"):
@@ -750,8 +845,8 @@ def test_artifacts_tab_lists_files_images_and_cached_steps(files: Experiment) ->
     assert f'<img src="artifact/1/{png.digest}" alt="plots/square.png">' in html
     assert f'<img src="artifact/1/{svg.digest}"' in html
     assert HTML_NAME not in html and f"<td>data/{escape(HTML_NAME)}</td>" in html
-    session.table_source.selected.indices = [page.index(1), page.index(2)]
-    html = session.artifacts.text
+    session.history.source.selected.indices = [page.index(1), page.index(2)]
+    html = session.artifacts.artifacts.text
     assert "Trial 1 · 5 files" in html and "Trial 2 · 4 files" in html  # trial 2 printed nothing
     assert html.count("Cached: prepare (trial 1)") == 1
     assert f'<a href="artifact/2/{png.digest}" download' in html  # the cached step's files are trial 2's too
@@ -761,23 +856,26 @@ def test_cached_steps_have_a_history_column(files: Experiment) -> None:
     cache = TrialCache(files.backend, min_interval=0)
     cache.refresh()
     session = Dashboard(Document(), cache, "test store")
-    titles = [c.title for c in session.table.columns]
+    titles = [c.title for c in session.history.table.columns]
     assert titles[titles.index("Description") + 1] == "Cached"
-    column = session.table.columns[titles.index("Cached")].field
-    assert dict(zip(session.table_source.data["trial"], session.table_source.data[column])) == {
+    column = session.history.table.columns[titles.index("Cached")].field
+    assert dict(zip(session.history.source.data["trial"], session.history.source.data[column])) == {
         2: "prepare (trial 1)", 1: ""}
 
 
 def test_artifacts_tab_without_files_or_trials(tmp_path: Path, store: LocalBackend, cache: TrialCache) -> None:
     session = Dashboard(Document(), cache, "test store")
-    assert "Trial 6 · 0 files · 0 B" in session.artifacts.text and "kept no files" in session.artifacts.text
+    show(session, "Artifacts")
+    html = session.artifacts.artifacts.text
+    assert "Trial 6 · 0 files · 0 B" in html and "kept no files" in html
     write_trials(store, [record(t, Blob.of(b"")) for t in range(7, 13)])
     session.refresh()
-    session._select(list(range(1, 13)))
-    assert "(the first 10 of 12 selected)" in session.artifacts_caption.text
-    assert "Trial 10 · " in session.artifacts.text and "Trial 11 · " not in session.artifacts.text
+    session.select(list(range(1, 13)))
+    assert "(the first 10 of 12 selected)" in session.artifacts.caption.text
+    assert "Trial 10 · " in session.artifacts.artifacts.text and "Trial 11 · " not in session.artifacts.artifacts.text
     empty = Dashboard(Document(), TrialCache(LocalBackend(tmp_path / "none", "none"), min_interval=0), "none")
-    assert "No trial yet" in empty.artifacts_caption.text and empty.artifacts.text == ""
+    show(empty, "Artifacts")
+    assert "No trial yet" in empty.artifacts.caption.text and empty.artifacts.artifacts.text == ""
 
 
 def test_long_listings_are_cut(tmp_path: Path) -> None:
@@ -905,6 +1003,6 @@ def test_the_sweep_column_comes_after_the_outcome_not_among_the_parameters(make_
     ex.sweep(add(a, b), grid={"a": [1, 2], "b": [3]}, name="s-1")
     cache = TrialCache(ex.backend, min_interval=0)
     cache.refresh()
-    titles = [c.title for c in Dashboard(Document(), cache, "test store").table.columns]
+    titles = [c.title for c in Dashboard(Document(), cache, "test store").history.table.columns]
     assert titles.index("a") < titles.index("b") < titles.index("Result") < titles.index("Sweep")
     assert titles[titles.index("Description") + 1] == "Sweep"

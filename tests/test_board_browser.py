@@ -176,8 +176,8 @@ def screenshot(driver: Any, name: str) -> Path:
 def page(board: BoardServer, browser: Any) -> Any:
     """The dashboard, loaded."""
     browser.get(board.url)
-    wait_for(lambda: browser.execute_script(MODEL_DATA, "metric_lines_source", "label") is not None
-             and "lr" in page_text(browser), "the dashboard to load")
+    wait_for(lambda: browser.execute_script(ROW_CHECKBOX, "5") and "lr" in page_text(browser),
+             "the dashboard to load")
     return browser
 
 
@@ -198,7 +198,9 @@ def test_table_lists_the_trials(page: Any) -> None:
 def test_script_parameter_value_renders_as_text(page: Any) -> None:
     from selenium.common.exceptions import NoAlertPresentException
 
-    text = page_text(page)
+    open_tab(page, "Metrics")
+    text = wait_for_text(page, XSS_METRIC)
+    open_tab(page, "Trials")
     assert XSS in text  # the literal texts are shown...
     assert XSS_METRIC in text  # (an option of the metric chooser)
     with pytest.raises(NoAlertPresentException):
@@ -214,9 +216,12 @@ def test_selecting_two_trials_shows_their_curves_and_code_diff(page: Any) -> Non
         page.execute_script(ROW_CHECKBOX, trial).click()
     wait_for_text(page, "Selected trials: 2, 3")
     open_tab(page, "Metrics")
-    metric = page.execute_script(_DEEP_JS + "return deep(document, 'select', []).find("
-                                 "s => Array.from(s.options).some(o => o.text === 'loss'))")
-    Select(metric).select_by_visible_text("loss")
+    metric = wait_for(lambda: page.execute_script(_DEEP_JS + "return deep(document, 'select', []).find("
+                                                  "s => Array.from(s.options).some(o => o.text === 'loss'))"),
+                      "the metrics to choose from")
+    chosen = Select(metric)
+    chosen.deselect_all()
+    chosen.select_by_visible_text("loss")
     wait_for(lambda: page.execute_script(MODEL_DATA, "metric_lines_source", "label") == ["trial 2", "trial 3"],
              "the curves of trials 2 and 3")
     wait_for_text(page, "loss of the selected trials: 2, 3")
@@ -280,7 +285,8 @@ return deep(document, 'img', []).map(img => ({alt: img.alt, complete: img.comple
 """
 FETCH_LINK = _DEEP_JS + """
 const done = arguments[arguments.length - 1];
-const link = deep(document, 'a[download]', []).find(a => a.closest('tr').textContent.includes(arguments[0]));
+const link = deep(document, 'a[download]', []).find(a => a.closest('tr')
+  && a.closest('tr').textContent.includes(arguments[0]));
 fetch(link.href)
   .then(r => r.arrayBuffer().then(b => done({status: r.status, type: r.headers.get('content-type'),
                                              bytes: Array.from(new Uint8Array(b))})))
@@ -412,12 +418,20 @@ def test_stored_names_render_as_text_and_never_run(hostile_page: Any) -> None:
     headers = wait_for(lambda: hostile_page.execute_script(HEADERS), "the table's columns")
     assert HOSTILE_PARAMETER in headers  # the column title shows the name as it is
     text = page_text(hostile_page)
-    for shown in (HOSTILE_PARAMETER, HOSTILE_ERROR, HOSTILE_RESULT, HOSTILE_STEP, HOSTILE_METRIC):
+    for shown in (HOSTILE_PARAMETER, HOSTILE_ERROR, HOSTILE_RESULT, HOSTILE_STEP):
         assert shown in text
-    for tab in ("Metrics", "Code", "Environment", "Artifacts", "Trials"):
+    hostile_page.execute_script(ROW_CHECKBOX, "4").click()  # the forged trial, to compare
+    wait_for_text(hostile_page, "Selected trials: 4")
+    for tab in ("Metrics", "Parallel", "Scatter", "Compare", "Code", "Environment", "Artifacts", "Trials"):
         open_tab(hostile_page, tab)
         time.sleep(0.5)  # let a hostile onerror run, if it ever could
         assert hostile_page.execute_script(_DEEP_JS + "return deep(document, 'img[src=x]', []).length") == 0
+        text += page_text(hostile_page)
+    assert HOSTILE_METRIC in text  # offered in the metrics' and the scatter's choosers
+    compare = hostile_page.execute_script(_DEEP_JS + "return deep(document, 'table.compare', [])"
+                                          ".map(t => t.textContent).join(' ')")
+    for shown in (HOSTILE_PARAMETER, HOSTILE_RESULT, HOSTILE_STEP, HOSTILE_METRIC):
+        assert shown in compare
     assert "pwned" not in hostile_page.title and hostile_page.title == title
     with pytest.raises(NoAlertPresentException):
         _ = hostile_page.switch_to.alert

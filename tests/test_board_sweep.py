@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,8 @@ EPOCHS = 12
 
 def accuracy(lr: float, depth: int, model: str) -> float:
     """What trial ``(lr, depth, model)`` of the sweep returns: an accuracy, highest is best."""
-    return round(0.9 - 0.1 * abs(math.log10(lr) + 1.5) + 0.02 * depth + (0.03 if model == "mlp" else 0.0), 6)
+    return round(0.9 - 0.1 * abs(math.log10(lr) + 1.5) + 0.02 * depth + (0.03 if model == "mlp" else 0.0)
+                 + 0.001 * lr, 6)  # (no two trials tie)
 
 
 def grid_trial(trial_id: int) -> tuple[float, int, str]:
@@ -133,7 +136,6 @@ def selection_state(driver: Any) -> dict[str, Any]:
         "checked": sorted(driver.execute_script(CHECKED_ROWS)),
         "drawn": driver.execute_script(DRAWN_ROWS),
         "rings": sorted(column_of(driver, "selected_trials", "trial") or []),
-        "curves": column_of(driver, "metric_lines_source", "trial"),
     }
 
 
@@ -148,7 +150,6 @@ def agrees(state: dict[str, Any], selected: list[int]) -> bool:
         and set(state["checked"]) <= set(visible_ticks)
         and state["drawn"] == state["shown"][:len(state["drawn"])]  # the rows drawn are the page's
         and state["rings"] == selected
-        and (sorted(state["curves"] or []) == selected or not selected)  # none selected: the latest trials'
     )
 
 
@@ -167,6 +168,21 @@ def settled_selection(driver: Any, selected: list[int], what: str) -> dict[str, 
         return wait_for(steady, what)
     except AssertionError:
         raise AssertionError(f"{what}: the page shows {selection_state(driver)}") from None
+
+
+COMPARED = _DEEP_JS + """
+return deep(document, 'table.compare tr:first-child th', []).map(th => th.textContent.trim()).filter(t => t);
+"""
+
+
+def tabs_agree(driver: Any, selected: list[int]) -> None:
+    """The Metrics and Compare tabs show the trials ``selected`` (then back to the table)."""
+    open_tab(driver, "Metrics")
+    wait_for(lambda: column_of(driver, "metric_lines_source", "trial") == selected[:10], "the selected curves")
+    open_tab(driver, "Compare")
+    wait_for(lambda: [t.split()[1] for t in driver.execute_script(COMPARED)] == [str(t) for t in selected],
+             "the selected trials compared")
+    open_tab(driver, "Trials")
 
 
 def set_filter(driver: Any, text: str) -> None:
@@ -213,6 +229,7 @@ def test_selection_is_a_set_of_trial_ids_across_filters_sorting_and_pages(sweep_
     wait_for(lambda: 20 not in selection_state(page)["shown"], "the second filter to apply")
     state = settled_selection(page, [16, 20, 24], "the selection after filtering again")
     assert sorted(state["shown"]) == [t for t in range(1, 31) if grid_trial(t)[1] >= 2]  # 31: depth 1
+    tabs_agree(page, [16, 20, 24])  # the hidden trial 20 too
     set_filter(page, "")
     wait_for(lambda: len(selection_state(page)["shown"]) == 31, "every trial to show again")
     settled_selection(page, [16, 20, 24], "the selection without filter")
@@ -224,9 +241,7 @@ def test_selection_is_a_set_of_trial_ids_across_filters_sorting_and_pages(sweep_
     choose(page, "Rows", "25")
     wait_for(lambda: len(selection_state(page)["shown"]) == 25, "pages of 25 rows")
     settled_selection(page, [16, 24], "the selection on pages of 25")
-    open_tab(page, "Metrics")
-    wait_for_text(page, "of the selected trials: 16, 24")
-    open_tab(page, "Trials")
+    tabs_agree(page, [16, 24])
     choose(page, "Rows", "100")
     choose(page, "Sort by", "Trial ID")
     wait_for(lambda: selection_state(page)["shown"][:1] == [31], "the table sorted by id again")
@@ -279,18 +294,17 @@ def test_selection_rings_sit_on_their_dots_on_every_axis(sweep_page: Any) -> Non
     for parameter in ("lr", "model", "depth"):
         choose(page, "Result against", parameter)
 
-        def rings_on_dots() -> bool:  # and the dots of this parameter drawn (the page redraws them after the choice)
+        values = {grid_trial(t)[("lr", "depth", "model").index(parameter)] for t in range(1, 31)}
+
+        def rings_on_dots() -> bool:
             dots, rings = (points(page, name, "x", "result") for name in ("parameter_dots", "parameter_rings"))
-            places = {dots[t][0] for t in range(1, 31) if t in dots}
-            return (
-                sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings)
-                and len(places) == {"lr": 5, "model": 2, "depth": 3}[parameter]
-            )
+            places = {dots[t][0] for t in range(1, 31)} if len(dots) == 31 else set()
+            return (len(places) == len(values)  # one place per value: the parameter is shown
+                    and sorted(rings) == [16, 31] and all(rings[t] == dots[t] for t in rings))
 
         wait_for(rings_on_dots, f"the rings of trials 16 and 31 on their dots against {parameter}")
         dots = points(page, "parameter_dots", "x", "result")
         places = {dots[t][0] for t in range(1, 31)}
-        assert len(places) == {"lr": 5, "model": 2, "depth": 3}[parameter]  # one place per value
         assert (dots[31][0] not in places) == (parameter == "lr")  # 'oops' has its own place
     rings = points(page, "selected_trials", "trial", "result")
     assert rings == {t: (t, points(page, "trial_dots", "trial", "result")[t][1]) for t in (16, 31)}
@@ -298,3 +312,41 @@ def test_selection_rings_sit_on_their_dots_on_every_axis(sweep_page: Any) -> Non
     tick(page, 16)
     tick(page, 31)
     settled_selection(page, [], "the selection cleared")
+
+
+# -- the objective direction -------------------------------------------------------------------------
+RESULTS = {t: accuracy(*grid_trial(t)) for t in range(1, 31)} | {31: accuracy(0.05, 1, "cnn")}
+CLICK_LABEL = _DEEP_JS + """
+const button = deep(document, 'button', []).find(b => b.textContent.trim() === arguments[0]);
+button.click();
+"""
+
+
+def starred(driver: Any) -> list[int] | None:
+    return column_of(driver, "best_trial", "trial")
+
+
+def test_the_direction_is_stored_with_the_experiment_and_followed(sweep_page: Any, sweep_board: BoardServer,
+                                                                  sweep_store: Path, child_env: dict) -> None:
+    page = sweep_page
+    worst, best = min(RESULTS, key=RESULTS.get), max(RESULTS, key=RESULTS.get)
+    wait_for(lambda: starred(page) == [worst], "the lowest accuracy starred while no direction is stored")
+    assert "Best result (lowest, assumed)" in page_text(page)
+    page.execute_script(CLICK_LABEL, "highest is best")
+    wait_for(lambda: starred(page) == [best], "the highest accuracy starred")
+    page.get(sweep_board.url)  # a reload, as a teammate opening the dashboard
+    wait_for(lambda: page.execute_script(ROW_CHECKBOX, "31"), "the dashboard to load again")
+    wait_for(lambda: starred(page) == [best], "the highest accuracy still starred after a reload")
+    text = wait_for_text(page, "Best result (highest)")
+    assert f"trial {best} · lr={grid_trial(best)[0]:g}, depth={grid_trial(best)[1]}" in text
+    assert f"{RESULTS[best]:.6g}" in text
+    screenshot(page, "board-direction.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "daskperiment.cli", "direction", "sweep", "minimize", "--backend", str(sweep_store)],
+        env=child_env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: starred(page) == [worst], "the page to follow the direction set from the command line")
+    wait_for_text(page, "Best result (lowest)")
+    page.execute_script(CLICK_LABEL, "highest is best")  # the sweep's direction, for the views below
+    wait_for(lambda: starred(page) == [best], "the highest accuracy starred again")

@@ -24,10 +24,12 @@ TOOLS = "pan,box_zoom,wheel_zoom,reset,save"
 TAP_HINT = "click a dot to select or unselect its trial"
 
 
-def _figure(title: str, x_label: str, y_label: str, width: int, height: int) -> Any:
+def new_figure(title: str, x_label: str, y_label: str, width: int, height: int, tools: str = TOOLS,
+               **options: Any) -> Any:
+    """A plot in the dashboard's style (``options``: more arguments of :func:`bokeh.plotting.figure`)."""
     plot = figure(
-        title=title, width=width, height=height, tools=TOOLS, toolbar_location="right",
-        x_axis_label=x_label, y_axis_label=y_label,
+        title=title, width=width, height=height, tools=tools, toolbar_location="right",
+        x_axis_label=x_label, y_axis_label=y_label, **options,
     )
     plot.title.text_font_size = "13px"
     plot.title.text_color = "#1f2933"
@@ -86,7 +88,7 @@ def rows_of(columns: dict[str, list], trial_ids: Iterable[int]) -> dict[str, lis
 def trial_chart(source: ColumnDataSource, selected: ColumnDataSource, y: str, title: str,
                 y_label: str, width: int, height: int) -> Any:
     """Column ``y`` of every trial against its id, selected trials ringed."""
-    plot = _figure(title, "trial", y_label, width, height)
+    plot = new_figure(title, "trial", y_label, width, height)
     plot.line("trial", y, source=source, line_color="#cbd2d9", line_width=1)
     dots = plot.scatter("trial", y, source=source, size=6, color="color", alpha=0.85, line_color=None,
                         name="dots")
@@ -107,7 +109,7 @@ def mark_best(plot: Any, best: ColumnDataSource) -> None:
 
 def parameter_chart(source: ColumnDataSource, selected: ColumnDataSource, width: int, height: int) -> Any:
     """Result against the value of a parameter."""
-    plot = _figure("Result against parameter", "", "result", width, height)
+    plot = new_figure("Result against parameter", "", "result", width, height)
     plot.xaxis.ticker = FixedTicker(ticks=[])
     dots = plot.scatter("x", "result", source=source, size=7, color="color", alpha=0.6, line_color=None,
                         name="dots")
@@ -139,7 +141,7 @@ def label_parameter_axis(plot: Any, name: str, labels: dict[float, str]) -> None
 
 def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, height: int) -> Any:
     """Overlaid metric curves: one line per trial, with legend and hover."""
-    plot = _figure("", "epoch", "value", width, height)
+    plot = new_figure("", "epoch", "value", width, height)
     plot.multi_line("xs", "ys", source=lines, line_color="color", line_width=2.2, legend_field="label",
                     name="metric_lines")
     dots = plot.scatter("epoch", "value", source=points, size=5, color="color", line_color="white",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,21 +39,84 @@ class Curve:
 
 
 def metric_curves(backend: Backend, key: str, trial_ids: Sequence[int]) -> list[Curve]:
-    """Curves of metric ``key`` for the trials that saved it, thinned when long.
+    """Curves of metric ``key`` for the trials that saved it (in the order of ``trial_ids``), thinned when long.
 
     An epoch saved several times keeps its last value.
     """
-    by_trial: dict[int, dict[int, float]] = {t: {} for t in trial_ids}
-    for point in backend.load_metrics(key, list(trial_ids)):
-        by_trial.setdefault(point.trial_id, {})[point.epoch] = point.value
+    points = _points(backend, key, trial_ids)
     curves = []
-    for trial_id, points in by_trial.items():
-        if not points:
+    for trial_id in trial_ids:
+        if trial_id not in points.groups:
             continue
-        epochs = sorted(points)
+        rows = points.get_group(trial_id)
+        epochs, values = rows["epoch"].tolist(), rows["value"].tolist()
         step = max(1, -(-len(epochs) // MAX_POINTS_PER_CURVE))
-        kept = epochs[::step]
-        if kept[-1] != epochs[-1]:
-            kept.append(epochs[-1])
-        curves.append(Curve(trial_id, kept, [points[e] for e in kept]))
+        kept = list(range(0, len(epochs), step))
+        if kept[-1] != len(epochs) - 1:
+            kept.append(len(epochs) - 1)
+        curves.append(Curve(trial_id, [epochs[i] for i in kept], [values[i] for i in kept]))
     return curves
+
+
+def _points(backend: Backend, key: str, trial_ids: Sequence[int]) -> Any:
+    """The points of ``key`` of the trials, one per epoch (the last saved), grouped by trial."""
+    import pandas as pd
+
+    series = backend.load_metrics(key, list(trial_ids))
+    table = pd.DataFrame({"trial": series.trial_ids, "epoch": series.epochs, "value": series.values})
+    table = table.drop_duplicates(["trial", "epoch"], keep="last").sort_values(["trial", "epoch"], kind="stable")
+    return table.groupby("trial", sort=False)
+
+
+SUMMARY_STATISTICS = ("last", "min", "max")
+"""What :func:`metric_summaries` tells of a metric: its value at the last epoch, its lowest and highest."""
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """A metric of one trial in three numbers."""
+
+    last: float
+    """Value at the last epoch."""
+    min: float
+    max: float
+
+
+def metric_summaries(backend: Backend, key: str, trial_ids: Sequence[int]) -> dict[int, MetricSummary]:
+    """Per trial of ``trial_ids`` that saved metric ``key``: its last, lowest and highest value."""
+    points = _points(backend, key, trial_ids)
+    last, low, high = (points["value"].agg(how) for how in ("last", "min", "max"))
+    return {int(t): MetricSummary(float(last[t]), float(low[t]), float(high[t])) for t in last.index}
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """``values`` smoothed by an exponential moving average of ``weight`` (0: as they are), debiased at the start.
+
+    Raises
+    ------
+    ValueError
+        When ``weight`` is not from 0 (included) to 1 (excluded).
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"a smoothing weight is from 0 to 1 (excluded), not {weight!r}")
+    smoothed, average, count = [], 0.0, 0
+    for value in values:
+        if math.isnan(value):  # a hole stays a hole; the average goes on after it
+            smoothed.append(value)
+            continue
+        count += 1
+        average = weight * average + (1 - weight) * value
+        smoothed.append(average / (1 - weight**count))
+    return smoothed
+
+
+def epoch_times(epochs: Sequence[int], seconds: float) -> list[float]:
+    """Seconds into a trial of ``seconds`` at each of ``epochs``, its epochs taken as evenly spread over its time.
+
+    The store keeps no time per metric point: epoch ``e`` of a trial whose
+    epochs go from ``first`` to ``last`` is placed at ``seconds * (e - first + 1) / (last - first + 1)``.
+    """
+    if not epochs:
+        return []
+    first, span = epochs[0], epochs[-1] - epochs[0] + 1
+    return [seconds * (epoch - first + 1) / span for epoch in epochs]

@@ -187,3 +187,31 @@ def condition_mask(frame: pd.DataFrame, condition: Condition) -> pd.Series:
             f"e.g. {title}<0.1"
         )
     return compare(texts, value) & is_text
+
+
+@dataclass(frozen=True)
+class Brush:
+    """A range brushed on an axis of the parallel coordinates: the trials whose value lies in it.
+
+    A brush on a numeric axis keeps the numbers from ``low`` to ``high``
+    (both included); on an axis of texts, the cells showing one of ``texts``.
+    """
+
+    name: str
+    low: float = float("-inf")
+    high: float = float("inf")
+    texts: frozenset[str] | None = None
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        """Which rows of the history ``frame`` lie in the brush."""
+        column = column_of(frame, self.name)
+        if self.texts is not None:
+            return column.map(cell_text).isin(self.texts)
+        values = numeric(column)
+        return ((values >= self.low) & (values <= self.high)).fillna(False)
+
+    def __str__(self) -> str:
+        title = column_title(self.name)
+        if self.texts is not None:
+            return f"{title} in {{{', '.join(sorted(self.texts))}}}"
+        return f"{title} from {self.low:.4g} to {self.high:.4g}"

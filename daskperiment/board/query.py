@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from daskperiment.board.cells import cell_text, column_of, is_numeric_column, numeric
-from daskperiment.board.filters import Condition, FilterError, condition_mask
+from daskperiment.board.filters import Brush, Condition, FilterError, condition_mask
 from daskperiment.history import TRIAL_ID
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PAGE_SIZES", "TRIAL_ID", "Page", "TableQuery", "cell_text", "numeric", "run_query"]
+__all__ = ["PAGE_SIZES", "TRIAL_ID", "Page", "TableQuery", "cell_text", "matching_rows", "numeric", "run_query"]
 
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -23,6 +23,9 @@ class TableQuery:
 
     success: Literal["all", "succeeded", "failed"] = "all"
     conditions: tuple[Condition, ...] = ()
+    sweep: str | None = None
+    """Only the trials of this sweep (its id in the ``Sweep`` column); None: every trial."""
+    brushes: tuple[Brush, ...] = ()
     sort_by: str = TRIAL_ID
     descending: bool = True
     page: int = 0
@@ -50,27 +53,43 @@ def _sort_key(frame: pd.DataFrame, name: str) -> pd.Series:
     return column.map(cell_text).str.lower()
 
 
-def run_query(frame: pd.DataFrame, query: TableQuery) -> Page:
-    """Filter, sort and cut one page of the history ``frame``.
+def matching_rows(frame: pd.DataFrame, query: TableQuery) -> pd.DataFrame:
+    """The rows of the history ``frame`` that pass the query's filters, in its order (every page).
 
     Empty cells sort last in either order.
 
     Raises
     ------
     FilterError
-        When the query sorts by a column that does not exist.
+        When a condition compares values of different kinds, or the query
+        sorts by a column that does not exist.
     """
     mask = frame.index.to_series() > 0
     if query.success != "all":
         mask &= frame["Success"] == (query.success == "succeeded")
+    if query.sweep is not None:
+        mask &= (frame["Sweep"] == query.sweep) if "Sweep" in frame.columns else False
     for condition in query.conditions:
         mask &= condition_mask(frame, condition)
-    selected = frame[mask.to_numpy()]
+    for brush in query.brushes:
+        mask &= brush.mask(frame)
+    selected = frame[mask.to_numpy(dtype=bool)]
     if query.sort_by != TRIAL_ID and query.sort_by not in frame.columns:
         raise FilterError(f"cannot sort by {query.sort_by!r}: no such column")
     key = _sort_key(selected, query.sort_by)
     order = key.sort_values(ascending=not query.descending, kind="mergesort", na_position="last")
-    ordered = selected.loc[order.index]
+    return selected.loc[order.index]
+
+
+def run_query(frame: pd.DataFrame, query: TableQuery) -> Page:
+    """Filter, sort and cut one page of the history ``frame`` (see :func:`matching_rows`).
+
+    Raises
+    ------
+    FilterError
+        As :func:`matching_rows`.
+    """
+    ordered = matching_rows(frame, query)
     size = max(1, query.page_size)
     pages = max(1, -(-len(ordered) // size))
     page = min(max(0, query.page), pages - 1)

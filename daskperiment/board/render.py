@@ -8,6 +8,7 @@ from typing import Literal
 
 from daskperiment.board.cells import cell_text
 from daskperiment.board.summary import Summary
+from daskperiment.direction import Direction
 
 STYLE = """
 :host { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1f2933; }
@@ -47,6 +48,17 @@ table.diff td.n { width: 1%; color: #9aa5b1; text-align: right; user-select: non
                   overflow-wrap: normal; }
 table.diff td.add { background: #e6ffed; } table.diff td.del { background: #ffeef0; }
 table.diff td.chg { background: #fff8c5; }
+div.compare { overflow: auto; max-height: 640px; border: 1px solid #e4e7eb; border-radius: 8px; }
+table.compare { border-collapse: collapse; font-size: 12px; }
+table.compare th, table.compare td { padding: 3px 10px; border-bottom: 1px solid #eef2f6; text-align: left;
+                                     max-width: 260px; overflow-wrap: anywhere; vertical-align: top; }
+table.compare tr:first-child th { position: sticky; top: 0; background: #f0f4f8; }
+table.compare th:first-child { position: sticky; left: 0; background: #f8fafc; font-weight: 600; }
+table.compare tr.differs th:first-child { color: #b45309; }
+table.compare td.differs { background: #fff8c5; font-weight: 600; }
+table.compare th.best { color: #0e9f6e; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; color: #52606d; }
+.legend .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 5px; }
 h3.trial-files { font-size: 15px; margin: 14px 0 4px; font-weight: 600; }
 table.files { border-collapse: collapse; font-size: 13px; margin: 4px 0 10px; }
 table.files th { background: #f0f4f8; text-align: left; padding: 4px 10px; font-weight: 600; }
@@ -59,8 +71,11 @@ table.files td.size { text-align: right; white-space: nowrap; }
 """
 
 
-def summary_cards(summary: Summary, best: Literal["min", "max"]) -> str:
-    """The summary cards: trials, success rate, best result and its parameters, last trial."""
+def summary_cards(summary: Summary, direction: Direction, stored: bool = True) -> str:
+    """The summary cards: trials, success rate, best result and its parameters, last trial.
+
+    ``stored`` says whether ``direction`` is the experiment's or only assumed (none is stored).
+    """
     rate = summary.success_rate
     failed = summary.trials - summary.succeeded
     rate_text = "–" if rate is None else f"{rate:.0%}"
@@ -75,7 +90,8 @@ def summary_cards(summary: Summary, best: Literal["min", "max"]) -> str:
     cards = [
         ("Trials", str(summary.trials), "", f"{summary.succeeded} succeeded · {failed} failed"),
         ("Success rate", rate_text, rate_class, ""),
-        (f"Best result ({'lowest' if best == 'min' else 'highest'})", best_value, "", best_detail),
+        (f"Best result ({'lowest' if direction == 'minimize' else 'highest'}"
+         f"{'' if stored else ', assumed'})", best_value, "", best_detail),
         ("Last trial", last, "", ""),
     ]
     return '<div class="cards">' + "".join(
@@ -84,6 +100,13 @@ def summary_cards(summary: Summary, best: Literal["min", "max"]) -> str:
         f'<div class="detail" title="{escape(detail)}">{escape(detail) or "&nbsp;"}</div></div>'
         for label, value, css, detail in cards
     ) + "</div>"
+
+
+def color_legend(title: str, items: list[tuple[str, str]]) -> str:
+    """A legend of colours: ``title``, then each ``(text, colour)``."""
+    entries = "".join(f'<span><span class="swatch" style="background:{escape(color)}"></span>{escape(text)}</span>'
+                      for text, color in items)
+    return f'<div class="legend"><b>{escape(title)}:</b>{entries}</div>'
 
 
 def header(experiment_id: str, store: str) -> str:

@@ -21,6 +21,8 @@ from daskperiment.backend import Backend
 from daskperiment.board.app import Dashboard
 from daskperiment.board.download import ROUTE, ArtifactHandler
 from daskperiment.board.errors import DashboardError
+from daskperiment.board.export import ROUTE as EXPORT_ROUTE
+from daskperiment.board.export import ExportHandler, Exports
 from daskperiment.board.store import Artifacts, TrialCache, open_artifacts, open_store
 
 logger = logging.getLogger(__name__)
@@ -44,9 +46,9 @@ def _origins(host: str, port: int) -> list[str]:
     return sorted(f"{name}:{port}" for name in names)
 
 
-def _application(cache: TrialCache, store: str) -> Application:
+def _application(cache: TrialCache, store: str, exports: Exports) -> Application:
     def make_document(doc: Document) -> None:
-        Dashboard(doc, cache, store)
+        Dashboard(doc, cache, store, exports)
 
     return Application(FunctionHandler(make_document))
 
@@ -67,7 +69,8 @@ class BoardServer:
     artifacts : str, pathlib.Path, ArtifactStore or None, default None
         Where the experiment's artifacts are (see
         :func:`daskperiment.board.store.open_artifacts`); files are served from
-        there at ``/artifact/<trial id>/<digest>``.
+        there at ``/artifact/<trial id>/<digest>``. The trials a page's filters
+        match are served as CSV at ``/export/<page token>/<name>.csv``.
 
     Attributes
     ----------
@@ -85,13 +88,17 @@ class BoardServer:
     def __init__(self, experiment_id: str, backend: str | os.PathLike[str] | Backend, host: str,
                  port: int, artifacts: Artifacts = None) -> None:
         store = open_store(experiment_id, backend)
-        self._downloads = (ROUTE, ArtifactHandler, {"backend": store, "artifacts": open_artifacts(store, artifacts)})
         cache = TrialCache(store)
         cache.refresh()  # fails now, with a clear error, if the store cannot be read
+        exports = Exports()
+        self._routes = [
+            (ROUTE, ArtifactHandler, {"backend": store, "artifacts": open_artifacts(store, artifacts)}),
+            (EXPORT_ROUTE, ExportHandler, {"cache": cache, "exports": exports}),
+        ]
         self.experiment_id = experiment_id
         self._host = host
         self._port = port or _free_port(host)
-        self._application = _application(cache, repr(store))
+        self._application = _application(cache, repr(store), exports)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         shown = "127.0.0.1" if host in _WILDCARD_HOSTS else host
@@ -101,7 +108,7 @@ class BoardServer:
         try:
             return Server(
                 {"/": self._application}, io_loop=IOLoop.current(), address=self._host, port=self._port,
-                allow_websocket_origin=_origins(self._host, self._port), extra_patterns=[self._downloads],
+                allow_websocket_origin=_origins(self._host, self._port), extra_patterns=self._routes,
             )
         except OSError as exc:
             raise DashboardError(

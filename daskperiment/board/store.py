@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.backend import Backend, open_existing
+from daskperiment.direction import Direction, load_direction, save_direction
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
 from daskperiment.records import TrialRecord
@@ -26,6 +27,9 @@ Artifacts = str | os.PathLike[str] | ArtifactStore | None
 
 GAP_WINDOW = 1000
 """Missing ids this close to the last one are asked for again: a trial may finish after a later one."""
+
+RUNNING_COLUMN, RUNNING = "Status", "running"
+"""A trial whose ``Status`` cell is ``running`` is read again at each refresh until it has finished."""
 
 MIN_REFRESH_SECONDS = 1.0
 """Sessions refreshing more often than this share the previous answer of the store."""
@@ -99,6 +103,7 @@ class TrialCache:
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
         self._epoch: str | None = None
+        self._direction: Direction | None = None
         self.version = 0
         """Increases each time trials are added."""
 
@@ -125,9 +130,11 @@ class TrialCache:
                 )
                 self._reset()
             self._epoch = epoch
+            self._direction = load_direction(self.backend)
             last = self.backend.last_trial_id()
             self._checked = now
             wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
+            wanted += self._running()  # their record changes when they finish
             with trusting(Trust.NONE):  # the dashboard shows pickles, never loads them
                 if not self._trials:
                     new = self.backend.load_trials() if last else []
@@ -135,11 +142,18 @@ class TrialCache:
                     new = self.backend.load_trials(wanted)
                 else:
                     new = []
+            new = [t for t in new if self._trials.get(t.trial_id) != t]  # a running trial may not have changed
             if not new:
                 return reloaded
             self._add(new)
             logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
             return True
+
+    def _running(self) -> list[int]:
+        """Ids of the loaded trials whose ``Status`` is ``running`` (when the history has that column)."""
+        if self._frame is None or RUNNING_COLUMN not in self._frame.columns:
+            return []
+        return [int(t) for t in self._frame.index[self._frame[RUNNING_COLUMN] == RUNNING]]
 
     def _reset(self) -> None:
         """Forget every loaded trial."""
@@ -168,10 +182,35 @@ class TrialCache:
         with self._lock:
             return self._frame if self._frame is not None else history_frame([], verbose=True)
 
+    @property
+    def direction(self) -> Direction | None:
+        """The experiment's stored objective direction as of the last refresh, None while none is stored."""
+        with self._lock:
+            return self._direction
+
+    def set_direction(self, direction: Direction) -> None:
+        """Store the experiment's objective direction (every session sees it).
+
+        Raises
+        ------
+        ValueError
+            For a direction other than ``"minimize"`` or ``"maximize"``.
+        BackendError
+            When the store cannot be written.
+        """
+        save_direction(self.backend, direction)
+        with self._lock:
+            self._direction = direction
+
     def trial(self, trial_id: int) -> TrialRecord | None:
         """The loaded trial ``trial_id``, if any."""
         with self._lock:
             return self._trials.get(trial_id)
+
+    def running(self) -> list[int]:
+        """Ids of the trials running at the last refresh (their ``Status`` is ``running``)."""
+        with self._lock:
+            return self._running()
 
     def parameter_names(self) -> list[str]:
         """Names of the parameters of the loaded trials, in order of first appearance."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from daskperiment.board.cells import numeric
+from daskperiment.direction import Direction, validate_direction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +30,7 @@ class Summary:
         return self.succeeded / self.trials if self.trials else None
 
 
-def summarize(frame: pd.DataFrame, parameters: list[str], best: Literal["min", "max"] = "min") -> Summary:
+def summarize(frame: pd.DataFrame, parameters: list[str], direction: Direction = "minimize") -> Summary:
     """Summary of the history ``frame``.
 
     Parameters
@@ -38,22 +39,19 @@ def summarize(frame: pd.DataFrame, parameters: list[str], best: Literal["min", "
         The history table, indexed by trial id.
     parameters : list of str
         Its parameter columns.
-    best : {"min", "max"}, default "min"
+    direction : {"minimize", "maximize"}, default "minimize"
         Whether the best result is the lowest (a loss) or the highest (a score).
 
     Raises
     ------
     ValueError
-        For another value of ``best``.
+        For another value of ``direction``.
     """
-    if best not in ("min", "max"):
-        raise ValueError(f"best must be 'min' or 'max', not {best!r}")
-    results = numeric(frame["Result"])[frame["Success"].to_numpy(dtype=bool)].dropna()
-    best_trial = best_result = None
+    best_trial = best_of(frame, direction)
+    best_result = None
     best_parameters: dict[str, Any] = {}
-    if not results.empty:
-        best_trial = int(results.idxmin() if best == "min" else results.idxmax())
-        best_result = float(results[best_trial])
+    if best_trial is not None:
+        best_result = float(numeric(frame["Result"])[best_trial])
         row = frame.loc[best_trial]
         best_parameters = {name: row[name] for name in parameters if name in frame.columns}
     return Summary(
@@ -64,3 +62,18 @@ def summarize(frame: pd.DataFrame, parameters: list[str], best: Literal["min", "
         best_parameters=best_parameters,
         last_finished=frame["Finished"].max() if len(frame) else None,
     )
+
+
+def best_of(frame: pd.DataFrame, direction: Direction) -> int | None:
+    """The trial of ``frame`` with the best numeric result among the successful ones (None if none has one).
+
+    Raises
+    ------
+    ValueError
+        For a ``direction`` other than ``"minimize"`` or ``"maximize"``.
+    """
+    validate_direction(direction)
+    results = numeric(frame["Result"])[frame["Success"].to_numpy(dtype=bool)].dropna()
+    if results.empty:
+        return None
+    return int(results.idxmin() if direction == "minimize" else results.idxmax())

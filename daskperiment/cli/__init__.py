@@ -1,8 +1,8 @@
 """The ``daskperiment`` command: run experiment scripts and read stores from a shell.
 
 Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff``, ``artifacts``,
-``cache``, ``board``, ``migrate``, ``note``, ``tag``, ``delete``, ``export``, ``import`` and
-``copy``;
+``cache``, ``direction``, ``board``, ``migrate``, ``note``, ``tag``, ``delete``, ``export``,
+``import`` and ``copy``;
 ``daskperimentboard`` is ``daskperiment board``. Errors are one line on
 stderr; the exit status is 0 on success, 1 when the command failed and 2 for
 a usage error. Only ``run`` and ``sweep`` (which run your scripts) load
@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from daskperiment import __version__
 from daskperiment import serialization
 from daskperiment.cli import (
-    annotate, artifacts, board, cache, delete, diff, history, listing, migrate, run, show, sweep, transfer,
+    annotate, artifacts, board, cache, delete, diff, direction, history, listing, migrate, run, show, sweep,
+    transfer,
 )
 from daskperiment.cli.errors import CommandError
 from daskperiment.errors import DaskperimentError
@@ -36,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
-    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board, migrate, annotate, delete,
-                   transfer):
+    for module in (run, sweep, listing, history, show, diff, artifacts, cache, direction, board, migrate, annotate,
+                   delete, transfer):
         module.add_parser(subparsers)
     return parser
 
