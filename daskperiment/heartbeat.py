@@ -51,11 +51,6 @@ class Heartbeats:
             if not running:
                 del self._running[backend]
 
-    def running(self, backend: Backend) -> set[int]:
-        """Ids of the trials of ``backend`` this process beats for."""
-        with self._changed:
-            return set(self._running.get(backend, ()))
-
     def _run(self) -> None:
         last_beat = time.monotonic()
         while True:

@@ -95,7 +95,7 @@ class MetricStream:
             with self._changed:
                 return self._forget(backend, store, recorder)  # type: ignore[arg-type]
 
-    def settle(self, backend: Backend, trial_ids: Collection[int]) -> None:
+    def finish_trials(self, backend: Backend, trial_ids: Collection[int]) -> None:
         """Write the waiting points of steps of ``trial_ids`` that never ended, then stop streaming them.
 
         For a trial ending without its steps' records (interrupted, or its

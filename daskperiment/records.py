@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
-from daskperiment.status import FAILED, FINISHED, INTERRUPTED, KILLED, RUNNING, is_stale
+from daskperiment.status import ENDED, FAILED, FINISHED, KILLED, RUNNING, is_stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +77,10 @@ class TrialRecord:
     def __post_init__(self) -> None:
         if not self.status:
             object.__setattr__(self, "status", FINISHED if self.success else FAILED)
-        elif self.status not in (FINISHED, FAILED, INTERRUPTED) or (self.status == FINISHED) != bool(self.success):
+        elif self.status not in ENDED or (self.status == FINISHED) != bool(self.success):
             raise ValueError(
                 f"trial {self.trial_id} cannot end with status {self.status!r} and success={self.success!r}: "
-                f"a successful trial is {FINISHED!r}, another one {FAILED!r} or {INTERRUPTED!r}"
+                f"a successful trial is {FINISHED!r}, another one {FAILED!r} or 'interrupted'"
             )
 
     def blob_digests(self) -> set[str]:

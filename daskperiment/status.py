@@ -16,8 +16,8 @@ FINISHED = "finished"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 KILLED = "killed"
-STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED, KILLED)
-"""Every status, in the order a trial may go through them."""
+ENDED = (FINISHED, FAILED, INTERRUPTED)
+"""The statuses a trial's record ends with (``running`` and ``killed`` are those of a start)."""
 
 HEARTBEAT_SECONDS = 10.0
 """Seconds between two heartbeats of a process running trials (read when a trial starts and at each beat)."""

@@ -299,7 +299,7 @@ class _SweepRecorder:
 
     def _hand_over(self, spec: TrialSpec, outcome: TrialOutcome | None, error: BaseException | None) -> None:
         if outcome is None:  # it ended without its steps' records: keep the points they saved
-            self._tracker.settle([spec.trial_id])
+            self._tracker.finish_metrics([spec.trial_id])
             outcome = TrialOutcome(spec.trial_id, error=error)
         self._commit.put(
             FinishedTrial(

@@ -272,9 +272,9 @@ class Tracker:
         if recorder.context.session == self.session and os.getpid() == self._pid:  # type: ignore[union-attr]
             self.stream.watch(self.backend, recorder)
 
-    def settle(self, trial_ids: Sequence[int]) -> None:
+    def finish_metrics(self, trial_ids: Sequence[int]) -> None:
         """Before the record of trials ending: write the points of their steps that never ended."""
-        self.stream.settle(self.backend, trial_ids)
+        self.stream.finish_trials(self.backend, trial_ids)
 
     def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
         self._record(trial, outcome)
@@ -288,7 +288,7 @@ class Tracker:
     def _record(self, trial: StartedTrial, outcome: TrialOutcome) -> None:
         """Write the end of a started trial; its heartbeat stops even when that fails."""
         try:
-            self.settle([trial.spec.trial_id])
+            self.finish_metrics([trial.spec.trial_id])
             self.writer.write(
                 outcome,
                 parameters=trial.spec.parameters,

@@ -265,16 +265,32 @@ class MongoBackend(ServerBackend):
                     return None
                 expected = int(counter["value"])
                 continue
-            if 0 in result.upserted_ids:  # the collection had lost its counter: a new epoch says so
-                collection.update_one(
-                    {"_id": "counter", "lost": True}, {"$set": {"epoch": new_epoch()}, "$unset": {"lost": ""}}
-                )
+            if 0 in result.upserted_ids and self._undo_starts(collection, epoch, expected, count):
+                return None  # the collection had lost its counter: recovered from as for other writes
             self._expected_counter = expected + count
             return expected + count
         raise BackendError(
             f"cannot start trials on the {self.kind} server {self.server}: other processes moved the "
             f"trial id counter of experiment {self.experiment_id!r} {START_ATTEMPTS} times in a row"
         )
+
+    @staticmethod
+    def _undo_starts(collection: Any, epoch: str, expected: int, count: int) -> bool:
+        """Undo starts written into a collection that had lost its counter (the start made a new one).
+
+        The counter is left as the guard of a batch leaves it in that case (no
+        value, no epoch), so that claiming the epoch reports the loss and
+        raises the counter past the ids this process has seen. False, with
+        nothing undone, when another process has used the counter since.
+        """
+        made = collection.find_one_and_update(
+            {"_id": "counter", "epoch": epoch, "value": expected + count},
+            {"$unset": {"value": "", "epoch": ""}},
+        )
+        if made is None:
+            return False
+        collection.delete_many({"_id": {"$in": [f"start:{expected + i}" for i in range(1, count + 1)]}})
+        return True
 
     def _beat(self, trial_ids: list[int], when: float) -> None:
         self._collection().update_many(

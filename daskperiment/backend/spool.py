@@ -104,10 +104,13 @@ def _with_defaults(record: Any) -> Any:
     """``record`` (a dataclass) with the fields its pickle lacked set to their defaults.
 
     Unpickling a slotted dataclass pickled before a field was added leaves
-    that field unset.
+    that field unset; once they are set, the record's ``__post_init__`` (if
+    any) derives what follows from them (a trial's status from its success).
     """
-    for field in fields(record):
-        if not hasattr(record, field.name):
-            default = field.default if field.default_factory is MISSING else field.default_factory()
-            object.__setattr__(record, field.name, default)
+    missing = [field for field in fields(record) if not hasattr(record, field.name)]
+    for field in missing:
+        default = field.default if field.default_factory is MISSING else field.default_factory()
+        object.__setattr__(record, field.name, default)
+    if missing and hasattr(record, "__post_init__"):
+        record.__post_init__()
     return record
