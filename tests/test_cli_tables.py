@@ -140,3 +140,20 @@ def test_shorten_and_fit_table() -> None:
     assert len(fit_table(frame, 1000).splitlines()[1]) < MAX_CELL + 20
     narrow = fit_table(frame, 30)
     assert max(len(line) for line in narrow.splitlines()) <= 30 and "123456789.5" in narrow
+
+
+def test_the_table_shows_status_only_when_it_says_more_than_success() -> None:
+    import pandas as pd
+
+    from daskperiment.cli.history import history_table
+
+    frame = pd.DataFrame({
+        "Success": [True, False],
+        "Finished": pd.to_datetime(["2026-11-24 10:00:00", "2026-11-24 10:00:01"]),
+        "Process Time": pd.to_timedelta([1.5, 2.0], unit="s"),
+        "Status": ["finished", "failed"],
+    })
+    assert "Status" not in history_table(frame, "table")
+    assert history_table(frame, "csv")["Status"].tolist() == ["finished", "failed"]
+    frame.loc[1, "Status"] = "killed"
+    assert history_table(frame, "table")["Status"].tolist() == ["finished", "killed"]

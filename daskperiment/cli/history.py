@@ -9,6 +9,7 @@ import pandas as pd
 from daskperiment.cli.output import add_output_arguments, iso_time, render
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.history import PROCESS_TIME_LABEL, seconds_text
+from daskperiment.status import FAILED, FINISHED
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,10 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def history_table(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
     """The history with times made plain: seconds, and ISO dates (rounded for a terminal).
 
-    A table shows process times as the dashboard does (:data:`PROCESS_TIME_LABEL`).
+    A table shows process times as the dashboard does (:data:`PROCESS_TIME_LABEL`), and
+    ``Status`` only when it says more than ``Success`` (some trial running, killed or
+    interrupted): a terminal is narrow. CSV and JSON have every column.
     """
     table = frame.copy()
     if fmt == "table":
+        if "Status" in table and set(table["Status"]) <= {FINISHED, FAILED}:
+            table = table.drop(columns="Status")
         table["Finished"] = table["Finished"].dt.floor("s")
         table["Process Time"] = [seconds_text(s) for s in table["Process Time"].dt.total_seconds()]
         return table.rename(columns={"Process Time": PROCESS_TIME_LABEL})
