@@ -51,6 +51,7 @@ from daskperiment.records import (
     ArtifactRecord,
     Blob,
     CacheEntry,
+    MetricPoint,
     MetricSeries,
     PersistedValue,
     RecordBatch,
@@ -187,6 +188,8 @@ class LocalBackend(Backend):
         self._highest_id = 0
         self._damage: str | None = None
         self._code_versions: set[str] = set()
+        self._metric_kinds: dict[str, bool] = {}
+        """Keys whose ``metric_kinds`` row this process wrote, and whether it may still say all ints."""
 
     def __repr__(self) -> str:
         return f"LocalBackend('{self._shown_directory}')"
@@ -281,6 +284,7 @@ class LocalBackend(Backend):
             self.database_path, self.experiment_id, floor, floor,
         )
         self._code_versions.clear()
+        self._metric_kinds.clear()
         self.generation += 1
         self._connect().execute(
             "UPDATE counters SET value = MAX(value, ?) WHERE name = 'trial_id'", (floor,)
@@ -344,8 +348,12 @@ class LocalBackend(Backend):
             )
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """A write transaction recording ``what`` (named in errors)."""
+    def _write(self, what: str, one_statement: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction recording ``what`` (named in errors).
+
+        ``one_statement``: the block runs a single statement, which is a
+        transaction of its own (no ``BEGIN``/``COMMIT`` around it).
+        """
         with self._lock:
             if self._damage is not None:
                 raise BackendError(
@@ -356,8 +364,11 @@ class LocalBackend(Backend):
             self._check_still_there()
             connection = self._connect()
             try:
-                with _transaction(connection):
+                if one_statement:
                     yield connection
+                else:
+                    with _transaction(connection):
+                        yield connection
             except sqlite3.DatabaseError as exc:
                 raise self._write_failed(exc, what) from exc
 
@@ -384,12 +395,12 @@ class LocalBackend(Backend):
 
     # -- writes -------------------------------------------------------------
     def allocate_trial_ids(self, count: int) -> range:
-        """Reserve ``count`` ids by one ``UPDATE … RETURNING`` of the counter row.
+        """Reserve ``count`` ids by one ``UPDATE … RETURNING`` of the counter row (its own transaction).
 
         See :meth:`Backend.allocate_trial_ids`.
         """
         count = check_trial_id_count(count)
-        with self._write("a new trial id") as connection:
+        with self._write("a new trial id", one_statement=True) as connection:
             (row,) = connection.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
                 (count,),
@@ -418,12 +429,13 @@ class LocalBackend(Backend):
                     "INSERT INTO metrics (key, trial_id, epoch, value) VALUES (?, ?, ?, ?)",
                     [(p.key, p.trial_id, p.epoch, p.value) for p in batch.metrics],
                 )
-                integer, real = metric_kinds(batch.metrics)
-                connection.executemany(
-                    "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET all_int = all_int AND excluded.all_int",
-                    [(key, 1) for key in integer] + [(key, 0) for key in real],
-                )
+                kinds = self._new_metric_kinds(batch.metrics)
+                if kinds:
+                    connection.executemany(
+                        "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET all_int = all_int AND excluded.all_int",
+                        kinds,
+                    )
             if batch.persisted:
                 connection.executemany(
                     "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
@@ -450,9 +462,25 @@ class LocalBackend(Backend):
                     f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
+        if batch.metrics:
+            self._metric_kinds.update((key, bool(integer)) for key, integer in kinds)
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
             self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
+
+    def _new_metric_kinds(self, points: Sequence[MetricPoint]) -> list[tuple[str, int]]:
+        """The ``metric_kinds`` rows ``points`` may change: ``(key, all_int)``.
+
+        A key this process wrote has its row; an int value never changes it,
+        nor does another value once the row says not all ints (``all_int``
+        only goes from 1 to 0), so a trial saving the same metrics as the one
+        before writes no row.
+        """
+        integer, real = metric_kinds(points)
+        known = self._metric_kinds
+        return [(key, 1) for key in integer if key not in known] + [
+            (key, 0) for key in real if known.get(key, True)
+        ]
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
