@@ -88,16 +88,20 @@ class StepRecorder:
     """Collects what one running step saves (metrics, artifacts) for its trial(s).
 
     ``artifacts`` is set by the first artifact the step keeps (a
-    :class:`daskperiment.capture.StepArtifacts`).
+    :class:`daskperiment.capture.StepArtifacts`); ``stream`` by the first
+    metric point, when the points are written while the step runs (a
+    :class:`daskperiment.metricstream.MetricStream`, which is told when the
+    step ends).
     """
 
-    __slots__ = ("context", "step", "metrics", "artifacts")
+    __slots__ = ("context", "step", "metrics", "artifacts", "stream")
 
     def __init__(self, context: TrialContext | None, step: str = "") -> None:
         self.context = context
         self.step = step
         self.metrics: list[tuple[str, int, float]] = []
         self.artifacts: Any = None
+        self.stream: Any = None
 
 
 active_step: contextvars.ContextVar[StepRecorder] = contextvars.ContextVar("daskperiment_step")

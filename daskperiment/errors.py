@@ -43,6 +43,10 @@ class BackendError(DaskperimentError):
     """A backend specification is invalid or its store cannot be used."""
 
 
+class BatchSpooledError(BackendError):
+    """A server could not be reached: the batch is kept in the local spool and re-sent later (nothing is lost)."""
+
+
 class BackendURIError(BackendError, ValueError):
     """A ``redis://`` or ``mongodb://`` URI is malformed (a ``ValueError`` as in daskperiment 0.5)."""
 
@@ -112,3 +116,11 @@ class UnreadableValueError(DaskperimentError, ValueError):
 
 class UnreadableCacheError(CacheError, UnreadableValueError):
     """A cached step output that may not be loaded here (see :class:`UnreadableValueError`)."""
+
+
+class AnnotationError(DaskperimentError, ValueError):
+    """A trial's note or tag holds text that cannot be kept (too long, control characters, ...)."""
+
+
+class TransferError(DaskperimentError):
+    """An experiment cannot be exported, imported or copied: a malformed file, a target holding trials, ..."""

@@ -277,6 +277,8 @@ def _keep(
 def _finish(records: StepRecords, recorder: StepRecorder, started: float, printed: list[str]) -> None:
     records.duration = time.perf_counter() - started
     records.metrics = recorder.metrics
+    if recorder.stream is not None:  # its points were written while it ran: no more from now on
+        records.flushed = recorder.stream.release(recorder)
     records.output = "".join(printed)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from daskperiment import collector, serialization
+from daskperiment.annotations import check_note, check_tag_count, check_tags
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
 from daskperiment.backend import DEFAULT_CACHE_DIRECTORY, Backend, LocalBackend, open_backend
@@ -33,7 +34,7 @@ from daskperiment.history import artifact_frame, cache_frame, history_frame, met
 from daskperiment.metricpoints import checked_point, is_plain
 from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
-from daskperiment.records import ArtifactRecord, TrialRecord
+from daskperiment.records import Annotation, AnnotationEdit, ArtifactRecord, TrialRecord
 from daskperiment.script import script_logging, script_mode_default
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
@@ -303,7 +304,9 @@ class Experiment:
         """Parameter values: the current ones, or those trial ``trial_id`` ran with."""
         if trial_id is None:
             return self._parameters.current()
-        return dict(self._trial(trial_id).parameters)
+        trial_id = self._check_trial_id(trial_id)
+        start = self._backend.load_starts([trial_id]).get(trial_id)  # running (or killed)
+        return dict(start.parameters if start is not None else self._trial(trial_id).parameters)
 
     def __call__(self, func: Callable | None = None, *, cache: bool = False, seeded: bool = False) -> Any:
         """Decorate a function as a step (``@ex``, ``@ex()`` or ``@ex(cache=True)``).
@@ -580,18 +583,33 @@ class Experiment:
         recorded = f"its trial ids go up to {last}" if last else "it has no trial yet"
         raise TrialIDNotFoundError(
             f"Unable to find trial id: {trial_id}. trial {trial_id} of experiment {self.id!r} does "
-            f"not exist: {recorded} (a trial killed before it finished is not recorded)"
+            f"not exist: {recorded}"
         )
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
-        """All recorded trials as a DataFrame indexed by ``Trial ID``.
+        """All trials as a DataFrame indexed by ``Trial ID``, running ones included.
+
+        The ``Status`` column says ``running``, ``finished``, ``failed``,
+        ``interrupted`` (Ctrl+C) or ``killed`` (a running trial whose process
+        stopped marking it alive, see :mod:`daskperiment.status`); ``Success``
+        is 0.5's: True for finished trials only.
 
         Parameters
         ----------
         verbose : bool, default False
             Also show the ``Result Type`` and ``Seed`` columns.
+
+        Notes
+        -----
+        When some trial has a note or tags, the columns ``Note`` (text) and
+        ``Tags`` (sorted, joined by ``", "``) are shown (see :meth:`set_note`,
+        :meth:`add_tags`).
         """
-        return history_frame(self._backend.load_trials(), verbose=verbose)
+        starts = self._backend.load_starts()  # before the trials: one ending meanwhile is in those
+        return history_frame(
+            self._backend.load_trials(), verbose=verbose, starts=starts,
+            annotations=self._backend.load_annotations(),
+        )
 
     def get_persisted(self, step: str | Step, trial_id: int) -> Any:
         """The output an ``@ex.persist`` step returned in trial ``trial_id``."""
@@ -636,6 +654,17 @@ class Experiment:
             holding NUL or a lone surrogate; an epoch that is not an integer
             within 64 bits; a value that is not a real number, or an integer
             beyond 2**53 in magnitude. The trial goes on if the step handles the error.
+
+        Notes
+        -----
+        The call only keeps the point in memory. While the trial runs, a
+        background thread writes the points saved so far in batches (every
+        2 s, or every 10,000 points; see :mod:`daskperiment.metricstream`),
+        so :meth:`load_metric`, ``daskperiment show --follow`` and the
+        dashboard show them, and a process killed mid-trial leaves them
+        recorded. Points saved by steps running in other processes (the
+        ``processes`` scheduler, ``dask.distributed`` workers) are written
+        when the trial ends.
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "save_metric")
@@ -643,10 +672,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if is_plain(key, epoch, value):
-                    recorder.metrics.append((key, epoch, value))
-                else:
-                    recorder.metrics.append(checked_point(key, epoch, value))
+                point = (key, epoch, value) if is_plain(key, epoch, value) else checked_point(key, epoch, value)
+                if not recorder.metrics and context is not None:  # the step's first point
+                    self._tracker.stream_metrics(recorder)
+                recorder.metrics.append(point)
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
@@ -661,7 +690,8 @@ class Experiment:
         key : str
             Metric key given to :meth:`save_metric` (``metric_key=`` as in daskperiment 0.5).
         trial_id : int or list of int
-            The trial(s) whose values to load.
+            The trial(s) whose values to load; for a running trial, the
+            points flushed so far (see :meth:`save_metric`).
 
         Returns
         -------
@@ -686,6 +716,9 @@ class Experiment:
         ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
         ids = [self._check_trial_id(t) for t in ids]
         found = {t.trial_id for t in self._backend.load_trials(ids)}
+        unrecorded = [t for t in ids if t not in found]
+        if unrecorded:  # running (or killed) trials: the points flushed so far
+            found.update(self._backend.load_starts(unrecorded))
         for missing in (t for t in ids if t not in found):
             self._raise_unknown_trial(missing)
         points = self._backend.load_metrics(key, ids)
@@ -703,6 +736,184 @@ class Experiment:
                 f"called ex.save_metric({key!r}, epoch, value); ask for trials that did"
             )
         return metric_frame(points, ids)
+
+    # -- notes and tags ----------------------------------------------------------------
+    def set_note(self, trial_id: int | str | None = None, text: str | None = None) -> None:
+        """Set the note of a trial: ``ex.set_note(3, "diverged")``; ``""`` clears it.
+
+        Inside a running step, ``ex.set_note("text")`` (the trial id left out)
+        annotates the running trial. Notes can be set while the trial runs and
+        at any time after; the history shows them in its ``Note`` column.
+
+        Parameters
+        ----------
+        trial_id : int, optional
+            A recorded trial; by default (inside a step) the running one.
+        text : str
+            The note: at most 65,536 characters, newlines and tabs allowed, no
+            other control character (see :mod:`daskperiment.annotations`).
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        TypeError
+            When the text is not a str.
+        AnnotationError
+            For text that cannot be kept (too long, control characters, lone surrogates).
+        """
+        if isinstance(trial_id, str) and text is None:
+            trial_id, text = None, trial_id
+        note = check_note(text)
+        target = self._annotated_trial(trial_id, "set_note")
+        if target is not None:
+            self._backend.edit_annotations([AnnotationEdit(target, note=note)])
+
+    def get_note(self, trial_id: int | None = None) -> str:
+        """The note of trial ``trial_id`` (inside a step, by default the running trial); ``""`` if none.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        """
+        return self._annotation(trial_id, "get_note").note
+
+    def add_tags(self, trial_id: int | str, *tags: str) -> None:
+        """Add tags to a trial: ``ex.add_tags(3, "baseline", "lr-sweep")``.
+
+        Inside a running step, ``ex.add_tags("baseline")`` (no trial id) tags
+        the running trial. Tags form a set: adding one it has changes nothing.
+
+        Parameters
+        ----------
+        trial_id : int, optional
+            A recorded trial; left out inside a step, the running one.
+        *tags : str
+            1 to 64 characters each, no comma, no control character, no space
+            at either end; a trial has at most 64 tags.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        TypeError
+            When no tag is given, or a tag is not a str.
+        AnnotationError
+            For a malformed tag, or more than 64 tags on the trial.
+        """
+        self._edit_tags("add_tags", trial_id, tags, add=True)
+
+    def remove_tags(self, trial_id: int | str, *tags: str) -> None:
+        """Remove tags from a trial (tags it does not have are ignored); see :meth:`add_tags`."""
+        self._edit_tags("remove_tags", trial_id, tags, add=False)
+
+    def get_tags(self, trial_id: int | None = None) -> frozenset[str]:
+        """The tags of trial ``trial_id`` (inside a step, by default the running trial).
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        """
+        return self._annotation(trial_id, "get_tags").tags
+
+    def _edit_tags(self, what: str, trial_id: int | str | None, tags: tuple[str, ...], *, add: bool) -> None:
+        if isinstance(trial_id, str):  # no trial id: tags of the running trial
+            trial_id, tags = None, (trial_id, *tags)
+        if not tags:
+            raise TypeError(f"{what}() needs at least one tag, e.g. ex.{what}(3, 'baseline')")
+        checked = check_tags(tags)
+        target = self._annotated_trial(trial_id, what)
+        if target is None:
+            return
+        if add:
+            current = self._backend.load_annotations([target]).get(target, Annotation(target))
+            check_tag_count(current.tags | checked, target)
+        edit = AnnotationEdit(target, add_tags=checked) if add else AnnotationEdit(target, remove_tags=checked)
+        self._backend.edit_annotations([edit])
+
+    def _annotation(self, trial_id: int | None, what: str) -> Annotation:
+        target = self._annotated_trial(trial_id, what)
+        if target is None:
+            return Annotation(0)
+        return self._backend.load_annotations([target]).get(target, Annotation(target))
+
+    def _annotated_trial(self, trial_id: object, what: str) -> int | None:
+        """The trial a note or tag call is about: ``trial_id`` once checked, else the running trial.
+
+        None in a dry run (a step computed outside any trial): nothing is annotated.
+        """
+        recorder = active_step.get(None)
+        running = recorder.context if recorder is not None else None
+        if trial_id is None:
+            if recorder is not None and running is None:
+                return None
+            return current_context(self.id, what).trial_id
+        checked = self._check_trial_id(trial_id)
+        if running is not None and running.experiment_id == self.id and checked in running.trial_ids:
+            return checked  # the running trial, maybe not recorded yet
+        self._trial(checked)  # raises for an unknown trial
+        return checked
+
+    # -- deleting -----------------------------------------------------------------------
+    def delete_trials(self, trial_ids: int | Sequence[int], *, files: bool = True) -> list[int]:
+        """Delete trials with their metrics, persisted values, artifacts, notes and tags.
+
+        Each trial goes whole or not at all (see
+        :meth:`daskperiment.backend.Backend.delete_trials`); code and
+        environment records no remaining trial uses go too. Deleted ids are
+        never given to new trials. The step cache is kept (see :meth:`clear_cache`).
+
+        Parameters
+        ----------
+        trial_ids : int or sequence of int
+            The trials to delete.
+        files : bool, default True
+            Also remove the artifact files no remaining trial uses; False keeps
+            them (for an artifact location other experiments share).
+
+        Returns
+        -------
+        list of int
+            The ids deleted, sorted.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an id of no recorded trial (nothing is deleted).
+        """
+        ids = [trial_ids] if isinstance(trial_ids, numbers.Integral) else list(trial_ids)
+        ids = sorted({self._check_trial_id(t) for t in ids})
+        found = {t.trial_id for t in self._backend.load_trials(ids)}
+        missing = [t for t in ids if t not in found]
+        if missing:
+            last = self._backend.last_trial_id()
+            raise TrialIDNotFoundError(
+                f"Unable to find trial id: {missing[0]}. cannot delete trial"
+                f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of experiment "
+                f"{self.id!r}: not recorded (its trial ids go up to {last}); nothing was deleted"
+            )
+        from daskperiment import deletion
+
+        return list(deletion.delete_trials(self._backend, self.artifacts, ids, files=files).trial_ids)
+
+    def delete_experiment(self, *, files: bool = True) -> int:
+        """Delete every record of this experiment, and its artifact files; return how many trials it had.
+
+        Trials, metrics, persisted values, artifacts, notes, tags, code and
+        environment records, the step cache and settings go. The experiment
+        stays open and empty: trials run later start again from id 1.
+        Other processes using it log that the store lost its records.
+
+        Parameters
+        ----------
+        files : bool, default True
+            Also remove the files of its artifacts and cached outputs.
+        """
+        from daskperiment import deletion
+
+        return len(deletion.delete_experiment(self._backend, self.artifacts, files=files).trial_ids)
 
     # -- code and environment ----------------------------------------------------------
     def get_code(self, trial_id: int | None = None) -> str:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import itertools
 import operator
+import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
-from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord
+from daskperiment.annotations import tags_text
+from daskperiment.records import Annotation, ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
+from daskperiment.status import KILLED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,7 +22,7 @@ PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
 HISTORY_COLUMNS = (
     TRIAL_ID, "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached",
+    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Status", "Note", "Tags",
 )
 """Titles of the history's columns besides the parameters (no parameter may take one)."""
 
@@ -33,22 +37,49 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.3f}"
 
 
-def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.DataFrame:
-    """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format.
+def history_frame(
+    trials: Sequence[TrialRecord], verbose: bool = False,
+    starts: Mapping[int, TrialStart] | None = None, now: float | None = None,
+    annotations: Mapping[int, Annotation] | None = None,
+) -> pd.DataFrame:
+    """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format plus ``Status``.
 
     Columns are the parameters (in the order they first appear), then
     ``Seed`` (verbose), ``Result`` (NaN for a failed trial), ``Result Type`` (verbose: ``"<class
     'float'>"``, ``"None"`` for a failed trial), ``Success``, ``Finished``,
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
-    the others), ``Sweep`` (when some trial belongs to a sweep) and
+    the others), ``Sweep`` (when some trial belongs to a sweep),
     ``Cached`` (when some trial loaded steps from the step cache:
-    ``"step (trial N), ..."``, empty for the others).
+    ``"step (trial N), ..."``, empty for the others), ``Status``
+    (``finished``, ``failed``, ``interrupted``, ``running`` or ``killed``),
+    then ``Note`` and ``Tags`` when some trial has a note or a tag (of
+    ``annotations``, by trial id): the note text and the tags sorted and
+    joined by ``", "`` (``"baseline, lr-sweep"``), ``""`` for a trial
+    without. Tags are text so that the table sorts, groups, compares and
+    writes to CSV as it is; ``frame["Tags"].str.split(", ")`` gives lists, and
+    ``frame[frame["Tags"].str.split(", ").map(lambda t: "baseline" in t)]``
+    selects the trials tagged ``baseline``.
+
+    ``starts`` are trials started and not recorded (see
+    :meth:`~daskperiment.backend.base.Backend.load_starts`; those whose id is
+    in ``trials`` are left out): rows ``running``, or ``killed`` when their
+    heartbeat is stale at POSIX time ``now`` (default: this moment), without
+    result, finish or process time. A killed trial's ``Description`` says
+    when its process stopped.
     """
     import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
 
-    def field(name: str) -> list:  # a column of the records, by C-level attribute reads
-        return list(map(operator.attrgetter(name), trials))
+    rows: Sequence[Any] = trials
+    if starts:
+        recorded = {trial.trial_id for trial in trials}
+        now = time.time() if now is None else now
+        started = [_StartRow(i, start, now) for i, start in starts.items() if i not in recorded]
+        if started:
+            rows = sorted([*trials, *started], key=operator.attrgetter("trial_id"))
+
+    def field(name: str) -> list:  # a column of the rows, by C-level attribute reads
+        return list(map(operator.attrgetter(name), rows))
 
     parameters, success, descriptions, sweeps = (
         field("parameters"), field("success"), field("description"), field("sweep_id")
@@ -61,7 +92,9 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     if verbose:
         columns["Result Type"] = list(map(type_text, field("result_type")))
     columns["Success"] = success
-    columns["Finished"] = pd.to_datetime(list(map(datetime.fromtimestamp, field("finished"))))
+    columns["Finished"] = pd.to_datetime(
+        [None if when is None else datetime.fromtimestamp(when) for when in field("finished")]
+    )
     columns["Process Time"] = pd.to_timedelta(np.array(field("process_time"), dtype=np.float64), unit="s")
     columns["Description"] = [np.nan if text is None else text for text in descriptions]
     if sweeps.count(None) != len(sweeps):
@@ -69,12 +102,42 @@ def history_frame(trials: Sequence[TrialRecord], verbose: bool = False) -> pd.Da
     cached = field("cached_steps")
     if any(cached):
         columns["Cached"] = list(map(describe_cached, cached))
+    columns["Status"] = field("status")
+    if annotations:
+        annotated = list(map(annotations.get, field("trial_id")))
+        if any(annotated):
+            columns["Note"] = [a.note if a else "" for a in annotated]
+            columns["Tags"] = [tags_text(a.tags) if a else "" for a in annotated]
     index = pd.Index(field("trial_id"), name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
+    frame["Status"] = frame["Status"].astype(object)
     if descriptions.count(None) == len(descriptions):
         frame["Description"] = frame["Description"].astype("float64")
     return frame
+
+
+class _StartRow:
+    """A started trial as a row of the history (the attributes of a TrialRecord it shows)."""
+
+    result = None
+    result_type = ""
+    success = False
+    finished = None
+    process_time = float("nan")
+    cached_steps = ()
+
+    def __init__(self, trial_id: int, start: TrialStart, now: float) -> None:
+        self.trial_id = trial_id
+        self.parameters = start.parameters
+        self.seed = start.seed
+        self.sweep_id = start.sweep_id
+        self.status = start.status(now)
+        self.description = (
+            f"killed: process {start.process} stopped marking it alive at "
+            f"{datetime.fromtimestamp(start.heartbeat).isoformat(sep=' ', timespec='seconds')}"
+            if self.status == KILLED else None
+        )
 
 
 def type_text(result_type: str) -> str:

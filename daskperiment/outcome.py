@@ -50,6 +50,9 @@ class StepRecords:
     cache_entry : CacheEntry or None
         The step's new cache entry when the process that ran it could not
         write it (a local store on another machine): the client writes it.
+    flushed : int
+        How many of ``metrics`` (the first ones) were written while the step
+        ran (see :mod:`daskperiment.metricstream`); the trial's record writes the others.
     """
 
     step: str
@@ -63,6 +66,7 @@ class StepRecords:
     artifacts: list[KeptFile] = field(default_factory=list)
     output: str = ""
     cache_entry: CacheEntry | None = None
+    flushed: int = 0
 
 
 @dataclass(slots=True)

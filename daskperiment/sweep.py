@@ -214,7 +214,7 @@ def run_sweep(
     seeds = _trial_seeds(sweep_seed, len(resolved), per_trial_seeds)
     runner = Runner.choose(scheduler)
     code = tracker.code.snapshot()
-    ids = tracker.backend.allocate_trial_ids(len(resolved))
+    ids = tracker.start_trials(resolved, seeds, sweep_id)  # one batch: every trial shows as running
     specs = [TrialSpec(trial_id, values, s) for trial_id, values, s in zip(ids, resolved, seeds)]
     logger.info("Sweep %s: %d trials from id %d, seed %d", sweep_id, len(specs), ids[0], sweep_seed)
     recorder = _SweepRecorder(tracker, specs, code, sweep_id, TrialProgressBar(len(specs)) if progress else None)
@@ -223,6 +223,9 @@ def run_sweep(
             tracker, runner, plan, specs=specs, share=share, max_in_flight=max_in_flight,
             recorder=recorder, cache=cache,
         )
+    except BaseException as exc:  # trials not handed to the scheduler yet end with its error
+        recorder.abandon(exc)
+        raise
     finally:
         recorder.close()
     frame = history_frame(tracker.backend.load_trials([spec.trial_id for spec in specs]))
@@ -286,8 +289,17 @@ class _SweepRecorder:
 
     def done(self, key: str, outcome: TrialOutcome | None, error: BaseException | None) -> None:
         """Hand one finished trial over to be recorded."""
-        spec = self._specs[self._trial_of_key[key]]
-        if outcome is None:
+        self._hand_over(self._specs.pop(self._trial_of_key[key]), outcome, error)
+
+    def abandon(self, error: BaseException) -> None:
+        """Hand every trial not handed over yet to be recorded as failed with ``error`` (interrupted for Ctrl+C)."""
+        for spec in list(self._specs.values()):
+            self._hand_over(spec, None, error)
+        self._specs.clear()
+
+    def _hand_over(self, spec: TrialSpec, outcome: TrialOutcome | None, error: BaseException | None) -> None:
+        if outcome is None:  # it ended without its steps' records: keep the points they saved
+            self._tracker.settle([spec.trial_id])
             outcome = TrialOutcome(spec.trial_id, error=error)
         self._commit.put(
             FinishedTrial(
@@ -311,6 +323,7 @@ class _SweepRecorder:
                 )
 
     def _finished(self, finished: FinishedTrial) -> None:
+        self._tracker.end_trials([finished.outcome.trial_id])
         log_finished(finished.outcome, self._sweep_id)
         if self._bar is not None:
             self._bar.update(failed=finished.outcome.error is not None)

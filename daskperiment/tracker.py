@@ -8,26 +8,30 @@ values a trial runs with are given to it, resolved once when it starts.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from daskperiment import seeding
+from daskperiment import seeding, status
 from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
 from daskperiment.codecontext import CodeContext
-from daskperiment.context import process_identity
+from daskperiment.context import StepRecorder, process_identity
 from daskperiment.envblob import environment_fingerprint
 from daskperiment.errors import ExperimentReinitializedError
 from daskperiment.cachekeys import sweep_cache_keys, uses_cache
 from daskperiment.graph import CacheUse, GraphSettings, Plan, StepCall, TrialSpec, trial_graph
+from daskperiment.heartbeat import heartbeats
+from daskperiment.metricstream import metric_stream
 from daskperiment.options import checked_flag
 from daskperiment.outcome import TrialOutcome
 from daskperiment.parameter import ParameterSet
+from daskperiment.records import TrialStart
 from daskperiment.scheduling import Runner
 from daskperiment.stepcache import StepCache
 from daskperiment.trialmessages import log_finished, log_started, trial_log_level
@@ -103,6 +107,9 @@ class Tracker:
         self.seed = seed
         self.writer = TrialWriter(backend, artifacts)
         self.session = uuid.uuid4().hex
+        self.heartbeats = heartbeats()
+        self.stream = metric_stream()
+        self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._retired: str | None = None
@@ -169,13 +176,17 @@ class Tracker:
         trial = self._start(call, values, seed, scheduler, options, sweep_id, cache=cache)
         future = TrialFuture(trial.spec.trial_id)
         future.set_running_or_notify_cancel()
-        if trial.runner.client is not None:
-            trial.runner.submit(
-                trial.graph, trial.key,
-                lambda key, outcome, error: self._settle(future, trial, outcome, error),
-            )
-        else:
-            self._background().submit(self._run_in_background, future, trial)
+        try:
+            if trial.runner.client is not None:
+                trial.runner.submit(
+                    trial.graph, trial.key,
+                    lambda key, outcome, error: self._settle(future, trial, outcome, error),
+                )
+            else:
+                self._background().submit(self._run_in_background, future, trial)
+        except BaseException as exc:  # it never ran: recorded as failed (or interrupted)
+            self._settle(future, trial, None, exc)
+            raise
         return future
 
     def _run_in_background(self, future: TrialFuture, trial: StartedTrial) -> None:
@@ -214,31 +225,80 @@ class Tracker:
         chosen = seeding.choose_seed(seed, self.seed, level)
         runner = Runner.choose(scheduler, options)
         code = self.code.snapshot()
-        spec = TrialSpec(self.backend.allocate_trial_id(), parameters, chosen, given)
+        spec = TrialSpec(self.start_trials([parameters], [chosen], sweep_id)[0], parameters, chosen, given)
         log_started(spec.trial_id, sweep_id)
         started = time.perf_counter()
-        use = self.cache_use(plan, [spec], cache)
-        built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
+        try:
+            use = self.cache_use(plan, [spec], cache)
+            built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
+        except BaseException as exc:  # started, yet it cannot run: recorded as failed (or interrupted)
+            outcome = TrialOutcome(spec.trial_id, error=exc)
+            self._record(StartedTrial(spec, runner, {}, "", code, started, sweep_id), outcome)
+            log_finished(outcome, sweep_id)
+            raise
         return StartedTrial(
             spec, runner, built.graph, built.trial_keys[spec.trial_id], code, started, sweep_id,
             use is not None,
         )
 
+    def start_trials(
+        self, parameters: list[Mapping[str, Any]], seeds: list[int], sweep_id: str | None = None
+    ) -> range:
+        """Record trials with these parameters and seeds as running (in one batch); return their ids.
+
+        Their heartbeat starts; :meth:`end_trials` stops it once their end is recorded.
+        """
+        now = time.time()
+        process = process_identity()
+        starts = [
+            TrialStart(values, seed, now, now, status.HEARTBEAT_SECONDS, process, sweep_id)
+            for values, seed in zip(parameters, seeds)
+        ]
+        ids = self.backend.start_trials(starts)
+        self.heartbeats.add(self.backend, ids)
+        return ids
+
+    def end_trials(self, trial_ids: Sequence[int]) -> None:
+        """Stop the heartbeat of trials whose end is recorded (or could not be)."""
+        self.heartbeats.discard(self.backend, trial_ids)
+
+    def stream_metrics(self, recorder: StepRecorder) -> None:
+        """Write the metric points of ``recorder``'s step while it runs, if it runs in this process.
+
+        Called with a step's first point. Steps of trials started by another
+        process (or by this tracker before a fork) are not streamed: their
+        points are written with the trial's record.
+        """
+        if recorder.context.session == self.session and os.getpid() == self._pid:  # type: ignore[union-attr]
+            self.stream.watch(self.backend, recorder)
+
+    def settle(self, trial_ids: Sequence[int]) -> None:
+        """Before the record of trials ending: write the points of their steps that never ended."""
+        self.stream.settle(self.backend, trial_ids)
+
     def _finish(self, trial: StartedTrial, outcome: TrialOutcome) -> Any:
-        self.writer.write(
-            outcome,
-            parameters=trial.spec.parameters,
-            seed=trial.spec.seed,
-            process_time=time.perf_counter() - trial.started,
-            code=trial.code,
-            sweep_id=trial.sweep_id,
-        )
+        self._record(trial, outcome)
         if trial.cached:
             self.cache.enforce_limit()
         log_finished(outcome, trial.sweep_id)
         if outcome.error is not None:
             raise outcome.error
         return outcome.result
+
+    def _record(self, trial: StartedTrial, outcome: TrialOutcome) -> None:
+        """Write the end of a started trial; its heartbeat stops even when that fails."""
+        try:
+            self.settle([trial.spec.trial_id])
+            self.writer.write(
+                outcome,
+                parameters=trial.spec.parameters,
+                seed=trial.spec.seed,
+                process_time=time.perf_counter() - trial.started,
+                code=trial.code,
+                sweep_id=trial.sweep_id,
+            )
+        finally:
+            self.end_trials([trial.spec.trial_id])
 
     def _background(self) -> ThreadPoolExecutor:
         with self._executor_lock:

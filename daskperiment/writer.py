@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from daskperiment.collector import diff_environments, diff_packages, environment
 from daskperiment.purity import StepCall, warn_impure
 from daskperiment.envblob import environment_blob, load_environment
 from daskperiment.outcome import TrialOutcome
+from daskperiment.status import outcome_status
 from daskperiment.records import (
     ArtifactRecord,
     Blob,
@@ -167,7 +169,10 @@ class TrialWriter:
         workers: dict[str, bytes | None] = {}
         cached = tuple((step.step, step.cached_from) for step in outcome.steps if step.cached_from is not None)
         for step in outcome.steps:
-            batch.metrics.extend(MetricPoint(trial_id, key, epoch, value) for key, epoch, value in step.metrics)
+            batch.metrics.extend(  # those written while the step ran are not written again
+                MetricPoint(trial_id, key, epoch, value)
+                for key, epoch, value in itertools.islice(step.metrics, step.flushed, None)
+            )
             if step.persisted is not None:
                 batch.persisted.append(PersistedValue(trial_id, step.step, step.persisted))
             if step.cache_entry is not None:
@@ -203,6 +208,7 @@ class TrialWriter:
                     sorted(d for d in workers if environment is None or d != environment.digest)
                 ),
                 cached_steps=cached,
+                status=outcome_status(error),
             )
         )
         return batch, calls

@@ -48,7 +48,7 @@ def test_quickstart_history_formats(quickstart: Experiment) -> None:
 
     history = ex.get_history()
     assert list(history.columns) == [
-        "a", "b", "Result", "Success", "Finished", "Process Time", "Description"
+        "a", "b", "Result", "Success", "Finished", "Process Time", "Description", "Status"
     ]
     assert history["Description"].dtype == np.float64 and history["Description"].isna().all()
     assert pd.api.types.is_timedelta64_dtype(history["Process Time"])
@@ -59,11 +59,12 @@ def test_quickstart_history_formats(quickstart: Experiment) -> None:
     verbose = ex.get_history(verbose=True)
     assert list(verbose.columns) == [
         "a", "b", "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-        "Description",
+        "Description", "Status",
     ]
     assert verbose["Seed"].tolist() == [11, 12, 13]
     assert verbose["Result Type"].tolist() == ["<class 'float'>", "<class 'float'>", "None"]
     assert verbose["Success"].tolist() == [True, True, False]
+    assert verbose["Status"].tolist() == ["finished", "finished", "failed"]
     assert verbose.loc[3, "Description"] == "ZeroDivisionError(division by zero)"
     assert verbose["Result"].dtype == np.float64 and np.isnan(verbose.loc[3, "Result"])
     assert pd.isna(verbose.loc[1, "Description"]) and pd.isna(verbose.loc[2, "Description"])

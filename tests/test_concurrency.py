@@ -154,6 +154,7 @@ KILLED = textwrap.dedent(
     from pathlib import Path
     import daskperiment
 
+    daskperiment.status.HEARTBEAT_SECONDS = 0.05  # readers show a trial killed 0.15 s after its last beat
     ex = daskperiment.Experiment("killed", backend=Path(sys.argv[1]))
     n = ex.parameter("n")
 
@@ -176,9 +177,11 @@ def test_process_killed_mid_trial_keeps_earlier_trials(run_python, tmp_path: Pat
     out = run_python(KILLED, str(tmp_path / "k"), "4", "10")
     assert out.returncode == -signal.SIGKILL
     ex = make_experiment("killed", backend=tmp_path / "k")
-    history = ex.get_history()
-    assert list(history.index) == [1, 2, 3]
-    assert history["Result"].tolist() == [1, 2, 3]
+    history = settled_history(ex)
+    assert list(history.index) == [1, 2, 3, 4]  # the killed trial keeps its id and parameters
+    assert history["Status"].tolist() == ["finished"] * 3 + ["killed"]
+    assert history["Result"].tolist()[:3] == [1, 2, 3] and history["n"].tolist() == [1, 2, 3, 4]
+    assert history.loc[4, "Description"].startswith("killed: process ")
     assert ex.load_metric("m", [1, 2, 3]).shape == (50, 3)
 
     @ex.result
@@ -186,7 +189,17 @@ def test_process_killed_mid_trial_keeps_earlier_trials(run_python, tmp_path: Pat
         return "after"
 
     later().compute()
-    assert list(ex.get_history().index) == [1, 2, 3, 5]  # id 4 was taken by the killed trial
+    assert list(ex.get_history().index) == [1, 2, 3, 4, 5]
+
+
+def settled_history(ex: Experiment) -> pd.DataFrame:
+    """The history once no trial shows as running (killed ones are shown so once their heartbeat is stale)."""
+    deadline = time.monotonic() + 60
+    while True:
+        history = ex.get_history()
+        if not (history["Status"] == "running").any() or time.monotonic() > deadline:
+            return history
+        time.sleep(0.05)
 
 
 def test_process_killed_at_random_moments_never_corrupts(tmp_path: Path, child_env, make_experiment) -> None:
@@ -211,10 +224,13 @@ def test_process_killed_at_random_moments_never_corrupts(tmp_path: Path, child_e
 
     with sqlite3.connect(ex.backend.database_path) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    history = ex.get_history()
-    assert len(history) >= 20 and history["Success"].all()
-    metrics = ex.load_metric("m", list(history.index))
-    assert metrics.shape == (50, len(history))  # every recorded trial has all its metrics
+    history = settled_history(ex)
+    assert list(history.index) == list(range(1, len(history) + 1))  # no id lost
+    finished = history[history["Status"] == "finished"]
+    assert len(finished) >= 20 and finished["Success"].all()
+    assert set(history["Status"]) <= {"finished", "killed"}
+    metrics = ex.load_metric("m", list(finished.index))
+    assert metrics.shape == (50, len(finished))  # every recorded trial has all its metrics
     assert metrics.notna().all().all()
 
 

@@ -82,7 +82,7 @@ def test_trials_are_recorded_in_history(ex: Experiment) -> None:
     assert history.index.name == "Trial ID"
     assert list(history.index) == [1, 2]
     assert list(history.columns) == [
-        "a", "b", "Result", "Success", "Finished", "Process Time", "Description"
+        "a", "b", "Result", "Success", "Finished", "Process Time", "Description", "Status"
     ]
     assert list(history["a"]) == [1, 3] and list(history["b"]) == [2, 2]
     assert history["Result"].tolist() == pytest.approx([10 / 3, 2.0])
@@ -95,7 +95,7 @@ def test_trials_are_recorded_in_history(ex: Experiment) -> None:
     verbose = ex.get_history(verbose=True)
     assert list(verbose.columns) == [
         "a", "b", "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-        "Description",
+        "Description", "Status",
     ]
     assert verbose["Result Type"].tolist() == ["<class 'float'>", "<class 'float'>"]
     assert verbose["Seed"].tolist() == [1, 2]

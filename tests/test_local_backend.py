@@ -12,7 +12,7 @@ import pytest
 from daskperiment.backend import LocalBackend
 from daskperiment.backend.local import SCHEMA_VERSION
 from daskperiment.errors import BackendError
-from daskperiment.records import ArtifactRecord, MetricPoint, RecordBatch
+from daskperiment.records import ArtifactRecord, MetricPoint, RecordBatch, TrialStart
 from test_store_contract import (
     cache_entry,
     check_a_version_1_trial_reads_with_the_defaults,
@@ -112,6 +112,14 @@ def schema_of(database: Path) -> tuple[int, list[str], list[str]]:
     return version, columns, tables
 
 
+def drop_the_status_column(connection: sqlite3.Connection) -> None:
+    """Make the ``trials`` table of a database as it was before schema 6 (no ``status`` column)."""
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(trials)") if row[1] != "status"]
+    connection.execute(f"CREATE TABLE trials_before AS SELECT {', '.join(columns)} FROM trials")
+    connection.execute("DROP TABLE trials")
+    connection.execute("ALTER TABLE trials_before RENAME TO trials")
+
+
 def test_repr_shows_the_folder_as_given(tmp_path: Path) -> None:
     assert repr(LocalBackend(Path("daskperiment_cache/x"), "x")) == "LocalBackend('daskperiment_cache/x')"
 
@@ -159,9 +167,9 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5
-    assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
-    assert {"settings", "cache_entries", "artifacts"} <= set(tables)
+    assert version == SCHEMA_VERSION == 6
+    assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
+    assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
 
 def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -187,9 +195,9 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
     reopened.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5
-    assert columns[-3:] == ["sweep_id", "worker_environments", "cached_steps"]
-    assert {"settings", "cache_entries", "artifacts"} <= set(tables)
+    assert version == SCHEMA_VERSION == 6
+    assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
+    assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
 
 def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: Path) -> None:
@@ -198,6 +206,7 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     backend.close()
     with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 3: no metric_kinds table
         connection.execute("DROP TABLE metric_kinds")
+        drop_the_status_column(connection)  # schema 6
         connection.execute("INSERT INTO metrics VALUES ('loss', 1, 0, 2.0), ('loss', 1, 1, 1.5)")
         connection.execute("PRAGMA user_version=3")
     connection.close()
@@ -208,7 +217,29 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     assert backend.load_metrics("steps", [2]).integer is True
     backend.close()
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5 and "metric_kinds" in tables
+    assert version == SCHEMA_VERSION == 6 and "metric_kinds" in tables
+
+
+def test_a_version_5_store_is_upgraded_and_its_trials_get_a_status_from_success(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path, "x")
+    failed = trial(2, success=False, result=None, result_type="", description="E(x)")
+    assert backend.allocate_trial_ids(2) == range(1, 3)
+    backend.write_batch(RecordBatch(trials=[trial(1), failed]))
+    backend.close()
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no status, no starts
+        drop_the_status_column(connection)
+        connection.execute("DROP TABLE trial_starts")
+        connection.execute("PRAGMA user_version=5")
+    connection.close()
+    backend = LocalBackend(tmp_path, "x")
+    assert [(t.trial_id, t.status) for t in backend.load_trials()] == [(1, "finished"), (2, "failed")]
+    assert backend.load_starts() == {}
+    start = TrialStart({"a": 1}, 3, 1_700_000_000.0, 1_700_000_000.0, 10.0, "host:1")
+    assert backend.start_trials([start]) == range(3, 4)  # the counter is kept
+    assert backend.load_starts() == {3: start}
+    backend.close()
+    version, columns, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == SCHEMA_VERSION == 6 and columns[-1] == "status" and "trial_starts" in tables
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -228,4 +259,25 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 5 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+    assert version == SCHEMA_VERSION == 6 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+
+
+def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
+    from daskperiment.records import Annotation, AnnotationEdit
+
+    backend = LocalBackend(tmp_path, "x")
+    backend.write_trial(trial(1))
+    backend.close()
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no annotations, no status
+        connection.execute("DROP TABLE annotations")
+        drop_the_status_column(connection)
+        connection.execute("DROP TABLE trial_starts")
+        connection.execute("PRAGMA user_version=5")
+    connection.close()
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.load_trials() == [trial(1)] and backend.load_annotations() == {}
+    backend.edit_annotations([AnnotationEdit(1, note="kept", add_tags=frozenset({"t"}))])
+    backend.close()
+    assert LocalBackend(tmp_path, "x").load_annotations() == {1: Annotation(1, "kept", frozenset({"t"}))}
+    version, _, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == SCHEMA_VERSION == 6 and "annotations" in tables

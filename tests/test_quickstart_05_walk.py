@@ -58,7 +58,7 @@ def test_quickstart_and_tips_of_05_in_order(tmp_path: Path, caplog: pytest.LogCa
     assert ex.get_parameters(trial_id=1) == {"a": 1, "b": 2}
     assert ex.get_parameters(trial_id=2) == {"a": 1, "b": 3}
     history = ex.get_history()
-    assert list(history.columns) == ["a", "b", "Result", "Success", "Finished", "Process Time", "Description"]
+    assert list(history.columns) == ["a", "b", "Result", "Success", "Finished", "Process Time", "Description", "Status"]
     assert history["Result"].tolist() == [3.3333333333333335, 2.5]
     assert history["Description"].isna().all()
 

@@ -14,11 +14,13 @@ from typing import Any, Iterable, Sequence
 
 from daskperiment import serialization
 from daskperiment.records import (
+    Annotation,
     ArtifactRecord,
     CacheEntry,
     MetricPoint,
     MetricSeries,
     TrialRecord,
+    TrialStart,
 )
 
 TRIAL_FORMAT = 2  # 2: parameters and result as data trees (1: pickles)
@@ -54,6 +56,7 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         "sweep_id": trial.sweep_id,
         "worker_environment_digests": list(trial.worker_environment_digests),
         "cached_steps": cached_steps_pairs(trial.cached_steps),
+        "status": trial.status,
     }
 
 
@@ -65,7 +68,7 @@ def trial_from_document(document: dict[str, Any], plain: bool = False) -> TrialR
     parameters and result are taken as they are.
 
     A document written before trials had ``sweep_id``,
-    ``worker_environment_digests`` and ``cached_steps`` reads with their defaults;
+    ``worker_environment_digests``, ``cached_steps`` and ``status`` reads with their defaults;
     one whose parameters and result are pickles (format 1) reads them as
     :func:`daskperiment.serialization.from_data` reads older stores' pickles.
     Values that cannot be loaded read as
@@ -91,7 +94,48 @@ def trial_from_document(document: dict[str, Any], plain: bool = False) -> TrialR
         document.get("sweep_id"),
         tuple(document.get("worker_environment_digests", ())),
         cached_steps_of(cached) if cached else (),
+        document.get("status", ""),
     )
+
+
+def start_document(start: TrialStart) -> dict[str, Any]:
+    """The start of a trial as a dict of plain values (parameters as a data tree).
+
+    Raises
+    ------
+    TypeError
+        When the parameters cannot be serialized.
+    """
+    return {
+        "parameters": serialization.to_data(dict(start.parameters)),
+        "seed": start.seed,
+        "started": float(start.started),
+        "heartbeat": float(start.heartbeat),
+        "interval": float(start.interval),
+        "process": start.process,
+        "sweep_id": start.sweep_id,
+    }
+
+
+def start_from_document(document: dict[str, Any], heartbeat: float | None = None) -> TrialStart:
+    """The start a :func:`start_document` describes; ``heartbeat``, when given, replaces its own."""
+    return TrialStart(
+        parameters=parameters_of(serialization.from_data(document["parameters"])),
+        seed=document["seed"],
+        started=float(document["started"]),
+        heartbeat=float(document.get("heartbeat", document["started"]) if heartbeat is None else heartbeat),
+        interval=float(document["interval"]),
+        process=document["process"],
+        sweep_id=document.get("sweep_id"),
+    )
+
+
+def document_blob_digests(document: dict[str, Any]) -> set[str]:
+    """Digests of the blobs a :func:`trial_document` refers to, its values left unread."""
+    digests = {document["code_digest"], *document.get("worker_environment_digests", ())}
+    if document.get("environment_digest"):
+        digests.add(document["environment_digest"])
+    return digests
 
 
 @contextmanager
@@ -217,6 +261,22 @@ def artifact_from_document(document: dict[str, Any]) -> ArtifactRecord:
         digest=document["digest"],
         size=int(document["size"]),
         step=document["step"],
+    )
+
+
+def annotation_document(annotation: Annotation) -> dict[str, Any]:
+    """A trial's note and tags as a dict of plain values (tags as a sorted list)."""
+    return {
+        "trial_id": int(annotation.trial_id),
+        "note": annotation.note,
+        "tags": sorted(annotation.tags),
+    }
+
+
+def annotation_from_document(document: dict[str, Any]) -> Annotation:
+    """The annotation an :func:`annotation_document` describes (other keys ignored)."""
+    return Annotation(
+        int(document["trial_id"]), str(document.get("note", "")), frozenset(document.get("tags", ()))
     )
 
 

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
@@ -32,11 +32,13 @@ from daskperiment.backend.base import (
     Backend,
     check_setting,
     check_setting_name,
+    check_starts,
     check_trial_id_count,
     describe_batch,
     trial_id_block,
 )
 from daskperiment.backend.codec import (
+    annotation_from_document,
     bulk_decoding,
     cache_entry_document,
     cache_entry_from_document,
@@ -48,25 +50,52 @@ from daskperiment.backend.codec import (
 from daskperiment.codefiles import write_version
 from daskperiment.errors import BackendError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
-    MetricPoint,
+    Deletion,
     MetricSeries,
     PersistedValue,
     RecordBatch,
     TrialRecord,
+    TrialStart,
 )
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_SECONDS = 60.0
+
+# -- schema 6 (issue 12): notes and tags of trials, one row per annotated trial ----------
+_ANNOTATIONS = """CREATE TABLE IF NOT EXISTS annotations (
+        trial_id INTEGER PRIMARY KEY,
+        note TEXT NOT NULL,
+        tags TEXT NOT NULL  -- JSON list of the trial's tags, sorted
+    )"""
+# -- end of schema 6 --------------------------------------------------------------------
 
 _METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
         key TEXT PRIMARY KEY,
         all_int INTEGER NOT NULL  -- 1 while every value saved under the key was an int
     )"""
+
+# -- schema 6: running trials (trial_starts; trials.status) ------------------------------
+# A trial's start is written with its id (one transaction), its heartbeat updated
+# while it runs, and the row deleted by the batch recording its end.
+_TRIAL_STARTS = """CREATE TABLE IF NOT EXISTS trial_starts (
+        trial_id INTEGER PRIMARY KEY,
+        parameters TEXT NOT NULL,  -- JSON text, as trials.parameters
+        seed INTEGER,
+        started REAL NOT NULL,
+        heartbeat REAL NOT NULL,  -- POSIX time its process last marked it alive
+        interval REAL NOT NULL,  -- seconds between heartbeats of that process
+        process TEXT NOT NULL,
+        sweep_id TEXT
+    )"""
+_STATUS_UPGRADE = ("ALTER TABLE trials ADD COLUMN status TEXT",)  # the table comes with _SCHEMA
+# -- end of schema 6 ---------------------------------------------------------------------
 
 # The schema, created if missing; statements run one by one inside a transaction
 # (``executescript`` would commit it first).
@@ -87,8 +116,10 @@ _SCHEMA = (
         environment_digest TEXT,
         sweep_id TEXT,
         worker_environments TEXT,  -- JSON list of digests, NULL when there is none
-        cached_steps TEXT  -- JSON list of [step, trial id], NULL when there is none
+        cached_steps TEXT,  -- JSON list of [step, trial id], NULL when there is none
+        status TEXT  -- finished, failed or interrupted; NULL before schema 6 (follows success)
     )""",
+    _TRIAL_STARTS,
     """CREATE TABLE IF NOT EXISTS metrics (
         key TEXT NOT NULL,
         trial_id INTEGER NOT NULL,
@@ -127,6 +158,7 @@ _SCHEMA = (
         step TEXT NOT NULL,
         PRIMARY KEY (trial_id, name, path)
     )""",
+    _ANNOTATIONS,
 )
 
 # Statements taking an existing database from schema version N to N + 1, before
@@ -142,13 +174,16 @@ _UPGRADES = {
     # parameters and result are now JSON text (see serialization.to_text); the pickles
     # (BLOBs) of earlier trials stay as they are and read as serialization.from_text says
     4: (),
+    # schema 6 (issue 12): trial starts and statuses; the annotations table, which _SCHEMA creates
+    5: _STATUS_UPGRADE,
 }
 
 _TRIAL_COLUMNS = (
     "trial_id, parameters, result, result_type, success, finished, process_time,"
     " description, seed, code_digest, environment_digest, sweep_id, worker_environments,"
-    " cached_steps"
+    " cached_steps, status"
 )
+_START_COLUMNS = "trial_id, parameters, seed, started, heartbeat, interval, process, sweep_id"
 _TRIAL_PLACEHOLDERS = ", ".join("?" * len(_TRIAL_COLUMNS.split(",")))
 # Columns of cache_entries holding the fields of a cache entry document (see codec).
 _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "created")
@@ -188,8 +223,6 @@ class LocalBackend(Backend):
         self._highest_id = 0
         self._damage: str | None = None
         self._code_versions: set[str] = set()
-        self._metric_kinds: dict[str, bool] = {}
-        """Keys whose ``metric_kinds`` row this process wrote, and whether it may still say all ints."""
 
     def __repr__(self) -> str:
         return f"LocalBackend('{self._shown_directory}')"
@@ -284,7 +317,6 @@ class LocalBackend(Backend):
             self.database_path, self.experiment_id, floor, floor,
         )
         self._code_versions.clear()
-        self._metric_kinds.clear()
         self.generation += 1
         self._connect().execute(
             "UPDATE counters SET value = MAX(value, ?) WHERE name = 'trial_id'", (floor,)
@@ -378,6 +410,7 @@ class LocalBackend(Backend):
     ) -> T:
         """The rows of ``query`` (or what ``collect`` makes of its cursor); a BackendError if it fails."""
         with self._lock:
+            self._check_still_there()  # issue 12: another process deleted (or replaced) the experiment
             try:
                 return collect(self._reader().execute(query, arguments))
             except sqlite3.DatabaseError as exc:
@@ -408,6 +441,32 @@ class LocalBackend(Backend):
         self._highest_id = max(self._highest_id, int(row[0]))
         return trial_id_block(int(row[0]), count)
 
+    def start_trials(self, starts: Sequence[TrialStart]) -> range:
+        """Reserve ids and insert the starts in one transaction (see :meth:`Backend.start_trials`)."""
+        rows = [_start_row(start) for start in check_starts(starts)]  # raises before the transaction
+        what = "the start of a trial" if len(rows) == 1 else f"the start of {len(rows)} trials"
+        with self._write(what) as connection:
+            (row,) = connection.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
+                (len(rows),),
+            ).fetchall()
+            ids = trial_id_block(int(row[0]), len(rows))
+            connection.executemany(
+                f"INSERT OR REPLACE INTO trial_starts ({_START_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(trial_id, *start) for trial_id, start in zip(ids, rows)],
+            )
+        self._highest_id = max(self._highest_id, ids[-1])
+        return ids
+
+    def beat_trials(self, trial_ids: Sequence[int], when: float) -> None:
+        if not trial_ids:
+            return
+        with self._write("the heartbeat of running trials") as connection:
+            connection.execute(
+                "UPDATE trial_starts SET heartbeat = ? WHERE trial_id IN (SELECT value FROM json_each(?))",
+                (float(when), _json_list(sorted({int(t) for t in trial_ids}))),
+            )
+
     def write_batch(self, batch: RecordBatch) -> None:
         # Serialize everything before the transaction: a value that cannot be
         # serialized raises here, and nothing is written.
@@ -429,13 +488,12 @@ class LocalBackend(Backend):
                     "INSERT INTO metrics (key, trial_id, epoch, value) VALUES (?, ?, ?, ?)",
                     [(p.key, p.trial_id, p.epoch, p.value) for p in batch.metrics],
                 )
-                kinds = self._new_metric_kinds(batch.metrics)
-                if kinds:
-                    connection.executemany(
-                        "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
-                        " ON CONFLICT (key) DO UPDATE SET all_int = all_int AND excluded.all_int",
-                        kinds,
-                    )
+                integer, real = metric_kinds(batch.metrics)
+                connection.executemany(
+                    "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET all_int = all_int AND excluded.all_int",
+                    [(key, 1) for key in integer] + [(key, 0) for key in real],
+                )
             if batch.persisted:
                 connection.executemany(
                     "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
@@ -462,25 +520,15 @@ class LocalBackend(Backend):
                     f" VALUES ({_TRIAL_PLACEHOLDERS})",
                     trials,
                 )
-        if batch.metrics:
-            self._metric_kinds.update((key, bool(integer)) for key, integer in kinds)
+                connection.execute(
+                    "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
+                    (_json_list([trial.trial_id for trial in batch.trials]),),
+                )
+            missing = _missing_blobs(connection, batch)  # issue 12: blobs a deletion removed
+        self._blobs_missing(batch, missing)
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
             self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
-
-    def _new_metric_kinds(self, points: Sequence[MetricPoint]) -> list[tuple[str, int]]:
-        """The ``metric_kinds`` rows ``points`` may change: ``(key, all_int)``.
-
-        A key this process wrote has its row; an int value never changes it,
-        nor does another value once the row says not all ints (``all_int``
-        only goes from 1 to 0), so a trial saving the same metrics as the one
-        before writes no row.
-        """
-        integer, real = metric_kinds(points)
-        known = self._metric_kinds
-        return [(key, 1) for key in integer if key not in known] + [
-            (key, 0) for key in real if known.get(key, True)
-        ]
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -522,6 +570,17 @@ class LocalBackend(Backend):
                     (_json_list(ids),),
                 )
             return [_trial_record(row) for row in rows]
+
+    def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
+        if trial_ids is None:
+            rows = self._read(f"SELECT {_START_COLUMNS} FROM trial_starts ORDER BY trial_id")
+        else:
+            rows = self._read(
+                f"SELECT {_START_COLUMNS} FROM trial_starts WHERE trial_id IN "
+                "(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                (_json_list(sorted({int(t) for t in trial_ids})),),
+            )
+        return {int(row[0]): _trial_start(row[1:]) for row in rows}
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         """Read the points into columns straight from the cursor (no row objects kept).
@@ -622,6 +681,145 @@ class LocalBackend(Backend):
         )
         return [ArtifactRecord(*row) for row in rows]
 
+    # -- notes and tags (issue 12) --------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotations`` table (see :meth:`Backend.load_annotations`)."""
+        if trial_ids is None:
+            rows = self._read("SELECT trial_id, note, tags FROM annotations")
+        else:
+            rows = self._read(
+                "SELECT trial_id, note, tags FROM annotations WHERE trial_id IN "
+                "(SELECT value FROM json_each(?))",
+                (_json_list(sorted({int(t) for t in trial_ids})),),
+            )
+        return {int(row[0]): _annotation(row) for row in rows}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply the edits in one transaction (see :meth:`Backend.edit_annotations`)."""
+        if not edits:
+            return
+        ids = _json_list(sorted({int(edit.trial_id) for edit in edits}))
+        with self._write("notes and tags") as connection:
+            rows = connection.execute(
+                "SELECT trial_id, note, tags FROM annotations WHERE trial_id IN "
+                "(SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+            annotations = {int(row[0]): _annotation(row) for row in rows}
+            for edit in edits:
+                trial_id = int(edit.trial_id)
+                annotations[trial_id] = edit.apply(annotations.get(trial_id, Annotation(trial_id)))
+            connection.executemany(
+                "INSERT OR REPLACE INTO annotations (trial_id, note, tags) VALUES (?, ?, ?)",
+                [(t, a.note, _json_list(sorted(a.tags))) for t, a in annotations.items() if a],
+            )
+            connection.executemany(
+                "DELETE FROM annotations WHERE trial_id = ?",
+                [(t,) for t, a in annotations.items() if not a],
+            )
+
+    # -- deleting trials and experiments (issue 12) --------------------------------------
+    def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
+        """Delete the trials and their records in one transaction (see :meth:`Backend.delete_trials`).
+
+        The trials' code files go once it is committed (a process killed in
+        between leaves some of them, which nothing reads).
+        """
+        ids = _json_list(sorted({int(t) for t in trial_ids}))
+        with self._write("the deletion of trials") as connection:
+            selected = "(SELECT value FROM json_each(?))"
+            rows = connection.execute(
+                f"SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials "
+                f"WHERE trial_id IN {selected}",
+                (ids,),
+            ).fetchall()
+            artifacts = {
+                digest for (digest,) in connection.execute(
+                    f"SELECT DISTINCT digest FROM artifacts WHERE trial_id IN {selected}", (ids,)
+                )
+            }
+            keys = [key for (key,) in connection.execute(
+                f"SELECT DISTINCT key FROM metrics WHERE key IN (SELECT key FROM metric_kinds) "
+                f"AND trial_id IN {selected}", (ids,)
+            )]
+            connection.execute(
+                f"DELETE FROM metrics WHERE key IN (SELECT key FROM metric_kinds) AND trial_id IN {selected}",
+                (ids,),
+            )
+            connection.executemany(
+                "DELETE FROM metric_kinds WHERE key = ? AND NOT EXISTS (SELECT 1 FROM metrics WHERE metrics.key = ?)",
+                [(key, key) for key in keys],
+            )
+            for table in ("trials", "persisted", "artifacts", "annotations"):
+                connection.execute(f"DELETE FROM {table} WHERE trial_id IN {selected}", (ids,))
+            unused = _blobs_of(rows) - _blobs_of(connection.execute(
+                "SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials"
+            ))
+            connection.execute(
+                f"DELETE FROM blobs WHERE digest IN {selected}", (_json_list(sorted(unused)),)
+            )
+            orphans = artifacts - {
+                digest for (digest,) in connection.execute(
+                    f"SELECT DISTINCT digest FROM artifacts WHERE digest IN {selected}",
+                    (_json_list(sorted(artifacts)),),
+                )
+            }
+        deleted = tuple(int(row[0]) for row in rows)
+        self._blobs_removed(sorted(unused))
+        self._remove_code_files(deleted, unused)
+        return Deletion(deleted, tuple(sorted(orphans)))
+
+    def delete_experiment(self) -> Deletion:
+        """Empty the database in one transaction, then remove its files (see :meth:`Backend.delete_experiment`).
+
+        A process killed in between leaves an empty experiment: deleting it
+        again removes the files.
+        """
+        with self._write("the deletion of the experiment") as connection:
+            trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
+            artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
+            cached = tuple(d for (d,) in connection.execute(
+                "SELECT DISTINCT location FROM cache_entries WHERE location IS NOT NULL ORDER BY location"
+            ))
+            blobs = {d for (d,) in connection.execute("SELECT digest FROM blobs")}
+            tables = [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )]
+            for table in tables:
+                connection.execute(f"DELETE FROM {table}")
+        with self._lock:
+            self.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.database_path}{suffix}").unlink(missing_ok=True)
+            self._highest_id = 0
+            self._file_identity = None
+            self._remove_code_files(trial_ids, blobs)
+            self._code_versions.clear()
+            self.generation += 1
+        for folder in (self.code_directory / "versions", self.code_directory, self.directory):
+            try:
+                folder.rmdir()  # only when nothing else is left in it
+            except OSError:
+                break
+        return Deletion(trial_ids, artifacts, cached)
+
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``settings`` table (see :meth:`Backend.load_settings`)."""
+        return dict(self._read("SELECT name, value FROM settings ORDER BY name"))
+
+    def _remove_code_files(self, trial_ids: Sequence[int], digests: set[str]) -> None:
+        """Remove the code files of deleted trials, and the code versions of removed blobs no file links to."""
+        for trial_id in trial_ids:
+            (self.code_directory / f"{self.experiment_id}_{trial_id}.py").unlink(missing_ok=True)
+        for digest in digests:
+            self._code_versions.discard(digest)
+            version = self.code_directory / "versions" / f"{digest}.py"
+            try:
+                if version.stat().st_nlink == 1:  # no trial file of another experiment links to it
+                    version.unlink()
+            except FileNotFoundError:
+                pass
+
     is_local = True
 
     def artifact_root(self) -> str:
@@ -708,13 +906,14 @@ def _trial_row(trial: TrialRecord) -> tuple:
         trial.sweep_id,
         _json_list(list(workers)) if workers else None,
         _json_list(cached_steps_pairs(cached)) if cached else None,
+        trial.status,
     )
 
 
 def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
      description, seed, code_digest, environment_digest, sweep_id, worker_environments,
-     cached_steps) = row
+     cached_steps, status) = row
     return TrialRecord(  # positional: a history of 100,000 trials makes 100,000 of them
         trial_id,
         parameters_of(serialization.from_text(parameters)),
@@ -730,6 +929,28 @@ def _trial_record(row: tuple) -> TrialRecord:
         sweep_id,
         tuple(json.loads(worker_environments)) if worker_environments else (),
         cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+        status or "",
+    )
+
+
+def _start_row(start: TrialStart) -> tuple:
+    """The columns of ``start`` after its trial id (see ``_START_COLUMNS``)."""
+    return (
+        serialization.to_text(dict(start.parameters)),
+        start.seed,
+        float(start.started),
+        float(start.heartbeat),
+        float(start.interval),
+        start.process,
+        start.sweep_id,
+    )
+
+
+def _trial_start(row: tuple) -> TrialStart:
+    parameters, seed, started, heartbeat, interval, process, sweep_id = row
+    return TrialStart(
+        parameters_of(serialization.from_text(parameters)), seed, started, heartbeat, interval,
+        process, sweep_id,
     )
 
 
@@ -749,3 +970,38 @@ def _cache_entry(row: tuple) -> CacheEntry:
     """The entry, without payload, of a row of the columns ``_CACHE_LISTED``."""
     *fields, last_used = row
     return cache_entry_from_document(dict(zip(_CACHE_FIELDS, fields)), last_used)
+
+
+def _annotation(row: tuple) -> Annotation:
+    """The annotation of an ``annotations`` row (trial_id, note, tags)."""
+    trial_id, note, tags = row
+    return annotation_from_document({"trial_id": trial_id, "note": note, "tags": json.loads(tags)})
+
+
+def _blobs_of(rows: Iterable[tuple]) -> set[str]:
+    """Digests of the blobs ``(trial_id, code_digest, environment_digest, worker_environments)`` rows refer to."""
+    digests: set[str] = set()
+    for _, code, environment, workers in rows:
+        digests.add(code)
+        if environment:
+            digests.add(environment)
+        if workers:
+            digests.update(json.loads(workers))
+    return digests
+
+
+def _missing_blobs(connection: sqlite3.Connection, batch: RecordBatch) -> list[str]:
+    """Digests of the blobs the batch's trials refer to that neither the batch nor the store holds.
+
+    A writer sends each blob once; when trials were deleted since, their
+    blobs may be gone (:meth:`Backend.delete_trials`), and the writer sends
+    them again once :attr:`Backend.generation` says so.
+    """
+    sent = {blob.digest for blob in batch.blobs}
+    wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
+    if not wanted:
+        return []
+    held = {d for (d,) in connection.execute(
+        "SELECT digest FROM blobs WHERE digest IN (SELECT value FROM json_each(?))", (_json_list(wanted),)
+    )}
+    return [digest for digest in wanted if digest not in held]

@@ -4,12 +4,12 @@ Experiment ``<id>`` is the collection ``daskperiment_<id>`` of the database the
 URI names (the prefix keeps clear of ``system.`` names and lists experiments).
 Its documents, by ``_id``::
 
-    "counter"                  {value, epoch}: the epoch, a random token made with the
-                               store (see server.py); ``value`` is where the trial id
-                               counter started (the counter itself, in stores written
-                               before it had a collection of its own)
+    "counter"                  {value, epoch}: trial id counter ($inc, find-and-modify) and
+                               the epoch, a random token made with it (see server.py)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
+    "start:<n>"                kind "start": the start of trial n while its end is not recorded,
+                               with its heartbeat
     "trial:<n>"                kind "trial": one trial (parameters and result as data trees:
                                queryable fields such as ``parameters.lr``; pickles before format 2),
                                with the token of the batch that wrote it
@@ -20,19 +20,22 @@ Its documents, by ``_id``::
     "setting:<name>"           kind "setting": value of a setting (the last write wins)
     "cache:<key>"              kind "cache": a cache entry and its payload (read without it)
     "artifact:[<n>, <name>, <path>]"  kind "artifact": a file kept by trial n
+    "annotation:<n>"           kind "annotation": note and tags of trial n, with a version
+                               ``v`` each edit checks and increments (compare and set)
 
-The trial id counter of experiment ``<id>`` is the document ``_id: "<id>"``
-``{value, epoch}`` of the collection ``daskperiment-counters`` (one small
-document per experiment, so allocating an id never searches the experiment's
-own collection, however many records it holds): ``$inc`` by find-and-modify,
-matching the epoch. Every per-trial operation addresses documents by ``_id``.
+A trial being deleted is first marked (its kind becomes "deleted_trial", which no
+reader asks for), then its records are removed, its document last.
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
 is stored. Guards come first: an upsert of the counter matching the epoch (a
 duplicate ``_id`` error stops the batch when the epoch is another), then one
 per trial matching its id and the batch's token (a duplicate stops the batch
-when another batch wrote that trial). Multi-document transactions are not used, since a standalone
+when another batch wrote that trial); the batch deletes the starts of the trials it
+records after their documents. Trials start by one ordered bulk write too: an update
+of the counter matching the value this process expects (a duplicate ``_id`` error
+when another process moved it: the value is read and the write tried again), then
+the starts under the ids it reserved. Multi-document transactions are not used, since a standalone
 mongod has none; every write is idempotent, so a batch cut short by a failure
 is completed by re-sending it from the spool.
 """
@@ -47,7 +50,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import bson
 import pymongo
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
     BulkWriteError,
@@ -58,14 +61,19 @@ from pymongo.errors import (
 )
 
 from daskperiment.backend.codec import (
+    annotation_document,
+    annotation_from_document,
     artifact_document,
     bulk_decoding,
     artifact_from_document,
     cache_entry_document,
     cache_entry_from_document,
+    document_blob_digests,
     metric_chunks,
     metric_kinds,
     metric_series,
+    start_document,
+    start_from_document,
     trial_document,
     trial_from_document,
 )
@@ -80,27 +88,35 @@ from daskperiment.backend.server import (
 from daskperiment.backend.uri import MONGO_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
+    Deletion,
     MetricSeries,
     PersistedValue,
     RecordBatch,
     TrialRecord,
+    TrialStart,
 )
 
 logger = logging.getLogger(__name__)
 
 EXAMPLE = "mongodb://localhost:27017/test_db"
 COLLECTION_PREFIX = "daskperiment_"
-COUNTERS_COLLECTION = "daskperiment-counters"
-"""Collection of the trial id counters of the database's experiments (not listed as an experiment)."""
 MAX_VALUE_BYTES = 16 * 1024 * 1024 - 64 * 1024  # a document holds at most 16 MB
 CURSOR_BATCH = 100_000
 _TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS", "timeoutMS")
 _DUPLICATE_KEY = 11000
 AUTHENTICATION_FAILED = 18
 """Server error code of a refused user name or password."""
+START_ATTEMPTS = 1000
+"""Tries of a start against other processes moving the counter meanwhile (then an error)."""
+DELETED_TRIAL = "deleted_trial"
+"""Kind of the document of a trial being deleted: readers no longer see it."""
+_TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
+_BLOB_FIELDS = {"trial_id": 1, "code_digest": 1, "environment_digest": 1, "worker_environment_digests": 1}
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
 
 
@@ -134,6 +150,7 @@ class MongoBackend(ServerBackend):
         self._given_database = database
         self._given_pid = os.getpid()  # a forked child opens its own client
         self.collection_name = COLLECTION_PREFIX + self.experiment_id
+        self._expected_counter = 0
 
     @classmethod
     def from_database(cls, database: Database, experiment_id: str) -> "MongoBackend":
@@ -151,7 +168,7 @@ class MongoBackend(ServerBackend):
         return self._collection().database.client
 
     # -- connection -----------------------------------------------------------------
-    def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any, Any]:
+    def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any]:
         client = None
         if self._given_database is not None and self._given_pid == os.getpid():
             database = self._given_database
@@ -165,10 +182,10 @@ class MongoBackend(ServerBackend):
             if client is not None:
                 client.close()
             raise
-        return client, collection, database[COUNTERS_COLLECTION]
+        return client, collection
 
-    def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any, Any]) -> None:
-        client, _, _ = connection
+    def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any]) -> None:
+        client, _ = connection
         if client is not None:
             client.close()
 
@@ -187,17 +204,66 @@ class MongoBackend(ServerBackend):
     def _collection(self) -> Any:
         return self._client()[1]
 
-    def _counters(self) -> Any:
-        return self._client()[2]
-
     # -- writes -------------------------------------------------------------------------
     def _advance_trial_counter(self, count: int, epoch: str) -> int | None:
-        counter = self._counters().find_one_and_update(
-            {"_id": self.experiment_id, "epoch": epoch},
+        counter = self._collection().find_one_and_update(
+            _counter_of(epoch),
             {"$inc": {"value": count}},
             return_document=pymongo.ReturnDocument.AFTER,
         )
         return counter["value"] if counter is not None else None
+
+    def _encode_starts(self, starts: list[TrialStart]) -> list[dict[str, Any]]:
+        documents = [start_document(start) for start in starts]
+        for document in documents:
+            self._check_size(len(bson.encode({"parameters": document["parameters"]})), "a trial's parameters")
+        return documents
+
+    def _record_starts(self, encoded: list[dict[str, Any]], count: int, epoch: str) -> int | None:
+        collection = self._collection()
+        expected = max(self._expected_counter, self._highest_id)
+        for _ in range(START_ATTEMPTS):
+            operations: list[Any] = [
+                UpdateOne(  # matches no document once the counter moved: its upsert is then a duplicate
+                    {"_id": "counter", "epoch": epoch, "value": expected},
+                    {"$inc": {"value": count}, "$setOnInsert": {"lost": True}},
+                    upsert=True,
+                ),
+                *(
+                    ReplaceOne(
+                        {"_id": f"start:{expected + i}"},
+                        {"kind": "start", "trial_id": expected + i, **document},
+                        upsert=True,
+                    )
+                    for i, document in enumerate(encoded, start=1)
+                ),
+            ]
+            try:
+                result = collection.bulk_write(operations, ordered=True)
+            except BulkWriteError as exc:
+                error = exc.details["writeErrors"][0]
+                if error.get("code") != _DUPLICATE_KEY or error["index"] != 0:
+                    raise
+                counter = collection.find_one({"_id": "counter"}, {"value": 1, "epoch": 1})
+                if counter is None or counter.get("epoch") != epoch or "value" not in counter:
+                    return None
+                expected = int(counter["value"])
+                continue
+            if 0 in result.upserted_ids:  # the collection had lost its counter: a new epoch says so
+                collection.update_one(
+                    {"_id": "counter", "lost": True}, {"$set": {"epoch": new_epoch()}, "$unset": {"lost": ""}}
+                )
+            self._expected_counter = expected + count
+            return expected + count
+        raise BackendError(
+            f"cannot start trials on the {self.kind} server {self.server}: other processes moved the "
+            f"trial id counter of experiment {self.experiment_id!r} {START_ATTEMPTS} times in a row"
+        )
+
+    def _beat(self, trial_ids: list[int], when: float) -> None:
+        self._collection().update_many(
+            {"_id": {"$in": [f"start:{trial_id}" for trial_id in trial_ids]}}, {"$set": {"heartbeat": when}}
+        )
 
     def _claim_epoch(self, floor: int) -> str:
         """See :meth:`ServerBackend._claim_epoch`.
@@ -211,42 +277,21 @@ class MongoBackend(ServerBackend):
         fresh = new_epoch()
         try:
             collection.insert_one({"_id": "counter", "value": int(floor), "epoch": fresh})
-            epoch, start = fresh, int(floor)
-        except DuplicateKeyError:
-            collection.update_one(
-                {"_id": "counter", "value": {"$exists": False}},
-                {"$set": {"value": int(floor), "epoch": fresh}},
-            )
-            collection.update_one(
-                {"_id": "counter", "epoch": {"$exists": False}}, {"$set": {"epoch": fresh}}
-            )
-            _create_indexes(collection)  # a dropped collection lost them
-            marker = collection.find_one({"_id": "counter"})
-            epoch, start = marker["epoch"], max(int(floor), int(marker["value"]))
-        self._claim_counter(epoch, start)
-        return epoch
-
-    def _claim_counter(self, epoch: str, floor: int) -> None:
-        """Give the experiment's counter document the epoch ``epoch`` and a value of at least ``floor``.
-
-        A counter made here (a new experiment, one written before counters
-        had a collection of their own, or a lost counters collection) starts
-        after the largest trial id stored too. A counter of another epoch
-        counted trials the store has lost since: it starts again at ``floor``,
-        as the counter of a store that lost everything does.
-        """
-        counters = self._counters()
-        try:
-            counters.insert_one(
-                {"_id": self.experiment_id, "value": max(floor, self.last_trial_id()), "epoch": epoch}
-            )
-            return
+            return fresh
         except DuplicateKeyError:
             pass
-        counters.update_one(
-            {"_id": self.experiment_id, "epoch": {"$ne": epoch}}, {"$set": {"value": floor, "epoch": epoch}}
+        collection.update_one(
+            {"_id": "counter", "value": {"$exists": False}},
+            {"$set": {"value": int(floor), "epoch": fresh}},
         )
-        counters.update_one({"_id": self.experiment_id}, {"$max": {"value": floor}})
+        collection.update_one(
+            {"_id": "counter", "epoch": {"$exists": False}}, {"$set": {"epoch": fresh}}
+        )
+        collection.update_one(
+            {"_id": "counter", "value": {"$lt": int(floor)}}, {"$set": {"value": int(floor)}}
+        )
+        _create_indexes(collection)  # a dropped collection lost them
+        return collection.find_one({"_id": "counter"})["epoch"]
 
     def _read_epoch(self) -> str | None:
         counter = self._collection().find_one({"_id": "counter"}, {"epoch": 1})
@@ -349,6 +394,7 @@ class MongoBackend(ServerBackend):
                     upsert=True,
                 )
             )
+        operations.extend(DeleteOne({"_id": f"start:{trial.trial_id}"}) for trial in batch.trials)
         return operations
 
     def _check_size(self, size: int, what: str) -> None:
@@ -397,6 +443,14 @@ class MongoBackend(ServerBackend):
         with self._reaching("read trials"), bulk_decoding():
             cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
             return [trial_from_document(document) for document in cursor]
+
+    def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
+        query: dict[str, Any] = {"kind": "start"}
+        if trial_ids is not None:
+            query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
+        with self._reaching("read running trials"):
+            documents = list(self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH))
+        return {int(document["trial_id"]): start_from_document(document) for document in documents}
 
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         ids = sorted({int(t) for t in trial_ids})
@@ -503,6 +557,155 @@ class MongoBackend(ServerBackend):
         records = [artifact_from_document(document) for document in documents]
         return sorted(records, key=lambda record: (record.name, record.path))
 
+    # -- notes and tags (issue 12) ------------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotation:<n>`` documents (see :meth:`Backend.load_annotations`)."""
+        query: dict[str, Any] = {"kind": "annotation"}
+        if trial_ids is not None:
+            query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
+        with self._reaching("read notes and tags"):
+            documents = list(self._collection().find(query).batch_size(CURSOR_BATCH))
+        annotations = [annotation_from_document(document) for document in documents]
+        return {annotation.trial_id: annotation for annotation in annotations if annotation}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply each edit by compare and set of its trial's document (see :meth:`Backend.edit_annotations`).
+
+        A document is replaced only if its version ``v`` is the one read; an
+        edit that lost the race (a duplicate key error, as the filter no longer
+        matches) is applied again to what the store then holds. Each trial's
+        annotation changes atomically; a standalone server has no transaction
+        over several documents.
+        """
+        pending = list(edits)
+        with self._reaching("save notes and tags"):
+            collection = self._collection()
+            while pending:
+                ids = sorted({int(edit.trial_id) for edit in pending})
+                stored = {
+                    document["trial_id"]: document
+                    for document in collection.find({"_id": {"$in": [_annotation_id(t) for t in ids]}})
+                }
+                operations, edited = [], {}
+                for edit in pending:
+                    trial_id = int(edit.trial_id)
+                    current = edited.get(trial_id) or (
+                        annotation_from_document(stored[trial_id]) if trial_id in stored else Annotation(trial_id)
+                    )
+                    edited[trial_id] = edit.apply(current)
+                for trial_id, annotation in edited.items():
+                    version = stored.get(trial_id, {}).get("v")
+                    operations.append(
+                        UpdateOne(
+                            {"_id": _annotation_id(trial_id), "v": version if version is not None else {"$exists": False}},
+                            {"$set": {"kind": "annotation", **annotation_document(annotation), "v": (version or 0) + 1}},
+                            upsert=True,
+                        )
+                    )
+                order = list(edited)
+                try:
+                    collection.bulk_write(operations, ordered=False)
+                    return
+                except BulkWriteError as exc:
+                    errors = exc.details["writeErrors"]
+                    if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                        raise
+                    lost = {order[error["index"]] for error in errors}
+                    pending = [edit for edit in pending if int(edit.trial_id) in lost]
+
+    # -- deleting trials and experiments (issue 12) --------------------------------------
+    def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
+        """Mark the trials deleted, then remove their records, their documents last.
+
+        See :meth:`Backend.delete_trials`. A standalone server has no
+        transaction over several documents: marking a trial (one update of
+        its document) hides it at once; a deletion cut short after that
+        leaves marked trials, which this method finishes whenever it is
+        called again. A blob is removed only when no trial refers to it once
+        it is gone (one written meanwhile gets it back).
+        """
+        ids = sorted({int(t) for t in trial_ids})
+        with self._reaching("delete trials"):
+            collection = self._collection()
+            if ids:
+                collection.update_many(
+                    {"kind": "trial", "trial_id": {"$in": ids}}, {"$set": {"kind": DELETED_TRIAL}}
+                )
+            marked = list(collection.find({"kind": DELETED_TRIAL}, _BLOB_FIELDS))
+            if not marked:
+                return Deletion()
+            marked_ids = sorted({int(d["trial_id"]) for d in marked})
+            in_marked = {"trial_id": {"$in": marked_ids}}
+            artifacts = {d["digest"] for d in collection.find({"kind": "artifact", **in_marked}, {"digest": 1})}
+            keys = {d["key"] for d in collection.find({"kind": "metric", **in_marked}, {"key": 1})}
+            collection.delete_many({"kind": {"$in": _TRIAL_RECORD_KINDS}, **in_marked})
+            removed = self._remove_unused_blobs(set().union(*(document_blob_digests(d) for d in marked)))
+            kept = {d["digest"] for d in collection.find({"kind": "artifact", "digest": {"$in": sorted(artifacts)}}, {"digest": 1})}
+            gone = sorted(key for key in keys if collection.find_one({"kind": "metric", "key": key}, {"_id": 1}) is None)
+            if gone:
+                collection.update_one(
+                    {"_id": "metric_keys"},
+                    {"$pull": {"keys": {"$in": gone}, "integer": {"$in": gone}, "real": {"$in": gone}}},
+                )
+            collection.delete_many({"kind": DELETED_TRIAL, **in_marked})
+        self._blobs_removed(removed)
+        return Deletion(tuple(marked_ids), tuple(sorted(artifacts - kept)))
+
+    def _remove_unused_blobs(self, digests: set[str]) -> list[str]:
+        """Remove the blobs of ``digests`` no trial refers to; return their digests."""
+        collection = self._collection()
+        unused = sorted(digests - self._referenced(digests))
+        if not unused:
+            return []
+        ids = [f"blob:{digest}" for digest in unused]
+        contents = {d["_id"]: d["content"] for d in collection.find({"_id": {"$in": ids}})}
+        collection.delete_many({"_id": {"$in": ids}})
+        again = self._referenced(set(unused))  # a trial written meanwhile refers to them
+        for digest in sorted(again):
+            if f"blob:{digest}" in contents:
+                collection.update_one(
+                    {"_id": f"blob:{digest}"},
+                    {"$setOnInsert": {"kind": "blob", "content": contents[f"blob:{digest}"]}},
+                    upsert=True,
+                )
+        return [digest for digest in unused if digest not in again]
+
+    def _referenced(self, digests: set[str]) -> set[str]:
+        """Those of ``digests`` some trial (not being deleted) refers to."""
+        if not digests:
+            return set()
+        wanted = sorted(digests)
+        documents = self._collection().find(
+            {"kind": "trial", "$or": [{field: {"$in": wanted}} for field in list(_BLOB_FIELDS)[1:]]},
+            _BLOB_FIELDS,
+        )
+        return digests & set().union(*(document_blob_digests(d) for d in documents))
+
+    def delete_experiment(self) -> Deletion:
+        """Drop the experiment's collection (one operation; see :meth:`Backend.delete_experiment`).
+
+        Batches spooled for it in this working directory are dropped.
+        """
+        with self._reaching("delete the experiment"):
+            collection = self._collection()
+            ids = sorted(int(d["trial_id"]) for d in collection.find({"kind": "trial"}, {"trial_id": 1}))
+            artifacts = {d["digest"] for d in collection.find({"kind": "artifact"}, {"digest": 1})}
+            cached = {d.get("location") for d in collection.find({"kind": "cache"}, {"location": 1})}
+            collection.drop()
+        self._forget_spooled()
+        self._start_afresh()
+        return Deletion(tuple(ids), tuple(sorted(artifacts)), tuple(sorted(cached - {None})))
+
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``setting:<name>`` documents (see :meth:`Backend.load_settings`)."""
+        with self._reaching("read the settings"):
+            documents = list(self._collection().find({"kind": "setting"}))
+        return {d["_id"][len("setting:"):]: d["value"] for d in sorted(documents, key=lambda d: d["_id"])}
+
+    def _held_blobs(self, digests: list[str]) -> set[str]:
+        documents = self._collection().find({"_id": {"$in": [f"blob:{d}" for d in digests]}}, {"_id": 1})
+        return {document["_id"][len("blob:"):] for document in documents}
+
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:
         self._collection().replace_one(
@@ -515,7 +718,7 @@ class MongoBackend(ServerBackend):
 
 
 def _counter_of(epoch: str) -> dict[str, Any]:
-    """The query matching the store's epoch document (``"counter"``) when it has a value and the epoch ``epoch``."""
+    """The query matching the counter when it has a value and the epoch ``epoch``."""
     return {"_id": "counter", "epoch": epoch, "value": {"$exists": True}}
 
 
@@ -531,6 +734,10 @@ def _create_indexes(collection: Any) -> None:
 
 def _persisted_id(step: str, trial_id: int) -> str:
     return "persisted:" + json.dumps([trial_id, step])
+
+
+def _annotation_id(trial_id: int) -> str:
+    return f"annotation:{int(trial_id)}"
 
 
 def _cache_id(key: str) -> str:

@@ -42,14 +42,15 @@ from daskperiment.backend.base import (
     Backend,
     check_setting,
     check_setting_name,
+    check_starts,
     check_trial_id_count,
     describe_batch,
     trial_id_block,
 )
 from daskperiment.backend.spool import Spool
 from daskperiment.backend.uri import pop_option, redact, scheme_of, scrub, without_credentials
-from daskperiment.errors import BackendError, BackendURIError
-from daskperiment.records import RecordBatch, TrialRecord
+from daskperiment.errors import BackendError, BackendURIError, BatchSpooledError
+from daskperiment.records import RecordBatch, TrialRecord, TrialStart
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,22 @@ class ServerBackend(Backend):
 
         None (and the counter unchanged) when the store's epoch is not ``epoch``.
         """
+
+    @abstractmethod
+    def _encode_starts(self, starts: list[TrialStart]) -> Any:
+        """Serialize trial starts for the server (raises TypeError, sending nothing)."""
+
+    @abstractmethod
+    def _record_starts(self, encoded: Any, count: int, epoch: str) -> int | None:
+        """Add ``count`` to the counter and store the encoded starts under the new ids, atomically.
+
+        Returns the counter's new value (the last id); None, with nothing
+        done, when the store's epoch is not ``epoch``.
+        """
+
+    @abstractmethod
+    def _beat(self, trial_ids: list[int], when: float) -> None:
+        """Set the heartbeat of the stored starts of ``trial_ids`` (others ignored)."""
 
     @abstractmethod
     def _claim_epoch(self, floor: int) -> str:
@@ -371,6 +388,46 @@ class ServerBackend(Backend):
         self._note_ids([ids[-1]])
         return ids
 
+    def start_trials(self, starts: Sequence[TrialStart]) -> range:
+        """Reserve ids and record the starts in one atomic operation (see :meth:`Backend.start_trials`).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For empty starts, or parameters that cannot be serialized (the server is not contacted).
+        BackendError
+            When the server cannot be reached or refuses the write (nothing is
+            spooled: no trial starts without its record).
+        """
+        listed = check_starts(starts)
+        encoded = self._encode_starts(listed)
+        count = len(listed)
+        with self._reaching("start a trial" if count == 1 else f"start {count} trials"):
+            for _ in range(_ATTEMPTS):
+                epoch = self._current_epoch()
+                last = self._record_starts(encoded, count, epoch)
+                if last is not None:
+                    break
+                self._recover(epoch)
+            else:
+                raise self._unsettled("start trials")
+        ids = trial_id_block(int(last), count)
+        self._note_ids([ids[-1]])
+        return ids
+
+    def beat_trials(self, trial_ids: Sequence[int], when: float) -> None:
+        """Update the heartbeats in one round trip (see :meth:`Backend.beat_trials`).
+
+        Raises
+        ------
+        BackendError
+            When the server cannot be reached (a heartbeat is not spooled: the next one follows).
+        """
+        ids = sorted({int(t) for t in trial_ids})
+        if ids:
+            with self._reaching("mark running trials alive"):
+                self._beat(ids, float(when))
+
     def _unsettled(self, action: str) -> BackendError:
         return BackendError(
             f"cannot {action} on the {self.kind} server {self.server}: the epoch of experiment "
@@ -385,9 +442,11 @@ class ServerBackend(Backend):
         ------
         TypeError
             When a value cannot be serialized (nothing is written or spooled).
-        BackendError
+        BatchSpooledError
             When the server cannot be reached: the batch is kept in the local
             spool and re-sent later (see :meth:`sync`).
+        BackendError
+            When the server refuses the batch (it is not spooled).
         """
         token = new_token()
         encoded = self._encode(batch, token)
@@ -396,7 +455,7 @@ class ServerBackend(Backend):
         except self._connection_errors() as exc:
             path = self.spool.put(token, batch)
             logger.warning("%s is unreachable; %s kept in %s", self.server, describe_batch(batch), path)
-            raise BackendError(
+            raise BatchSpooledError(
                 f"cannot write to the {self.kind} server {self.server}: {self._brief(exc)}. "
                 f"Nothing is lost: {describe_batch(batch)} of experiment {self.experiment_id!r} is kept in {path} and "
                 "will be re-sent when the experiment is next opened from this working directory "
@@ -478,8 +537,43 @@ class ServerBackend(Backend):
             self._note_ids(trial_ids)
             if emptied:
                 self._recover(epoch)
+            self._check_blobs(batch)
             return
         raise self._unsettled(f"write {describe_batch(batch)}")
+
+    # -- blobs removed by deletions (issue 12) ---------------------------------------------
+    @abstractmethod
+    def _held_blobs(self, digests: list[str]) -> set[str]:
+        """Those of ``digests`` the store holds a blob of (one round trip)."""
+
+    def _check_blobs(self, batch: RecordBatch) -> None:
+        """After writing ``batch``: note the blobs its trials refer to that the store lacks.
+
+        Advisory: a failure to check is logged, the batch is written.
+        """
+        sent = {blob.digest for blob in batch.blobs}
+        wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
+        if not wanted:
+            return
+        try:
+            held = self._held_blobs(wanted)
+        except self._server_errors() as exc:
+            logger.warning("could not check the blobs of %s: %s", describe_batch(batch), self._brief(exc))
+            return
+        self._blobs_missing(batch, [digest for digest in wanted if digest not in held])
+
+    def _forget_spooled(self) -> None:
+        """Drop the batches spooled for this experiment (it was deleted: they must not bring it back)."""
+        for spooled in self.spool.pending():
+            self.spool.remove(spooled)
+
+    def _start_afresh(self) -> None:
+        """After this process deleted the experiment: its next use claims a new epoch, ids from 1."""
+        with self._lock:
+            self.close()
+            self._epoch = None
+            self._highest_id = 0
+            self.generation += 1
 
     def _renumbered(self, batch: RecordBatch, taken: list[int]) -> RecordBatch:
         """``batch`` with the trials of ``taken`` ids (and their records) moved to new ids."""

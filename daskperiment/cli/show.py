@@ -3,31 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import time
 from datetime import datetime
 
 import pandas as pd
 
+from daskperiment.annotations import tags_text
+from daskperiment.cli.errors import CommandError
+from daskperiment.cli.follow import follow
 from daskperiment.cli.output import iso_time
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import TrialIDNotFoundError
 from daskperiment.experiment import Experiment
 from daskperiment.history import PROCESS_TIME_LABEL, describe_cached, seconds_text
-from daskperiment.records import TrialRecord
+from daskperiment.records import Annotation, TrialRecord, TrialStart
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``show`` subcommand."""
     parser = subparsers.add_parser(
         "show",
-        help="show one trial: parameters, result, seed, metrics, code, environment",
+        help="show one trial: parameters, result, seed, tags, note, metrics, code, environment",
         description=(
-            "Show what was recorded about one trial: its outcome and seed, its parameters, "
-            "a summary of its metrics, the code of its steps and its environment."
+            "Show what was recorded about one trial: its outcome and seed, its tags and note, "
+            "its parameters, a summary of its metrics, the code of its steps and its environment. "
+            "A running trial shows its metric points so far; --follow prints its new points and "
+            "its status until it ends."
         ),
     )
     parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
     parser.add_argument("trial_id", metavar="TRIAL", type=int, help="id of the trial")
     parser.add_argument("--backend", default="local", help=BACKEND_HELP)
+    parser.add_argument(
+        "-f", "--follow", action="store_true",
+        help="print the trial's metric points (key, epoch, value) as they are recorded and its "
+        "status, until it ends; the exit status is 0 when it finished, 1 otherwise",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS",
+        help="with --follow, seconds between two reads of the store (default: 1)",
+    )
     parser.set_defaults(command=run)
 
 
@@ -36,13 +51,16 @@ def _aligned(pairs: list[tuple[str, object]]) -> list[str]:
     return [f"{label + ':':<{width}} {value}" for label, value in pairs]
 
 
-def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
-    """Outcome of the trial: success, result, seed, times, error."""
-    return _aligned(
+def trial_lines(record: TrialRecord, experiment_id: str, annotation: Annotation | None = None) -> list[str]:
+    """Outcome of the trial: success, result, seed, times, error; its tags and note."""
+    annotation = annotation or Annotation(record.trial_id)
+    note, *more = annotation.note.splitlines() or ["-"]
+    lines = _aligned(
         [
             ("Experiment", experiment_id),
             ("Trial", record.trial_id),
             ("Success", record.success),
+            ("Status", record.status),
             ("Result", repr(record.result) if record.success else "-"),
             ("Result Type", record.result_type or "-"),
             ("Seed", record.seed),
@@ -50,6 +68,26 @@ def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
             (PROCESS_TIME_LABEL, seconds_text(record.process_time)),
             ("Description", record.description or "-"),
             ("Cached Steps", describe_cached(record.cached_steps) or "-"),
+            ("Tags", tags_text(annotation.tags) or "-"),
+            ("Note", note),
+        ]
+    )
+    indent = " " * (len(lines[-1]) - len(note))
+    return lines + [indent + line for line in more]
+
+
+def start_lines(trial_id: int, start: TrialStart, experiment_id: str) -> list[str]:
+    """A trial not recorded yet: running, or killed when its heartbeat is stale."""
+    return _aligned(
+        [
+            ("Experiment", experiment_id),
+            ("Trial", trial_id),
+            ("Status", start.status(time.time())),
+            ("Seed", start.seed),
+            ("Started", iso_time(datetime.fromtimestamp(start.started))),
+            ("Heartbeat", iso_time(datetime.fromtimestamp(start.heartbeat))),
+            ("Process", start.process),
+            ("Sweep", start.sweep_id or "-"),
         ]
     )
 
@@ -91,17 +129,32 @@ def environment_lines(experiment: Experiment, trial_id: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the record of trial ``args.trial_id``."""
+    """Print the record of trial ``args.trial_id``, or follow it (``--follow``)."""
+    if not args.interval > 0:
+        raise CommandError(f"--interval must be a positive number of seconds, got {args.interval}")
     experiment = open_experiment(args.backend, args.experiment_id)
+    if args.follow:
+        return follow(experiment.backend, args.trial_id, args.interval, lambda line: print(line, flush=True))
+    records = experiment.backend.load_trials([args.trial_id])
+    start = None if records else experiment.backend.load_starts([args.trial_id]).get(args.trial_id)
+    if not records and start is None:
+        records = experiment.backend.load_trials([args.trial_id])  # it ended meanwhile
     parameters = experiment.get_parameters(args.trial_id)  # an unknown trial fails here
-    (record,) = experiment.backend.load_trials([args.trial_id])
-    sections = {
-        "trial": trial_lines(record, experiment.id),
-        "parameters": parameter_lines(parameters),
-        "metrics": metric_lines(experiment, args.trial_id),
-        "code": experiment.get_code(args.trial_id).rstrip("\n").splitlines(),
-        "environment": environment_lines(experiment, args.trial_id),
-    }
+    if records:
+        annotation = experiment.backend.load_annotations([args.trial_id]).get(args.trial_id)
+        sections = {
+            "trial": trial_lines(records[0], experiment.id, annotation),
+            "parameters": parameter_lines(parameters),
+            "metrics": metric_lines(experiment, args.trial_id),
+            "code": experiment.get_code(args.trial_id).rstrip("\n").splitlines(),
+            "environment": environment_lines(experiment, args.trial_id),
+        }
+    else:  # started, not recorded: its code and environment come with its record
+        sections = {
+            "trial": start_lines(args.trial_id, start, experiment.id),  # type: ignore[arg-type]
+            "parameters": parameter_lines(parameters),
+            "metrics": metric_lines(experiment, args.trial_id),
+        }
     for name, lines in sections.items():
         print(f"[{name}]")
         print("\n".join(lines))

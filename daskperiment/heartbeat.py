@@ -1,0 +1,103 @@
+"""Heartbeats of running trials: one thread per process marks them alive in their stores.
+
+Every :data:`daskperiment.status.HEARTBEAT_SECONDS`, the thread sends each
+store holding trials this process runs one :meth:`Backend.beat_trials` (one
+round trip per store, whatever the number of trials). Readers show a started
+trial whose heartbeat is stale as killed. The thread idles while no trial runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+
+from daskperiment import status
+from daskperiment.backend.base import Backend
+from daskperiment.errors import BackendError
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeats:
+    """The trials this process runs, by store, and the thread beating for them."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running: dict[Backend, set[int]] = {}
+        self._failing: set[Backend] = set()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, backend: Backend, trial_ids: Iterable[int]) -> None:
+        """Beat for ``trial_ids`` of ``backend`` from now on (they were started with a heartbeat)."""
+        with self._changed:
+            self._running.setdefault(backend, set()).update(trial_ids)
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="daskperiment-heartbeat", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def discard(self, backend: Backend, trial_ids: Iterable[int]) -> None:
+        """Stop beating for ``trial_ids`` of ``backend`` (their end is recorded, or cannot be)."""
+        with self._changed:
+            running = self._running.get(backend)
+            if running is None:
+                return
+            running.difference_update(trial_ids)
+            if not running:
+                del self._running[backend]
+
+    def running(self, backend: Backend) -> set[int]:
+        """Ids of the trials of ``backend`` this process beats for."""
+        with self._changed:
+            return set(self._running.get(backend, ()))
+
+    def _run(self) -> None:
+        last_beat = time.monotonic()
+        while True:
+            with self._changed:
+                while not self._running:  # idle: the next trial starts with a heartbeat of its own
+                    self._changed.wait()
+                    last_beat = time.monotonic()
+                remaining = last_beat + status.HEARTBEAT_SECONDS - time.monotonic()
+                if remaining > 0:
+                    self._changed.wait(remaining)  # woken early by a start: the interval is read again
+                    continue
+                due = [(backend, sorted(ids)) for backend, ids in self._running.items()]
+            last_beat = time.monotonic()
+            now = time.time()
+            for backend, ids in due:
+                self._beat(backend, ids, now)
+
+    def _beat(self, backend: Backend, trial_ids: list[int], now: float) -> None:
+        try:
+            backend.beat_trials(trial_ids, now)
+        except (BackendError, OSError) as exc:
+            if backend not in self._failing:
+                self._failing.add(backend)
+                logger.warning(
+                    "the heartbeat of running trials %s could not be written (%s): readers show them "
+                    "as killed if this lasts %d heartbeats; beating on",
+                    _listed(trial_ids), exc, status.MISSED_BEATS,
+                )
+            return
+        if backend in self._failing:
+            self._failing.discard(backend)
+            logger.warning("the heartbeat of running trials %s is written again", _listed(trial_ids))
+
+
+def _listed(trial_ids: list[int]) -> str:
+    shown = ", ".join(map(str, trial_ids[:10]))
+    return shown + (f" and {len(trial_ids) - 10} more" if len(trial_ids) > 10 else "")
+
+
+_heartbeats = Heartbeats()
+
+
+def heartbeats() -> Heartbeats:
+    """The heartbeats of this process."""
+    return _heartbeats
