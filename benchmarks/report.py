@@ -47,6 +47,8 @@ def render(results: dict[str, Any]) -> str:
     out += report_features.sections(w)
     if "physical_floor" in w:
         out += report_floor.section(w["physical_floor"]) + [""]
+    if "first_trial" in w:
+        out += report_floor.first_trial_section(w["first_trial"]) + [""]
     out += verdicts(results)
     return "\n".join(out)
 
@@ -224,4 +226,6 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     rows += report_features.verdict_rows(w)
     if "physical_floor" in w:
         rows += report_floor.verdict_rows(w["physical_floor"])
+    if "first_trial" in w:
+        rows += report_floor.first_trial_verdicts(w["first_trial"])
     return lines + table(["target", "figure", "verdict"], rows)

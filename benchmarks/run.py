@@ -3,7 +3,7 @@
     python -m benchmarks [--quick] [--json out.json] [--markdown out.md]
                          [--only trial_overhead,metric_logging,history,command_line,concurrency,
                                  sweep_sharing,many_trials,cluster_overhead,step_cache,artifacts,
-                                 physical_floor]
+                                 physical_floor,first_trial]
                          [--systems floor,ours,original,mlflow,sacred] [--backends local,redis,mongo]
 
 Each system runs in its own subprocess with its own interpreter (ours and the
@@ -36,7 +36,7 @@ from benchmarks.config import FULL, QUICK, Sizes
 from benchmarks.envs import Interpreter, cache_root, interpreters
 from benchmarks.servers import servers
 from benchmarks.worker import bootstrap_code
-from benchmarks.workloads import ENGINE_WORKLOADS, WORKLOADS, command_line
+from benchmarks.workloads import ENGINE_WORKLOADS, WORKLOADS, command_line, first_trial
 
 SYSTEMS = ("floor", "ours", "original", "mlflow", "sacred")
 BACKENDS = ("local", "redis", "mongo")
@@ -176,6 +176,15 @@ class Runner:
         out.update({f"{s}/local": r for s, r in results.items()})
         return {f"{s}/local": out[f"{s}/local"] for s in systems}
 
+    def first_trial(self, systems: list[str]) -> dict[str, Any]:
+        """Workload 12: the first trial of a fresh process, ours and plain dask, interleaved rounds."""
+        runnable = {s: (self.interps[s].python, self._env(s)) for s in ("ours", "floor")
+                    if s in systems and not self.skip_reason(s, "local")}
+        log(f"first_trial: {', '.join(runnable)} ...")
+        results = first_trial.run(runnable, self.scratch, self.sizes.cli_repeats,
+                                  self.sizes.job_timeout_seconds, log)
+        return {f"{s}/local": r for s, r in results.items()}
+
 
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
@@ -233,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                                        for b in backends for s in systems}
         if "command_line" in workloads:
             table["command_line"] = runner.command_line(systems)
+        if "first_trial" in workloads:
+            table["first_trial"] = runner.first_trial(systems)
         if "concurrency" in workloads:
             table["concurrency"] = {f"{s}/{b}": runner.concurrency(s, b)
                                     for b in backends for s in systems}

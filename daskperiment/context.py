@@ -132,6 +132,19 @@ def current_context(experiment_id: str, what: str) -> TrialContext:
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 _short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
+_NUMBERS = frozenset({int, float, bool, type(None)})
+_LONGEST_INT = 10**30  # ints reprlib renders whole (it abbreviates those of over 40 characters)
+
+
+def _only_short_numbers(args: tuple, kwargs: dict[str, Any]) -> bool:
+    """Whether ``reprlib`` would render these arguments as ``repr`` does (few numbers, short keys)."""
+    if len(args) > _short.maxtuple or len(kwargs) > _short.maxdict:
+        return False
+    values = (*args, *kwargs.values())
+    return all(
+        type(value) in _NUMBERS and (type(value) is not int or -_LONGEST_INT < value < _LONGEST_INT)
+        for value in values
+    ) and all(type(name) is str and len(name) < 50 and name.isidentifier() for name in kwargs)
 
 
 def describe_arguments(args: tuple, kwargs: dict[str, Any], limit: int = 200) -> str:
@@ -139,6 +152,12 @@ def describe_arguments(args: tuple, kwargs: dict[str, Any], limit: int = 200) ->
 
     ``args: (1, 2), kwargs: {'k': 3}``; containers are abbreviated as they are
     rendered (``reprlib``), so a large argument costs no more than a small one.
+    A few numbers (the common case, on the path of every step) are rendered
+    directly, as ``reprlib`` renders them.
     """
-    text = f"args: {_short.repr(tuple(args))}, kwargs: {_short.repr(dict(kwargs))}"
+    if _only_short_numbers(args, kwargs):
+        shown = ", ".join(f"{name!r}: {kwargs[name]!r}" for name in sorted(kwargs))
+        text = f"args: {tuple(args)!r}, kwargs: {{{shown}}}"
+    else:
+        text = f"args: {_short.repr(tuple(args))}, kwargs: {_short.repr(dict(kwargs))}"
     return text if len(text) <= limit else text[: limit - 3] + "..."

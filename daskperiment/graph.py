@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
+from dask.base import normalize_token
 from dask.core import get_dependencies
 from dask.delayed import Delayed, delayed
 
@@ -321,6 +322,22 @@ def _needed(plan: Plan, entries: Sequence[CacheEntry | None]) -> tuple[set[int],
             outputs.update(u for u in plan.upstream[index] if entries[u] is not None)
     needed.update(index for index, entry in enumerate(entries) if entry is not None)
     return needed, outputs
+
+
+@normalize_token.register(Invocation)
+def _invocation_token(invocation: Invocation) -> tuple[Any, ...]:
+    """What names a node of a trial graph when dask hashes the graph (``Client.get`` does, per trial).
+
+    The trials it belongs to, in this client session, and the step it runs
+    (name and code digest) or the plain dask work (its key) identify it:
+    hashing it field by field pickled the step's function (milliseconds per
+    trial on a cluster).
+    """
+    task = invocation.task
+    what = (task.spec.name, task.spec.code_digest) if isinstance(task, StepTask) else (str(task.key),)
+    context = invocation.context
+    slot = invocation.cache.key if invocation.cache is not None else None
+    return ("daskperiment.Invocation", *what, context.trial_ids, context.session, context.seed, slot)
 
 
 @dataclass(frozen=True, slots=True)

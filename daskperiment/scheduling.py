@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask
-from dask.base import get_scheduler
+from dask.base import get_scheduler, named_schedulers
 from dask.callbacks import Callback
 
 TrialDone = Callable[[str, Any, "BaseException | None"], None]
@@ -53,10 +53,16 @@ class Runner:
         """The scheduler ``dask.compute(..., scheduler=scheduler, **options)`` would use.
 
         Without ``dask.distributed`` imported no client can exist, so the
-        look-up for one (which imports it) is skipped.
+        look-up for one (which imports it, and numpy: half a second) is
+        skipped; so it is for a local scheduler named (``"sync"``,
+        ``"threads"``, ``"processes"``, ...), which dask picks by name
+        whether a client exists or not.
         """
         options = {k: v for k, v in (options or {}).items() if k not in _COMPUTE_ONLY_OPTIONS}
         scheduler = options.pop("scheduler", scheduler)
+        named = scheduler if scheduler is not None else dask.config.get("scheduler", None)
+        if isinstance(named, str) and named.lower() in named_schedulers:
+            return cls(named_schedulers[named.lower()], options)
         if scheduler is None and "distributed" not in sys.modules and not dask.config.get("scheduler", None):
             return cls(dask.threaded.get, options)
         get = get_scheduler(scheduler=scheduler)

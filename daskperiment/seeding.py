@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import sys
+import threading
 import zlib
+from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +43,41 @@ def choose_seed(seed: int | None, default: int | None, level: int = logging.INFO
 
 
 def seed_everything(seed: int) -> None:
-    """Seed ``random`` and ``numpy.random`` (global state) with ``seed``."""
-    import numpy
+    """Seed ``random`` and ``numpy.random`` (global state) with ``seed``.
 
+    numpy is not imported for this (it takes a quarter of a second in a new
+    process): when it is not imported yet, ``numpy.random`` is seeded with
+    the seed of the latest call as soon as numpy is imported (a step that
+    imports it finds it seeded, in the state an earlier seeding would have
+    left it in, since nothing could draw from it before).
+    """
+    global _numpy_seed
     random.seed(seed)
-    numpy.random.seed(seed)
+    if "numpy" in sys.modules:
+        import numpy  # imported already (or being imported by another thread: wait for it)
+
+        numpy.random.seed(seed)
+        return
+    with _numpy_lock:
+        _numpy_seed, waiting = seed, _numpy_seed is not None
+    if not waiting:
+        from wrapt import register_post_import_hook
+
+        register_post_import_hook(_seed_numpy_on_import, "numpy")
+
+
+def _seed_numpy_on_import(numpy: ModuleType) -> None:
+    """Seed ``numpy.random`` with the seed numpy waited for (called once numpy is imported)."""
+    global _numpy_seed
+    with _numpy_lock:
+        seed, _numpy_seed = _numpy_seed, None
+    if seed is not None:
+        numpy.random.seed(seed)
+
+
+_numpy_seed: int | None = None
+"""The seed ``numpy.random`` gets when numpy is imported (None: no seeding waits for it)."""
+_numpy_lock = threading.Lock()
 
 
 def step_seed(seed: int, step_name: str) -> int:

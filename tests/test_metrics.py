@@ -110,3 +110,68 @@ def test_many_metrics_in_one_trial(ex: Experiment) -> None:
     step().compute()
     frame = ex.load_metric("x", 1)
     assert len(frame) == 20_000 and frame[1].iloc[-1] == 19_999 / 2
+
+
+COUNTS = """
+import sys, pathlib, daskperiment
+ex = daskperiment.Experiment(sys.argv[1], backend=pathlib.Path(sys.argv[2]), script_mode=False)
+value = ex.parameter("value")
+
+
+@ex.result
+def count(value):
+    ex.save_metric("count", 0, value)
+    return value
+
+
+for v in sys.argv[3:]:
+    ex.run(count(value), value=float(v) if "." in v else int(v))
+"""
+
+
+def _counting(ex: Experiment):
+    value = ex.parameter("value")
+
+    @ex.result
+    def count(value):
+        ex.save_metric("count", 0, value)
+        return value
+
+    return count(value)
+
+
+def test_a_metric_stays_int_until_any_process_saves_another_value(
+    make_experiment, run_python, tmp_path
+) -> None:
+    ex = make_experiment("kinds")
+    result = _counting(ex)
+    for n in range(1, 13):
+        assert ex.run(result, value=n) == n
+    table = ex.load_metric("count", list(range(1, 13)))
+    assert table.dtypes.tolist() == [np.dtype("int64")] * 12 and table.loc[0].tolist() == list(range(1, 13))
+    other = run_python(COUNTS, "kinds", str(tmp_path / "store" / "kinds"), "13", "14.5", "15")
+    assert other.returncode == 0, other.stderr
+    for n in range(16, 28):  # ints again, from the process that knew the key as int
+        assert ex.run(result, value=n) == n
+    table = ex.load_metric("count", list(range(1, 28)))
+    assert table.dtypes.tolist() == [np.dtype("float64")] * 27
+    assert table.loc[0].tolist() == [*range(1, 14), 14.5, *range(15, 28)]
+    fresh = make_experiment("kinds_here")  # one process: ints, then a float, then ints
+    result = _counting(fresh)
+    for value in [1, 2, 3.5, 4, 5]:
+        fresh.run(result, value=value)
+    assert fresh.load_metric("count", [1, 2, 3, 4, 5]).dtypes.tolist() == [np.dtype("float64")] * 5
+
+
+def test_a_store_created_again_records_its_metric_kinds_again(make_experiment, tmp_path) -> None:
+    import shutil
+
+    ex = make_experiment("again")
+    result = _counting(ex)
+    for n in range(1, 11):
+        ex.run(result, value=n)
+    shutil.rmtree(tmp_path / "store" / "again")  # removed while open: created again at the next write
+    for n in range(11, 21):
+        ex.run(result, value=n)
+    table = ex.load_metric("count", list(range(11, 21)))
+    assert table.dtypes.tolist() == [np.dtype("int64")] * 10 and table.loc[0].tolist() == list(range(11, 21))

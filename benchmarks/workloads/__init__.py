@@ -11,7 +11,7 @@ FEATURE_WORKLOADS = ("step_cache", "artifacts")
 """Workloads of the step cache (every store) and of artifacts (local store; a local folder and an S3 server)."""
 WORKLOADS = ("trial_overhead", "metric_logging", "history", "command_line", "concurrency", *ENGINE_WORKLOADS,
              *FEATURE_WORKLOADS,
-             "physical_floor")
+             "physical_floor", "first_trial")
 """Workload names, in the order the runner measures them (``history`` rides on ``trial_overhead``)."""
 
 

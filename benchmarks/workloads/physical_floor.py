@@ -11,9 +11,9 @@ each time, workload 1's) is measured beside it.
 Each window ``(first, last)`` of :attr:`Sizes.floor_windows` runs
 ``last - first + 1`` rounds once the history holds ``first - 1`` trials; a
 round is, one after the other in this process: ours with the synchronous
-scheduler (``result.compute(scheduler="sync")``), the floor with
-``dask.local.get_sync``, ours with threads (``scheduler="threads"``), the floor
-with ``dask.threaded.get``, and the old floor. Ours records two trials per
+scheduler (``result.compute(scheduler="sync")``), the floor and the live
+floor with ``dask.local.get_sync``, ours with threads (``scheduler="threads"``),
+the floor and the live floor with ``dask.threaded.get``, and the old floor. Ours records two trials per
 round (both schedulers write one experiment), so a window of 100 rounds holds
 trials ``first`` to ``first + 199``.
 
@@ -58,7 +58,8 @@ FILL_BATCH = 1000
 """Trials per bulk write when the history is brought to the next window."""
 FILL_BATCH_MONGO = 100
 """The same on the MongoDB-wire test server, whose bulk writes of 10,000 documents outlast the client's timeout."""
-SYSTEMS = ("ours_sync", "floor_sync", "ours_threads", "floor_threads", "old_floor")
+SYSTEMS = ("ours_sync", "floor_sync", "live_floor_sync", "ours_threads", "floor_threads", "live_floor_threads",
+           "old_floor")
 
 _FLOOR_SCHEMA = (
     """CREATE TABLE trials (
@@ -68,6 +69,7 @@ _FLOOR_SCHEMA = (
         environment_digest TEXT, sweep_id TEXT, worker_environments TEXT, cached_steps TEXT)""",
     "CREATE TABLE metrics (key TEXT NOT NULL, trial_id INTEGER NOT NULL, epoch INTEGER NOT NULL, value REAL)",
     "CREATE INDEX metrics_by_key_trial ON metrics (key, trial_id, epoch)",
+    "CREATE TABLE trial_starts (trial_id INTEGER PRIMARY KEY, parameters TEXT NOT NULL, started REAL NOT NULL)",
 )
 _DIGEST = "0" * 64
 
@@ -101,22 +103,32 @@ class PhysicalFloor:
 
         self._graph = {"prepare": (prepare, "a", "b"), "score": (score, "prepare")}
 
-    def trial(self, get: Callable[..., Any], a: int, b: int) -> None:
-        """One trial: the graph through ``get``, then its trial row and metric rows in one transaction."""
+    def trial(self, get: Callable[..., Any], a: int, b: int, live: bool = False) -> None:
+        """One trial: the graph through ``get``, then its trial row and metric rows in one transaction.
+
+        ``live``: the trial's start is recorded first, in a transaction of its
+        own, and its end deletes it (a trial shown as running while it runs).
+        """
         started = time.perf_counter()
         self.metrics = []
-        graph = {**self._graph, "a": a, "b": b}
-        result = get(graph, "score")
         self.trials += 1
         trial_id = self.trials
-        row = self._row(trial_id, {"a": a, "b": b}, result, time.perf_counter() - started)
         connection = self.connection
+        if live:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO trial_starts VALUES (?, ?, ?)", (trial_id, json.dumps({"a": a, "b": b}), time.time()))
+            connection.execute("COMMIT")
+        graph = {**self._graph, "a": a, "b": b}
+        result = get(graph, "score")
+        row = self._row(trial_id, {"a": a, "b": b}, result, time.perf_counter() - started)
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(f"INSERT INTO trials VALUES ({', '.join('?' * len(row))})", row)
         connection.executemany(
             "INSERT INTO metrics VALUES (?, ?, ?, ?)",
             [(key, trial_id, epoch, value) for key, epoch, value in self.metrics],
         )
+        if live:
+            connection.execute("DELETE FROM trial_starts WHERE trial_id = ?", (trial_id,))
         connection.execute("COMMIT")
 
     @staticmethod
@@ -248,8 +260,10 @@ def run(adapter: Adapter, backend: str, uri: str | None, sizes: Sizes) -> dict[s
     steps: dict[str, Callable[[int], None]] = {
         "ours_sync": lambda a: ours_trial(a, "sync"),
         "floor_sync": lambda a: floor.trial(dask.local.get_sync, a, B),
+        "live_floor_sync": lambda a: floor.trial(dask.local.get_sync, a, B, live=True),
         "ours_threads": lambda a: ours_trial(a, "threads"),
         "floor_threads": lambda a: floor.trial(dask.threaded.get, a, B),
+        "live_floor_threads": lambda a: floor.trial(dask.threaded.get, a, B, live=True),
         "old_floor": lambda a: old.trial(a, B),
     }
     for a in range(3):  # warm-up: imports, the first trial's code and environment
@@ -286,6 +300,8 @@ def run(adapter: Adapter, backend: str, uri: str | None, sizes: Sizes) -> dict[s
         window["ratio"] = {
             "sync": m["ours_sync"] / m["floor_sync"],
             "threads": m["ours_threads"] / m["floor_threads"],
+            "live_sync": m["ours_sync"] / m["live_floor_sync"],
+            "live_threads": m["ours_threads"] / m["live_floor_threads"],
             "ours_threads_vs_old_floor": m["ours_threads"] / m["old_floor"],
         }
         if round_trips:

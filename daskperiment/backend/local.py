@@ -191,8 +191,8 @@ _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "crea
 # Every column but the payload, which only load_cache_payload reads.
 _CACHE_LISTED = ", ".join(_CACHE_FIELDS) + ", last_used"
 _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
-# A metric point as load_metrics reads it: NULL (SQLite's NaN) read as 0.0 and flagged.
-_METRIC_POINT = [("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8"), ("null", "?")]
+# A metric point as load_metrics reads it (without the trial id when one trial is read).
+_METRIC_POINT = [("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")]
 T = TypeVar("T")
 
 
@@ -381,8 +381,12 @@ class LocalBackend(Backend):
             )
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """A write transaction recording ``what`` (named in errors)."""
+    def _write(self, what: str, one_statement: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction recording ``what`` (named in errors).
+
+        ``one_statement``: the block runs a single statement, which is a
+        transaction of its own (no ``BEGIN``/``COMMIT`` around it).
+        """
         with self._lock:
             if self._damage is not None:
                 raise BackendError(
@@ -393,8 +397,11 @@ class LocalBackend(Backend):
             self._check_still_there()
             connection = self._connect()
             try:
-                with _transaction(connection):
+                if one_statement:
                     yield connection
+                else:
+                    with _transaction(connection):
+                        yield connection
             except sqlite3.DatabaseError as exc:
                 raise self._write_failed(exc, what) from exc
 
@@ -422,12 +429,12 @@ class LocalBackend(Backend):
 
     # -- writes -------------------------------------------------------------
     def allocate_trial_ids(self, count: int) -> range:
-        """Reserve ``count`` ids by one ``UPDATE … RETURNING`` of the counter row.
+        """Reserve ``count`` ids by one ``UPDATE … RETURNING`` of the counter row (its own transaction).
 
         See :meth:`Backend.allocate_trial_ids`.
         """
         count = check_trial_id_count(count)
-        with self._write("a new trial id") as connection:
+        with self._write("a new trial id", one_statement=True) as connection:
             (row,) = connection.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
                 (count,),
@@ -579,23 +586,27 @@ class LocalBackend(Backend):
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:
         """Read the points into columns straight from the cursor (no row objects kept).
 
-        See :meth:`Backend.load_metrics`.
+        The trial id is read only when several trials are asked for (every
+        column read costs a tenth of the time for 100,000 points). See
+        :meth:`Backend.load_metrics`.
         """
         import numpy as np
 
+        ids = sorted({int(t) for t in trial_ids})
+        one = len(ids) == 1
         points = self._read(
-            "SELECT trial_id, epoch, IFNULL(value, 0.0), value IS NULL FROM metrics WHERE key = ? "
+            f"SELECT {'' if one else 'trial_id, '}epoch, IFNULL(value, 'nan') FROM metrics WHERE key = ? "
             "AND trial_id IN (SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
-            (key, _json_list(sorted({int(t) for t in trial_ids}))),
-            lambda cursor: np.fromiter(cursor, dtype=_METRIC_POINT),  # ids and epochs exact int64
+            (key, _json_list(ids)),
+            # ids and epochs exact int64; NULL (SQLite's NaN) read as the text 'nan', numpy's NaN
+            lambda cursor: np.fromiter(cursor, dtype=_METRIC_POINT[1:] if one else _METRIC_POINT),
         )
         if not len(points):
             return MetricSeries(key, [], [], [])
         kind = self._read("SELECT all_int FROM metric_kinds WHERE key = ?", (key,))
-        values = points["value"].copy()
-        values[points["null"]] = np.nan  # SQLite stores NaN as NULL
+        trial_id_column = np.full(len(points), ids[0], dtype=np.int64) if one else points["trial_id"].copy()
         return MetricSeries(
-            key, points["trial_id"].copy(), points["epoch"].copy(), values, bool(kind and kind[0][0])
+            key, trial_id_column, points["epoch"].copy(), points["value"].copy(), bool(kind and kind[0][0])
         )
 
     def metric_keys(self) -> list[str]:

@@ -4,10 +4,8 @@ Experiment ``<id>`` is the collection ``daskperiment_<id>`` of the database the
 URI names (the prefix keeps clear of ``system.`` names and lists experiments).
 Its documents, by ``_id``::
 
-    "counter"                  {value, epoch}: the epoch, a random token made with the
-                               store (see server.py); ``value`` is where the trial id
-                               counter started (the counter itself, in stores written
-                               before it had a collection of its own)
+    "counter"                  {value, epoch}: trial id counter ($inc, find-and-modify) and
+                               the epoch, a random token made with it (see server.py)
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
     "start:<n>"                kind "start": the start of trial n while its end is not recorded,
@@ -28,12 +26,6 @@ Its documents, by ``_id``::
 A trial being deleted is first marked (its kind becomes "deleted_trial", or
 "deleted_start" for a trial only started, which no reader asks for), then its
 records are removed, its document last.
-
-The trial id counter of experiment ``<id>`` is the document ``_id: "<id>"``
-``{value, epoch}`` of the collection ``daskperiment-counters`` (one small
-document per experiment, so allocating an id never searches the experiment's
-own collection, however many records it holds): ``$inc`` by find-and-modify,
-matching the epoch. Every per-trial operation addresses documents by ``_id``.
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
@@ -114,8 +106,6 @@ logger = logging.getLogger(__name__)
 
 EXAMPLE = "mongodb://localhost:27017/test_db"
 COLLECTION_PREFIX = "daskperiment_"
-COUNTERS_COLLECTION = "daskperiment-counters"
-"""Collection of the trial id counters of the database's experiments (not listed as an experiment)."""
 MAX_VALUE_BYTES = 16 * 1024 * 1024 - 64 * 1024  # a document holds at most 16 MB
 CURSOR_BATCH = 100_000
 _TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS", "timeoutMS")
@@ -181,7 +171,7 @@ class MongoBackend(ServerBackend):
         return self._collection().database.client
 
     # -- connection -----------------------------------------------------------------
-    def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any, Any]:
+    def _open_connection(self) -> tuple[pymongo.MongoClient | None, Any]:
         client = None
         if self._given_database is not None and self._given_pid == os.getpid():
             database = self._given_database
@@ -195,10 +185,10 @@ class MongoBackend(ServerBackend):
             if client is not None:
                 client.close()
             raise
-        return client, collection, database[COUNTERS_COLLECTION]
+        return client, collection
 
-    def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any, Any]) -> None:
-        client, _, _ = connection
+    def _close_connection(self, connection: tuple[pymongo.MongoClient | None, Any]) -> None:
+        client, _ = connection
         if client is not None:
             client.close()
 
@@ -217,13 +207,10 @@ class MongoBackend(ServerBackend):
     def _collection(self) -> Any:
         return self._client()[1]
 
-    def _counters(self) -> Any:
-        return self._client()[2]
-
     # -- writes -------------------------------------------------------------------------
     def _advance_trial_counter(self, count: int, epoch: str) -> int | None:
-        counter = self._counters().find_one_and_update(
-            {"_id": self.experiment_id, "epoch": epoch},
+        counter = self._collection().find_one_and_update(
+            _counter_of(epoch),
             {"$inc": {"value": count}},
             return_document=pymongo.ReturnDocument.AFTER,
         )
@@ -309,42 +296,21 @@ class MongoBackend(ServerBackend):
         fresh = new_epoch()
         try:
             collection.insert_one({"_id": "counter", "value": int(floor), "epoch": fresh})
-            epoch, start = fresh, int(floor)
-        except DuplicateKeyError:
-            collection.update_one(
-                {"_id": "counter", "value": {"$exists": False}},
-                {"$set": {"value": int(floor), "epoch": fresh}},
-            )
-            collection.update_one(
-                {"_id": "counter", "epoch": {"$exists": False}}, {"$set": {"epoch": fresh}}
-            )
-            _create_indexes(collection)  # a dropped collection lost them
-            marker = collection.find_one({"_id": "counter"})
-            epoch, start = marker["epoch"], max(int(floor), int(marker["value"]))
-        self._claim_counter(epoch, start)
-        return epoch
-
-    def _claim_counter(self, epoch: str, floor: int) -> None:
-        """Give the experiment's counter document the epoch ``epoch`` and a value of at least ``floor``.
-
-        A counter made here (a new experiment, one written before counters
-        had a collection of their own, or a lost counters collection) starts
-        after the largest trial id stored too. A counter of another epoch
-        counted trials the store has lost since: it starts again at ``floor``,
-        as the counter of a store that lost everything does.
-        """
-        counters = self._counters()
-        try:
-            counters.insert_one(
-                {"_id": self.experiment_id, "value": max(floor, self.last_trial_id()), "epoch": epoch}
-            )
-            return
+            return fresh
         except DuplicateKeyError:
             pass
-        counters.update_one(
-            {"_id": self.experiment_id, "epoch": {"$ne": epoch}}, {"$set": {"value": floor, "epoch": epoch}}
+        collection.update_one(
+            {"_id": "counter", "value": {"$exists": False}},
+            {"$set": {"value": int(floor), "epoch": fresh}},
         )
-        counters.update_one({"_id": self.experiment_id}, {"$max": {"value": floor}})
+        collection.update_one(
+            {"_id": "counter", "epoch": {"$exists": False}}, {"$set": {"epoch": fresh}}
+        )
+        collection.update_one(
+            {"_id": "counter", "value": {"$lt": int(floor)}}, {"$set": {"value": int(floor)}}
+        )
+        _create_indexes(collection)  # a dropped collection lost them
+        return collection.find_one({"_id": "counter"})["epoch"]
 
     def _read_epoch(self) -> str | None:
         counter = self._collection().find_one({"_id": "counter"}, {"epoch": 1})
@@ -773,7 +739,7 @@ class MongoBackend(ServerBackend):
 
 
 def _counter_of(epoch: str) -> dict[str, Any]:
-    """The query matching the store's epoch document (``"counter"``) when it has a value and the epoch ``epoch``."""
+    """The query matching the counter when it has a value and the epoch ``epoch``."""
     return {"_id": "counter", "epoch": epoch, "value": {"$exists": True}}
 
 

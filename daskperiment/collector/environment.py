@@ -6,6 +6,7 @@ import difflib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -98,9 +99,13 @@ def _reset_lock_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
-def _collect_into(future: Future[dict[str, dict[str, Any]]]) -> None:
+def _collect_into(future: Future[dict[str, dict[str, Any]]], numpy_imported: bool) -> None:
+    collectors = [
+        NumpyCollector(blas_threads=False) if isinstance(c, NumpyCollector) and not numpy_imported else c
+        for c in DEFAULT_COLLECTORS
+    ]
     try:
-        future.set_result(collect_environment())
+        future.set_result(collect_environment(collectors))
     except BaseException as exc:  # the future must never be left pending
         future.set_exception(exc)
 
@@ -110,7 +115,10 @@ def environment_future() -> Future[dict[str, dict[str, Any]]]:
 
     The first call starts :func:`collect_environment` in a daemon thread;
     later calls return the same future. A process forked from this one starts
-    its own collection on its first call.
+    its own collection on its first call. The BLAS thread counts of numpy are
+    collected when numpy is imported at the first call (decided then, so the
+    record does not depend on how fast the thread runs): a process that does
+    not use numpy is not made to import it.
 
     Returns
     -------
@@ -122,8 +130,10 @@ def environment_future() -> Future[dict[str, dict[str, Any]]]:
         if _future is None or _future[0] != os.getpid():
             future: Future[dict[str, dict[str, Any]]] = Future()
             future.set_running_or_notify_cancel()  # nobody can cancel it any more
+            numpy_imported = "numpy" in sys.modules
             threading.Thread(
-                target=_collect_into, args=(future,), name="daskperiment-environment", daemon=True
+                target=_collect_into, args=(future, numpy_imported), name="daskperiment-environment",
+                daemon=True,
             ).start()
             _future = (os.getpid(), future)
         return _future[1]
@@ -328,6 +338,21 @@ def _package_line(package: dict[str, str]) -> str:
     return f"{package['name']} {package['version']} ({package['location']})"
 
 
+OPTIONAL_FACTS = (("numpy", "blas_threads"),)
+"""Facts a process may not know (the BLAS threads of one that did not import numpy): no change when missing."""
+
+
+def _known_to_both(
+    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``old`` and ``new`` without the :data:`OPTIONAL_FACTS` only one of them has."""
+    for category, key in OPTIONAL_FACTS:
+        if category in old and category in new and (key in old[category]) != (key in new[category]):
+            old = {**old, category: {k: v for k, v in old[category].items() if k != key}}
+            new = {**new, category: {k: v for k, v in new[category].items() if k != key}}
+    return old, new
+
+
 def diff_environments(
     old: dict[str, dict[str, Any]],
     new: dict[str, dict[str, Any]],
@@ -354,6 +379,7 @@ def diff_environments(
     """
     old = {category: data for category, data in old.items() if category not in skip}
     new = {category: data for category, data in new.items() if category not in skip}
+    old, new = _known_to_both(old, new)
     diff = difflib.unified_diff(
         _full_lines(old), _full_lines(new), fromfile=old_label, tofile=new_label, lineterm=""
     )

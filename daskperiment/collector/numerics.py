@@ -106,13 +106,24 @@ class _ReportCollector(Collector):
 
 
 class NumpyCollector(_ReportCollector):
-    """``numpy.show_config``: BLAS/LAPACK, compilers and SIMD extensions, plus BLAS threads."""
+    """``numpy.show_config``: BLAS/LAPACK, compilers and SIMD extensions, plus BLAS threads.
+
+    Parameters
+    ----------
+    blas_threads : bool, default True
+        Also report the BLAS thread counts, which imports numpy (its BLAS must
+        be loaded); the report itself is cached on disk, so without them a
+        process that does not use numpy never imports it.
+    """
 
     category = "numpy"
     module = "numpy"
 
+    def __init__(self, blas_threads: bool = True) -> None:
+        self.blas_threads = blas_threads
+
     def collect(self) -> dict[str, Any]:
-        """The numpy report, with ``blas_threads`` when threadpoolctl is installed.
+        """The numpy report, with ``blas_threads`` when asked for and threadpoolctl is installed.
 
         Returns
         -------
@@ -121,7 +132,7 @@ class NumpyCollector(_ReportCollector):
             (see :func:`blas_threadpools`).
         """
         report = super().collect()
-        threads = blas_threadpools()
+        threads = blas_threadpools() if self.blas_threads else None
         return report if threads is None else {**report, "blas_threads": threads}
 
 
