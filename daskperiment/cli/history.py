@@ -35,13 +35,13 @@ def history_table(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
     """The history with times made plain: seconds, and ISO dates (rounded for a terminal).
 
     A table shows process times as the dashboard does (:data:`PROCESS_TIME_LABEL`).
-    Trials not ended (running, killed) have neither: ``-`` in a table, empty
-    (CSV) or null (JSON) otherwise.
+    Trials not ended (running, killed) have neither: ``NaT`` and ``-`` in a
+    table, empty (CSV) or null (JSON) otherwise.
     """
     table = frame.copy()
     ended = table["Finished"].notna()
     if fmt == "table":
-        table["Finished"] = [moment.floor("s") if done else "-" for moment, done in zip(table["Finished"], ended)]
+        table["Finished"] = table["Finished"].dt.floor("s")
         table["Process Time"] = [
             seconds_text(s) if done else "-" for s, done in zip(table["Process Time"].dt.total_seconds(), ended)
         ]
