@@ -60,6 +60,11 @@ class Sizes:
     """Artifacts: rounds on the local disk (median), after a warm-up round."""
     artifact_s3_rounds: int = 3
     """Artifacts: rounds with the artifacts on the S3 server (median), after a warm-up round."""
+    floor_windows: tuple[tuple[int, int], ...] = ((1, 100), (10_000, 10_100), (100_000, 100_100))
+    """Physical floor: windows (first trial, last round) on the local store and Redis; the history
+    is brought to each window's first trial by bulk writes."""
+    floor_mongo_windows: tuple[tuple[int, int], ...] = ((1, 100), (10_000, 10_100))
+    """Physical floor: windows on the MongoDB-wire test server (slow: pure Python)."""
     job_timeout_seconds: float = 420.0
 
     def as_dict(self) -> dict:
@@ -95,6 +100,8 @@ QUICK = Sizes(
     artifact_mib=20,
     artifact_rounds=2,
     artifact_s3_rounds=1,
+    floor_windows=((1, 30), (1000, 1030)),
+    floor_mongo_windows=((1, 30), (500, 530)),
     job_timeout_seconds=120.0,
 )
 
@@ -105,4 +112,6 @@ def sizes_from(data: dict) -> Sizes:
     data["windows"] = tuple(tuple(w) for w in data["windows"])
     data["sweep_grid"] = tuple(data["sweep_grid"])
     data["cache_grid"] = tuple(data["cache_grid"])
+    for name in ("floor_windows", "floor_mongo_windows"):
+        data[name] = tuple(tuple(w) for w in data[name])
     return Sizes(**data)

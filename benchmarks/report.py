@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import report_engine, report_features
+from benchmarks import report_engine, report_features, report_floor
 from benchmarks.tables import Row, cell, num, ok, ratio, table, verdict_row
 
 def _window_ms(result: Row | None, window: str) -> float | None:
     if not ok(result):
         return None
     return result["windows"].get(window, {}).get("median_ms")
+
+
+def _load(averages: list[float] | None) -> str:
+    return "/".join(f"{a:.1f}" for a in averages) if averages else "?"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -21,7 +25,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         (f"Machine: {m['nproc']} cores, {m['machine']}, Python {m['python']} ({m['platform']}); "
          f"{'QUICK sizes' if results['quick'] else 'full sizes'}; suite took "
-         f"{results.get('elapsed_seconds', 0):.0f} s."),
+         f"{results.get('elapsed_seconds', 0):.0f} s; load average (1, 5, 15 min) "
+         f"{_load(m.get('load_average'))} at the start, {_load(results.get('load_average_end'))} at the end."),
         "Peers: " + "; ".join(f"{s}: {v}" for s, v in results["versions"].items() if v) + ".",
         "Ratios in parentheses are to the floor (plain dask.delayed) of the same run unless noted.",
         "",
@@ -40,6 +45,8 @@ def render(results: dict[str, Any]) -> str:
         out += _concurrency(w["concurrency"]) + [""]
     out += report_engine.sections(w)
     out += report_features.sections(w)
+    if "physical_floor" in w:
+        out += report_floor.section(w["physical_floor"]) + [""]
     out += verdicts(results)
     return "\n".join(out)
 
@@ -215,4 +222,6 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"{g['median_seconds']:.2f} s = {factor:.2f}x", factor <= 1 / 3)
     rows += report_engine.verdict_rows(w)
     rows += report_features.verdict_rows(w)
+    if "physical_floor" in w:
+        rows += report_floor.verdict_rows(w["physical_floor"])
     return lines + table(["target", "figure", "verdict"], rows)

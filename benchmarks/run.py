@@ -2,7 +2,8 @@
 
     python -m benchmarks [--quick] [--json out.json] [--markdown out.md]
                          [--only trial_overhead,metric_logging,history,command_line,concurrency,
-                                 sweep_sharing,many_trials,cluster_overhead,step_cache,artifacts]
+                                 sweep_sharing,many_trials,cluster_overhead,step_cache,artifacts,
+                                 physical_floor]
                          [--systems floor,ours,original,mlflow,sacred] [--backends local,redis,mongo]
 
 Each system runs in its own subprocess with its own interpreter (ours and the
@@ -184,6 +185,7 @@ def machine() -> dict[str, Any]:
         "machine": platform.machine(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -241,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             table["step_cache"] = {f"ours/{b}": runner.job("ours", "step_cache", b) for b in backends}
         if "artifacts" in workloads and "ours" in systems:
             table["artifacts"] = {"ours/local": runner.job("ours", "artifacts", "local", s3=uris.get("s3"))}
+        if "physical_floor" in workloads and "ours" in systems:
+            table["physical_floor"] = {f"ours/{b}": runner.job("ours", "physical_floor", b) for b in backends}
     results["elapsed_seconds"] = time.time() - started
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report.render(results)
     print(text)
     if args.json:

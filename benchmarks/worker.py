@@ -46,7 +46,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         adapter = load_adapter(job["system"])
         workload = job["workload"]
         args = (adapter, job["backend"], job.get("uri"))
-        if workload in ("trial_overhead", "metric_logging", "step_cache", *ENGINE_WORKLOADS):  # run(*args, sizes)
+        if workload in ("trial_overhead", "metric_logging", "step_cache", "physical_floor", *ENGINE_WORKLOADS):  # run(*args, sizes)
             module = importlib.import_module(f"benchmarks.workloads.{workload}")
             figures = module.run(*args, sizes)
         elif workload == "artifacts":

@@ -116,3 +116,11 @@ class UnreadableValueError(DaskperimentError, ValueError):
 
 class UnreadableCacheError(CacheError, UnreadableValueError):
     """A cached step output that may not be loaded here (see :class:`UnreadableValueError`)."""
+
+
+class AnnotationError(DaskperimentError, ValueError):
+    """A trial's note or tag holds text that cannot be kept (too long, control characters, ...)."""
+
+
+class TransferError(DaskperimentError):
+    """An experiment cannot be exported, imported or copied: a malformed file, a target holding trials, ..."""

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from daskperiment import collector, serialization
+from daskperiment.annotations import check_note, check_tag_count, check_tags
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
-from daskperiment.backend import Backend, open_backend
+from daskperiment.backend import DEFAULT_CACHE_DIRECTORY, Backend, LocalBackend, open_backend
 from daskperiment.capture import StepArtifacts
 from daskperiment.codecontext import CodeContext
+from daskperiment.codefiles import trial_code_file
 from daskperiment.context import active_step, current_context
 from daskperiment.errors import (
     ArtifactError,
@@ -32,7 +34,7 @@ from daskperiment.history import artifact_frame, cache_frame, history_frame, met
 from daskperiment.metricpoints import checked_point, is_plain
 from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
-from daskperiment.records import ArtifactRecord, TrialRecord
+from daskperiment.records import Annotation, AnnotationEdit, ArtifactRecord, TrialRecord
 from daskperiment.script import script_logging, script_mode_default
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
@@ -596,9 +598,18 @@ class Experiment:
         ----------
         verbose : bool, default False
             Also show the ``Result Type`` and ``Seed`` columns.
+
+        Notes
+        -----
+        When some trial has a note or tags, the columns ``Note`` (text) and
+        ``Tags`` (sorted, joined by ``", "``) are shown (see :meth:`set_note`,
+        :meth:`add_tags`).
         """
         starts = self._backend.load_starts()  # before the trials: one ending meanwhile is in those
-        return history_frame(self._backend.load_trials(), verbose=verbose, starts=starts)
+        return history_frame(
+            self._backend.load_trials(), verbose=verbose, starts=starts,
+            annotations=self._backend.load_annotations(),
+        )
 
     def get_persisted(self, step: str | Step, trial_id: int) -> Any:
         """The output an ``@ex.persist`` step returned in trial ``trial_id``."""
@@ -726,6 +737,184 @@ class Experiment:
             )
         return metric_frame(points, ids)
 
+    # -- notes and tags ----------------------------------------------------------------
+    def set_note(self, trial_id: int | str | None = None, text: str | None = None) -> None:
+        """Set the note of a trial: ``ex.set_note(3, "diverged")``; ``""`` clears it.
+
+        Inside a running step, ``ex.set_note("text")`` (the trial id left out)
+        annotates the running trial. Notes can be set while the trial runs and
+        at any time after; the history shows them in its ``Note`` column.
+
+        Parameters
+        ----------
+        trial_id : int, optional
+            A recorded trial; by default (inside a step) the running one.
+        text : str
+            The note: at most 65,536 characters, newlines and tabs allowed, no
+            other control character (see :mod:`daskperiment.annotations`).
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        TypeError
+            When the text is not a str.
+        AnnotationError
+            For text that cannot be kept (too long, control characters, lone surrogates).
+        """
+        if isinstance(trial_id, str) and text is None:
+            trial_id, text = None, trial_id
+        note = check_note(text)
+        target = self._annotated_trial(trial_id, "set_note")
+        if target is not None:
+            self._backend.edit_annotations([AnnotationEdit(target, note=note)])
+
+    def get_note(self, trial_id: int | None = None) -> str:
+        """The note of trial ``trial_id`` (inside a step, by default the running trial); ``""`` if none.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        """
+        return self._annotation(trial_id, "get_note").note
+
+    def add_tags(self, trial_id: int | str, *tags: str) -> None:
+        """Add tags to a trial: ``ex.add_tags(3, "baseline", "lr-sweep")``.
+
+        Inside a running step, ``ex.add_tags("baseline")`` (no trial id) tags
+        the running trial. Tags form a set: adding one it has changes nothing.
+
+        Parameters
+        ----------
+        trial_id : int, optional
+            A recorded trial; left out inside a step, the running one.
+        *tags : str
+            1 to 64 characters each, no comma, no control character, no space
+            at either end; a trial has at most 64 tags.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        TypeError
+            When no tag is given, or a tag is not a str.
+        AnnotationError
+            For a malformed tag, or more than 64 tags on the trial.
+        """
+        self._edit_tags("add_tags", trial_id, tags, add=True)
+
+    def remove_tags(self, trial_id: int | str, *tags: str) -> None:
+        """Remove tags from a trial (tags it does not have are ignored); see :meth:`add_tags`."""
+        self._edit_tags("remove_tags", trial_id, tags, add=False)
+
+    def get_tags(self, trial_id: int | None = None) -> frozenset[str]:
+        """The tags of trial ``trial_id`` (inside a step, by default the running trial).
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or no trial id outside a running step.
+        """
+        return self._annotation(trial_id, "get_tags").tags
+
+    def _edit_tags(self, what: str, trial_id: int | str | None, tags: tuple[str, ...], *, add: bool) -> None:
+        if isinstance(trial_id, str):  # no trial id: tags of the running trial
+            trial_id, tags = None, (trial_id, *tags)
+        if not tags:
+            raise TypeError(f"{what}() needs at least one tag, e.g. ex.{what}(3, 'baseline')")
+        checked = check_tags(tags)
+        target = self._annotated_trial(trial_id, what)
+        if target is None:
+            return
+        if add:
+            current = self._backend.load_annotations([target]).get(target, Annotation(target))
+            check_tag_count(current.tags | checked, target)
+        edit = AnnotationEdit(target, add_tags=checked) if add else AnnotationEdit(target, remove_tags=checked)
+        self._backend.edit_annotations([edit])
+
+    def _annotation(self, trial_id: int | None, what: str) -> Annotation:
+        target = self._annotated_trial(trial_id, what)
+        if target is None:
+            return Annotation(0)
+        return self._backend.load_annotations([target]).get(target, Annotation(target))
+
+    def _annotated_trial(self, trial_id: object, what: str) -> int | None:
+        """The trial a note or tag call is about: ``trial_id`` once checked, else the running trial.
+
+        None in a dry run (a step computed outside any trial): nothing is annotated.
+        """
+        recorder = active_step.get(None)
+        running = recorder.context if recorder is not None else None
+        if trial_id is None:
+            if recorder is not None and running is None:
+                return None
+            return current_context(self.id, what).trial_id
+        checked = self._check_trial_id(trial_id)
+        if running is not None and running.experiment_id == self.id and checked in running.trial_ids:
+            return checked  # the running trial, maybe not recorded yet
+        self._trial(checked)  # raises for an unknown trial
+        return checked
+
+    # -- deleting -----------------------------------------------------------------------
+    def delete_trials(self, trial_ids: int | Sequence[int], *, files: bool = True) -> list[int]:
+        """Delete trials with their metrics, persisted values, artifacts, notes and tags.
+
+        Each trial goes whole or not at all (see
+        :meth:`daskperiment.backend.Backend.delete_trials`); code and
+        environment records no remaining trial uses go too. Deleted ids are
+        never given to new trials. The step cache is kept (see :meth:`clear_cache`).
+
+        Parameters
+        ----------
+        trial_ids : int or sequence of int
+            The trials to delete.
+        files : bool, default True
+            Also remove the artifact files no remaining trial uses; False keeps
+            them (for an artifact location other experiments share).
+
+        Returns
+        -------
+        list of int
+            The ids deleted, sorted.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an id of no recorded trial (nothing is deleted).
+        """
+        ids = [trial_ids] if isinstance(trial_ids, numbers.Integral) else list(trial_ids)
+        ids = sorted({self._check_trial_id(t) for t in ids})
+        found = {t.trial_id for t in self._backend.load_trials(ids)}
+        missing = [t for t in ids if t not in found]
+        if missing:
+            last = self._backend.last_trial_id()
+            raise TrialIDNotFoundError(
+                f"Unable to find trial id: {missing[0]}. cannot delete trial"
+                f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of experiment "
+                f"{self.id!r}: not recorded (its trial ids go up to {last}); nothing was deleted"
+            )
+        from daskperiment import deletion
+
+        return list(deletion.delete_trials(self._backend, self.artifacts, ids, files=files).trial_ids)
+
+    def delete_experiment(self, *, files: bool = True) -> int:
+        """Delete every record of this experiment, and its artifact files; return how many trials it had.
+
+        Trials, metrics, persisted values, artifacts, notes, tags, code and
+        environment records, the step cache and settings go. The experiment
+        stays open and empty: trials run later start again from id 1.
+        Other processes using it log that the store lost its records.
+
+        Parameters
+        ----------
+        files : bool, default True
+            Also remove the files of its artifacts and cached outputs.
+        """
+        from daskperiment import deletion
+
+        return len(deletion.delete_experiment(self._backend, self.artifacts, files=files).trial_ids)
+
     # -- code and environment ----------------------------------------------------------
     def get_code(self, trial_id: int | None = None) -> str:
         """Source of the steps: as now, or as trial ``trial_id`` ran them."""
@@ -733,6 +922,49 @@ class Experiment:
             return self._tracker.code.snapshot()[1]
         blob = self._backend.load_blob(self._trial(trial_id).code_digest)
         return blob.content.decode("utf-8") if blob is not None else ""
+
+    def code_file(self, trial_id: int) -> Path:
+        """Trial ``trial_id``'s code as a ``.py`` file, for diff tools and Git (made on request).
+
+        The file is ``code/<id>_<trial id>.py`` in the local store's folder
+        (daskperiment 0.5's name and place; for a server store, in
+        ``daskperiment_cache/<id>/code`` of the working directory), with the
+        text :meth:`get_code` returns. Recording a trial writes no such file:
+        the store keeps one file per code version, ``code/versions/<digest>.py``,
+        and the trial's file is a hard link to it (a copy where no link can be made).
+
+        Parameters
+        ----------
+        trial_id : int
+            A recorded trial.
+
+        Returns
+        -------
+        pathlib.Path
+            The file.
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For a trial that is not recorded.
+        BackendError
+            When the file cannot be written (a read-only folder, a full disk).
+        """
+        record = self._trial(trial_id)
+        blob = self._backend.load_blob(record.code_digest)
+        if isinstance(self._backend, LocalBackend):
+            folder = self._backend.code_directory
+        else:
+            folder = Path(DEFAULT_CACHE_DIRECTORY).absolute() / self.id / "code"
+        try:
+            return trial_code_file(
+                folder, self.id, record.trial_id, record.code_digest, blob.content if blob is not None else b""
+            )
+        except OSError as exc:
+            raise BackendError(
+                f"cannot write the code file of trial {record.trial_id} in {folder}: {exc}. "
+                "Read the code with ex.get_code(trial_id) instead, or make the folder writable"
+            ) from exc
 
     def _environment(self, trial_id: int | None) -> dict[str, Any]:
         if trial_id is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
-from daskperiment.records import ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
+from daskperiment.annotations import tags_text
+from daskperiment.records import Annotation, ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
 from daskperiment.status import KILLED
 
 if TYPE_CHECKING:
@@ -19,7 +22,7 @@ PROCESS_TIME_LABEL = "Process Time (s)"
 """Title of process times shown to people (command line, dashboard), as :func:`seconds_text` writes them."""
 HISTORY_COLUMNS = (
     TRIAL_ID, "Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
-    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Status",
+    PROCESS_TIME_LABEL, "Description", "Sweep", "Cached", "Status", "Note", "Tags",
 )
 """Titles of the history's columns besides the parameters (no parameter may take one)."""
 
@@ -37,6 +40,7 @@ def seconds_text(seconds: float) -> str:
 def history_frame(
     trials: Sequence[TrialRecord], verbose: bool = False,
     starts: Mapping[int, TrialStart] | None = None, now: float | None = None,
+    annotations: Mapping[int, Annotation] | None = None,
 ) -> pd.DataFrame:
     """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format plus ``Status``.
 
@@ -46,8 +50,15 @@ def history_frame(
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
     the others), ``Sweep`` (when some trial belongs to a sweep),
     ``Cached`` (when some trial loaded steps from the step cache:
-    ``"step (trial N), ..."``, empty for the others) and ``Status``
-    (``finished``, ``failed``, ``interrupted``, ``running`` or ``killed``).
+    ``"step (trial N), ..."``, empty for the others), ``Status``
+    (``finished``, ``failed``, ``interrupted``, ``running`` or ``killed``),
+    then ``Note`` and ``Tags`` when some trial has a note or a tag (of
+    ``annotations``, by trial id): the note text and the tags sorted and
+    joined by ``", "`` (``"baseline, lr-sweep"``), ``""`` for a trial
+    without. Tags are text so that the table sorts, groups, compares and
+    writes to CSV as it is; ``frame["Tags"].str.split(", ")`` gives lists, and
+    ``frame[frame["Tags"].str.split(", ").map(lambda t: "baseline" in t)]``
+    selects the trials tagged ``baseline``.
 
     ``starts`` are trials started and not recorded (see
     :meth:`~daskperiment.backend.base.Backend.load_starts`; those whose id is
@@ -59,41 +70,49 @@ def history_frame(
     import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
 
-    recorded = {trial.trial_id for trial in trials}
-    now = time.time() if now is None else now
-    rows: list[Any] = sorted(
-        [*trials, *(_StartRow(i, start, now) for i, start in (starts or {}).items() if i not in recorded)],
-        key=lambda row: row.trial_id,
+    rows: Sequence[Any] = trials
+    if starts:
+        recorded = {trial.trial_id for trial in trials}
+        now = time.time() if now is None else now
+        started = [_StartRow(i, start, now) for i, start in starts.items() if i not in recorded]
+        if started:
+            rows = sorted([*trials, *started], key=operator.attrgetter("trial_id"))
+
+    def field(name: str) -> list:  # a column of the rows, by C-level attribute reads
+        return list(map(operator.attrgetter(name), rows))
+
+    parameters, success, descriptions, sweeps = (
+        field("parameters"), field("success"), field("description"), field("sweep_id")
     )
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row.parameters))
-    columns: dict[str, list] = {
-        name: [row.parameters.get(name) for row in rows] for name in names
-    }
+    names = dict.fromkeys(itertools.chain.from_iterable(parameters))  # in the order they first appear
+    columns: dict[str, Any] = {name: list(map(dict.get, parameters, itertools.repeat(name))) for name in names}
     if verbose:
-        columns["Seed"] = [row.seed for row in rows]
-    columns["Result"] = [row.result if row.success else np.nan for row in rows]
+        columns["Seed"] = field("seed")
+    columns["Result"] = [result if ok else np.nan for result, ok in zip(field("result"), success)]
     if verbose:
-        columns["Result Type"] = [type_text(row.result_type) for row in rows]
-    columns["Success"] = [row.success for row in rows]
+        columns["Result Type"] = list(map(type_text, field("result_type")))
+    columns["Success"] = success
     columns["Finished"] = pd.to_datetime(
-        [None if row.finished is None else datetime.fromtimestamp(row.finished) for row in rows]
+        [None if when is None else datetime.fromtimestamp(when) for when in field("finished")]
     )
-    columns["Process Time"] = pd.to_timedelta([row.process_time for row in rows], unit="s")
-    columns["Description"] = [
-        np.nan if row.description is None else row.description for row in rows
-    ]
-    if any(row.sweep_id is not None for row in rows):
-        columns["Sweep"] = [row.sweep_id for row in rows]
-    if any(row.cached_steps for row in rows):
-        columns["Cached"] = [describe_cached(row.cached_steps) for row in rows]
-    columns["Status"] = [row.status for row in rows]
-    index = pd.Index([row.trial_id for row in rows], name=TRIAL_ID, dtype="int64")
+    columns["Process Time"] = pd.to_timedelta(np.array(field("process_time"), dtype=np.float64), unit="s")
+    columns["Description"] = [np.nan if text is None else text for text in descriptions]
+    if sweeps.count(None) != len(sweeps):
+        columns["Sweep"] = sweeps
+    cached = field("cached_steps")
+    if any(cached):
+        columns["Cached"] = list(map(describe_cached, cached))
+    columns["Status"] = field("status")
+    if annotations:
+        annotated = list(map(annotations.get, field("trial_id")))
+        if any(annotated):
+            columns["Note"] = [a.note if a else "" for a in annotated]
+            columns["Tags"] = [tags_text(a.tags) if a else "" for a in annotated]
+    index = pd.Index(field("trial_id"), name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
     frame["Status"] = frame["Status"].astype(object)
-    if not any(row.description is not None for row in rows):
+    if descriptions.count(None) == len(descriptions):
         frame["Description"] = frame["Description"].astype("float64")
     return frame
 

@@ -83,6 +83,13 @@ class TrialRecord:
                 f"a successful trial is {FINISHED!r}, another one {FAILED!r} or 'interrupted'"
             )
 
+    def blob_digests(self) -> set[str]:
+        """Digests of the blobs the trial refers to: its code and environments."""
+        digests = {self.code_digest, *self.worker_environment_digests}
+        if self.environment_digest:
+            digests.add(self.environment_digest)
+        return digests
+
 
 @dataclass(frozen=True, slots=True)
 class TrialStart:
@@ -235,6 +242,82 @@ class Blob:
     def of(cls, content: bytes) -> "Blob":
         """Make the blob of ``content``, addressed by its SHA-256 digest."""
         return cls(hashlib.sha256(content).hexdigest(), content)
+
+
+# -- notes, tags and deletions (issue 12) ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """The note and tags people gave one trial.
+
+    Attributes
+    ----------
+    trial_id : int
+        The trial.
+    note : str
+        Free text, ``""`` when there is none.
+    tags : frozenset of str
+        Its tags, empty when there is none.
+    """
+
+    trial_id: int
+    note: str = ""
+    tags: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.note or self.tags)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationEdit:
+    """A change of one trial's note and tags, applied atomically to what the store holds.
+
+    Attributes
+    ----------
+    trial_id : int
+        The trial.
+    note : str or None
+        The new note (``""`` clears it); None leaves it as it is.
+    tags : frozenset of str or None
+        Tags replacing all of the trial's tags; None keeps them.
+    add_tags, remove_tags : frozenset of str
+        Tags added, then tags removed (after ``tags`` replaced them, if given).
+    """
+
+    trial_id: int
+    note: str | None = None
+    tags: frozenset[str] | None = None
+    add_tags: frozenset[str] = frozenset()
+    remove_tags: frozenset[str] = frozenset()
+
+    def apply(self, current: Annotation) -> Annotation:
+        """The annotation ``current`` becomes with this edit."""
+        tags = current.tags if self.tags is None else self.tags
+        return Annotation(
+            self.trial_id,
+            current.note if self.note is None else self.note,
+            frozenset((tags | self.add_tags) - self.remove_tags),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What a store removed when trials (or the whole experiment) were deleted.
+
+    Attributes
+    ----------
+    trial_ids : tuple of int
+        The trials removed (those asked for that were recorded), sorted.
+    artifact_digests : tuple of str
+        Digests of the artifact-store objects no remaining trial of the
+        experiment records: the caller removes these files.
+    cache_digests : tuple of str
+        Digests of the large cached outputs (in the artifact store's ``cache``
+        folder) no remaining cache entry uses; only when the experiment was deleted.
+    """
+
+    trial_ids: tuple[int, ...] = ()
+    artifact_digests: tuple[str, ...] = ()
+    cache_digests: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -63,6 +63,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_TYPE_NAME = 1000
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder()
 _OLD_PICKLE = b"\x80"  # the PROTO opcode every pickle of protocol 2 or later starts with
 
 OLD_PICKLE_TYPES = frozenset(
@@ -152,6 +153,54 @@ class UnreadableValue:
         self.type_name, self.reason = state
 
 
+class StoredData:
+    """A value kept as the data tree its store holds, never loaded (see :func:`keeping_data`).
+
+    :func:`to_data` writes the tree back as it is: moving an experiment
+    between stores copies its values (signed pickles included, with their
+    signatures) without loading any of them.
+    """
+
+    __slots__ = ("tree",)
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree
+
+    def __repr__(self) -> str:
+        return f"StoredData({self.tree!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredData) and self.tree == other.tree
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_KEEP: contextvars.ContextVar[bool] = contextvars.ContextVar("daskperiment_keep_data", default=False)
+
+
+@contextmanager
+def keeping_data() -> Iterator[None]:
+    """Read values as their stored data in this thread (or task) until the block ends.
+
+    :func:`from_data` and :func:`from_text` then give a :class:`StoredData`
+    for each value (a dict of them for a dict of plain keys, so that a
+    trial's parameters stay a dict), which :func:`to_data` writes back
+    unchanged. Values of stores written before data trees (pickles of an
+    earlier daskperiment) are read as usual.
+    """
+    token = _KEEP.set(True)
+    try:
+        yield
+    finally:
+        _KEEP.reset(token)
+
+
+def _kept(tree: Any) -> Any:
+    if type(tree) is dict and not any(key.startswith(_TAG) for key in tree):
+        return {key: StoredData(item) for key, item in tree.items()}
+    return StoredData(tree)
+
+
 # -- writing ---------------------------------------------------------------------------
 def to_data(value: Any) -> Any:
     """``value`` as a JSON tree (see the module's documentation); other objects pickled and signed.
@@ -199,6 +248,8 @@ def _other_data(value: Any, kind: type) -> Any:
             if dtype.kind in "biuf" and dtype.itemsize <= 8:
                 return {"@numpy": dtype.name, "value": to_data(value.item())}
             return {"@numpy": dtype.str, "npy": _text(_npy(numpy.asarray(value)))}
+    if kind is StoredData:
+        return value.tree
     if kind is UnreadableValue:
         raise TypeError(f"cannot serialize {value!r}: a value that was not loaded cannot be stored again")
     name, signature, payload = _signed_pickle(value)
@@ -312,19 +363,32 @@ def from_data(tree: Any, *, strict: bool = False) -> Any:
     """
     if isinstance(tree, (bytes, bytearray, memoryview)):
         return loads(tree, strict=strict)
+    if _KEEP.get():
+        return _kept(tree)
     return _Reader(_TRUST.get(), strict).value(tree)
 
 
 def from_text(text: str | bytes, *, strict: bool = False) -> Any:
     """The value of a :func:`to_text` text (``bytes``: the pickle an earlier daskperiment stored)."""
     if isinstance(text, str):
-        reader = _Reader(_TRUST.get(), strict)
         try:
-            tree = json.loads(text)
+            tree = _DECODER.decode(text)
         except ValueError as exc:
-            return reader.damaged(f"malformed data ({exc})")
-        return reader.value(tree)
+            return _Reader(_TRUST.get(), strict).damaged(f"malformed data ({exc})")
+        if _KEEP.get():
+            return _kept(tree)
+        return tree if is_plain_text(text) else _Reader(_TRUST.get(), strict).value(tree)
     return from_data(text, strict=strict)
+
+
+def is_plain_text(text: str | bytes) -> bool:
+    """Whether the JSON ``text`` holds no tagged value: its tree *is* its value (no walk needed).
+
+    A tag is an object key starting with ``@``, written ``"@`` (or, escaped, ``"\\u0040``).
+    """
+    if isinstance(text, str):
+        return '"@' not in text and '"\\u0040' not in text
+    return b'"@' not in text and b'"\\u0040' not in text
 
 
 def loads(payload: bytes | memoryview, *, strict: bool = False) -> Any:

@@ -31,13 +31,8 @@ from daskperiment.board.details import (
     environment_of,
     metric_curves,
 )
-from daskperiment.board.query import (
-    Condition,
-    FilterError,
-    TableQuery,
-    parse_filter,
-    run_query,
-)
+from daskperiment.board.filters import Condition, FilterError, parse_filter
+from daskperiment.board.query import TableQuery, cell_text, run_query
 from daskperiment.board.store import TrialCache, open_store
 from daskperiment.board.summary import summarize
 from daskperiment.board.views import code_view, environment_view
@@ -171,20 +166,23 @@ def test_refresh_picks_up_a_trial_finishing_after_a_later_one(tmp_path: Path) ->
 
 
 # -- querying the history ---------------------------------------------------------------------------
-COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Description", "Process Time"]
+COLUMNS = ["Trial ID", "lr", "model", "Result", "Success", "Status", "Description", "Process Time"]
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("", ()),
-        ("lr<0.3", (Condition("lr", "<", "0.3"),)),
-        ("LR >= 1e-3 , model = cnn", (Condition("lr", ">=", "1e-3"), Condition("model", "=", "cnn"))),
+        ("lr<0.3", (Condition("lr", "<", 0.3),)),
+        ("LR >= 1e-3 , model = cnn", (Condition("lr", ">=", 0.001), Condition("model", "=", "cnn"))),
         ("description~Error", (Condition("Description", "~", "Error"),)),
-        ("trial id != 3", (Condition("Trial ID", "!=", "3"),)),
+        ("description~value error", (Condition("Description", "~", "value error"),)),
+        ("trial id != 3", (Condition("Trial ID", "!=", 3.0),)),
         # process times are shown in seconds under "Process Time (s)": either name filters them
-        ("Process Time (s) > 0.5", (Condition("Process Time", ">", "0.5"),)),
-        ("process time<=2", (Condition("Process Time", "<=", "2"),)),
+        ("Process Time (s) > 0.5", (Condition("Process Time", ">", 0.5),)),
+        ("process time<=2", (Condition("Process Time", "<=", 2.0),)),
+        # a quoted value is a text, commas and spaces included; a number in quotes too
+        ('model="big, cnn", lr != \'0.1\'', (Condition("model", "=", "big, cnn"), Condition("lr", "!=", "0.1"))),
     ],
 )
 def test_parse_filter(text: str, expected: tuple[Condition, ...]) -> None:
@@ -193,7 +191,17 @@ def test_parse_filter(text: str, expected: tuple[Condition, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("lr", "cannot read the condition 'lr'"), ("depth>3", "no column 'depth'"), ("<3", "cannot read")],
+    [
+        ("lr", "cannot read the condition 'lr'"),
+        ("depth>3", "no column 'depth'"),
+        ("<3", "cannot read"),
+        ("lr>0.5 and", r"cannot read the value '0.5 and' of 'lr>0.5 and' \(join conditions with commas, not 'and'\)"),
+        ("lr>0.5 model=cnn", "cannot read the value '0.5 model=cnn'"),
+        ("lr>", "the condition 'lr>' has no value"),
+        ("lr>>3", "cannot read the operator of 'lr>>3'"),
+        ('model="cnn', "a quote \" is not closed"),
+        ("lr=nan", "cannot compare with NaN"),
+    ],
 )
 def test_parse_filter_errors(text: str, message: str) -> None:
     with pytest.raises(FilterError, match=message):
@@ -213,12 +221,17 @@ def ids(page_rows: object) -> list[int]:
         (TableQuery(success="succeeded", sort_by="Result", descending=False), [5, 2, 3, 1, 6]),
         (TableQuery(sort_by="Result"), [6, 1, 3, 2, 5, 4]),  # no result: last either way
         (TableQuery(sort_by="model", descending=False), [5, 1, 2, 3, 4, 6]),
-        (TableQuery(conditions=(Condition("lr", "<", "0.3"),)), [6, 2, 1]),
-        (TableQuery(conditions=(Condition("model", "=", "mlp"), Condition("lr", ">", "0.35"))), [4]),
+        (TableQuery(conditions=(Condition("lr", "<", 0.3),)), [6, 2, 1]),
+        (TableQuery(conditions=(Condition("model", "=", "mlp"), Condition("lr", ">", 0.35))), [4]),
         (TableQuery(conditions=(Condition("model", "~", "SCRIPT"),)), [5]),
         (TableQuery(conditions=(Condition("Description", "~", "boom"),)), [4]),
-        (TableQuery(conditions=(Condition("Trial ID", ">=", "5"),)), [6, 5]),
-        (TableQuery(conditions=(Condition("model", ">", "n"),)), [6]),
+        (TableQuery(conditions=(Condition("Trial ID", ">=", 5.0),)), [6, 5]),
+        (TableQuery(conditions=(Condition("model", ">", "n"),)), [6]),  # texts compare as texts
+        (TableQuery(conditions=(Condition("model", "!=", "cnn"),)), [6, 5, 4, 3]),
+        (TableQuery(conditions=(Condition("Success", "=", "no"),)), [4]),
+        (TableQuery(conditions=(Condition("Success", "=", 1.0),)), [6, 5, 3, 2, 1]),
+        (TableQuery(conditions=(Condition("Process Time", ">", 0.545),)), [6, 5]),
+        (TableQuery(conditions=(Condition("Result", ">=", 3.0),)), [6, 1]),  # the failed trial has none
     ],
 )
 def test_run_query(cache: TrialCache, query: TableQuery, expected: list[int]) -> None:
@@ -231,8 +244,57 @@ def test_run_query_pages(cache: TrialCache) -> None:
     page = run_query(cache.frame, TableQuery(page_size=4, page=1))
     assert (ids(page.rows), page.page, page.pages, page.matching) == ([2, 1], 1, 2, 6)
     assert run_query(cache.frame, TableQuery(page_size=4, page=9)).page == 1  # clamped
-    empty = run_query(cache.frame, TableQuery(conditions=(Condition("lr", ">", "9"),)))
+    empty = run_query(cache.frame, TableQuery(conditions=(Condition("lr", ">", 9.0),)))
     assert (empty.matching, empty.pages, len(empty.rows)) == (0, 1, 0)
+
+
+def test_filters_on_dates(cache: TrialCache) -> None:
+    fourth = cell_text(cache.frame.loc[4, "Finished"])  # local time, as the table shows it
+    page = run_query(cache.frame, TableQuery(conditions=parse_filter(f"finished>'{fourth}'", ["Finished"])))
+    assert ids(page.rows) == [6, 5]
+    with pytest.raises(FilterError, match="Finished holds dates; compare it with a date"):
+        run_query(cache.frame, TableQuery(conditions=(Condition("Finished", ">", "soon"),)))
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (Condition("model", ">", 3.0), "model>3: model holds texts, not numbers; compare it with a text"),
+        (Condition("model", "=", 3.0), 'or quote the number to compare texts \\(model="3"\\)'),
+        (Condition("lr", "=", "cnn"), "lr='cnn': lr holds numbers, not texts; compare it with a number"),
+        (Condition("lr", "<", "0.5"), "lr<'0.5': lr holds numbers"),  # quoted: a text
+        (Condition("Process Time", ">", "long"), "Process Time \\(s\\) holds numbers"),
+        (Condition("Trial ID", "=", "x"), "Trial ID holds numbers"),
+        (Condition("Success", "=", "maybe"), "Success holds yes or no"),
+    ],
+)
+def test_comparing_values_of_different_kinds_is_an_error(cache: TrialCache, condition: Condition,
+                                                         message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        run_query(cache.frame, TableQuery(conditions=(condition,)))
+
+
+def test_a_mixed_column_compares_numbers_with_numbers_and_texts_with_texts(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "mixed", "mixed")
+    code = Blob.of(b"")
+    values: list[object] = [0.1, "oops", 0.3, 3, "3", None, 0.05]
+    write_trials(backend, [record(t, code, result=float(t), lr=v) for t, v in enumerate(values, 1)], [code])
+    cache = TrialCache(backend, min_interval=0)
+    cache.refresh()
+
+    def matching(text: str) -> list[int]:
+        return sorted(ids(run_query(cache.frame, TableQuery(conditions=parse_filter(text, ["lr"]))).rows))
+
+    numbers = {t: v for t, v in enumerate(values, 1) if isinstance(v, (int, float))}
+    texts = {t: v for t, v in enumerate(values, 1) if isinstance(v, str)}
+    assert matching("lr<0.2") == sorted(t for t, v in numbers.items() if v < 0.2) == [1, 7]
+    assert matching("lr=3") == [4]  # the number 3, not the text "3"
+    assert matching('lr="3"') == [5]
+    assert matching("lr=oops") == [2]
+    assert matching("lr!=oops") == sorted(t for t, v in texts.items() if v != "oops") == [5]
+    assert matching("lr!=3") == [1, 3, 7]
+    assert matching("lr>a") == [2]  # texts only: "oops" > "a", "3" < "a"
+    assert matching("lr~3") == [3, 4, 5]  # the shown text contains "3": 0.3, 3 and "3"
 
 
 def test_run_query_refuses_an_unknown_sort_column(cache: TrialCache) -> None:
@@ -333,9 +395,8 @@ def test_session_shows_history_summary_and_charts(dashboard: Dashboard) -> None:
     data = dashboard.table_source.data
     assert data["trial"] == [6, 5, 4, 3, 2, 1]
     titles = [c.title for c in dashboard.table.columns]
-    # the history's Status column (issue 12) comes after the parameters until the board places it
-    assert titles == ["Trial ID", "lr", "model", "Status", "Result", "Success", "Description", "Process Time (s)",
-                      "Finished", "Seed", "Result Type"]
+    assert titles == ["Trial ID", "lr", "model", "Result", "Success", "Status", "Description", "Process Time (s)", "Finished",
+                      "Seed", "Result Type"]
     model = data[dashboard.table.columns[2].field]
     assert model[1] == XSS  # the table's StringFormatter shows it as text
     assert "&lt;script&gt;" in dashboard.summary.text and "trial 5" in dashboard.summary.text

@@ -231,6 +231,25 @@ def test_selecting_two_trials_shows_their_curves_and_code_diff(page: Any) -> Non
     open_tab(page, "Trials")
 
 
+GUTTER_LINES = _DEEP_JS + """
+return deep(document, 'table.diff td.n', []).filter(td => td.textContent).map(td => {
+  const range = document.createRange();
+  range.selectNodeContents(td);
+  return [td.textContent, range.getClientRects().length];
+});
+"""
+
+
+def test_side_by_side_diff_keeps_line_numbers_on_one_line(page: Any) -> None:
+    wait_for_text(page, "Selected trials: 2, 3")
+    open_tab(page, "Code")
+    wait_for_text(page, "trial 2 → trial 3")
+    gutter = wait_for(lambda: page.execute_script(GUTTER_LINES), "the diff's line numbers")
+    assert max(int(number) for number, _ in gutter) >= 10
+    assert [number for number, lines in gutter if lines != 1] == []  # none wraps
+    open_tab(page, "Trials")
+
+
 def test_trial_added_by_another_process_appears(page: Any, experiment_store: Path,
                                                 run_python: Callable[..., Any]) -> None:
     code = f"""

@@ -454,9 +454,10 @@ def test_code_is_captured_and_changes_are_diffed(ex: Experiment, warnings_of, tm
     changes = [w for w in warnings_of() if "Code context has been changed since" in w]
     assert len(changes) == 1
     assert "--- trial 1" in changes[0] and "+++ trial 2" in changes[0]
-    code_file = tmp_path / "store" / ex.id / "code" / f"{ex.id}_1.py"
+    code_file = ex.code_file(1)
+    assert code_file == tmp_path / "store" / ex.id / "code" / f"{ex.id}_1.py"
     assert code_file.read_text() == ex.get_code(1)
-    assert (tmp_path / "store" / ex.id / "code" / f"{ex.id}_2.py").read_text() == ex.get_code(2)
+    assert ex.code_file(2).read_text() == ex.get_code(2)
     assert ex.get_code(1) != ex.get_code(2)
 
 

@@ -169,7 +169,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
     assert version == SCHEMA_VERSION == 6
     assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
-    assert {"settings", "cache_entries", "artifacts", "trial_starts"} <= set(tables)
+    assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
 
 def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
     assert version == SCHEMA_VERSION == 6
     assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
-    assert {"settings", "cache_entries", "artifacts", "trial_starts"} <= set(tables)
+    assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
 
 def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: Path) -> None:
@@ -260,3 +260,24 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
     assert version == SCHEMA_VERSION == 6 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+
+
+def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
+    from daskperiment.records import Annotation, AnnotationEdit
+
+    backend = LocalBackend(tmp_path, "x")
+    backend.write_trial(trial(1))
+    backend.close()
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no annotations, no status
+        connection.execute("DROP TABLE annotations")
+        drop_the_status_column(connection)
+        connection.execute("DROP TABLE trial_starts")
+        connection.execute("PRAGMA user_version=5")
+    connection.close()
+    backend = LocalBackend(tmp_path, "x")
+    assert backend.load_trials() == [trial(1)] and backend.load_annotations() == {}
+    backend.edit_annotations([AnnotationEdit(1, note="kept", add_tags=frozenset({"t"}))])
+    backend.close()
+    assert LocalBackend(tmp_path, "x").load_annotations() == {1: Annotation(1, "kept", frozenset({"t"}))}
+    version, _, tables = schema_of(tmp_path / "x.sqlite3")
+    assert version == SCHEMA_VERSION == 6 and "annotations" in tables

@@ -111,7 +111,9 @@ def test_quickstart_and_tips_of_05_in_order(tmp_path: Path, caplog: pytest.LogCa
     assert "def prepare_data(a, b):" in code and "def calculate_score(s):" in code
     assert "\n\n\n" in code  # steps separated by two blank lines
     assert "@ex.persist" not in ex.get_code(trial_id=1) and "@ex.persist" in code
-    assert (Path("daskperiment_cache") / "quickstart_pj" / "code" / "quickstart_pj_1.py").read_text().strip()
+    code_file = ex.code_file(trial_id=1)  # 0.5 wrote it at each trial; made on request now
+    assert code_file == (Path("daskperiment_cache") / "quickstart_pj" / "code" / "quickstart_pj_1.py").absolute()
+    assert code_file.read_text() == ex.get_code(trial_id=1)
 
     # randomness: a generated seed is logged; a given one too; a repeated seed does not warn again
     @ex.result

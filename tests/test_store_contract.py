@@ -863,3 +863,227 @@ def test_other_objects_round_trip_signed_with_the_users_key(store: Backend) -> N
     assert loaded.parameters["frame"].equals(frame) and loaded.parameters["a"] == 1
     assert loaded.result.equals(frame)
     assert serialization.load_value(store.load_persisted("prepare", 1).payload).equals(frame)
+
+
+# -- notes and tags (issue 12) ----------------------------------------------------------
+def test_annotations_are_edited_and_read_back(store: Backend) -> None:
+    from daskperiment.records import Annotation, AnnotationEdit
+
+    assert store.load_annotations() == {} and store.load_annotations([1, 2]) == {}
+    store.edit_annotations([
+        AnnotationEdit(1, note="first\nline two\t✓", add_tags=frozenset({"a", "b"})),
+        AnnotationEdit(2, add_tags=frozenset({"only-tags"})),
+        AnnotationEdit(3, note="only a note"),
+        AnnotationEdit(1, remove_tags=frozenset({"b", "never-there"})),  # after the edit above, same batch
+    ])
+    expected = {
+        1: Annotation(1, "first\nline two\t✓", frozenset({"a"})),
+        2: Annotation(2, "", frozenset({"only-tags"})),
+        3: Annotation(3, "only a note", frozenset()),
+    }
+    assert store.load_annotations() == expected
+    assert store.load_annotations([3, 1, 99]) == {1: expected[1], 3: expected[3]}
+    store.edit_annotations([AnnotationEdit(2, note="", tags=frozenset({"x", "y"}), add_tags=frozenset({"z"}))])
+    assert store.load_annotations([2]) == {2: Annotation(2, "", frozenset({"x", "y", "z"}))}
+    # emptied annotations are gone from what is read
+    store.edit_annotations([AnnotationEdit(3, note=""), AnnotationEdit(2, tags=frozenset())])
+    assert store.load_annotations() == {1: expected[1]}
+    store.edit_annotations([])
+    assert store.load_annotations() == {1: expected[1]}
+
+
+def test_annotations_of_two_experiments_are_separate(store: Backend) -> None:
+    from daskperiment.records import AnnotationEdit
+
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        store.edit_annotations([AnnotationEdit(1, note="mine")])
+        assert other.load_annotations() == {}
+        other.edit_annotations([AnnotationEdit(1, note="theirs")])
+        assert store.load_annotations()[1].note == "mine"
+    finally:
+        other.close()
+
+
+def _add_tags_one_by_one(store: Backend, worker: int, count: int) -> int:
+    from daskperiment.records import AnnotationEdit
+
+    for number in range(count):
+        store.edit_annotations([AnnotationEdit(number % 3 + 1, add_tags=frozenset({f"w{worker}-{number}"}))])
+        if number % 5 == 0:
+            store.edit_annotations([AnnotationEdit(number % 3 + 1, note=f"from {worker}")])
+    return count
+
+
+def test_concurrent_tag_edits_from_threads_and_processes_are_all_kept(store: Backend) -> None:
+    """Each edit applies to what the store holds: no tag added by another writer is lost."""
+    per_worker = 30
+    threads = [threading.Thread(target=_add_tags_one_by_one, args=(store, w, per_worker)) for w in (0, 1)]
+
+    def in_threads() -> None:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    run_in_processes(_add_tags_one_by_one, [(store, w, per_worker) for w in (2, 3)], alongside=in_threads)
+    loaded = store.load_annotations()
+    assert sorted(loaded) == [1, 2, 3]
+    for trial_id, annotation in loaded.items():
+        assert annotation.tags == {
+            f"w{w}-{n}" for w in range(4) for n in range(per_worker) if n % 3 + 1 == trial_id
+        }
+        assert annotation.note in {f"from {w}" for w in range(4)}
+
+
+# -- deleting trials and experiments (issue 12) -------------------------------------------
+def hexdigest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+CODES = {group: Blob.of(f"code {group}".encode()) for group in "ABC"}
+ENVIRONMENT, WORKER = Blob.of(b"environment"), Blob.of(b"worker environment")
+
+
+def populated(store: Backend, count: int = 30) -> dict[int, RecordBatch]:
+    """``count`` trials with metrics, persisted values, artifacts, notes and tags; their batches by id.
+
+    Trials 1-10 run code A, 11-20 code B, 21-30 code C; all share one environment, trial 5 also
+    ran on a worker of another environment. Metric ``loss`` is in every trial, ``rare`` in trials
+    11-20 only; artifact file ``shared`` is kept by every trial, each trial keeps one of its own.
+    """
+    from daskperiment.records import AnnotationEdit
+
+    assert store.allocate_trial_ids(count) == range(1, count + 1)
+    batches = {}
+    for trial_id in range(1, count + 1):
+        code = CODES["ABC"[(trial_id - 1) // 10]]
+        batch = RecordBatch(
+            trials=[trial(
+                trial_id, code_digest=code.digest, environment_digest=ENVIRONMENT.digest,
+                worker_environment_digests=(WORKER.digest,) if trial_id == 5 else (),
+                success=trial_id % 7 != 0,
+            )],
+            metrics=[MetricPoint(trial_id, "loss", epoch, trial_id + epoch / 10) for epoch in range(5)]
+            + ([MetricPoint(trial_id, "rare", 0, trial_id)] if 11 <= trial_id <= 20 else []),
+            persisted=[PersistedValue(trial_id, "prepare", serialization.dumps(trial_id))],
+            blobs=[code, ENVIRONMENT, WORKER],
+            artifacts=[
+                artifact(trial_id, "shared", "", digest=hexdigest("shared")),
+                artifact(trial_id, "own", "", digest=hexdigest(f"own {trial_id}")),
+            ],
+        )
+        store.write_batch(batch)
+        store.edit_annotations([AnnotationEdit(trial_id, note=f"note {trial_id}", add_tags=frozenset({f"t{trial_id % 3}"}))])
+        batches[trial_id] = batch
+    return batches
+
+
+def check_trials_are_whole(store: Backend, batches: dict[int, RecordBatch], kept: set[int]) -> None:
+    """Trials of ``kept`` have every record of their batch; the others none of theirs."""
+    ids = sorted(batches)
+    assert [t.trial_id for t in store.load_trials()] == sorted(kept)
+    assert store.load_trials() == [batches[t].trials[0] for t in sorted(kept)]
+    loss = store.load_metrics("loss", ids)
+    assert sorted(set(loss.trial_ids.tolist())) == sorted(kept)
+    assert list(loss) == [p for t in sorted(kept) for p in batches[t].metrics if p.key == "loss"]
+    for trial_id in ids:
+        persisted = store.load_persisted("prepare", trial_id)
+        annotation = store.load_annotations([trial_id]).get(trial_id)
+        if trial_id in kept:
+            assert persisted == batches[trial_id].persisted[0]
+            assert store.load_artifacts(trial_id) == sorted(batches[trial_id].artifacts, key=lambda a: a.name)
+            assert annotation is not None and annotation.note == f"note {trial_id}"
+        else:
+            assert persisted is None and store.load_artifacts(trial_id) == [] and annotation is None
+    assert store.persisted_keys() == [(t, "prepare") for t in sorted(kept)]
+    assert sorted(store.load_annotations()) == sorted(kept)
+
+
+def test_deleted_trials_go_whole_and_the_others_stay(store: Backend) -> None:
+    batches = populated(store)
+    deleted = {1, 3, 5, 7, 9, *range(11, 21), 25, 30}
+    deletion = store.delete_trials([*sorted(deleted), 99, 3])  # unknown ids and repeats are ignored
+    kept = set(batches) - deleted
+    assert deletion.trial_ids == tuple(sorted(deleted))
+    assert deletion.artifact_digests == tuple(sorted(hexdigest(f"own {t}") for t in deleted))
+    check_trials_are_whole(store, batches, kept)
+    # blobs no remaining trial uses are gone: code B (trials 11-20) and the worker's (trial 5)
+    assert store.load_blob(CODES["B"].digest) is None and store.load_blob(WORKER.digest) is None
+    for kept_blob in (CODES["A"], CODES["C"], ENVIRONMENT):
+        assert store.load_blob(kept_blob.digest) == kept_blob
+    assert store.metric_keys() == ["loss"]  # "rare" was only in deleted trials
+    assert store.load_metrics("rare", list(batches)) == []
+    assert store.last_trial_id() == 29
+    assert store.allocate_trial_id() == 31  # deleted ids are never given again
+    assert store.delete_trials([]).trial_ids == () and store.delete_trials([1, 11]).trial_ids == ()
+    # the rest can be deleted too; the shared file goes with the last trial using it
+    rest = store.delete_trials(sorted(kept))
+    assert rest.trial_ids == tuple(sorted(kept))
+    assert set(rest.artifact_digests) == {hexdigest("shared")} | {hexdigest(f"own {t}") for t in kept}
+    check_trials_are_whole(store, batches, set())
+    assert all(store.load_blob(b.digest) is None for b in (*CODES.values(), ENVIRONMENT, WORKER))
+    assert store.metric_keys() == [] and store.last_trial_id() == 0
+    assert store.allocate_trial_id() == 32
+    assert experiment_ids(location_of(store)) == ["contract"]  # an empty experiment is still there
+
+
+def test_a_writer_sends_blobs_again_once_a_deletion_removed_them(store: Backend) -> None:
+    """Another process deleted every trial using the code this process sent: its next trial sends it again."""
+    code = CODES["A"]
+    store.write_batch(RecordBatch(trials=[trial(1, code_digest=code.digest)], blobs=[code, ENVIRONMENT]))
+    other = type(store)(*store.reopen_arguments())  # as another process would
+    try:
+        other.delete_trials([1])
+    finally:
+        other.close()
+    assert store.load_blob(code.digest) is None
+    generation = store.generation
+    store.write_batch(RecordBatch(trials=[trial(2, code_digest=code.digest)]))  # the writer left the blobs out
+    assert store.generation == generation + 1  # the writer now sends its blobs again
+    store.write_batch(RecordBatch(blobs=[code, ENVIRONMENT]))
+    store.write_batch(RecordBatch(trials=[trial(3, code_digest=code.digest)]))
+    assert store.generation == generation + 1 and store.load_blob(code.digest) == code
+    # a deletion in this process says so at once
+    store.delete_trials([2, 3])
+    assert store.generation == generation + 2
+
+
+def test_deleting_an_experiment_removes_everything_and_only_it(store: Backend) -> None:
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        batches = populated(store, 12)
+        store.write_batch(RecordBatch(cache_entries=[cache_entry("k"), cache_entry("big", payload=None, location="f" * 64)]))
+        store.save_setting("objective", '"minimize"')
+        other.write_batch(RecordBatch(trials=[trial(1)], metrics=[MetricPoint(1, "loss", 0, 1.0)]))
+        assert experiment_ids(location_of(store)) == ["contract", "contract-other"]
+        deletion = store.delete_experiment()
+        assert deletion.trial_ids == tuple(range(1, 13))
+        assert deletion.artifact_digests == tuple(sorted({hexdigest("shared")} | {hexdigest(f"own {t}") for t in batches}))
+        assert deletion.cache_digests == ("f" * 64,)
+        assert experiment_ids(location_of(store)) == ["contract-other"]
+        assert other.load_trials() == [trial(1)] and list(other.load_metrics("loss", [1])) == [MetricPoint(1, "loss", 0, 1.0)]
+        # opened again, it is a new, empty experiment: ids start from 1
+        assert store.load_trials() == [] and store.metric_keys() == [] and store.cache_entries() == []
+        assert store.load_annotations() == {} and store.load_setting("objective") is None
+        assert store.load_blob(ENVIRONMENT.digest) is None and store.persisted_keys() == []
+        assert store.allocate_trial_id() == 1
+        store.write_trial(trial(1))
+        assert store.load_trials() == [trial(1)]
+    finally:
+        other.close()
+
+
+def test_every_setting_is_listed(store: Backend) -> None:
+    assert store.load_settings() == {}
+    store.save_setting("objective", '"minimize"')
+    store.save_setting("cache é limit", "1024")
+    store.save_setting("objective", '"maximize"')
+    assert store.load_settings() == {"cache é limit": "1024", "objective": '"maximize"'}
+    other = type(store)(*store.reopen_arguments()[:-1], "contract-other")
+    try:
+        assert other.load_settings() == {}
+    finally:
+        other.close()

@@ -314,6 +314,10 @@ def test_a_store_on_a_read_only_mount_can_be_read(
     )
     assert listed.returncode == 0, listed.stderr
     assert "120" in listed.stdout
+    reader = Experiment("ro", backend=folder)
+    with pytest.raises(BackendError, match="cannot write the code file of trial 3 .*ex.get_code"):
+        reader.code_file(3)
+    assert "return n * 10" in reader.get_code(3)
     with pytest.raises(BackendError, match="cannot open the local store .*writable"):
         _record(Experiment("ro", backend=folder), range(13, 14))
 
@@ -341,7 +345,7 @@ def test_a_store_folder_removed_while_open_is_created_again(
     for trial in fresh.load_trials():
         assert fresh.load_blob(trial.code_digest) is not None
         assert fresh.load_blob(trial.environment_digest) is not None
-        assert (folder / "code" / f"gone_{trial.trial_id}.py").is_file()
+        assert (folder / "code" / "versions" / f"{trial.code_digest}.py").is_file()
     _check_rows(ex, {t: t for t in range(11, 21)})
 
 

@@ -10,7 +10,8 @@ ENGINE_WORKLOADS = ("sweep_sharing", "many_trials", "cluster_overhead")
 FEATURE_WORKLOADS = ("step_cache", "artifacts")
 """Workloads of the step cache (every store) and of artifacts (local store; a local folder and an S3 server)."""
 WORKLOADS = ("trial_overhead", "metric_logging", "history", "command_line", "concurrency", *ENGINE_WORKLOADS,
-             *FEATURE_WORKLOADS)
+             *FEATURE_WORKLOADS,
+             "physical_floor")
 """Workload names, in the order the runner measures them (``history`` rides on ``trial_overhead``)."""
 
 

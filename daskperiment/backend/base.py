@@ -7,6 +7,7 @@ one. Reads return the plain value objects of :mod:`daskperiment.records`.
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import threading
@@ -14,9 +15,12 @@ from abc import ABC, abstractmethod
 from typing import Any, Hashable, Sequence
 
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
+    Deletion,
     MetricPoint,
     MetricSeries,
     PersistedValue,
@@ -24,6 +28,8 @@ from daskperiment.records import (
     TrialRecord,
     TrialStart,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class Backend(ABC):
@@ -47,8 +53,11 @@ class Backend(ABC):
         """How many times this backend found that its store had lost the experiment's records.
 
         Records a writer remembers having stored (code and environment blobs)
-        must be sent again once it increases.
+        must be sent again once it increases. It also increases when blobs
+        were removed because the trials using them were deleted (by this
+        process, or found missing when a trial referring to them was written).
         """
+        self._blobs_found_missing: set[str] = set()
 
     # -- writes -------------------------------------------------------------
     @abstractmethod
@@ -223,6 +232,135 @@ class Backend(ABC):
     @abstractmethod
     def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
         """The files kept by trial ``trial_id``, ordered by artifact name then path."""
+
+    # -- notes and tags (issue 12) --------------------------------------------------
+    @abstractmethod
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Notes and tags of the given trials (of every trial when None), in one round trip.
+
+        Trials with neither a note nor a tag are left out. The dashboard
+        shows what this returns; :meth:`edit_annotations` changes it.
+
+        Parameters
+        ----------
+        trial_ids : sequence of int, optional
+            The trials; by default all of them.
+
+        Returns
+        -------
+        dict of int to Annotation
+            By trial id.
+        """
+
+    @abstractmethod
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply ``edits`` to the notes and tags the store holds, each atomically.
+
+        Each edit is applied to the trial's annotation as stored at that
+        moment (two processes adding tags at once both get theirs); on the
+        local store and Redis the whole batch is one transaction. The store
+        does not check the text (see :mod:`daskperiment.annotations`) nor that
+        the trials are recorded: a running trial may be annotated before its
+        record is written. Annotations go when their trial is deleted.
+
+        Parameters
+        ----------
+        edits : sequence of AnnotationEdit
+            The changes, e.g. ``[AnnotationEdit(3, note="diverged", add_tags=frozenset({"bad"}))]``;
+            an edit giving ``note`` and ``tags`` sets both (what an editor of
+            the note and tags of a trial saves).
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written (nothing is changed).
+        """
+
+    # -- deleting trials and experiments (issue 12) --------------------------------------
+    @abstractmethod
+    def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
+        """Delete trials with everything recorded for them; a trial is never half deleted.
+
+        Removed with each trial: its record, metric points, persisted values,
+        artifact records, note and tags. Code and environment blobs no
+        remaining trial refers to are removed too (and, locally, the trials'
+        code files). Kept: the step cache (``ex.clear_cache``), the step output
+        hashes of the purity check, settings, and the trial id counter:
+        deleted ids are never given to new trials.
+
+        The local store deletes in one transaction, Redis in one Lua script;
+        MongoDB marks the trials deleted first (readers no longer see them),
+        then removes their records, the trial documents last: a deletion cut
+        short leaves marked trials, which the next call finishes (any call,
+        ``delete_trials([])`` included).
+
+        Parameters
+        ----------
+        trial_ids : sequence of int
+            The trials; ids of no recorded trial are ignored.
+
+        Returns
+        -------
+        Deletion
+            The ids deleted, and the digests of artifact-store objects that
+            no remaining artifact record uses (the caller removes the files).
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written (nothing is deleted).
+        """
+
+    @abstractmethod
+    def delete_experiment(self) -> Deletion:
+        """Delete every record of the experiment; the store no longer lists it.
+
+        Trials, metrics, persisted values, artifact records, notes, tags,
+        blobs, the step cache, settings and the trial id counter go: an
+        experiment created again with this id starts from trial 1. Other
+        processes that have it open see that the store lost its records (an
+        ERROR), and go on recording from the ids they had reached.
+
+        Returns
+        -------
+        Deletion
+            The ids deleted, the digests of every object the experiment's
+            artifact records and cache entries referred to (the caller removes
+            the files).
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written.
+        """
+
+    # -- moving experiments (issue 12) ---------------------------------------------------------
+    @abstractmethod
+    def load_settings(self) -> dict[str, str]:
+        """Every setting of the experiment (see :meth:`save_setting`), by name.
+
+        Exporting an experiment reads them all, whatever their names.
+        """
+
+    def _blobs_removed(self, digests: Sequence[str]) -> None:
+        """Note that blobs this process may have sent are gone: writers send them again."""
+        if digests:
+            self._blobs_found_missing.difference_update(digests)
+            self.generation += 1
+
+    def _blobs_missing(self, batch: RecordBatch, digests: Sequence[str]) -> None:
+        """Note that trials of ``batch``, just written, refer to blobs the store lacks.
+
+        They were removed since the writer sent them (the trials using them
+        were deleted): :attr:`generation` increases, so writers send them
+        again. A blob that is never sent increases it once only.
+        """
+        self._blobs_found_missing.difference_update(blob.digest for blob in batch.blobs)
+        new = set(digests) - self._blobs_found_missing
+        if new:
+            logger.info("blobs %s were removed from the store since they were sent: sending them again", sorted(new))
+            self._blobs_found_missing.update(new)
+            self.generation += 1
 
     def epoch(self) -> str | None:
         """A token of the store's records: it changes when the store loses them (None: no token).

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -38,6 +38,8 @@ from daskperiment.backend.base import (
     trial_id_block,
 )
 from daskperiment.backend.codec import (
+    annotation_from_document,
+    bulk_decoding,
     cache_entry_document,
     cache_entry_from_document,
     cached_steps_of,
@@ -45,11 +47,15 @@ from daskperiment.backend.codec import (
     metric_kinds,
     parameters_of,
 )
+from daskperiment.codefiles import write_version
 from daskperiment.errors import BackendError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
+    Deletion,
     MetricPoint,
     MetricSeries,
     PersistedValue,
@@ -62,6 +68,14 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 6
 BUSY_TIMEOUT_SECONDS = 60.0
+
+# -- schema 6 (issue 12): notes and tags of trials, one row per annotated trial ----------
+_ANNOTATIONS = """CREATE TABLE IF NOT EXISTS annotations (
+        trial_id INTEGER PRIMARY KEY,
+        note TEXT NOT NULL,
+        tags TEXT NOT NULL  -- JSON list of the trial's tags, sorted
+    )"""
+# -- end of schema 6 --------------------------------------------------------------------
 
 _METRIC_KINDS = """CREATE TABLE IF NOT EXISTS metric_kinds (
         key TEXT PRIMARY KEY,
@@ -145,6 +159,7 @@ _SCHEMA = (
         step TEXT NOT NULL,
         PRIMARY KEY (trial_id, name, path)
     )""",
+    _ANNOTATIONS,
 )
 
 # Statements taking an existing database from schema version N to N + 1, before
@@ -160,6 +175,7 @@ _UPGRADES = {
     # parameters and result are now JSON text (see serialization.to_text); the pickles
     # (BLOBs) of earlier trials stay as they are and read as serialization.from_text says
     4: (),
+    # schema 6 (issue 12): trial starts and statuses; the annotations table, which _SCHEMA creates
     5: _STATUS_UPGRADE,
 }
 
@@ -178,13 +194,15 @@ _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
 
 
 class LocalBackend(Backend):
-    """Store an experiment in ``directory``: a SQLite database and one code file per trial.
+    """Store an experiment in ``directory``: a SQLite database and one code file per code version.
 
     Parameters
     ----------
     directory : str or pathlib.Path
         Folder of the experiment, created if missing. It holds
-        ``<experiment id>.sqlite3`` and ``code/<experiment id>_<trial id>.py``.
+        ``<experiment id>.sqlite3`` and ``code/versions/<digest>.py``, one file
+        per distinct code text (a trial's own ``code/<experiment id>_<trial id>.py``
+        is made on request, see :meth:`Experiment.code_file`).
     experiment_id : str
         Id of the experiment.
     """
@@ -379,6 +397,7 @@ class LocalBackend(Backend):
 
     def _read(self, query: str, arguments: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
+            self._check_still_there()  # issue 12: another process deleted (or replaced) the experiment
             try:
                 return self._reader().execute(query, arguments).fetchall()
             except sqlite3.DatabaseError as exc:
@@ -489,10 +508,11 @@ class LocalBackend(Backend):
                     "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
                     (_json_list([trial.trial_id for trial in batch.trials]),),
                 )
+            missing = _missing_blobs(connection, batch)  # issue 12: blobs a deletion removed
+        self._blobs_missing(batch, missing)
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
-        for trial in batch.trials:
-            self._write_code_file(trial, batch.blobs)
+            self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -502,33 +522,20 @@ class LocalBackend(Backend):
                 "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
             )
 
-    def _write_code_file(self, trial: TrialRecord, blobs: list[Blob]) -> None:
-        """Make ``code/<id>_<trial>.py``, the trial's code as a file for diff tools and Git.
+    def _write_code_versions(self, digests: set[str], blobs: list[Blob]) -> None:
+        """Write ``code/versions/<digest>.py`` for each code version this process has not written yet.
 
-        Each distinct code text is written once, as ``code/versions/<digest>.py``;
-        trial files are hard links to it (a new file costs ~10x more than a link).
+        One file per distinct code text, none per trial: a trial's own file is
+        made on request (:func:`daskperiment.codefiles.trial_code_file`).
         """
-        target = self.code_directory / f"{self.experiment_id}_{trial.trial_id}.py"
-        try:
-            version = self._code_version_file(trial.code_digest, blobs)
+        for digest in digests - self._code_versions:
             try:
-                os.link(version, target)
-            except FileExistsError:  # the trial is written again
-                target.unlink()
-                os.link(version, target)
-            except OSError:  # no hard links here: copy instead
-                _write_atomically(target, version.read_bytes())
-        except OSError as exc:
-            logger.warning("could not write the code file %s: %s", target, exc)
-
-    def _code_version_file(self, digest: str, blobs: list[Blob]) -> Path:
-        path = self.code_directory / "versions" / f"{digest}.py"
-        if digest not in self._code_versions and not path.exists():
-            blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, blob.content if blob is not None else b"")
-        self._code_versions.add(digest)
-        return path
+                blob = next((b for b in blobs if b.digest == digest), None) or self.load_blob(digest)
+                write_version(self.code_directory, digest, blob.content if blob is not None else b"")
+            except (OSError, BackendError) as exc:
+                logger.warning("could not write the code file of version %s: %s", digest, exc)
+                continue
+            self._code_versions.add(digest)
 
     # -- reads --------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -536,16 +543,17 @@ class LocalBackend(Backend):
         return int(value)
 
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
-        if trial_ids is None:
-            rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
-        else:
-            ids = sorted({int(t) for t in trial_ids})
-            rows = self._read(
-                f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
-                f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
-                (_json_list(ids),),
-            )
-        return [_trial_record(row) for row in rows]
+        with bulk_decoding():
+            if trial_ids is None:
+                rows = self._read(f"SELECT {_TRIAL_COLUMNS} FROM trials ORDER BY trial_id")
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                rows = self._read(
+                    f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE trial_id IN "
+                    f"(SELECT value FROM json_each(?)) ORDER BY trial_id",
+                    (_json_list(ids),),
+                )
+            return [_trial_record(row) for row in rows]
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         if trial_ids is None:
@@ -650,6 +658,145 @@ class LocalBackend(Backend):
         )
         return [ArtifactRecord(*row) for row in rows]
 
+    # -- notes and tags (issue 12) --------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotations`` table (see :meth:`Backend.load_annotations`)."""
+        if trial_ids is None:
+            rows = self._read("SELECT trial_id, note, tags FROM annotations")
+        else:
+            rows = self._read(
+                "SELECT trial_id, note, tags FROM annotations WHERE trial_id IN "
+                "(SELECT value FROM json_each(?))",
+                (_json_list(sorted({int(t) for t in trial_ids})),),
+            )
+        return {int(row[0]): _annotation(row) for row in rows}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply the edits in one transaction (see :meth:`Backend.edit_annotations`)."""
+        if not edits:
+            return
+        ids = _json_list(sorted({int(edit.trial_id) for edit in edits}))
+        with self._write("notes and tags") as connection:
+            rows = connection.execute(
+                "SELECT trial_id, note, tags FROM annotations WHERE trial_id IN "
+                "(SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+            annotations = {int(row[0]): _annotation(row) for row in rows}
+            for edit in edits:
+                trial_id = int(edit.trial_id)
+                annotations[trial_id] = edit.apply(annotations.get(trial_id, Annotation(trial_id)))
+            connection.executemany(
+                "INSERT OR REPLACE INTO annotations (trial_id, note, tags) VALUES (?, ?, ?)",
+                [(t, a.note, _json_list(sorted(a.tags))) for t, a in annotations.items() if a],
+            )
+            connection.executemany(
+                "DELETE FROM annotations WHERE trial_id = ?",
+                [(t,) for t, a in annotations.items() if not a],
+            )
+
+    # -- deleting trials and experiments (issue 12) --------------------------------------
+    def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
+        """Delete the trials and their records in one transaction (see :meth:`Backend.delete_trials`).
+
+        The trials' code files go once it is committed (a process killed in
+        between leaves some of them, which nothing reads).
+        """
+        ids = _json_list(sorted({int(t) for t in trial_ids}))
+        with self._write("the deletion of trials") as connection:
+            selected = "(SELECT value FROM json_each(?))"
+            rows = connection.execute(
+                f"SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials "
+                f"WHERE trial_id IN {selected}",
+                (ids,),
+            ).fetchall()
+            artifacts = {
+                digest for (digest,) in connection.execute(
+                    f"SELECT DISTINCT digest FROM artifacts WHERE trial_id IN {selected}", (ids,)
+                )
+            }
+            keys = [key for (key,) in connection.execute(
+                f"SELECT DISTINCT key FROM metrics WHERE key IN (SELECT key FROM metric_kinds) "
+                f"AND trial_id IN {selected}", (ids,)
+            )]
+            connection.execute(
+                f"DELETE FROM metrics WHERE key IN (SELECT key FROM metric_kinds) AND trial_id IN {selected}",
+                (ids,),
+            )
+            connection.executemany(
+                "DELETE FROM metric_kinds WHERE key = ? AND NOT EXISTS (SELECT 1 FROM metrics WHERE metrics.key = ?)",
+                [(key, key) for key in keys],
+            )
+            for table in ("trials", "persisted", "artifacts", "annotations"):
+                connection.execute(f"DELETE FROM {table} WHERE trial_id IN {selected}", (ids,))
+            unused = _blobs_of(rows) - _blobs_of(connection.execute(
+                "SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials"
+            ))
+            connection.execute(
+                f"DELETE FROM blobs WHERE digest IN {selected}", (_json_list(sorted(unused)),)
+            )
+            orphans = artifacts - {
+                digest for (digest,) in connection.execute(
+                    f"SELECT DISTINCT digest FROM artifacts WHERE digest IN {selected}",
+                    (_json_list(sorted(artifacts)),),
+                )
+            }
+        deleted = tuple(int(row[0]) for row in rows)
+        self._blobs_removed(sorted(unused))
+        self._remove_code_files(deleted, unused)
+        return Deletion(deleted, tuple(sorted(orphans)))
+
+    def delete_experiment(self) -> Deletion:
+        """Empty the database in one transaction, then remove its files (see :meth:`Backend.delete_experiment`).
+
+        A process killed in between leaves an empty experiment: deleting it
+        again removes the files.
+        """
+        with self._write("the deletion of the experiment") as connection:
+            trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
+            artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
+            cached = tuple(d for (d,) in connection.execute(
+                "SELECT DISTINCT location FROM cache_entries WHERE location IS NOT NULL ORDER BY location"
+            ))
+            blobs = {d for (d,) in connection.execute("SELECT digest FROM blobs")}
+            tables = [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )]
+            for table in tables:
+                connection.execute(f"DELETE FROM {table}")
+        with self._lock:
+            self.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.database_path}{suffix}").unlink(missing_ok=True)
+            self._highest_id = 0
+            self._file_identity = None
+            self._remove_code_files(trial_ids, blobs)
+            self._code_versions.clear()
+            self.generation += 1
+        for folder in (self.code_directory / "versions", self.code_directory, self.directory):
+            try:
+                folder.rmdir()  # only when nothing else is left in it
+            except OSError:
+                break
+        return Deletion(trial_ids, artifacts, cached)
+
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``settings`` table (see :meth:`Backend.load_settings`)."""
+        return dict(self._read("SELECT name, value FROM settings ORDER BY name"))
+
+    def _remove_code_files(self, trial_ids: Sequence[int], digests: set[str]) -> None:
+        """Remove the code files of deleted trials, and the code versions of removed blobs no file links to."""
+        for trial_id in trial_ids:
+            (self.code_directory / f"{self.experiment_id}_{trial_id}.py").unlink(missing_ok=True)
+        for digest in digests:
+            self._code_versions.discard(digest)
+            version = self.code_directory / "versions" / f"{digest}.py"
+            try:
+                if version.stat().st_nlink == 1:  # no trial file of another experiment links to it
+                    version.unlink()
+            except FileNotFoundError:
+                pass
+
     is_local = True
 
     def artifact_root(self) -> str:
@@ -737,12 +884,6 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(content)
-    os.replace(partial, path)
-
-
 def _json_list(values: list) -> str:
     return json.dumps(values)
 
@@ -772,24 +913,22 @@ def _trial_record(row: tuple) -> TrialRecord:
     (trial_id, parameters, result, result_type, success, finished, process_time,
      description, seed, code_digest, environment_digest, sweep_id, worker_environments,
      cached_steps, status) = row
-    return TrialRecord(
-        trial_id=trial_id,
-        parameters=parameters_of(serialization.from_text(parameters)),
-        result=serialization.from_text(result),
-        result_type=result_type,
-        success=bool(success),
-        finished=finished,
-        process_time=process_time,
-        description=description,
-        seed=seed,
-        code_digest=code_digest,
-        environment_digest=environment_digest,
-        sweep_id=sweep_id,
-        worker_environment_digests=(
-            tuple(json.loads(worker_environments)) if worker_environments else ()
-        ),
-        cached_steps=cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
-        status=status or "",
+    return TrialRecord(  # positional: a history of 100,000 trials makes 100,000 of them
+        trial_id,
+        parameters_of(serialization.from_text(parameters)),
+        serialization.from_text(result),
+        result_type,
+        bool(success),
+        finished,
+        process_time,
+        description,
+        seed,
+        code_digest,
+        environment_digest,
+        sweep_id,
+        tuple(json.loads(worker_environments)) if worker_environments else (),
+        cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
+        status or "",
     )
 
 
@@ -830,3 +969,38 @@ def _cache_entry(row: tuple) -> CacheEntry:
     """The entry, without payload, of a row of the columns ``_CACHE_LISTED``."""
     *fields, last_used = row
     return cache_entry_from_document(dict(zip(_CACHE_FIELDS, fields)), last_used)
+
+
+def _annotation(row: tuple) -> Annotation:
+    """The annotation of an ``annotations`` row (trial_id, note, tags)."""
+    trial_id, note, tags = row
+    return annotation_from_document({"trial_id": trial_id, "note": note, "tags": json.loads(tags)})
+
+
+def _blobs_of(rows: Iterable[tuple]) -> set[str]:
+    """Digests of the blobs ``(trial_id, code_digest, environment_digest, worker_environments)`` rows refer to."""
+    digests: set[str] = set()
+    for _, code, environment, workers in rows:
+        digests.add(code)
+        if environment:
+            digests.add(environment)
+        if workers:
+            digests.update(json.loads(workers))
+    return digests
+
+
+def _missing_blobs(connection: sqlite3.Connection, batch: RecordBatch) -> list[str]:
+    """Digests of the blobs the batch's trials refer to that neither the batch nor the store holds.
+
+    A writer sends each blob once; when trials were deleted since, their
+    blobs may be gone (:meth:`Backend.delete_trials`), and the writer sends
+    them again once :attr:`Backend.generation` says so.
+    """
+    sent = {blob.digest for blob in batch.blobs}
+    wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
+    if not wanted:
+        return []
+    held = {d for (d,) in connection.execute(
+        "SELECT digest FROM blobs WHERE digest IN (SELECT value FROM json_each(?))", (_json_list(wanted),)
+    )}
+    return [digest for digest in wanted if digest not in held]

@@ -20,6 +20,11 @@ Its documents, by ``_id``::
     "setting:<name>"           kind "setting": value of a setting (the last write wins)
     "cache:<key>"              kind "cache": a cache entry and its payload (read without it)
     "artifact:[<n>, <name>, <path>]"  kind "artifact": a file kept by trial n
+    "annotation:<n>"           kind "annotation": note and tags of trial n, with a version
+                               ``v`` each edit checks and increments (compare and set)
+
+A trial being deleted is first marked (its kind becomes "deleted_trial", which no
+reader asks for), then its records are removed, its document last.
 
 A batch is one ordered bulk write (one round trip) whose trial documents come
 last: a trial appears in the history only once everything its batch carries
@@ -56,10 +61,14 @@ from pymongo.errors import (
 )
 
 from daskperiment.backend.codec import (
+    annotation_document,
+    annotation_from_document,
     artifact_document,
+    bulk_decoding,
     artifact_from_document,
     cache_entry_document,
     cache_entry_from_document,
+    document_blob_digests,
     metric_chunks,
     metric_kinds,
     metric_series,
@@ -79,9 +88,12 @@ from daskperiment.backend.server import (
 from daskperiment.backend.uri import MONGO_SCHEMES, malformed, query_options, redact, scrub, split
 from daskperiment.errors import BackendError, BackendURIError
 from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
     ArtifactRecord,
     Blob,
     CacheEntry,
+    Deletion,
     MetricSeries,
     PersistedValue,
     RecordBatch,
@@ -101,6 +113,10 @@ AUTHENTICATION_FAILED = 18
 """Server error code of a refused user name or password."""
 START_ATTEMPTS = 1000
 """Tries of a start against other processes moving the counter meanwhile (then an error)."""
+DELETED_TRIAL = "deleted_trial"
+"""Kind of the document of a trial being deleted: readers no longer see it."""
+_TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
+_BLOB_FIELDS = {"trial_id": 1, "code_digest": 1, "environment_digest": 1, "worker_environment_digests": 1}
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
 
 
@@ -440,10 +456,9 @@ class MongoBackend(ServerBackend):
         query: dict[str, Any] = {"kind": "trial"}
         if trial_ids is not None:
             query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
-        with self._reaching("read trials"):
+        with self._reaching("read trials"), bulk_decoding():
             cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
-            documents = list(cursor)
-        return [trial_from_document(document) for document in documents]
+            return [trial_from_document(document) for document in cursor]
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         query: dict[str, Any] = {"kind": "start"}
@@ -558,6 +573,155 @@ class MongoBackend(ServerBackend):
         records = [artifact_from_document(document) for document in documents]
         return sorted(records, key=lambda record: (record.name, record.path))
 
+    # -- notes and tags (issue 12) ------------------------------------------------------
+    def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
+        """Read the ``annotation:<n>`` documents (see :meth:`Backend.load_annotations`)."""
+        query: dict[str, Any] = {"kind": "annotation"}
+        if trial_ids is not None:
+            query["trial_id"] = {"$in": sorted({int(t) for t in trial_ids})}
+        with self._reaching("read notes and tags"):
+            documents = list(self._collection().find(query).batch_size(CURSOR_BATCH))
+        annotations = [annotation_from_document(document) for document in documents]
+        return {annotation.trial_id: annotation for annotation in annotations if annotation}
+
+    def edit_annotations(self, edits: Sequence[AnnotationEdit]) -> None:
+        """Apply each edit by compare and set of its trial's document (see :meth:`Backend.edit_annotations`).
+
+        A document is replaced only if its version ``v`` is the one read; an
+        edit that lost the race (a duplicate key error, as the filter no longer
+        matches) is applied again to what the store then holds. Each trial's
+        annotation changes atomically; a standalone server has no transaction
+        over several documents.
+        """
+        pending = list(edits)
+        with self._reaching("save notes and tags"):
+            collection = self._collection()
+            while pending:
+                ids = sorted({int(edit.trial_id) for edit in pending})
+                stored = {
+                    document["trial_id"]: document
+                    for document in collection.find({"_id": {"$in": [_annotation_id(t) for t in ids]}})
+                }
+                operations, edited = [], {}
+                for edit in pending:
+                    trial_id = int(edit.trial_id)
+                    current = edited.get(trial_id) or (
+                        annotation_from_document(stored[trial_id]) if trial_id in stored else Annotation(trial_id)
+                    )
+                    edited[trial_id] = edit.apply(current)
+                for trial_id, annotation in edited.items():
+                    version = stored.get(trial_id, {}).get("v")
+                    operations.append(
+                        UpdateOne(
+                            {"_id": _annotation_id(trial_id), "v": version if version is not None else {"$exists": False}},
+                            {"$set": {"kind": "annotation", **annotation_document(annotation), "v": (version or 0) + 1}},
+                            upsert=True,
+                        )
+                    )
+                order = list(edited)
+                try:
+                    collection.bulk_write(operations, ordered=False)
+                    return
+                except BulkWriteError as exc:
+                    errors = exc.details["writeErrors"]
+                    if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                        raise
+                    lost = {order[error["index"]] for error in errors}
+                    pending = [edit for edit in pending if int(edit.trial_id) in lost]
+
+    # -- deleting trials and experiments (issue 12) --------------------------------------
+    def delete_trials(self, trial_ids: Sequence[int]) -> Deletion:
+        """Mark the trials deleted, then remove their records, their documents last.
+
+        See :meth:`Backend.delete_trials`. A standalone server has no
+        transaction over several documents: marking a trial (one update of
+        its document) hides it at once; a deletion cut short after that
+        leaves marked trials, which this method finishes whenever it is
+        called again. A blob is removed only when no trial refers to it once
+        it is gone (one written meanwhile gets it back).
+        """
+        ids = sorted({int(t) for t in trial_ids})
+        with self._reaching("delete trials"):
+            collection = self._collection()
+            if ids:
+                collection.update_many(
+                    {"kind": "trial", "trial_id": {"$in": ids}}, {"$set": {"kind": DELETED_TRIAL}}
+                )
+            marked = list(collection.find({"kind": DELETED_TRIAL}, _BLOB_FIELDS))
+            if not marked:
+                return Deletion()
+            marked_ids = sorted({int(d["trial_id"]) for d in marked})
+            in_marked = {"trial_id": {"$in": marked_ids}}
+            artifacts = {d["digest"] for d in collection.find({"kind": "artifact", **in_marked}, {"digest": 1})}
+            keys = {d["key"] for d in collection.find({"kind": "metric", **in_marked}, {"key": 1})}
+            collection.delete_many({"kind": {"$in": _TRIAL_RECORD_KINDS}, **in_marked})
+            removed = self._remove_unused_blobs(set().union(*(document_blob_digests(d) for d in marked)))
+            kept = {d["digest"] for d in collection.find({"kind": "artifact", "digest": {"$in": sorted(artifacts)}}, {"digest": 1})}
+            gone = sorted(key for key in keys if collection.find_one({"kind": "metric", "key": key}, {"_id": 1}) is None)
+            if gone:
+                collection.update_one(
+                    {"_id": "metric_keys"},
+                    {"$pull": {"keys": {"$in": gone}, "integer": {"$in": gone}, "real": {"$in": gone}}},
+                )
+            collection.delete_many({"kind": DELETED_TRIAL, **in_marked})
+        self._blobs_removed(removed)
+        return Deletion(tuple(marked_ids), tuple(sorted(artifacts - kept)))
+
+    def _remove_unused_blobs(self, digests: set[str]) -> list[str]:
+        """Remove the blobs of ``digests`` no trial refers to; return their digests."""
+        collection = self._collection()
+        unused = sorted(digests - self._referenced(digests))
+        if not unused:
+            return []
+        ids = [f"blob:{digest}" for digest in unused]
+        contents = {d["_id"]: d["content"] for d in collection.find({"_id": {"$in": ids}})}
+        collection.delete_many({"_id": {"$in": ids}})
+        again = self._referenced(set(unused))  # a trial written meanwhile refers to them
+        for digest in sorted(again):
+            if f"blob:{digest}" in contents:
+                collection.update_one(
+                    {"_id": f"blob:{digest}"},
+                    {"$setOnInsert": {"kind": "blob", "content": contents[f"blob:{digest}"]}},
+                    upsert=True,
+                )
+        return [digest for digest in unused if digest not in again]
+
+    def _referenced(self, digests: set[str]) -> set[str]:
+        """Those of ``digests`` some trial (not being deleted) refers to."""
+        if not digests:
+            return set()
+        wanted = sorted(digests)
+        documents = self._collection().find(
+            {"kind": "trial", "$or": [{field: {"$in": wanted}} for field in list(_BLOB_FIELDS)[1:]]},
+            _BLOB_FIELDS,
+        )
+        return digests & set().union(*(document_blob_digests(d) for d in documents))
+
+    def delete_experiment(self) -> Deletion:
+        """Drop the experiment's collection (one operation; see :meth:`Backend.delete_experiment`).
+
+        Batches spooled for it in this working directory are dropped.
+        """
+        with self._reaching("delete the experiment"):
+            collection = self._collection()
+            ids = sorted(int(d["trial_id"]) for d in collection.find({"kind": "trial"}, {"trial_id": 1}))
+            artifacts = {d["digest"] for d in collection.find({"kind": "artifact"}, {"digest": 1})}
+            cached = {d.get("location") for d in collection.find({"kind": "cache"}, {"location": 1})}
+            collection.drop()
+        self._forget_spooled()
+        self._start_afresh()
+        return Deletion(tuple(ids), tuple(sorted(artifacts)), tuple(sorted(cached - {None})))
+
+    def load_settings(self) -> dict[str, str]:
+        """Read the ``setting:<name>`` documents (see :meth:`Backend.load_settings`)."""
+        with self._reaching("read the settings"):
+            documents = list(self._collection().find({"kind": "setting"}))
+        return {d["_id"][len("setting:"):]: d["value"] for d in sorted(documents, key=lambda d: d["_id"])}
+
+    def _held_blobs(self, digests: list[str]) -> set[str]:
+        documents = self._collection().find({"_id": {"$in": [f"blob:{d}" for d in digests]}}, {"_id": 1})
+        return {document["_id"][len("blob:"):] for document in documents}
+
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:
         self._collection().replace_one(
@@ -586,6 +750,10 @@ def _create_indexes(collection: Any) -> None:
 
 def _persisted_id(step: str, trial_id: int) -> str:
     return "persisted:" + json.dumps([trial_id, step])
+
+
+def _annotation_id(trial_id: int) -> str:
+    return f"annotation:{int(trial_id)}"
 
 
 def _cache_id(key: str) -> str:

@@ -537,8 +537,43 @@ class ServerBackend(Backend):
             self._note_ids(trial_ids)
             if emptied:
                 self._recover(epoch)
+            self._check_blobs(batch)
             return
         raise self._unsettled(f"write {describe_batch(batch)}")
+
+    # -- blobs removed by deletions (issue 12) ---------------------------------------------
+    @abstractmethod
+    def _held_blobs(self, digests: list[str]) -> set[str]:
+        """Those of ``digests`` the store holds a blob of (one round trip)."""
+
+    def _check_blobs(self, batch: RecordBatch) -> None:
+        """After writing ``batch``: note the blobs its trials refer to that the store lacks.
+
+        Advisory: a failure to check is logged, the batch is written.
+        """
+        sent = {blob.digest for blob in batch.blobs}
+        wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
+        if not wanted:
+            return
+        try:
+            held = self._held_blobs(wanted)
+        except self._server_errors() as exc:
+            logger.warning("could not check the blobs of %s: %s", describe_batch(batch), self._brief(exc))
+            return
+        self._blobs_missing(batch, [digest for digest in wanted if digest not in held])
+
+    def _forget_spooled(self) -> None:
+        """Drop the batches spooled for this experiment (it was deleted: they must not bring it back)."""
+        for spooled in self.spool.pending():
+            self.spool.remove(spooled)
+
+    def _start_afresh(self) -> None:
+        """After this process deleted the experiment: its next use claims a new epoch, ids from 1."""
+        with self._lock:
+            self.close()
+            self._epoch = None
+            self._highest_id = 0
+            self.generation += 1
 
     def _renumbered(self, batch: RecordBatch, taken: list[int]) -> RecordBatch:
         """``batch`` with the trials of ``taken`` ids (and their records) moved to new ids."""

@@ -26,14 +26,8 @@ from bokeh.models import (
 from daskperiment.board import charts, render, table
 from daskperiment.board.artifacts import artifacts_view
 from daskperiment.board.details import metric_curves
-from daskperiment.board.query import (
-    PAGE_SIZES,
-    TRIAL_ID,
-    FilterError,
-    TableQuery,
-    parse_filter,
-    run_query,
-)
+from daskperiment.board.filters import FilterError, parse_filter
+from daskperiment.board.query import PAGE_SIZES, TRIAL_ID, TableQuery, run_query
 from daskperiment.board.store import TrialCache
 from daskperiment.board.summary import summarize
 from daskperiment.board.views import SUMMARY, code_view, environment_view
@@ -77,6 +71,7 @@ class Dashboard:
         self.selection: list[int] = []
         self.version = -1
         self._page_ids: list[int] = []
+        self._table_generation = 0
         self._syncing = False
         self._build(store)
         doc.title = f"{self.backend.experiment_id} · daskperiment"
@@ -140,12 +135,13 @@ class Dashboard:
         )
 
     def _build_charts(self) -> Any:
-        self.chart_source = ColumnDataSource(charts.trial_columns(self.cache.frame))
-        self.selected_source = ColumnDataSource(charts.trial_columns(self.cache.frame.iloc[:0]))
-        self.parameter_source = ColumnDataSource(charts.parameter_columns(self.cache.frame, None)[0])
+        self.chart_source = ColumnDataSource(charts.trial_columns(self.cache.frame), name="trial_dots")
+        self.selected_source = ColumnDataSource(charts.trial_columns(self.cache.frame.iloc[:0]), name="selected_trials")
+        self.parameter_source = ColumnDataSource(charts.parameter_columns(self.cache.frame, None)[0],
+                                                 name="parameter_dots")
         for source in (self.chart_source, self.parameter_source):
             source.selected.on_change("indices", self._on_change(lambda source=source: self._on_tap(source)))
-        self.selected_parameter_source = ColumnDataSource(self.parameter_source.data)
+        self.selected_parameter_source = ColumnDataSource(self.parameter_source.data, name="parameter_rings")
         self.parameter = Select(title="Result against", value="", options=[], width=200)
         self.parameter.on_change("value", self._on_change(self.update_charts))
         chart_height = 190
@@ -253,12 +249,11 @@ class Dashboard:
     def _on_filter(self) -> None:
         try:
             conditions = parse_filter(self.filter.value, [TRIAL_ID, *self.cache.frame.columns])
-        except FilterError as exc:
+            self._show_page(replace(self.query, conditions=conditions, page=0))
+        except FilterError as exc:  # the table stays as it was
             self.filter_message.text = render.message(str(exc))
             return
         self.filter_message.text = ""
-        self.query = replace(self.query, conditions=conditions, page=0)
-        self.update_table()
 
     def _on_sort(self) -> None:
         self.query = replace(self.query, sort_by=self.sort_by.value, descending=self.order.active == 0,
@@ -275,9 +270,23 @@ class Dashboard:
 
     def update_table(self) -> None:
         """Show the current page of the filtered, sorted history."""
+        try:
+            self._show_page(self.query)
+        except FilterError as exc:  # the history changed under the filter (its store was reset)
+            self.filter_message.text = render.message(f"{exc}; the filter is off")
+            self._show_page(replace(self.query, conditions=(), sort_by=TRIAL_ID, page=0))
+
+    def _show_page(self, query: TableQuery) -> None:
+        """Show the page ``query`` asks for, and make it the session's query.
+
+        Raises
+        ------
+        FilterError
+            When the query cannot run (nothing changes then).
+        """
         frame = self.cache.frame
-        page = run_query(frame, self.query)
-        self.query = replace(self.query, page=page.page)
+        page = run_query(frame, query)
+        self.query = replace(query, page=page.page)
         data = table.table_data(page.rows)
         columns = table.table_columns(list(frame.columns))
         if [c.title for c in self.table.columns] != [c.title for c in columns]:
@@ -286,9 +295,15 @@ class Dashboard:
         self.table.height = table.table_height(len(self._page_ids))
         self._syncing = True
         try:
+            # The browser's table keeps its row indices across new data and sends back those
+            # beyond the new rows' count: clear them first, then tick the page's selected rows.
+            self.table_source.selected.indices = []
             self.table_source.data = data
-            self.table_source.selected.indices = [i for i, t in enumerate(self._page_ids)
-                                                  if t in self.selection]
+            # The browser's table redraws its rows when its view changes, which new data of the
+            # same length does not do (sorting): a new generation of the view tells it to.
+            self._table_generation += 1
+            self.table.view.tags = [self._table_generation]
+            self.table_source.selected.indices = self._ticked_rows()
         finally:
             self._syncing = False
         shown = f"{page.matching} of {len(frame)} trials" if page.matching != len(frame) else f"{len(frame)} trials"
@@ -312,13 +327,12 @@ class Dashboard:
 
     def _select(self, trial_ids: list[int]) -> None:
         self.selection = sorted(set(trial_ids))
-        self._syncing = True
-        try:
-            self.table_source.selected.indices = [i for i, t in enumerate(self._page_ids)
-                                                  if t in self.selection]
-        finally:
-            self._syncing = False
+        self._set(self.table_source.selected, "indices", self._ticked_rows())
         self._guarded(self.update_selection)
+
+    def _ticked_rows(self) -> list[int]:
+        """Rows of the table's page whose trials are selected."""
+        return [i for i, t in enumerate(self._page_ids) if t in self.selection]
 
     # -- summary and charts ---------------------------------------------------------
     def _best(self) -> Literal["min", "max"]:
@@ -344,10 +358,9 @@ class Dashboard:
         self._update_selected_points()
 
     def _update_selected_points(self) -> None:
-        frame = self.cache.frame
-        chosen = frame.loc[frame.index.isin(self.selection)]
-        self.selected_source.data = charts.trial_columns(chosen)
-        self.selected_parameter_source.data = charts.parameter_columns(chosen, self.parameter.value or None)[0]
+        """Ring the selected trials' dots: the rows of the charts' own columns, placed as their dots are."""
+        self.selected_source.data = charts.rows_of(self.chart_source.data, self.selection)
+        self.selected_parameter_source.data = charts.rows_of(self.parameter_source.data, self.selection)
 
     # -- selected trials --------------------------------------------------------------
     def _shown_trials(self, default: int) -> list[int]:

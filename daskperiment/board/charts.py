@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, TapTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from daskperiment.board.cells import cell_text, numeric
 from daskperiment.board.details import Curve
-from daskperiment.board.query import cell_text, numeric
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +74,13 @@ def parameter_columns(frame: pd.DataFrame, name: str | None) -> tuple[dict[str, 
     position = {text: float(i) for i, text in enumerate(categories)}
     labels = {p: t for t, p in position.items()} if len(categories) <= MAX_CATEGORY_TICKS else {}
     return {**columns, "x": [position[t] for t in texts], "value": texts}, labels
+
+
+def rows_of(columns: dict[str, list], trial_ids: Iterable[int]) -> dict[str, list]:
+    """The rows of ``columns`` (with a ``trial`` column) of the trials ``trial_ids``, in their order there."""
+    wanted = set(trial_ids)
+    positions = [i for i, trial in enumerate(columns["trial"]) if trial in wanted]
+    return {name: [values[i] for i in positions] for name, values in columns.items()}
 
 
 def trial_chart(source: ColumnDataSource, selected: ColumnDataSource, y: str, title: str,

@@ -6,7 +6,7 @@ import difflib
 from html import escape
 from typing import Literal
 
-from daskperiment.board.query import cell_text
+from daskperiment.board.cells import cell_text
 from daskperiment.board.summary import Summary
 
 STYLE = """
@@ -43,7 +43,8 @@ table.diff { border-collapse: collapse; width: 100%; min-width: 1300px; border: 
 table.diff th { background: #f0f4f8; text-align: left; padding: 4px 8px; font-weight: 600; }
 table.diff td { padding: 0 8px; white-space: pre-wrap; overflow-wrap: anywhere; vertical-align: top;
                 width: 49%; }
-table.diff td.n { width: 1%; color: #9aa5b1; text-align: right; user-select: none; }
+table.diff td.n { width: 1%; color: #9aa5b1; text-align: right; user-select: none; white-space: nowrap;
+                  overflow-wrap: normal; }
 table.diff td.add { background: #e6ffed; } table.diff td.del { background: #ffeef0; }
 table.diff td.chg { background: #fff8c5; }
 h3.trial-files { font-size: 15px; margin: 14px 0 4px; font-weight: 600; }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from daskperiment.board.query import numeric
+from daskperiment.board.cells import numeric
 
 if TYPE_CHECKING:
     import pandas as pd

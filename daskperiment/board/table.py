@@ -13,8 +13,8 @@ from bokeh.models import (
     TableColumn,
 )
 
-from daskperiment.board.query import TRIAL_ID, cell_text
-from daskperiment.history import column_title
+from daskperiment.board.cells import cell_text
+from daskperiment.history import TRIAL_ID, column_title
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +44,8 @@ def history_table(source: ColumnDataSource) -> DataTable:
 
 
 _LAST = (
-    "Result", "Success", "Description", "Cached", "Sweep", "Process Time", "Finished", "Seed", "Result Type",
+    "Result", "Success", "Status", "Description", "Cached", "Sweep", "Tags", "Note", "Process Time", "Finished",
+    "Seed", "Result Type",
 )
 """Order of the columns after the parameters: what tells trials apart first."""
 

@@ -1,7 +1,8 @@
 """The ``daskperiment`` command: run experiment scripts and read stores from a shell.
 
 Subcommands: ``run``, ``sweep``, ``list``, ``history``, ``show``, ``diff``, ``artifacts``,
-``cache``, ``board`` and ``migrate``;
+``cache``, ``board``, ``migrate``, ``note``, ``tag``, ``delete``, ``export``, ``import`` and
+``copy``;
 ``daskperimentboard`` is ``daskperiment board``. Errors are one line on
 stderr; the exit status is 0 on success, 1 when the command failed and 2 for
 a usage error. Only ``run`` and ``sweep`` (which run your scripts) load
@@ -17,7 +18,9 @@ from collections.abc import Sequence
 
 from daskperiment import __version__
 from daskperiment import serialization
-from daskperiment.cli import artifacts, board, cache, diff, history, listing, migrate, run, show, sweep
+from daskperiment.cli import (
+    annotate, artifacts, board, cache, delete, diff, history, listing, migrate, run, show, sweep, transfer,
+)
 from daskperiment.cli.errors import CommandError
 from daskperiment.errors import DaskperimentError
 
@@ -33,13 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     subparsers = parser.add_subparsers(metavar="COMMAND", required=True)
-    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board, migrate):
+    for module in (run, sweep, listing, history, show, diff, artifacts, cache, board, migrate, annotate, delete,
+                   transfer):
         module.add_parser(subparsers)
     return parser
 
 
 def _execute(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra  # arguments argparse takes for unknown options: "-draft" of `tag`
     # A script run by `run` or `sweep` loads its own signed values; reading a store loads no pickle.
     runs_scripts = args.command in (run.run, sweep.sweep)
     try:

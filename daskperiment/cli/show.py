@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from daskperiment.annotations import tags_text
 from daskperiment.cli.errors import USAGE, CommandError
 from daskperiment.cli.follow import follow
 from daskperiment.cli.output import iso_time
@@ -16,19 +17,19 @@ from daskperiment.cli.store import BACKEND_HELP, open_experiment
 from daskperiment.errors import TrialIDNotFoundError
 from daskperiment.experiment import Experiment
 from daskperiment.history import PROCESS_TIME_LABEL, describe_cached, seconds_text
-from daskperiment.records import TrialRecord, TrialStart
+from daskperiment.records import Annotation, TrialRecord, TrialStart
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``show`` subcommand."""
     parser = subparsers.add_parser(
         "show",
-        help="show one trial: parameters, result, seed, metrics, code, environment",
+        help="show one trial: parameters, result, seed, tags, note, metrics, code, environment",
         description=(
-            "Show what was recorded about one trial: its outcome and seed, its parameters, "
-            "a summary of its metrics, the code of its steps and its environment. A running "
-            "trial shows its metric points so far; --follow prints its new points and its "
-            "status until it ends."
+            "Show what was recorded about one trial: its outcome and seed, its tags and note, "
+            "its parameters, a summary of its metrics, the code of its steps and its environment. "
+            "A running trial shows its metric points so far; --follow prints its new points and "
+            "its status until it ends."
         ),
     )
     parser.add_argument("experiment_id", metavar="ID", help="id of the experiment")
@@ -51,9 +52,11 @@ def _aligned(pairs: list[tuple[str, object]]) -> list[str]:
     return [f"{label + ':':<{width}} {value}" for label, value in pairs]
 
 
-def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
-    """Outcome of the trial: success, result, seed, times, error."""
-    return _aligned(
+def trial_lines(record: TrialRecord, experiment_id: str, annotation: Annotation | None = None) -> list[str]:
+    """Outcome of the trial: success, result, seed, times, error; its tags and note."""
+    annotation = annotation or Annotation(record.trial_id)
+    note, *more = annotation.note.splitlines() or ["-"]
+    lines = _aligned(
         [
             ("Experiment", experiment_id),
             ("Trial", record.trial_id),
@@ -66,8 +69,12 @@ def trial_lines(record: TrialRecord, experiment_id: str) -> list[str]:
             (PROCESS_TIME_LABEL, seconds_text(record.process_time)),
             ("Description", record.description or "-"),
             ("Cached Steps", describe_cached(record.cached_steps) or "-"),
+            ("Tags", tags_text(annotation.tags) or "-"),
+            ("Note", note),
         ]
     )
+    indent = " " * (len(lines[-1]) - len(note))
+    return lines + [indent + line for line in more]
 
 
 def start_lines(trial_id: int, start: TrialStart, experiment_id: str) -> list[str]:
@@ -135,8 +142,9 @@ def run(args: argparse.Namespace) -> int:
         records = experiment.backend.load_trials([args.trial_id])  # it ended meanwhile
     parameters = experiment.get_parameters(args.trial_id)  # an unknown trial fails here
     if records:
+        annotation = experiment.backend.load_annotations([args.trial_id]).get(args.trial_id)
         sections = {
-            "trial": trial_lines(records[0], experiment.id),
+            "trial": trial_lines(records[0], experiment.id, annotation),
             "parameters": parameter_lines(parameters),
             "metrics": metric_lines(experiment, args.trial_id),
             "code": experiment.get_code(args.trial_id).rstrip("\n").splitlines(),

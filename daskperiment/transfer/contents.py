@@ -1,0 +1,204 @@
+"""What moves with an experiment, read from a store (or, see :mod:`.archive`, from an export file).
+
+Values are moved as their store holds them (:func:`daskperiment.serialization.keeping_data`):
+no pickle is ever loaded, and signed pickles keep their signatures.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daskperiment import serialization
+from daskperiment.artifactstore import ArtifactStore
+from daskperiment.backend.base import Backend
+from daskperiment.backend.codec import trial_document
+from daskperiment.errors import ArtifactError, TransferError
+from daskperiment.records import Annotation, ArtifactRecord, Blob, CacheEntry, PersistedValue, TrialRecord
+
+CACHE_FOLDER = "cache"
+"""Folder of the artifact location holding the step cache's large outputs."""
+
+
+@dataclass(frozen=True)
+class MetricColumns:
+    """The points of one metric of an experiment's trials, as columns, in store order.
+
+    Attributes
+    ----------
+    key : str
+        Metric key.
+    integer : bool
+        Whether every value saved under the key was an int.
+    trial_ids, epochs : numpy.ndarray of int64
+        Trial and epoch of each point.
+    values : numpy.ndarray of float64
+        Value of each point.
+    """
+
+    key: str
+    integer: bool
+    trial_ids: np.ndarray
+    epochs: np.ndarray
+    values: np.ndarray
+
+
+class Contents(ABC):
+    """Everything an experiment holds: trials, metrics, values, blobs, files, notes, settings, cache."""
+
+    experiment_id: str
+
+    @abstractmethod
+    def trial_documents(self) -> list[dict[str, Any]]:
+        """The trials, as trial documents (:func:`~daskperiment.backend.codec.trial_document`), by id."""
+
+    @abstractmethod
+    def metrics(self) -> Iterator[MetricColumns]:
+        """The metrics of the trials, one key at a time."""
+
+    @abstractmethod
+    def persisted(self) -> Iterator[PersistedValue]:
+        """The persisted values of the trials."""
+
+    @abstractmethod
+    def blobs(self) -> Iterator[Blob]:
+        """The code and environment blobs the trials refer to."""
+
+    @abstractmethod
+    def artifact_records(self) -> list[ArtifactRecord]:
+        """The artifact records of the trials."""
+
+    @abstractmethod
+    def annotations(self) -> list[Annotation]:
+        """The notes and tags of the trials."""
+
+    @abstractmethod
+    def settings(self) -> dict[str, str]:
+        """The experiment's settings."""
+
+    @abstractmethod
+    def cache_entries(self) -> Iterator[CacheEntry]:
+        """The step cache's entries with their payloads (none when the cache is left out)."""
+
+    @abstractmethod
+    def file(self, digest: str, cache: bool = False) -> Any:
+        """A context manager giving a local path to the content of an artifact file (``cache``: a large cached output).
+
+        Raises
+        ------
+        TransferError
+            When the file cannot be had.
+        """
+
+    def file_digests(self) -> list[str]:
+        """Digests of the artifact files the trials kept, sorted."""
+        return sorted({record.digest for record in self.artifact_records()})
+
+
+class StoreContents(Contents):
+    """The contents of an experiment's store and artifact location.
+
+    Parameters
+    ----------
+    backend : Backend
+        The experiment's store.
+    artifacts : ArtifactStore
+        Its artifact location.
+    cache : bool, default False
+        Whether the step cache moves too.
+    files : bool, default True
+        Whether artifact files move (False: only their records).
+    """
+
+    def __init__(self, backend: Backend, artifacts: ArtifactStore, *, cache: bool = False, files: bool = True) -> None:
+        self.experiment_id = backend.experiment_id
+        self.backend = backend
+        self.artifacts = artifacts
+        self.include_cache = cache
+        self.include_files = files
+        self._trials: list[TrialRecord] | None = None
+
+    def _recorded(self) -> list[TrialRecord]:
+        if self._trials is None:
+            with serialization.keeping_data():
+                self._trials = self.backend.load_trials()
+        return self._trials
+
+    def trial_documents(self) -> list[dict[str, Any]]:
+        documents = []
+        for trial in self._recorded():
+            try:
+                documents.append(trial_document(trial))
+            except TypeError as exc:
+                raise TransferError(
+                    f"trial {trial.trial_id} of experiment {self.experiment_id!r} holds a value that "
+                    f"cannot be moved ({exc}): values written by an earlier daskperiment must be "
+                    f"migrated first: daskperiment migrate {self.experiment_id} --trust-old-pickles"
+                ) from None
+        return documents
+
+    def _ids(self) -> list[int]:
+        return [trial.trial_id for trial in self._recorded()]
+
+    def metrics(self) -> Iterator[MetricColumns]:
+        ids = self._ids()
+        for key in self.backend.metric_keys():
+            series = self.backend.load_metrics(key, ids)
+            if len(series):
+                yield MetricColumns(key, series.integer, series.trial_ids, series.epochs, series.values)
+
+    def persisted(self) -> Iterator[PersistedValue]:
+        recorded = set(self._ids())
+        for trial_id, step in self.backend.persisted_keys():
+            value = self.backend.load_persisted(step, trial_id) if trial_id in recorded else None
+            if value is not None:
+                yield PersistedValue(trial_id, step, bytes(value.payload))
+
+    def blobs(self) -> Iterator[Blob]:
+        for digest in sorted({d for trial in self._recorded() for d in trial.blob_digests()}):
+            blob = self.backend.load_blob(digest)
+            if blob is not None:  # a trial whose environment was never captured
+                yield Blob(blob.digest, bytes(blob.content))
+
+    def artifact_records(self) -> list[ArtifactRecord]:
+        return [record for trial_id in self._ids() for record in self.backend.load_artifacts(trial_id)]
+
+    def file_digests(self) -> list[str]:
+        return super().file_digests() if self.include_files else []
+
+    def annotations(self) -> list[Annotation]:
+        recorded = set(self._ids())
+        return [a for t, a in sorted(self.backend.load_annotations().items()) if t in recorded]
+
+    def settings(self) -> dict[str, str]:
+        return self.backend.load_settings()
+
+    def cache_entries(self) -> Iterator[CacheEntry]:
+        if not self.include_cache:
+            return
+        for entry in self.backend.cache_entries():
+            if entry.location is None:
+                payload = self.backend.load_cache_payload(entry.key)
+                if payload is None:  # removed meanwhile
+                    continue
+                entry = replace(entry, payload=bytes(payload))
+            yield entry
+
+    @contextmanager
+    def file(self, digest: str, cache: bool = False) -> Iterator[Path]:
+        store = self.artifacts.subfolder(CACHE_FOLDER) if cache else self.artifacts
+        try:
+            path = store.fetch(digest)
+        except ArtifactError as exc:
+            raise TransferError(
+                f"{'a cached output' if cache else 'an artifact file'} of experiment "
+                f"{self.experiment_id!r} cannot be read: {exc}. Give the experiment's artifact "
+                "location, or leave the files out (files=False, --without-files)"
+            ) from None
+        yield path
