@@ -170,6 +170,36 @@ def test_a_running_trial_shows_its_status_and_points_so_far(store: Any, make_exp
     assert ex.backend.load_starts() == {}
 
 
+def test_heartbeats_that_cannot_be_written_go_on_and_say_so(make_experiment, fast, monkeypatch, warnings_of) -> None:
+    ex = make_experiment()
+    beats: list[list[int]] = []
+    beat = ex.backend.beat_trials
+
+    def failing(trial_ids, when):
+        beats.append(list(trial_ids))
+        if len(beats) <= 2:
+            raise BackendError("the store is unreachable")
+        beat(trial_ids, when)
+
+    monkeypatch.setattr(ex.backend, "beat_trials", failing)
+    gate = threading.Event()
+
+    @ex.result
+    def wait():
+        assert gate.wait(WAIT_SECONDS)
+        return "done"
+
+    future = ex.submit(wait())
+    first = ex.backend.load_starts()[future.trial_id].heartbeat
+    wait_until(lambda: ex.backend.load_starts()[future.trial_id].heartbeat > first, "a beat after two failures")
+    gate.set()
+    assert future.result(WAIT_SECONDS) == "done" and beats[:3] == [[future.trial_id]] * 3
+    messages = warnings_of()
+    assert any(f"heartbeat of running trials {future.trial_id} could not be written (BackendError: the store is "
+               "unreachable)" in m for m in messages)
+    assert any(f"heartbeat of running trials {future.trial_id} is written again" in m for m in messages)
+
+
 def future_seed(ex: Experiment, trial_id: int) -> int:
     return ex.backend.load_starts([trial_id])[trial_id].seed
 
