@@ -10,7 +10,9 @@ For each store, with the library's defaults (points written every
    enough for several writes to land while it runs (the points the store
    holds when the loop ends are reported). Its baseline, in the same process
    just before and after: ``points.append(("loss", i, x))`` into a plain
-   list, the same number of times. Reported: both rates and their ratio.
+   list, the same number of times. Reported: both rates and their ratio, and
+   the rate of the same trial with nothing written while it runs (the cost
+   of streaming itself).
 2. **Flush latency**: a trial saving one point every 10 ms for ``--seconds``;
    another thread reads the store every 5 ms and notes when each point shows.
    Reported: median and largest delay between a save and its point showing.
@@ -44,8 +46,8 @@ def _appends_per_second(calls: int) -> float:
 
 
 def save_metric_rate(backend: Any, calls: int) -> dict[str, float]:
-    """Calls/s of save_metric in a streaming trial, and of list appends around it."""
-    from daskperiment import Experiment
+    """Calls/s of save_metric in a streaming trial, of list appends around it, and of save_metric not streaming."""
+    from daskperiment import Experiment, metricstream
 
     ex = Experiment("bench_stream_rate", backend=backend, script_mode=False)
     measured: dict[str, float] = {}
@@ -64,14 +66,24 @@ def save_metric_rate(backend: Any, calls: int) -> dict[str, float]:
     train().compute(scheduler="sync")
     after = _appends_per_second(calls)
     rate = calls / measured["seconds"]
+    written = measured["written_while_running"]
+    interval, points = metricstream.FLUSH_SECONDS, metricstream.FLUSH_POINTS
+    metricstream.FLUSH_SECONDS = metricstream.FLUSH_POINTS = float("inf")  # nothing written while it runs
+    try:
+        train().compute(scheduler="sync")
+    finally:
+        metricstream.FLUSH_SECONDS, metricstream.FLUSH_POINTS = interval, points
+    quiet = calls / measured["seconds"]
     baseline = statistics.mean([before, after])
     return {
         "calls": calls,
         "save_metric_per_second": rate,
         "list_append_per_second": baseline,
         "ratio_to_list_append": rate / baseline,
-        "points_written_while_running": measured["written_while_running"],
-        "loop_seconds": measured["seconds"],
+        "save_metric_not_streaming_per_second": quiet,
+        "ratio_to_not_streaming": rate / quiet,
+        "points_written_while_running": written,
+        "loop_seconds": calls / rate,
     }
 
 

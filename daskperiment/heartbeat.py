@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 from daskperiment import status
 from daskperiment.backend.base import Backend
-from daskperiment.errors import BackendError
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +70,13 @@ class Heartbeats:
     def _beat(self, backend: Backend, trial_ids: list[int], now: float) -> None:
         try:
             backend.beat_trials(trial_ids, now)
-        except (BackendError, OSError) as exc:
+        except Exception as exc:  # never stop beating: the store may come back
             if backend not in self._failing:
                 self._failing.add(backend)
                 logger.warning(
-                    "the heartbeat of running trials %s could not be written (%s): readers show them "
-                    "as killed if this lasts %d heartbeats; beating on",
-                    _listed(trial_ids), exc, status.MISSED_BEATS,
+                    "the heartbeat of running trials %s could not be written (%s: %s): readers show "
+                    "them as killed if this lasts %d heartbeats; beating on",
+                    _listed(trial_ids), type(exc).__name__, exc, status.MISSED_BEATS,
                 )
             return
         if backend in self._failing:

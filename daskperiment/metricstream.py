@@ -37,8 +37,8 @@ FLUSH_SECONDS = 2.0
 """Longest time a saved point waits before it is written (plus the time of a write under way)."""
 FLUSH_POINTS = 10_000
 """Points waiting that make the stream write them at once."""
-BUSY_SHARE = 0.25
-"""Largest share of the time the stream spends writing: after a write of t seconds, it waits 3t."""
+BUSY_SHARE = 0.1
+"""Largest share of the time the stream spends writing: after a write of t seconds, it waits 9t."""
 POLL_SECONDS = 0.1
 """How often the thread counts the points waiting, while some step streams."""
 
@@ -149,13 +149,13 @@ class MetricStream:
         self, backend: Backend, store: _Store, parts: list[tuple[StepRecorder, int, int]]
     ) -> None:
         """Write points ``start:end`` of each recorder of ``parts``, in one batch (``store.lock`` held)."""
+        began = time.monotonic()
         points = [
             MetricPoint(trial_id, key, epoch, value)
             for recorder, start, end in parts
             for trial_id in recorder.context.trial_ids
             for key, epoch, value in recorder.metrics[start:end]
         ]
-        began = time.monotonic()
         if points and self._written(backend, store, points):
             with self._changed:
                 for recorder, _, end in parts:

@@ -161,7 +161,7 @@ def test_invalid_parameter_name(ex: Experiment) -> None:
         ex.parameter("learning rate")
 
 
-@pytest.mark.parametrize("name", ["Result", "Success", "Description", "Finished", "Seed", "Sweep", "Cached"])
+@pytest.mark.parametrize("name", ["Result", "Success", "Description", "Finished", "Seed", "Sweep", "Cached", "Status"])
 def test_parameter_names_of_history_columns_are_refused(ex: Experiment, name: str) -> None:
     with pytest.raises(ValueError, match=f"invalid parameter name '{name}': the history has a column "
                                          f"'{name}' of its own; rename the parameter, e.g. '{name.lower()}_value'"):

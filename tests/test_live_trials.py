@@ -3,9 +3,11 @@ killed and interrupted trials shown as such, no trial id and no written point ev
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+import re
 import select
 import signal
 import sqlite3
@@ -45,8 +47,8 @@ def wait_until(condition: Callable[[], Any], what: str) -> Any:
 
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Heartbeats every 50 ms, metric points written every 20 ms or every 4 points."""
-    monkeypatch.setattr(status, "HEARTBEAT_SECONDS", 0.05)
+    """Heartbeats every 0.3 s, metric points written every 20 ms or every 4 points."""
+    monkeypatch.setattr(status, "HEARTBEAT_SECONDS", 0.3)  # a loaded machine may delay a beat 0.9 s
     monkeypatch.setattr(metricstream, "FLUSH_SECONDS", 0.02)
     monkeypatch.setattr(metricstream, "FLUSH_POINTS", 4)
     monkeypatch.setattr(metricstream, "POLL_SECONDS", 0.005)
@@ -166,6 +168,36 @@ def test_a_running_trial_shows_its_status_and_points_so_far(store: Any, make_exp
     assert (row["Status"], row["Success"], row["Result"]) == ("finished", True, 15)
     assert points_of(ex.backend, "loss", [trial])[trial] == expected
     assert ex.backend.load_starts() == {}
+
+
+def test_heartbeats_that_cannot_be_written_go_on_and_say_so(make_experiment, fast, monkeypatch, warnings_of) -> None:
+    ex = make_experiment()
+    beats: list[list[int]] = []
+    beat = ex.backend.beat_trials
+
+    def failing(trial_ids, when):
+        beats.append(list(trial_ids))
+        if len(beats) <= 2:
+            raise BackendError("the store is unreachable")
+        beat(trial_ids, when)
+
+    monkeypatch.setattr(ex.backend, "beat_trials", failing)
+    gate = threading.Event()
+
+    @ex.result
+    def wait():
+        assert gate.wait(WAIT_SECONDS)
+        return "done"
+
+    future = ex.submit(wait())
+    first = ex.backend.load_starts()[future.trial_id].heartbeat
+    wait_until(lambda: ex.backend.load_starts()[future.trial_id].heartbeat > first, "a beat after two failures")
+    gate.set()
+    assert future.result(WAIT_SECONDS) == "done" and beats[:3] == [[future.trial_id]] * 3
+    messages = warnings_of()
+    assert any(f"heartbeat of running trials {future.trial_id} could not be written (BackendError: the store is "
+               "unreachable)" in m for m in messages)
+    assert any(f"heartbeat of running trials {future.trial_id} is written again" in m for m in messages)
 
 
 def future_seed(ex: Experiment, trial_id: int) -> int:
@@ -554,3 +586,121 @@ def test_processes_killed_at_random_moments_lose_no_trial_and_no_written_point(
             assert points.get(trial_id, []) == expected[: len(points.get(trial_id, []))], trial_id
     for log in tmp_path.glob("worker-*.log"):  # no worker failed before its kill
         assert "Traceback" not in log.read_text(), log.read_text()
+
+
+# -- the command line: show, --follow, history ------------------------------------------------------
+FOLLOWED = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import daskperiment
+    from daskperiment import metricstream, status
+
+    status.HEARTBEAT_SECONDS = 0.3  # shown killed 0.9 s after its last beat
+    metricstream.FLUSH_SECONDS = 0.05
+    ex = daskperiment.Experiment("followed", backend=Path(sys.argv[1]))
+    n = ex.parameter("n")
+
+    gate = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+
+    @ex.result
+    def train(n):
+        for i in range(n):
+            ex.save_metric("loss", i, i * 0.5)
+            ex.save_metric("steps", i, i)
+            time.sleep(0.01)
+            while i == n // 2 and gate is not None and not gate.exists():  # half-way: wait for the test
+                time.sleep(0.01)
+        if n == 13:
+            raise ValueError("thirteen")
+        return n
+
+    ex.set_parameters(n=int(sys.argv[2]))
+    ex.run(train(n), scheduler="sync")
+    """
+)
+
+
+def start_followed(tmp_path: Path, env: dict[str, str], n: int, *gate: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", FOLLOWED, str(tmp_path / "store"), str(n), *gate],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def followed_points(lines: list[str]) -> dict[str, list[tuple[str, str]]]:
+    points: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for line in lines:
+        if not line.startswith("status: "):
+            key, epoch, value = line.split("\t")
+            points[key].append((epoch, value))
+    return points
+
+
+def test_show_follow_prints_each_point_once_and_the_status_until_the_end(tmp_path, child_env, make_experiment) -> None:
+    from test_cli import cli
+
+    store, gate = str(tmp_path / "store"), tmp_path / "gate"
+    process = start_followed(tmp_path, child_env, 250, str(gate))  # waits half-way until the gate exists
+    ex = make_experiment("followed", backend=tmp_path / "store")
+    wait_until(lambda: len(points_of(ex.backend, "loss", [1]).get(1, [])) > 125, "the first half written")
+    shown = cli("show", "followed", "1", "--backend", store, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^Status: +running$", shown.stdout, re.M) and re.search(r"^loss +126 ", shown.stdout, re.M)
+    assert "[code]" not in shown.stdout  # it comes with the trial's record
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "daskperiment", "show", "followed", "1", "--follow", "--interval", "0.05",
+         "--backend", store],
+        cwd=tmp_path, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    first = follow.stdout.readline()
+    gate.touch()
+    rest = follow.stdout.read()  # the same buffer as readline's: nothing read ahead is lost
+    assert follow.wait(WAIT_SECONDS) == 0, follow.stderr.read()
+    assert process.wait(WAIT_SECONDS) == 0
+    lines = rest.splitlines()
+    assert first == "status: running\n" and lines[-1] == "status: finished, result 250"
+    assert followed_points(lines[:-1]) == {
+        "loss": [(str(i), repr(i * 0.5)) for i in range(250)],
+        "steps": [(str(i), str(i)) for i in range(250)],  # integer metrics print as integers
+    }
+    history = cli("history", "followed", "--backend", store, "--format", "json", cwd=tmp_path)
+    assert json.loads(history.stdout)[0]["Status"] == "finished"
+
+
+def test_show_follow_of_a_failed_killed_or_unknown_trial(tmp_path, child_env, make_experiment) -> None:
+    from test_cli import cli
+
+    store = str(tmp_path / "store")
+    assert start_followed(tmp_path, child_env, 13).wait(WAIT_SECONDS) == 1
+    failed = cli("show", "followed", "1", "--follow", "--backend", store, cwd=tmp_path)
+    assert failed.returncode == 1
+    lines = failed.stdout.splitlines()
+    assert lines[-1] == "status: failed, ValueError(thirteen)" and "status: running" not in lines
+    assert followed_points(lines[:-1])["loss"] == [(str(i), repr(i * 0.5)) for i in range(13)]
+
+    process = start_followed(tmp_path, child_env, 100_000)
+    ex = make_experiment("followed", backend=tmp_path / "store")
+    wait_until(lambda: len(points_of(ex.backend, "loss", [2]).get(2, [])) >= 20, "points of trial 2")
+    for fmt, finished in (("csv", ""), ("json", None)):  # a running trial has no finish time
+        listed = cli("history", "followed", "--backend", store, "--format", fmt, cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        row = json.loads(listed.stdout)[1] if fmt == "json" else listed.stdout.splitlines()[2].split(",")
+        assert (row["Status"], row["Finished"]) == ("running", None) if fmt == "json" else (
+            row[-1] == "running" and row[5] == finished
+        )
+    process.send_signal(signal.SIGKILL)
+    process.wait(WAIT_SECONDS)
+    killed = cli("show", "followed", "2", "--follow", "--interval", "0.05", "--backend", store, cwd=tmp_path)
+    assert killed.returncode == 1
+    lines = killed.stdout.splitlines()
+    assert lines[-1] == "status: killed"
+    loss = followed_points(lines)["loss"]
+    assert len(loss) >= 20 and loss == [(str(i), repr(i * 0.5)) for i in range(len(loss))]
+
+    unknown = cli("show", "followed", "9", "--follow", "--backend", store, cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "trial 9 of experiment 'followed' does not exist: its trial ids go up to 1" in unknown.stderr
+    for interval in ("0", "-1", "nan", "inf"):
+        refused = cli("show", "followed", "1", "--follow", "--interval", interval, "--backend", store, cwd=tmp_path)
+        assert refused.returncode == 2 and "--interval must be a positive number of seconds" in refused.stderr

@@ -125,3 +125,11 @@ def test_a_trial_keeps_its_plot_and_output(executed: dict) -> None:
     assert "plots" in output and "rows.png" in output and "output" in output
     assert "plotted 20 rows" in output
     assert any("image/png" in item.get("data", {}) for item in cell.outputs)
+
+
+def test_a_running_trial_shows_as_running_and_is_followed_to_its_end(executed: dict) -> None:
+    output = text(executed["live"]).replace("\r\n", "\n")  # the shell command's lines end with \r\n
+    history = output.split("loss\t")[0].splitlines()
+    assert history[-1].split() == ["1", "40", "running"]  # read while it runs
+    assert "loss\t39\t0.025\nstatus: finished, result 0.025\n" in output
+    assert output.endswith("result: 0.025\n")

@@ -465,6 +465,13 @@ def test_many_metric_points_in_one_batch(store: Backend) -> None:
     assert store.load_metrics("loss", [1, 2]) == points
 
 
+def test_points_of_one_epoch_in_a_large_batch_keep_their_write_order(store: Backend) -> None:
+    points = [MetricPoint(1, "loss", e % 3, float(e)) for e in range(20_000)]
+    store.write_metrics(points)
+    expected = sorted(points, key=lambda p: p.epoch)  # a stable sort: write order within an epoch
+    assert list(store.load_metrics("loss", [1])) == expected
+
+
 def test_a_full_batch_round_trips(store: Backend) -> None:
     blob = Blob.of(bytes(range(256)) * 10)
     batch = RecordBatch(

@@ -57,6 +57,7 @@ from daskperiment.records import (
     Blob,
     CacheEntry,
     Deletion,
+    MetricPoint,
     MetricSeries,
     PersistedValue,
     RecordBatch,
@@ -485,10 +486,7 @@ class LocalBackend(Backend):
                     [(o.input_key, o.output_hash) for o in batch.step_outputs],
                 )
             if batch.metrics:
-                connection.executemany(
-                    "INSERT INTO metrics (key, trial_id, epoch, value) VALUES (?, ?, ?, ?)",
-                    [(p.key, p.trial_id, p.epoch, p.value) for p in batch.metrics],
-                )
+                _insert_metrics(connection, batch.metrics)
                 integer, real = metric_kinds(batch.metrics)
                 connection.executemany(
                     "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
@@ -850,6 +848,28 @@ class LocalBackend(Backend):
     def artifact_root(self) -> str:
         """The ``artifacts`` folder next to the database (see :meth:`Backend.artifact_root`)."""
         return str(self.directory / "artifacts")
+
+
+METRIC_ROWS_PER_INSERT = 8000
+"""Metric points inserted by one statement (4 parameters each: within SQLite's 32,766)."""
+
+
+def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint]) -> None:
+    """Insert ``points`` in order, many rows per statement.
+
+    ``executemany`` would run one statement per point, each letting go of the
+    interpreter's lock and taking it back: a thread writing points while the
+    trial's step saves more (the metric stream) would make that step wait at
+    each of them. One statement per :data:`METRIC_ROWS_PER_INSERT` points
+    lets go of it once per statement.
+    """
+    for start in range(0, len(points), METRIC_ROWS_PER_INSERT):
+        rows = points[start:start + METRIC_ROWS_PER_INSERT]
+        connection.execute(
+            "INSERT INTO metrics (key, trial_id, epoch, value) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(rows)),
+            [value for p in rows for value in (p.key, p.trial_id, p.epoch, p.value)],
+        )
 
 
 def _use_write_ahead_log(connection: sqlite3.Connection) -> None:

@@ -37,16 +37,21 @@ def history_table(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
 
     A table shows process times as the dashboard does (:data:`PROCESS_TIME_LABEL`), and
     ``Status`` only when it says more than ``Success`` (some trial running, killed or
-    interrupted): a terminal is narrow. CSV and JSON have every column.
+    interrupted): a terminal is narrow. CSV and JSON have every column. Trials not
+    ended (running, killed) have neither finish nor process time: ``NaT`` and ``-`` in
+    a table, empty (CSV) or null (JSON) otherwise.
     """
     table = frame.copy()
+    ended = table["Finished"].notna()
     if fmt == "table":
         if "Status" in table and set(table["Status"]) <= {FINISHED, FAILED}:
             table = table.drop(columns="Status")
         table["Finished"] = table["Finished"].dt.floor("s")
-        table["Process Time"] = [seconds_text(s) for s in table["Process Time"].dt.total_seconds()]
+        table["Process Time"] = [
+            seconds_text(s) if done else "-" for s, done in zip(table["Process Time"].dt.total_seconds(), ended)
+        ]
         return table.rename(columns={"Process Time": PROCESS_TIME_LABEL})
-    table["Finished"] = [iso_time(moment) for moment in table["Finished"]]
+    table["Finished"] = [iso_time(moment) if done else None for moment, done in zip(table["Finished"], ended)]
     table["Process Time"] = table["Process Time"].dt.total_seconds()
     return table
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from datetime import datetime
 
 import pandas as pd
 
 from daskperiment.annotations import printable, tags_text
-from daskperiment.cli.errors import CommandError
+from daskperiment.cli.errors import USAGE, CommandError
 from daskperiment.cli.follow import follow
 from daskperiment.cli.output import iso_time
 from daskperiment.cli.store import BACKEND_HELP, open_experiment
@@ -130,8 +131,8 @@ def environment_lines(experiment: Experiment, trial_id: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the record of trial ``args.trial_id``, or follow it (``--follow``)."""
-    if not args.interval > 0:
-        raise CommandError(f"--interval must be a positive number of seconds, got {args.interval}")
+    if not (math.isfinite(args.interval) and args.interval > 0):
+        raise CommandError(f"--interval must be a positive number of seconds, e.g. 0.5; got {args.interval}", USAGE)
     experiment = open_experiment(args.backend, args.experiment_id)
     if args.follow:
         return follow(experiment.backend, args.trial_id, args.interval, lambda line: print(line, flush=True))
