@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, TapTool
+from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, SaveTool, TapTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from daskperiment.board.cells import cell_text, numeric
+from daskperiment.board.cells import cell_text, numeric, ordered_texts
 from daskperiment.board.details import Curve
 
 if TYPE_CHECKING:
@@ -26,7 +27,11 @@ TAP_HINT = "click a dot to select or unselect its trial"
 
 def new_figure(title: str, x_label: str, y_label: str, width: int, height: int, tools: str = TOOLS,
                **options: Any) -> Any:
-    """A plot in the dashboard's style (``options``: more arguments of :func:`bokeh.plotting.figure`)."""
+    """A plot in the dashboard's style (``options``: more arguments of :func:`bokeh.plotting.figure`).
+
+    Its ``output_backend`` (``"canvas"`` or ``"svg"``) decides what its save tool
+    gives, a PNG or an SVG file: a plot keeps the one it was made with.
+    """
     plot = figure(
         title=title, width=width, height=height, tools=tools, toolbar_location="right",
         x_axis_label=x_label, y_axis_label=y_label, **options,
@@ -43,7 +48,20 @@ def new_figure(title: str, x_label: str, y_label: str, width: int, height: int, 
     plot.axis.axis_label_text_font_style = "normal"
     plot.axis.axis_label_text_color = "#7b8794"
     plot.toolbar.logo = None
+    set_title(plot, title)
     return plot
+
+
+def set_title(plot: Any, title: str) -> None:
+    """Title ``plot``; its save tool saves it under that name (the browser then asks for none)."""
+    plot.title.text = title
+    for save in plot.select(type=SaveTool):
+        save.filename = chart_file_name(title)
+
+
+def chart_file_name(title: str) -> str:
+    """The name a chart is saved under (``.png`` or ``.svg`` is added): its title's letters and digits."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", title).strip("-.")[:60] or "chart"
 
 
 def trial_columns(frame: pd.DataFrame) -> dict[str, list]:
@@ -72,10 +90,10 @@ def parameter_columns(frame: pd.DataFrame, name: str | None) -> tuple[dict[str, 
     values = numeric(raw)
     if values.notna().sum() == raw.notna().sum():
         return {**columns, "x": values.tolist(), "value": texts}, {}
-    categories = sorted({t for t in texts})
+    categories = ordered_texts(raw)
     position = {text: float(i) for i, text in enumerate(categories)}
     labels = {p: t for t, p in position.items()} if len(categories) <= MAX_CATEGORY_TICKS else {}
-    return {**columns, "x": [position[t] for t in texts], "value": texts}, labels
+    return {**columns, "x": [position.get(t, float("nan")) for t in texts], "value": texts}, labels
 
 
 def rows_of(columns: dict[str, list], trial_ids: Iterable[int]) -> dict[str, list]:
@@ -86,9 +104,9 @@ def rows_of(columns: dict[str, list], trial_ids: Iterable[int]) -> dict[str, lis
 
 
 def trial_chart(source: ColumnDataSource, selected: ColumnDataSource, y: str, title: str,
-                y_label: str, width: int, height: int) -> Any:
+                y_label: str, width: int, height: int, output_backend: str = "canvas") -> Any:
     """Column ``y`` of every trial against its id, selected trials ringed."""
-    plot = new_figure(title, "trial", y_label, width, height)
+    plot = new_figure(title, "trial", y_label, width, height, output_backend=output_backend)
     plot.line("trial", y, source=source, line_color="#cbd2d9", line_width=1)
     dots = plot.scatter("trial", y, source=source, size=6, color="color", alpha=0.85, line_color=None,
                         name="dots")
@@ -107,9 +125,10 @@ def mark_best(plot: Any, best: ColumnDataSource) -> None:
     plot.title.text += " (★ best)"
 
 
-def parameter_chart(source: ColumnDataSource, selected: ColumnDataSource, width: int, height: int) -> Any:
+def parameter_chart(source: ColumnDataSource, selected: ColumnDataSource, width: int, height: int,
+                    output_backend: str = "canvas") -> Any:
     """Result against the value of a parameter."""
-    plot = new_figure("Result against parameter", "", "result", width, height)
+    plot = new_figure("Result against parameter", "", "result", width, height, output_backend=output_backend)
     plot.xaxis.ticker = FixedTicker(ticks=[])
     dots = plot.scatter("x", "result", source=source, size=7, color="color", alpha=0.6, line_color=None,
                         name="dots")
@@ -139,9 +158,10 @@ def label_parameter_axis(plot: Any, name: str, labels: dict[float, str]) -> None
         plot.xaxis.major_label_overrides = {}
 
 
-def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, height: int) -> Any:
+def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, height: int,
+                 output_backend: str = "canvas") -> Any:
     """Overlaid metric curves: one line per trial, with legend and hover."""
-    plot = new_figure("", "epoch", "value", width, height)
+    plot = new_figure("", "epoch", "value", width, height, output_backend=output_backend)
     plot.multi_line("xs", "ys", source=lines, line_color="color", line_width=2.2, legend_field="label",
                     name="metric_lines")
     dots = plot.scatter("epoch", "value", source=points, size=5, color="color", line_color="white",
