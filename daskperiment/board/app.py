@@ -266,6 +266,7 @@ class Dashboard:
         options = [(ALL_SWEEPS, f"All trials ({len(frame)})")]
         options += [(str(s), f"{s} ({n} trials)") for s, n in counts.items()]
         self.guard.set(self.sweep, "options", options)
+        self.sweep.visible = len(options) > 1  # shown when the history has sweeps
 
     # -- the direction ----------------------------------------------------------------
     def _on_direction(self) -> None:
