@@ -407,7 +407,8 @@ def test_session_shows_history_summary_and_charts(dashboard: Dashboard) -> None:
     model = data[dashboard.history.table.columns[2].field]
     assert model[1] == XSS  # the table's StringFormatter shows it as text
     assert "&lt;script&gt;" in dashboard.summary.text and "trial 5" in dashboard.summary.text
-    assert dashboard.overview.dots.data["trial"] == [1, 2, 3, 4, 5, 6]
+    assert list(dashboard.overview.dots.data["trial"]) == [1, 2, 3, 4, 5, 6]
+    assert list(dashboard.overview.dots.data["failed"]) == [0, 0, 0, 1, 0, 0]  # drawn red
     assert dashboard.overview.best.data == {"trial": [5], "result": [0.5]}
     assert "(lowest, assumed)" in dashboard.summary.text  # no direction stored yet
     dashboard.best.active = 1  # highest is best
@@ -702,11 +703,11 @@ def test_session_over_a_server_store(server_uri: str) -> None:
 
 
 def test_clicking_dots_toggles_their_trials(dashboard: Dashboard) -> None:
-    position = dashboard.overview.dots.data["trial"].index(4)
+    position = list(dashboard.overview.dots.data["trial"]).index(4)
     dashboard.overview.dots.selected.indices = [position]
     assert dashboard.selection == [4] and dashboard.overview.dots.selected.indices == []
     assert dashboard.history.source.selected.indices == [dashboard.history.source.data["trial"].index(4)]
-    dashboard.overview.parameter_dots.selected.indices = [dashboard.overview.parameter_dots.data["trial"].index(2)]
+    dashboard.overview.parameter_dots.selected.indices = [list(dashboard.overview.parameter_dots.data["trial"]).index(2)]
     assert dashboard.selection == [2, 4]
     dashboard.overview.dots.selected.indices = [position]
     assert dashboard.selection == [2]

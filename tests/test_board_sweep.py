@@ -148,9 +148,18 @@ def agrees(state: dict[str, Any], selected: list[int]) -> bool:
         (state["header"] == header if selected else state["header"].startswith("No trial selected"))
         and state["ticked"] == visible_ticks
         and set(state["checked"]) <= set(visible_ticks)
-        and state["drawn"] == state["shown"][:len(state["drawn"])]  # the rows drawn are the page's
+        and _drawn_in_order(state)
         and state["rings"] == selected
     )
+
+
+def _drawn_in_order(state: dict[str, Any]) -> bool:
+    """Whether the rows the table draws (those scrolled to) are the page's, in its order."""
+    drawn, shown = state["drawn"], state["shown"]
+    if not drawn:
+        return not shown
+    start = shown.index(drawn[0]) if drawn[0] in shown else -1
+    return start >= 0 and shown[start:start + len(drawn)] == drawn
 
 
 def settled_selection(driver: Any, selected: list[int], what: str) -> dict[str, Any]:
@@ -195,23 +204,31 @@ def set_filter(driver: Any, text: str) -> None:
 
 
 def choose(driver: Any, title: str, option: str) -> None:
-    """Choose ``option`` in the select box titled ``title`` (its label), or holding that option."""
+    """Choose ``option`` in the select box titled ``title`` (by its label), or else offering that option."""
     from selenium.webdriver.support.select import Select
 
     element = wait_for(lambda: driver.execute_script(_DEEP_JS + """
-const selects = deep(document, 'select', []);
+const offers = s => s && Array.from(s.options).some(o => o.text === arguments[1]);
 const titled = deep(document, 'label', []).find(l => l.textContent.trim() === arguments[0]);
 if (titled) {
-  const found = titled.parentNode.querySelector('select') || (titled.parentNode.shadowRoot || titled.parentNode)
-    .querySelector('select');
-  if (found) return found;
+  const found = titled.parentNode.querySelector('select');
+  return offers(found) ? found : null;
 }
-return selects.find(s => Array.from(s.options).some(o => o.text === arguments[1])) || null;
+return deep(document, 'select', []).find(offers) || null;
 """, title, option), f"select {title!r}")
     Select(element).select_by_visible_text(option)
 
 
+SCROLL_TABLE = _DEEP_JS + """
+const viewport = deep(document, '.slick-viewport', [])[0];
+viewport.scrollTop = arguments[0];
+"""
+
+
 def tick(driver: Any, trial: int) -> None:
+    """Click the checkbox of trial ``trial``'s row (scrolled to, if need be)."""
+    row = selection_state(driver)["shown"].index(trial)
+    driver.execute_script(SCROLL_TABLE, max(0, 25 * (row - 3)))
     wait_for(lambda: driver.execute_script(ROW_CHECKBOX, str(trial)), f"the row of trial {trial}").click()
 
 
@@ -350,3 +367,277 @@ def test_the_direction_is_stored_with_the_experiment_and_followed(sweep_page: An
     wait_for_text(page, "Best result (lowest)")
     page.execute_script(CLICK_LABEL, "highest is best")  # the sweep's direction, for the views below
     wait_for(lambda: starred(page) == [best], "the highest accuracy starred again")
+
+
+# -- parallel coordinates -------------------------------------------------------------------------------
+TO_SCREEN = """
+const model = Bokeh.documents[0].get_model_by_name(arguments[0]).children[0];
+const view = model && Bokeh.index.find_one(model);
+if (!view) return null;
+view.el.scrollIntoView({block: 'center'});
+const box = view.canvas_view.el.getBoundingClientRect();
+return arguments[1].map(([x, y]) => [box.left + view.frame.x_scale.compute(x),
+                                     box.top + view.frame.y_scale.compute(y)]);
+"""
+
+
+def drag(driver: Any, plot: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag the mouse on plot ``plot`` from data point ``start`` to ``end``."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    (x0, y0), (x1, y1) = wait_for(lambda: driver.execute_script(TO_SCREEN, plot, [start, end]), f"plot {plot}")
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(x0), int(y0)).pointer_down()
+    for step in range(1, 6):
+        actions.pointer_action.move_to_location(int(x0 + (x1 - x0) * step / 5), int(y0 + (y1 - y0) * step / 5))
+    actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def page_info(driver: Any) -> str:
+    return next(line for line in page_text(driver).splitlines() if line.startswith("page "))
+
+
+def test_brushing_an_axis_filters_the_trials_and_selects_them(sweep_page: Any) -> None:
+    page = sweep_page
+    open_tab(page, "Parallel")
+    wait_for(lambda: len(column_of(page, "parallel_lines", "trial") or []) == 31, "a line per trial")
+    drag(page, "parallel_holder", (1.0, 0.7), (1.0, 1.04))  # along the depth axis (lr, depth, model, Result): 3
+    deepest = [t for t in range(1, 31) if grid_trial(t)[1] == 3]
+    wait_for(lambda: sorted(column_of(page, "parallel_lines", "trial")) == deepest, "the brushed lines")
+    assert sorted(column_of(page, "parallel_dimmed", "trial")) == sorted(set(range(1, 32)) - set(deepest))
+    assert column_of(page, "parallel_brushes", "bottom") is not None
+    wait_for_text(page, "10 of 31 trials inside the brushes · depth from")
+    assert page_info(page) == "page 1 of 1 · 10 of 31 trials"  # the table follows
+    screenshot(page, "board-parallel.png")
+    page.execute_script(CLICK_LABEL, "Select these trials")
+    state = settled_selection(page, deepest, "the brushed trials selected")
+    assert sorted(state["shown"]) == deepest
+    assert sorted(column_of(page, "parallel_selected", "trial")) == deepest
+    drag(page, "parallel_holder", (0.0, 0.3), (0.0, 0.55))  # and along lr: 0.1 only (0.001 0.01 0.1 0.3 1 oops)
+    both = [t for t in deepest if grid_trial(t)[0] == 0.1]
+    wait_for(lambda: sorted(column_of(page, "parallel_lines", "trial")) == both, "lines inside both brushes")
+    assert page_info(page) == f"page 1 of 1 · {len(both)} of 31 trials"
+    page.execute_script(CLICK_LABEL, "Clear brushes")
+    wait_for(lambda: page_info(page) == "page 1 of 1 · 31 trials", "every trial again")
+    page.execute_script(CLICK_LABEL, "Clear selection")
+    settled_selection(page, [], "the selection cleared")
+    open_tab(page, "Trials")
+
+
+# -- scatter ------------------------------------------------------------------------------------------
+SCATTER_SCALES = """
+const holder = Bokeh.documents[0].get_model_by_name('scatter_holder');
+const plot = holder.children[0];
+const colorBars = plot.right.filter(r => r.type === 'ColorBar' || (r.constructor && r.constructor.name === 'ColorBar'));
+return {x: plot.x_scale.type || plot.x_scale.constructor.name, y: plot.y_scale.type || plot.y_scale.constructor.name,
+        color_bar: colorBars.length, id: plot.id};
+"""
+
+
+def scatter_points(driver: Any) -> dict[int, tuple[float, float]]:
+    return points(driver, "scatter_dots", "x", "y")
+
+
+def test_scatter_of_any_two_columns_with_log_axes_and_colours(sweep_page: Any) -> None:
+    page = sweep_page
+    choose(page, "Sweep", "grid-1 (30 trials)")  # without trial 31 and its lr='oops': lr is all numbers
+    wait_for(lambda: page_info(page) == "page 1 of 1 · 30 of 31 trials", "the sweep's trials")
+    open_tab(page, "Scatter")
+    choose(page, "y", "loss · last")
+    expected = {t: (grid_trial(t)[0], pytest.approx(1.0 - RESULTS[t])) for t in range(1, 31)}
+    wait_for(lambda: scatter_points(page) == expected, "lr against the last loss of every trial of the sweep")
+    box = wait_for(lambda: page.execute_script(_DEEP_JS + """
+return deep(document, 'label', []).find(l => l.textContent.trim() === 'log x').querySelector('input');"""),
+        "the log x box")
+    box.click()
+    wait_for(lambda: "Log" in page.execute_script(SCATTER_SCALES)["x"], "a log x axis")
+    assert scatter_points(page) == expected  # the same points, on a log scale
+    choose(page, "Colour by", "model")
+    wait_for_text(page, "model:")  # a legend of the two models
+    assert page.execute_script(SCATTER_SCALES)["color_bar"] == 0
+    choose(page, "Colour by", "depth")
+    wait_for(lambda: page.execute_script(SCATTER_SCALES)["color_bar"] == 1, "a colour bar of the depths")
+    assert "Log" in page.execute_script(SCATTER_SCALES)["x"]  # still log
+    screenshot(page, "board-scatter.png")
+    dots = scatter_points(page)
+    target = 12
+    (x, y), = page.execute_script(TO_SCREEN, "scatter_holder", [list(dots[target])])
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    tap = ActionBuilder(page)
+    tap.pointer_action.move_to_location(int(x), int(y)).click()
+    tap.perform()
+    settled_selection(page, [target], "the clicked dot's trial selected")
+    assert points(page, "scatter_rings", "x", "y") == {target: dots[target]}
+    choose(page, "x", "lr")
+    choose(page, "Sweep", "All trials (31)")
+    wait_for_text(page, "lr stays linear: its values are not all numbers")  # 'oops' is back
+    assert "Log" not in page.execute_script(SCATTER_SCALES)["x"]
+    open_tab(page, "Trials")
+    tick(page, target)
+    settled_selection(page, [], "the selection cleared")
+
+
+# -- compare, metrics, sweeps -----------------------------------------------------------------------------
+COMPARE_ROWS = _DEEP_JS + """
+const table = deep(document, 'table.compare', [])[0];
+if (!table) return null;
+return Array.from(table.rows).map(r => Array.from(r.cells).map(c => [c.textContent, c.className]));
+"""
+
+
+def test_compare_table_of_any_number_of_selected_trials(sweep_page: Any) -> None:
+    page = sweep_page
+    compared = [5, 12, 18, 25, 31]
+    for trial in compared:
+        tick(page, trial)
+    settled_selection(page, compared, "five trials selected")
+    open_tab(page, "Compare")
+    rows = wait_for(lambda: (found := page.execute_script(COMPARE_ROWS)) and len(found[0]) == 6 and found,
+                    "the compare table")
+    header, *body = rows
+    best = max(compared, key=RESULTS.get)
+    assert [text for text, _ in header[1:]] == [f"trial {t}" + (" ★" if t == best else "") for t in compared]
+    table = {cells[0][0]: cells[1:] for cells in body}
+    parameters = {5: (0.001, 3, "cnn"), 31: ("oops", 1, "cnn")}
+    for name, index in (("lr", 0), ("depth", 1), ("model", 2)):
+        values = [str(parameters[t][index]) if t in parameters else f"{grid_trial(t)[index]:g}"
+                  if index == 0 else str(grid_trial(t)[index]) for t in compared]
+        assert [text for text, _ in table[name]] == values, name
+        first = values[0]
+        assert [css for _, css in table[name]] == ["differs" if v != first else "" for v in values], name
+    assert [text for text, _ in table["Result"]] == [f"{RESULTS[t]:.6g}" for t in compared]
+    assert [text for text, _ in table["acc · last"]] == [f"{RESULTS[t]:.6g}" for t in compared]
+    assert [float(text) for text, _ in table["loss · last"]] == [pytest.approx(1 - RESULTS[t]) for t in compared]
+    assert [text for text, _ in table["Sweep"]] == ["grid-1"] * 4 + [""]
+    assert {"Seed", "Process Time (s)", "Finished", "Success"} <= set(table)
+    screenshot(page, "board-compare.png")
+    page.execute_script(_DEEP_JS + "deep(document, 'label', []).find(l => l.textContent.trim() === "
+                        "'only the rows that differ').querySelector('input').click();")
+    wait_for(lambda: "Success" not in {r[0][0] for r in page.execute_script(COMPARE_ROWS)[1:]},
+             "the rows that are the same left out")
+    assert {"lr", "Result", "Sweep"} <= {r[0][0] for r in page.execute_script(COMPARE_ROWS)[1:]}
+    open_tab(page, "Trials")
+
+
+def test_metrics_as_small_multiples_smoothed_and_by_time(sweep_page: Any, sweep_store: Path) -> None:
+    page = sweep_page
+    compared = [5, 12, 18, 25, 31]  # still selected
+    open_tab(page, "Metrics")
+    chosen = "return Array.from(Bokeh.documents[0].get_model_by_name('metric_keys').value)"
+    wait_for(lambda: page.execute_script(chosen) == ["acc", "loss"], "several metrics at once (by default)")
+    final = {t: RESULTS[t] for t in compared}
+
+    def curves(index: int) -> dict[int, list[float]]:
+        name = "metric_lines_source" if index == 0 else f"metric_lines_source_{index}"
+        return dict(zip(column_of(page, name, "trial") or [], column_of(page, name, "ys") or []))
+
+    wait_for(lambda: sorted(curves(0)) == compared and sorted(curves(1)) == compared, "both metrics' curves")
+    for trial in compared:
+        assert curves(0)[trial] == pytest.approx([final[trial] * (e + 1) / EPOCHS for e in range(EPOCHS)])
+        assert curves(1)[trial] == pytest.approx([1 - final[trial] * (e + 1) / EPOCHS for e in range(EPOCHS)])
+    page.execute_script("""
+const slider = Bokeh.documents[0].get_model_by_name('smoothing');
+slider.value = 0.5; slider.value_throttled = 0.5;""")
+
+    def smoothed(values: list[float]) -> list[float]:
+        average, out = 0.0, []
+        for count, value in enumerate(values, 1):
+            average = 0.5 * average + 0.5 * value
+            out.append(average / (1 - 0.5**count))
+        return out
+
+    raw = {t: [final[t] * (e + 1) / EPOCHS for e in range(EPOCHS)] for t in compared}
+    wait_for(lambda: all(curves(0).get(t) == pytest.approx(smoothed(raw[t])) for t in compared), "smoothed curves")
+    screenshot(page, "board-metrics-multiples.png")
+    page.execute_script(CLICK_LABEL, "by time (s)")
+    history = Experiment("sweep", backend=sweep_store / "sweep").get_history()
+    seconds = history["Process Time"].dt.total_seconds()
+    wait_for(lambda: (found := column_of(page, "metric_lines_source", "xs")) and found[0][0] != 0, "curves by time")
+    for trial, times in zip(column_of(page, "metric_lines_source", "trial"), column_of(page, "metric_lines_source", "xs")):
+        assert times == pytest.approx([seconds[trial] * (e + 1) / EPOCHS for e in range(EPOCHS)])
+    page.execute_script(CLICK_LABEL, "by epoch")
+    page.execute_script("""
+const slider = Bokeh.documents[0].get_model_by_name('smoothing');
+slider.value = 0; slider.value_throttled = 0;""")
+    open_tab(page, "Trials")
+    page.execute_script(CLICK_LABEL, "Clear selection")
+    settled_selection(page, [], "the selection cleared")
+
+
+def test_a_sweep_scopes_the_page(sweep_page: Any) -> None:
+    page = sweep_page
+    choose(page, "Sweep", "grid-1 (30 trials)")
+    wait_for(lambda: sorted(selection_state(page)["shown"]) == list(range(1, 31)), "the sweep's trials")
+    wait_for(lambda: sorted(column_of(page, "trial_dots", "trial")) == list(range(1, 31)), "the sweep's dots")
+    text = wait_for_text(page, "30 succeeded")
+    best = max(range(1, 31), key=RESULTS.get)
+    assert f"trial {best} · " in text and column_of(page, "best_trial", "trial") == [best]
+    choose(page, "Sweep", "All trials (31)")
+    wait_for(lambda: len(selection_state(page)["shown"]) == 31, "every trial again")
+
+
+# -- export ---------------------------------------------------------------------------------------------
+FETCH_CSV = _DEEP_JS + """
+const done = arguments[arguments.length - 1];
+const link = deep(document, 'a.export', [])[0];
+fetch(link.href).then(r => r.text().then(t => done({status: r.status, type: r.headers.get('content-type'),
+  disposition: r.headers.get('content-disposition'), text: t, href: link.getAttribute('href')})))
+  .catch(e => done({error: String(e)}));
+"""
+SAVE = _DEEP_JS + """
+const buttons = deep(document, '.bk-tool-icon-save', []).map(icon => icon.getRootNode().host)
+  .filter(button => button.offsetParent !== null);
+buttons[0].focus();
+buttons[0].dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));  // the keyboard's press
+return buttons.length;
+"""
+
+
+def test_the_table_exports_as_csv_the_trials_its_filters_match(sweep_page: Any) -> None:
+    import csv
+    import io
+
+    page = sweep_page
+    set_filter(page, "model=mlp, depth>=2")
+    wait_for(lambda: page_info(page) == "page 1 of 1 · 10 of 31 trials", "the filtered trials")
+    page.set_script_timeout(30)
+    answer = page.execute_async_script(FETCH_CSV)
+    assert answer["status"] == 200 and answer["type"] == "text/csv; charset=utf-8"
+    assert answer["disposition"].startswith('attachment; filename="sweep-trials.csv"')
+    rows = list(csv.DictReader(io.StringIO(answer["text"])))
+    wanted = [t for t in range(30, 0, -1) if grid_trial(t)[2] == "mlp" and grid_trial(t)[1] >= 2]
+    assert [int(r["Trial ID"]) for r in rows] == wanted  # the table's order, every page
+    for row in rows:
+        lr, depth, model = grid_trial(int(row["Trial ID"]))
+        assert (float(row["lr"]), int(row["depth"]), row["model"]) == (lr, depth, model)
+        assert float(row["Result"]) == RESULTS[int(row["Trial ID"])]
+        assert row["Sweep"] == "grid-1" and row["Success"] == "True"
+        assert float(row["Process Time (s)"]) >= 0 and row["Finished"][:2] == "20"  # seconds, ISO date
+    set_filter(page, "")
+    wait_for(lambda: page_info(page) == "page 1 of 1 · 31 trials", "every trial")
+    assert len(page.execute_async_script(FETCH_CSV)["text"].splitlines()) == 32  # the same link follows
+    tampered = answer["href"].replace(answer["href"].split("/")[1], "0" * 32)
+    missing = page.execute_async_script(
+        "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => done(r.status));", tampered)
+    assert missing == 404
+
+
+def test_charts_save_as_png_or_svg(sweep_page: Any, tmp_path: Path) -> None:
+    page = sweep_page
+    page.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    open_tab(page, "Trials")
+    assert page.execute_script(SAVE) >= 2  # the per-trial charts' save tools (the first is pressed)
+    png = wait_for(lambda: next(iter(tmp_path.glob("*.png")), None), "a PNG download")
+    assert png.read_bytes().startswith(b"\x89PNG")
+    page.refresh()  # (Chromium asks before a page's second download: a new page saves the SVG)
+    wait_for(lambda: page.execute_script(ROW_CHECKBOX, "31"), "the dashboard to load again")
+    page.execute_script(CLICK_LABEL, "SVG")
+    wait_for(lambda: page.execute_script(
+        "return Bokeh.documents[0].get_model_by_name('parallel_holder').children[0].output_backend") == "svg",
+        "SVG charts")
+    page.execute_script(SAVE)
+    svg = wait_for(lambda: next(iter(tmp_path.glob("*.svg")), None), "an SVG download")
+    assert b"<svg" in svg.read_bytes()[:500]
+    page.execute_script(CLICK_LABEL, "PNG")

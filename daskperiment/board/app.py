@@ -105,11 +105,11 @@ class Dashboard:
         url = escape(export_url(self.export_token, self.backend.experiment_id))
         self.export = self._div("export", f'<a class="export" href="{url}" download>⇩ Table as CSV</a>')
         self.chart_format = RadioButtonGroup(labels=["PNG", "SVG"], active=0, width=110, name="chart_format")
-        self.chart_format.on_change("active", guard.on_change(self._apply_chart_format))
+        self.chart_format.on_change("active", guard.on_change(self._on_chart_format))
         self.history = HistoryView(self, self._on_query)
         self.overview = OverviewCharts(self, CHART_WIDTH)
         self.parallel = ParallelView(self, WIDTH, 560)
-        self.scatter = ScatterView(self, WIDTH - 40, 560)
+        self.scatter = ScatterView(self, WIDTH - 40, 470)
         self.compare = CompareView(self, WIDTH)
         self.metrics = MetricsView(self, WIDTH)
         self.code = CodeTab(self, WIDTH)
@@ -214,7 +214,6 @@ class Dashboard:
         if title in self._stale:
             self._stale.discard(title)
             self.guard.run(self.lazy[title].update)
-            self._apply_chart_format()
 
     def _on_query(self) -> None:
         """The table's query changed: the CSV follows, and so do the views of the matching trials."""
@@ -267,6 +266,7 @@ class Dashboard:
         options = [(ALL_SWEEPS, f"All trials ({len(frame)})")]
         options += [(str(s), f"{s} ({n} trials)") for s, n in counts.items()]
         self.guard.set(self.sweep, "options", options)
+        self.sweep.visible = len(options) > 1  # shown when the history has sweeps
 
     # -- the direction ----------------------------------------------------------------
     def _on_direction(self) -> None:
@@ -291,10 +291,13 @@ class Dashboard:
         self.summary.text = render.summary_cards(summary, direction, stored=self.cache.direction is not None)
 
     # -- export ---------------------------------------------------------------------
-    def _apply_chart_format(self) -> None:
-        """Draw every chart with the chosen back-end: the save tools give PNG (canvas) or SVG files."""
-        backend = CHART_FORMATS[self.chart_format.active]
-        for view in (self.overview, self.parallel, self.scatter, self.metrics):
-            for plot in view.figures:
-                if plot.output_backend != backend:
-                    plot.output_backend = backend
+    def chart_backend(self) -> str:
+        """How charts are drawn: ``"canvas"`` (saved as PNG) or ``"svg"`` (saved as SVG)."""
+        return CHART_FORMATS[self.chart_format.active]
+
+    def _on_chart_format(self) -> None:
+        """Make the charts again in the chosen format (a plot keeps the one it was made with)."""
+        self.overview.rebuild()
+        self.overview.update()
+        self.parallel.rebuild()
+        self._invalidate({"Parallel", "Scatter", "Metrics"})

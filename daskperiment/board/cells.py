@@ -65,3 +65,15 @@ def is_numeric_column(series: pd.Series) -> bool:
 def column_of(frame: pd.DataFrame, name: str) -> pd.Series:
     """Column ``name`` of the history ``frame``; ``Trial ID`` is its index."""
     return frame.index.to_series() if name == TRIAL_ID else frame[name]
+
+
+def ordered_texts(values: pd.Series) -> list[str]:
+    """The texts the filled cells of ``values`` show, each once: numbers first by value, then other texts."""
+    first: dict[str, tuple] = {}
+    for value in values:
+        if is_missing(value):
+            continue
+        text = cell_text(value)
+        if text not in first:
+            first[text] = (0, float(value), "") if is_number(value) else (1, 0.0, text.lower())
+    return sorted(first, key=lambda text: (*first[text], text))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, TapTool
+import numpy as np
+
+from bokeh.models import BasicTicker, ColumnDataSource, FixedTicker, HoverTool, LinearColorMapper, SaveTool, TapTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from daskperiment.board.cells import cell_text, numeric
+from daskperiment.board.cells import cell_text, is_numeric_column, numeric, ordered_texts
 from daskperiment.board.details import Curve
 
 if TYPE_CHECKING:
@@ -26,7 +29,11 @@ TAP_HINT = "click a dot to select or unselect its trial"
 
 def new_figure(title: str, x_label: str, y_label: str, width: int, height: int, tools: str = TOOLS,
                **options: Any) -> Any:
-    """A plot in the dashboard's style (``options``: more arguments of :func:`bokeh.plotting.figure`)."""
+    """A plot in the dashboard's style (``options``: more arguments of :func:`bokeh.plotting.figure`).
+
+    Its ``output_backend`` (``"canvas"`` or ``"svg"``) decides what its save tool
+    gives, a PNG or an SVG file: a plot keeps the one it was made with.
+    """
     plot = figure(
         title=title, width=width, height=height, tools=tools, toolbar_location="right",
         x_axis_label=x_label, y_axis_label=y_label, **options,
@@ -43,59 +50,85 @@ def new_figure(title: str, x_label: str, y_label: str, width: int, height: int, 
     plot.axis.axis_label_text_font_style = "normal"
     plot.axis.axis_label_text_color = "#7b8794"
     plot.toolbar.logo = None
+    set_title(plot, title)
     return plot
 
 
-def trial_columns(frame: pd.DataFrame) -> dict[str, list]:
-    """Columns of the per-trial charts: id, numeric result, process time, status and colour."""
-    success = frame["Success"].to_numpy(dtype=bool)
+def set_title(plot: Any, title: str) -> None:
+    """Title ``plot``; its save tool saves it under that name (the browser then asks for none)."""
+    plot.title.text = title
+    for save in plot.select(type=SaveTool):
+        save.filename = chart_file_name(title)
+
+
+def chart_file_name(title: str) -> str:
+    """The name a chart is saved under (``.png`` or ``.svg`` is added): its title's letters and digits."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", title).strip("-.")[:60] or "chart"
+
+
+def trial_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """Columns of the per-trial charts: id, numeric result, process time, and ``failed`` (1.0 or 0.0).
+
+    Numpy arrays: Bokeh sends them to the browser as binary buffers (a history
+    of 100,000 trials is a few MB less of JSON).
+    """
     return {
-        "trial": [int(t) for t in frame.index],
-        "result": numeric(frame["Result"]).tolist(),
-        "time": numeric(frame["Process Time"]).tolist(),
-        "status": ["succeeded" if s else "failed" for s in success],
-        "color": [SUCCESS_COLOR if s else FAILURE_COLOR for s in success],
+        "trial": frame.index.to_numpy(dtype="int64"),
+        "result": numeric(frame["Result"]).to_numpy(dtype=float),
+        "time": numeric(frame["Process Time"]).to_numpy(dtype=float),
+        "failed": (~frame["Success"].to_numpy(dtype=bool)).astype(float),
     }
 
 
-def parameter_columns(frame: pd.DataFrame, name: str | None) -> tuple[dict[str, list], dict[float, str]]:
+def parameter_columns(frame: pd.DataFrame, name: str | None) -> tuple[dict[str, Any], dict[float, str]]:
     """Columns of the result-against-parameter scatter, and tick labels for a non-numeric parameter.
 
     Numeric parameters are plotted as they are; other values are placed at
-    0, 1, 2, ... in sorted order of their text, and labelled.
+    0, 1, 2, ... in order of their text (numbers first), and labelled; ``value``
+    is what a dot's hover shows.
     """
     columns = trial_columns(frame)
     if name is None or name not in frame.columns:
-        return {**columns, "x": [float("nan")] * len(frame), "value": [""] * len(frame)}, {}
+        nothing = np.full(len(frame), np.nan)
+        return {**columns, "x": nothing, "value": nothing}, {}
     raw = frame[name]
+    if is_numeric_column(raw):
+        values = numeric(raw).to_numpy(dtype=float)
+        return {**columns, "x": values, "value": values}, {}
     texts = [cell_text(v) for v in raw]
-    values = numeric(raw)
-    if values.notna().sum() == raw.notna().sum():
-        return {**columns, "x": values.tolist(), "value": texts}, {}
-    categories = sorted({t for t in texts})
+    categories = ordered_texts(raw)
     position = {text: float(i) for i, text in enumerate(categories)}
     labels = {p: t for t, p in position.items()} if len(categories) <= MAX_CATEGORY_TICKS else {}
-    return {**columns, "x": [position[t] for t in texts], "value": texts}, labels
+    return {**columns, "x": np.array([position.get(t, np.nan) for t in texts], dtype=float), "value": texts}, labels
 
 
-def rows_of(columns: dict[str, list], trial_ids: Iterable[int]) -> dict[str, list]:
+def rows_of(columns: dict[str, Any], trial_ids: Iterable[int]) -> dict[str, list]:
     """The rows of ``columns`` (with a ``trial`` column) of the trials ``trial_ids``, in their order there."""
     wanted = set(trial_ids)
     positions = [i for i, trial in enumerate(columns["trial"]) if trial in wanted]
-    return {name: [values[i] for i in positions] for name, values in columns.items()}
+    return {name: [_plain(values[i]) for i in positions] for name, values in columns.items()}
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def outcome_colors() -> dict[str, Any]:
+    """The fill of a trial's dot: blue when it succeeded, red when it failed (its ``failed`` column)."""
+    return {"field": "failed", "transform": LinearColorMapper(palette=[SUCCESS_COLOR, FAILURE_COLOR], low=0, high=1)}
 
 
 def trial_chart(source: ColumnDataSource, selected: ColumnDataSource, y: str, title: str,
-                y_label: str, width: int, height: int) -> Any:
+                y_label: str, width: int, height: int, output_backend: str = "canvas") -> Any:
     """Column ``y`` of every trial against its id, selected trials ringed."""
-    plot = new_figure(title, "trial", y_label, width, height)
+    plot = new_figure(title, "trial", y_label, width, height, output_backend=output_backend)
     plot.line("trial", y, source=source, line_color="#cbd2d9", line_width=1)
-    dots = plot.scatter("trial", y, source=source, size=6, color="color", alpha=0.85, line_color=None,
-                        name="dots")
+    dots = plot.scatter("trial", y, source=source, size=6, fill_color=outcome_colors(), alpha=0.85,
+                        line_color=None, name="dots")
     plot.scatter("trial", y, source=selected, size=13, fill_color=None, line_color=SELECTED_COLOR,
                  line_width=2.5)
-    plot.add_tools(HoverTool(renderers=[dots], tooltips=[
-        ("trial", "@trial"), (y_label, f"@{y}{{0.[0000]}}"), ("status", "@status")]),
+    plot.add_tools(HoverTool(renderers=[dots], tooltips=[("trial", "@trial"), (y_label, f"@{y}{{0.[0000]}}")]),
         TapTool(renderers=[dots], description=TAP_HINT))
     return plot
 
@@ -107,12 +140,13 @@ def mark_best(plot: Any, best: ColumnDataSource) -> None:
     plot.title.text += " (★ best)"
 
 
-def parameter_chart(source: ColumnDataSource, selected: ColumnDataSource, width: int, height: int) -> Any:
+def parameter_chart(source: ColumnDataSource, selected: ColumnDataSource, width: int, height: int,
+                    output_backend: str = "canvas") -> Any:
     """Result against the value of a parameter."""
-    plot = new_figure("Result against parameter", "", "result", width, height)
+    plot = new_figure("Result against parameter", "", "result", width, height, output_backend=output_backend)
     plot.xaxis.ticker = FixedTicker(ticks=[])
-    dots = plot.scatter("x", "result", source=source, size=7, color="color", alpha=0.6, line_color=None,
-                        name="dots")
+    dots = plot.scatter("x", "result", source=source, size=7, fill_color=outcome_colors(), alpha=0.6,
+                        line_color=None, name="dots")
     plot.scatter("x", "result", source=selected, size=14, fill_color=None, line_color=SELECTED_COLOR,
                  line_width=2.5)
     plot.add_tools(HoverTool(renderers=[dots], tooltips=[
@@ -139,9 +173,10 @@ def label_parameter_axis(plot: Any, name: str, labels: dict[float, str]) -> None
         plot.xaxis.major_label_overrides = {}
 
 
-def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, height: int) -> Any:
+def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, height: int,
+                 output_backend: str = "canvas") -> Any:
     """Overlaid metric curves: one line per trial, with legend and hover."""
-    plot = new_figure("", "epoch", "value", width, height)
+    plot = new_figure("", "epoch", "value", width, height, output_backend=output_backend)
     plot.multi_line("xs", "ys", source=lines, line_color="color", line_width=2.2, legend_field="label",
                     name="metric_lines")
     dots = plot.scatter("epoch", "value", source=points, size=5, color="color", line_color="white",

@@ -77,14 +77,15 @@ class MetricsView:
 
     def _charts_for(self, keys: list[str]) -> None:
         """One chart per key (made again only when the keys change)."""
-        if [p.title.text for p in self.plots] == keys:
+        backend = self.session.chart_backend()
+        if [p.title.text for p in self.plots] == keys and all(p.output_backend == backend for p in self.plots):
             return
         self.plots = []
         wide = len(keys) == 1
         width = self.width if wide else self.width // 2 - 10
         for key, (lines, points) in zip(keys, self.sources):
-            plot = charts.metric_chart(lines, points, width, 480 if wide else 300)
-            plot.title.text = key
+            plot = charts.metric_chart(lines, points, width, 480 if wide else 300, backend)
+            charts.set_title(plot, key)
             self.plots.append(plot)
         self.grid.children = [gridplot(self.plots, ncols=1 if wide else 2, toolbar_location="right")] if keys else []
 
@@ -143,8 +144,3 @@ class MetricsView:
         """Read again the curves of shown trials that are running (called at each refresh of the page)."""
         if set(self.trials) & set(self.session.cache.running()):
             self.update()
-
-    @property
-    def figures(self) -> list[Any]:
-        """The view's plots (for their export format)."""
-        return list(self.plots)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, Select
@@ -40,15 +40,23 @@ class OverviewCharts:
             source.selected.on_change("indices", guard.on_change(lambda source=source: self._on_tap(source)))
         self.parameter = Select(title="Result against", value="", options=[], width=200)
         self.parameter.on_change("value", guard.on_change(self.update))
-        self.result_chart = charts.trial_chart(self.dots, self.rings, "result", "Result per trial", "result", width,
-                                               CHART_HEIGHT)
         self.best = ColumnDataSource({"trial": [], "result": []}, name="best_trial")
+        self.width = width
+        self.layout = column()
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Make the plots again, with the page's chart format (their save tools give PNG or SVG)."""
+        backend, width = self.session.chart_backend(), self.width
+        self.result_chart = charts.trial_chart(self.dots, self.rings, "result", "Result per trial", "result", width,
+                                               CHART_HEIGHT, backend)
         charts.mark_best(self.result_chart, self.best)
         self.time_chart = charts.trial_chart(self.dots, self.rings, "time", "Process time per trial", "seconds",
-                                             width, CHART_HEIGHT)
+                                             width, CHART_HEIGHT, backend)
         self.time_chart.x_range = self.result_chart.x_range
-        self.parameter_chart = charts.parameter_chart(self.parameter_dots, self.parameter_rings, width, CHART_HEIGHT)
-        self.layout = column(self.result_chart, self.time_chart, self.parameter, self.parameter_chart)
+        self.parameter_chart = charts.parameter_chart(self.parameter_dots, self.parameter_rings, width, CHART_HEIGHT,
+                                                      backend)
+        self.layout.children = [self.result_chart, self.time_chart, self.parameter, self.parameter_chart]
 
     def _on_tap(self, source: ColumnDataSource) -> None:
         """Toggle the trials of the dots clicked (the chart's own selection is cleared)."""
@@ -85,8 +93,3 @@ class OverviewCharts:
         """Ring the selected trials' dots: the rows of the charts' own columns, placed as their dots are."""
         self.rings.data = charts.rows_of(self.dots.data, self.session.selection)
         self.parameter_rings.data = charts.rows_of(self.parameter_dots.data, self.session.selection)
-
-    @property
-    def figures(self) -> list[Any]:
-        """The view's plots (for their export format)."""
-        return [self.result_chart, self.time_chart, self.parameter_chart]

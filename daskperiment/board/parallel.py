@@ -11,16 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from bokeh.events import SelectionGeometry
 from bokeh.layouts import column, row
-from bokeh.models import BoxSelectTool, Button, ColumnDataSource, Div, HoverTool, TapTool
+from bokeh.models import BoxSelectTool, Button, ColumnDataSource, Div, HoverTool, Range1d, TapTool
 from bokeh.palettes import Viridis256
 
 from daskperiment.board import render
-from daskperiment.board.cells import cell_text, column_of, is_numeric_column, numeric
+from daskperiment.board.cells import cell_text, column_of, is_numeric_column, numeric, ordered_texts
 from daskperiment.board.charts import SELECTED_COLOR, new_figure, rows_of
 from daskperiment.board.filters import Brush
 from daskperiment.history import column_title
@@ -123,8 +123,7 @@ def axis_of(name: str, column: pd.Series) -> Axis | None:
         if low > 0 and high / low >= LOG_RATIO:
             return Axis(name, "log", math.log10(low), math.log10(high))
         return Axis(name, "number", low, high)
-    texts = sorted({cell_text(v) for v in filled}, key=lambda t: (t.lower(), t))
-    return Axis(name, "text", texts=tuple(texts))
+    return Axis(name, "text", texts=tuple(ordered_texts(filled)))
 
 
 def axes_of(frame: pd.DataFrame, parameters: Sequence[str]) -> list[Axis]:
@@ -201,14 +200,26 @@ class ParallelView:
         self.titles = ColumnDataSource({"x": [], "y": [], "text": []})
         self.brush_boxes = ColumnDataSource({"left": [], "right": [], "bottom": [], "top": []},
                                             name="parallel_brushes")
-        plot = new_figure("Parallel coordinates: drag along an axis to brush a range, click a line to select",
-                          "", "", width, height, tools="save")
+        self.width, self.height = width, height
+        self.holder = column(name="parallel_holder")
+        self.rebuild()
+        self.lines.selected.on_change("indices", guard.on_change(self._on_tap))
+        self.caption = Div(text="", name="parallel_caption", width=width - 420, stylesheets=[session.style])
+        self.clear = Button(label="Clear brushes", width=120)
+        self.clear.on_click(guard.on_click(lambda: session.set_brushes(())))
+        self.select_brushed = Button(label="Select these trials", width=150)
+        self.select_brushed.on_click(guard.on_click(self._select_brushed))
+        self.layout = column(row(self.caption, self.clear, self.select_brushed), self.holder)
+
+    def rebuild(self) -> None:
+        """Make the plot again, with the page's chart format (its save tool gives PNG or SVG)."""
+        plot = new_figure("Parallel coordinates", "", "", self.width, self.height, tools="save",
+                          output_backend=self.session.chart_backend(),
+                          x_range=Range1d(-0.3, max(len(self.axes) - 0.4, 0.7)), y_range=Range1d(MISSING - 0.06, 1.12))
         plot.axis.visible = False
         plot.grid.visible = False
-        plot.y_range.start, plot.y_range.end = MISSING - 0.06, 1.12
         plot.multi_line("xs", "ys", source=self.dimmed, line_color=DIMMED_COLOR, line_width=1)
-        lines = plot.multi_line("xs", "ys", source=self.lines, line_color="color", line_width=1.4, line_alpha=0.8,
-                                name="parallel_lines")
+        lines = plot.multi_line("xs", "ys", source=self.lines, line_color="color", line_width=1.4, line_alpha=0.8)
         plot.multi_line("xs", "ys", source=self.selected, line_color=SELECTED_COLOR, line_width=3.2)
         plot.segment("x0", "y0", "x1", "y1", source=self.axis_lines, line_color="#52606d", line_width=1.5)
         plot.quad(left="left", right="right", bottom="bottom", top="top", source=self.brush_boxes,
@@ -218,19 +229,13 @@ class ParallelView:
                   text_color="#52606d", text_baseline="middle")
         plot.text("x", "y", text="text", source=self.titles, text_font_size="11px", text_font_style="bold",
                   text_color="#1f2933", text_align="center")
-        brush = BoxSelectTool(dimensions="height", renderers=[handles], description="Brush a range of an axis")
+        brush = BoxSelectTool(renderers=[handles], description="Brush a range of an axis: drag over it")
         tap = TapTool(renderers=[lines], description="Click a line to select or unselect its trial")
         plot.add_tools(brush, tap, HoverTool(renderers=[lines], tooltips=[("trial", "@trial"), ("result", "@result")]))
         plot.toolbar.active_drag = brush
         plot.on_event(SelectionGeometry, self._on_brush_event)
-        self.lines.selected.on_change("indices", guard.on_change(self._on_tap))
         self.plot = plot
-        self.caption = Div(text="", name="parallel_caption", width=width - 420, stylesheets=[session.style])
-        self.clear = Button(label="Clear brushes", width=120)
-        self.clear.on_click(guard.on_click(lambda: session.set_brushes(())))
-        self.select_brushed = Button(label="Select these trials", width=150)
-        self.select_brushed.on_click(guard.on_click(self._select_brushed))
-        self.layout = column(row(self.caption, self.clear, self.select_brushed), plot)
+        self.holder.children = [plot]
 
     # -- events ---------------------------------------------------------------------
     def _on_brush_event(self, event: SelectionGeometry) -> None:
@@ -273,7 +278,7 @@ class ParallelView:
         self.plot.x_range.start, self.plot.x_range.end = -0.3, max(count - 0.4, 0.7)
         self._draw_brushes()
         text = f"{len(inside)} of {len(frame)} trials inside the brushes" if session.brushes() else (
-            f"{len(frame)} trials")
+            f"{len(frame)} trials · drag over an axis to brush a range of it, click a line to select its trial")
         if len(frame) > MAX_LINES:
             text += f" · lines of the latest {MAX_LINES} (choose a sweep or filter to see others)"
         for brush in session.brushes():
@@ -307,11 +312,6 @@ class ParallelView:
             for name, values in rows_of(source.data, selected).items():
                 rows[name].extend(values)
         self.selected.data = rows
-
-    @property
-    def figures(self) -> list[Any]:
-        """The view's plots (for their export format)."""
-        return [self.plot]
 
 
 def _series(values: list[float]) -> pd.Series:

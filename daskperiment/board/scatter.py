@@ -28,7 +28,7 @@ from bokeh.models import (
 from bokeh.palettes import Category20_20, Viridis256
 
 from daskperiment.board import render
-from daskperiment.board.cells import cell_text, column_of, is_numeric_column, numeric
+from daskperiment.board.cells import cell_text, column_of, is_numeric_column, numeric, ordered_texts
 from daskperiment.board.charts import BEST_COLOR, SELECTED_COLOR, new_figure, rows_of
 from daskperiment.board.details import SUMMARY_STATISTICS, metric_summaries
 from daskperiment.board.summary import best_of
@@ -95,7 +95,7 @@ def place(values: pd.Series) -> Placed:
     texts = [cell_text(v) for v in values]
     if is_numeric_column(values):
         return Placed(numeric(values).tolist(), texts, {}, True)
-    categories = sorted({t for t in texts if t}, key=lambda t: (t.lower(), t))
+    categories = ordered_texts(values)
     position = {text: float(i) for i, text in enumerate(categories)}
     labels = {p: t[:20] for t, p in position.items()} if len(categories) <= MAX_LABELLED else {}
     return Placed([position.get(t, math.nan) for t in texts], texts, labels, False)
@@ -129,8 +129,7 @@ class ScatterView:
         self.rings = ColumnDataSource({"x": [], "y": [], "trial": []}, name="scatter_rings")
         self.best = ColumnDataSource({"x": [], "y": [], "trial": []}, name="scatter_best")
         self.source.selected.on_change("indices", guard.on_change(self._on_tap))
-        self.plot = new_figure("", "", "", width, height)
-        self.holder = column(self.plot)
+        self.holder = column(name="scatter_holder")
         self.layout = column(row(self.x, self.y, self.color, column(Div(text="&nbsp;"), self.log)),
                              self.caption, self.holder, self.legend)
 
@@ -200,7 +199,7 @@ class ScatterView:
         x_label, y_label, color_label = (label_of(w.value) for w in (self.x, self.y, self.color))
         plot = new_figure(f"{y_label} against {x_label}, colour: {color_label} (★ best)", x_label, y_label,
                           self.width, self.height, x_axis_type="log" if logs[0] else "linear",
-                          y_axis_type="log" if logs[1] else "linear")
+                          y_axis_type="log" if logs[1] else "linear", output_backend=self.session.chart_backend())
         for axis, placed in ((plot.xaxis, x), (plot.yaxis, y)):
             if placed.labels:
                 axis.ticker = FixedTicker(ticks=sorted(placed.labels))
@@ -234,8 +233,3 @@ class ScatterView:
         """Ring the selected trials' dots."""
         data = self.source.data
         self.rings.data = rows_of({k: data[k] for k in ("x", "y", "trial")}, self.session.selection)
-
-    @property
-    def figures(self) -> list[Any]:
-        """The view's plots (for their export format)."""
-        return list(self.holder.children)

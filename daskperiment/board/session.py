@@ -77,6 +77,9 @@ class Session(Protocol):
     def direction(self) -> Direction:
         """Whether lower or higher results are best (the stored direction, else the default)."""
 
+    def chart_backend(self) -> str:
+        """How charts are drawn: ``"canvas"`` (saved as PNG) or ``"svg"`` (saved as SVG)."""
+
     def select(self, trial_ids: Iterable[int]) -> None:
         """Make ``trial_ids`` the selection."""
 
