@@ -9,7 +9,8 @@ Its documents, by ``_id``::
     "metric_keys"              {keys, integer, real}: keys of every saved metric, of those
                                that got int values, of those that got others ($addToSet)
     "start:<n>"                kind "start": the start of trial n while its end is not recorded,
-                               with its heartbeat
+                               with its heartbeat; kind "ended_start" from the command recording
+                               the trial until the next command removes it
     "trial:<n>"                kind "trial": one trial (parameters and result as data trees:
                                queryable fields such as ``parameters.lr``; pickles before format 2),
                                with the token of the batch that wrote it
@@ -51,7 +52,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import bson
 import pymongo
-from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo import DeleteMany, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
     BulkWriteError,
@@ -114,6 +115,8 @@ AUTHENTICATION_FAILED = 18
 """Server error code of a refused user name or password."""
 START_ATTEMPTS = 1000
 """Tries of a start against other processes moving the counter meanwhile (then an error)."""
+ENDED_START = "ended_start"
+"""Kind of the start of a trial whose record is written: readers no longer see it."""
 DELETED_TRIAL = "deleted_trial"
 """Kind of the document of a trial being deleted: readers no longer see it."""
 DELETED_START = "deleted_start"
@@ -310,6 +313,7 @@ class MongoBackend(ServerBackend):
             {"_id": "counter", "value": {"$lt": int(floor)}}, {"$set": {"value": int(floor)}}
         )
         _create_indexes(collection)  # a dropped collection lost them
+        collection.delete_many({"kind": ENDED_START})  # left by a process killed while recording trials
         return collection.find_one({"_id": "counter"})["epoch"]
 
     def _read_epoch(self) -> str | None:
@@ -413,7 +417,12 @@ class MongoBackend(ServerBackend):
                     upsert=True,
                 )
             )
-        operations.extend(DeleteOne({"_id": f"start:{trial.trial_id}"}) for trial in batch.trials)
+        # The starts end in the same update command as the trials' records (a client killed
+        # after sending it leaves no start beside a recorded trial), then go.
+        starts = [f"start:{trial.trial_id}" for trial in batch.trials]
+        operations.extend(UpdateOne({"_id": start}, {"$set": {"kind": ENDED_START}}) for start in starts)
+        if starts:
+            operations.append(DeleteMany({"_id": {"$in": starts}, "kind": ENDED_START}))
         return operations
 
     def _check_size(self, size: int, what: str) -> None:
