@@ -157,8 +157,9 @@ def test_metric_summaries_on_every_store(kind: str, tmp_path: Path, request: pyt
 def test_history_csv(cache_of: Callable[..., TrialCache]) -> None:
     cache = cache_of([dict(lr=0.1, model=XSS), dict(lr=0.25, model="a,b\n\"c\"")], results=[1.5, None])
     rows = list(csv.reader(io.StringIO(history_csv(cache.frame))))
-    assert rows[0][:5] == ["Trial ID", "lr", "model", "Result", "Success"]
-    assert rows[1][:5] == ["1", "0.1", XSS, "1.5", "True"] and rows[2][:5] == ["2", "0.25", 'a,b\n"c"', "", "False"]
+    assert rows[0][:6] == ["Trial ID", "lr", "model", "Result", "Status", "Success"]
+    assert rows[1][:6] == ["1", "0.1", XSS, "1.5", "finished", "True"]
+    assert rows[2][:6] == ["2", "0.25", 'a,b\n"c"', "", "failed", "False"]
     header = dict(zip(rows[0], rows[1]))
     assert float(header["Process Time (s)"]) == pytest.approx(0.51)
     assert pd.Timestamp(header["Finished"]).isoformat() == header["Finished"]
