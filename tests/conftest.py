@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -299,3 +299,26 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
     client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A ``distributed.LocalCluster`` of 2 worker processes, shared by a test module."""
+    import distributed
+
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sync", "threads", "processes", "cluster"])
+def scheduler(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Each scheduler users pick: a name for dask's local ones, a client of :func:`cluster`."""
+    if request.param != "cluster":
+        yield request.param
+        return
+    import distributed
+
+    with distributed.Client(request.getfixturevalue("cluster")) as client:
+        yield client

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any
 
-import distributed
 import pytest
 
 from daskperiment import Experiment
@@ -17,23 +16,6 @@ def backend(request: pytest.FixtureRequest, tmp_path) -> Any:
     if request.param == "local":
         return tmp_path / "store"
     return request.getfixturevalue(f"{request.param}_uri")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[distributed.LocalCluster]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sync", "threads", "processes", "cluster"])
-def scheduler(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param != "cluster":
-        yield request.param
-        return
-    with distributed.Client(request.getfixturevalue("cluster")) as client:
-        yield client
 
 
 def annotating(ex: Experiment) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
 import select
@@ -18,10 +17,8 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import distributed
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -205,23 +202,6 @@ def future_seed(ex: Experiment, trial_id: int) -> int:
 
 
 # -- every trial and point once, on every scheduler and store ----------------------------------------
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[distributed.LocalCluster]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sync", "threads", "processes", "cluster"])
-def scheduler(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param != "cluster":
-        yield request.param
-        return
-    with distributed.Client(request.getfixturevalue("cluster")) as client:
-        yield client
-
-
 GRID = {"a": [1, 2, 3], "m": [0, 1, 6, 13, 31]}  # m == 13 fails after saving its points
 
 

@@ -10,20 +10,16 @@ that they pickle by value to worker processes.
 from __future__ import annotations
 
 import functools
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import distributed
 import numpy as np
-import pandas as pd
 import pytest
 
 from daskperiment import Experiment, stepcache
@@ -265,23 +261,6 @@ def test_random_draws_follow_the_inputs_or_with_seeded_the_seed(make_experiment,
 
 
 # -- sweeps, schedulers and the cluster ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[distributed.LocalCluster]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sync", "threads", "processes", "cluster"])
-def scheduler(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param != "cluster":
-        yield request.param
-        return
-    with distributed.Client(request.getfixturevalue("cluster")) as client:
-        yield client
-
-
 def test_sweeps_reuse_shared_steps_and_earlier_sweeps_on_every_scheduler(scheduler, make_experiment, tmp_path) -> None:
     ex = make_experiment()
     pipeline = Pipeline(ex, tmp_path, cache_result=False)
