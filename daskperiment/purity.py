@@ -50,21 +50,19 @@ def hash_call(
     return StepCall(step, arguments, input_key, output_hash)
 
 
-def warn_impure(calls: Iterable[StepCall], known: Mapping[str, str]) -> list[StepCall]:
-    """Log a WARNING for each call whose output differs from the latest one; return the calls to store.
+def warn_impure(calls: Iterable[StepCall], known: Mapping[str, str]) -> None:
+    """Log a WARNING for each call whose output differs from the latest one.
 
-    ``known`` maps input keys to the latest output hashes stored; calls of the
-    same batch are checked against each other too, in order. The calls
-    returned (new inputs, or another output than the latest) replace what is
-    stored, so that a step is compared with its latest output, not its first.
+    ``known`` maps input keys to the output hashes stored before these calls
+    were (the store returns them from the write that replaced them, see
+    :meth:`Backend.write_batch`); calls of the same batch are checked against
+    each other too, in order. A step is thus compared with its latest output,
+    not its first.
     """
     latest = dict(known)
-    changed: list[StepCall] = []
     for call in calls:
         previous = latest.get(call.input_key)
-        if previous == call.output_hash:
-            continue
-        if previous is not None:
+        if previous is not None and previous != call.output_hash:
             logger.warning(
                 "Experiment step result is changed with the same input: (step: %s, %s) — the step "
                 "is not pure: it returned a different output for the same code and inputs "
@@ -73,5 +71,3 @@ def warn_impure(calls: Iterable[StepCall], known: Mapping[str, str]) -> list[Ste
                 call.arguments,
             )
         latest[call.input_key] = call.output_hash
-        changed.append(call)
-    return changed

@@ -115,16 +115,13 @@ class TrialWriter:
             sent = set(self._sent_digests)
             parts = [self._records_of(trial, files, environment, sent) for trial, files in zip(finished, kept)]
             calls = [call for _, trial_calls in parts for call in trial_calls]
-            known = self._read_quietly(
-                "check whether the steps are pure",
-                lambda: self._backend.load_step_outputs([call.input_key for call in calls]),
-            ) if calls else None
-            outputs = RecordBatch(step_outputs=[call.record() for call in warn_impure(calls, known or {})])
+            outputs = RecordBatch(step_outputs=[call.record() for call in calls])
             for trial in finished:
                 self._warn_code_change(trial.outcome.trial_id, trial.code)
                 self._previous_code = (trial.outcome.trial_id, *trial.code)
             generation = self._backend.generation
-            self._write([part for part, _ in parts], outputs)
+            # the store returns the outputs it held for these calls' inputs: no read of its own
+            warn_impure(calls, self._write([part for part, _ in parts], outputs))
             if self._backend.generation != generation:  # the store lost its records meanwhile
                 self._forget_lost_blobs()
                 sent = self._resend_blobs(finished, environment, [part for part, _ in parts])
@@ -285,26 +282,27 @@ class TrialWriter:
                 )
         return blobs
 
-    def _write(self, parts: list[RecordBatch], outputs: RecordBatch) -> None:
+    def _write(self, parts: list[RecordBatch], outputs: RecordBatch) -> dict[str, str]:
         """Write the trials' ``parts`` and the step ``outputs`` in one batch.
 
-        Stores serialize a whole batch before writing any of it, so a refused
-        batch left nothing behind. When a trial's result cannot be serialized,
-        each trial is then written on its own, such a result as its repr.
+        Returns the output hashes the store held for the inputs of ``outputs``
+        before (see :meth:`Backend.write_batch`). Stores serialize a whole
+        batch before writing any of it, so a refused batch left nothing
+        behind. When a trial's result cannot be serialized, each trial is then
+        written on its own, such a result as its repr.
         """
         batch = RecordBatch()
         for part in parts:
             batch.extend(part)
         batch.extend(outputs)
         try:
-            self._backend.write_batch(batch)
+            return self._backend.write_batch(batch)
         except TypeError:
             if all(_serializable(part.trials[0].result) for part in parts):
                 raise
             for part in parts:
                 self._write_alone(part)
-            if outputs:
-                self._backend.write_batch(outputs)
+            return self._backend.write_batch(outputs) if outputs else {}
 
     def _write_alone(self, part: RecordBatch) -> None:
         (trial,) = part.trials

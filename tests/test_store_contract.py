@@ -393,12 +393,29 @@ def test_blobs_are_stored_once(store: Backend) -> None:
 
 
 def test_step_outputs_keep_the_latest(store: Backend) -> None:
-    store.write_batch(RecordBatch(step_outputs=[StepOutput("k1", "h1")]))
-    store.write_batch(RecordBatch(step_outputs=[StepOutput("k1", "h2"), StepOutput("k2", "h3")]))
+    assert store.write_batch(RecordBatch(step_outputs=[StepOutput("k1", "h1")])) == {}
+    # the write returns what the store held for the batch's input keys before it
+    assert store.write_batch(
+        RecordBatch(step_outputs=[StepOutput("k1", "h2"), StepOutput("k2", "h3")])
+    ) == {"k1": "h1"}
     assert store.load_step_outputs(["k1", "k2", "k3"]) == {"k1": "h2", "k2": "h3"}
-    store.write_batch(RecordBatch(step_outputs=[StepOutput("k2", "h4"), StepOutput("k2", "h5")]))
+    assert store.write_batch(
+        RecordBatch(step_outputs=[StepOutput("k2", "h4"), StepOutput("k2", "h5")])
+    ) == {"k2": "h3"}
     assert store.load_step_outputs(["k1", "k2"]) == {"k1": "h2", "k2": "h5"}
     assert store.load_step_outputs([]) == {}
+    assert store.write_batch(RecordBatch(trials=[trial(1)], blobs=[Blob.of(b"x")])) == {}
+
+
+def test_a_write_returns_the_outputs_it_replaced_row_by_row(store: Backend) -> None:
+    """Many keys, some held before with the same hash, some with another, some new."""
+    store.write_batch(RecordBatch(step_outputs=[StepOutput(f"in{i}", f"out{i}") for i in range(0, 60, 2)]))
+    batch = [StepOutput(f"in{i}", f"out{i}" if i % 4 == 0 else f"new{i}") for i in range(60)]
+    previous = store.write_batch(RecordBatch(step_outputs=batch, trials=[trial(i) for i in range(1, 31)]))
+    assert previous == {f"in{i}": f"out{i}" for i in range(0, 60, 2)}
+    stored = store.load_step_outputs([f"in{i}" for i in range(60)])
+    for i in range(60):
+        assert stored[f"in{i}"] == (f"out{i}" if i % 4 == 0 else f"new{i}"), i
 
 
 def test_a_batch_that_cannot_be_serialized_writes_nothing(store: Backend) -> None:

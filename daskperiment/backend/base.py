@@ -138,7 +138,7 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def write_batch(self, batch: RecordBatch) -> None:
+    def write_batch(self, batch: RecordBatch) -> dict[str, str]:
         """Write every record of ``batch`` atomically: all of it or none of it.
 
         Blobs already stored are kept as they are (first write wins). A trial
@@ -150,6 +150,15 @@ class Backend(ABC):
         what the purity check compares with), cache entry (same ``key``) or
         artifact record (same trial, name and path) written again replaces the
         earlier one. Recording a trial removes its start (:meth:`start_trials`).
+
+        Returns
+        -------
+        dict of str to str
+            The output hashes the batch's step outputs replace: for each input
+            key of ``batch.step_outputs`` the store held, the hash it held
+            before the batch (read with the write, in the same transaction or
+            round trip where the store allows it), so that the purity check
+            needs no read of its own.
         """
 
     def write_trial(self, trial: TrialRecord) -> None:

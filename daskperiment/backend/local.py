@@ -61,6 +61,7 @@ from daskperiment.records import (
     MetricSeries,
     PersistedValue,
     RecordBatch,
+    StepOutput,
     TrialRecord,
     TrialStart,
 )
@@ -469,11 +470,16 @@ class LocalBackend(Backend):
                 (float(when), _json_list(sorted({int(t) for t in trial_ids}))),
             )
 
-    def write_batch(self, batch: RecordBatch) -> None:
+    def write_batch(self, batch: RecordBatch) -> dict[str, str]:
+        """Write the batch in one transaction, which also reads the step outputs it replaces.
+
+        See :meth:`Backend.write_batch`.
+        """
         # Serialize everything before the transaction: a value that cannot be
         # serialized raises here, and nothing is written.
         trials = [_trial_row(trial) for trial in batch.trials]
         cache_entries = [_cache_row(entry) for entry in batch.cache_entries]
+        previous: dict[str, str] = {}
         with self._write(describe_batch(batch)) as connection:
             if batch.blobs:
                 connection.executemany(
@@ -481,10 +487,7 @@ class LocalBackend(Backend):
                     [(blob.digest, blob.content) for blob in batch.blobs],
                 )
             if batch.step_outputs:
-                connection.executemany(
-                    "INSERT OR REPLACE INTO step_outputs (input_key, output_hash) VALUES (?, ?)",
-                    [(o.input_key, o.output_hash) for o in batch.step_outputs],
-                )
+                previous = _replace_step_outputs(connection, batch.step_outputs)
             if batch.metrics:
                 _insert_metrics(connection, batch.metrics)
                 integer, real = metric_kinds(batch.metrics)
@@ -528,6 +531,7 @@ class LocalBackend(Backend):
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
             self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
+        return previous
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -870,6 +874,24 @@ def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint
             + ", ".join(["(?, ?, ?, ?)"] * len(rows)),
             [value for p in rows for value in (p.key, p.trial_id, p.epoch, p.value)],
         )
+
+
+def _replace_step_outputs(connection: sqlite3.Connection, outputs: Sequence[StepOutput]) -> dict[str, str]:
+    """Store ``outputs`` (the latest of a key wins); return the hashes they replace, by input key.
+
+    Run inside the batch's transaction: the read and the write see the same store.
+    """
+    rows: dict[str, str] = {}
+    for output in outputs:
+        rows[output.input_key] = output.output_hash
+    previous = dict(connection.execute(
+        "SELECT input_key, output_hash FROM step_outputs WHERE input_key IN (SELECT value FROM json_each(?))",
+        (_json_list(list(rows)),),
+    ).fetchall())
+    connection.executemany(
+        "INSERT OR REPLACE INTO step_outputs (input_key, output_hash) VALUES (?, ?)", rows.items()
+    )
+    return previous
 
 
 def _use_write_ahead_log(connection: sqlite3.Connection) -> None:

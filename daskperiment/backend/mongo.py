@@ -82,6 +82,7 @@ from daskperiment.backend.codec import (
 from daskperiment.backend.server import (
     EpochChanged,
     ServerBackend,
+    Transmitted,
     TrialsTaken,
     authentication_error,
     new_epoch,
@@ -433,7 +434,21 @@ class MongoBackend(ServerBackend):
                 "store for this experiment"
             )
 
-    def _transmit(self, encoded: list[Any], epoch: str, token: str, trial_ids: list[int]) -> bool:
+    def _transmit(
+        self, encoded: list[Any], epoch: str, token: str, trial_ids: list[int],
+        input_keys: Sequence[str] = (), digests: Sequence[str] = (),
+    ) -> Transmitted:
+        """One ``find`` by ``_id`` (outputs replaced, blobs held) when asked, then one bulk write."""
+        previous: dict[str, str] = {}
+        held: set[str] = set()
+        if input_keys or digests:
+            wanted = [f"step:{key}" for key in input_keys] + [f"blob:{digest}" for digest in digests]
+            for document in self._collection().find({"_id": {"$in": wanted}}, {"output_hash": 1}):
+                kind, _, name = document["_id"].partition(":")
+                if kind == "step":
+                    previous[name] = document["output_hash"]
+                else:
+                    held.add(name)
         guards = [
             UpdateOne(_counter_of(epoch), {"$setOnInsert": {"lost": True}}, upsert=True),
             *(
@@ -454,7 +469,7 @@ class MongoBackend(ServerBackend):
             if error["index"] == 0:
                 raise EpochChanged() from exc
             raise TrialsTaken([trial_ids[error["index"] - 1]]) from exc
-        return 0 in result.upserted_ids
+        return Transmitted(emptied=0 in result.upserted_ids, previous=previous, held=held)
 
     # -- reads ------------------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -731,10 +746,6 @@ class MongoBackend(ServerBackend):
         with self._reaching("read the settings"):
             documents = list(self._collection().find({"kind": "setting"}))
         return {d["_id"][len("setting:"):]: d["value"] for d in sorted(documents, key=lambda d: d["_id"])}
-
-    def _held_blobs(self, digests: list[str]) -> set[str]:
-        documents = self._collection().find({"_id": {"$in": [f"blob:{d}" for d in digests]}}, {"_id": 1})
-        return {document["_id"][len("blob:"):] for document in documents}
 
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:

@@ -64,6 +64,7 @@ from daskperiment.backend.codec import (
 from daskperiment.backend.server import (
     EpochChanged,
     ServerBackend,
+    Transmitted,
     TrialsTaken,
     authentication_error,
     new_epoch,
@@ -126,26 +127,33 @@ local counter = tonumber(redis.call('GET', ARGV[2]) or '0')
 if counter < tonumber(ARGV[4]) then redis.call('SET', ARGV[2], ARGV[4]) end
 return epoch
 """
-# ARGV: epoch key, expected epoch, trial token key, token, trial count n, n trial ids, then
-# the commands, each as its argument count followed by its arguments.
-# Returns {0} for another epoch, {1, ids...} for trial ids other batches hold, {2} once written.
+# ARGV: epoch key, expected epoch, trial token key, token, step outputs key, blobs key, trial
+# count n, n trial ids, input key count k, k step input keys, digest count m, m blob digests,
+# then the commands, each as its argument count followed by its arguments.
+# Returns {0} for another epoch, {1, ids...} for trial ids other batches hold, once written
+# {2, the k output hashes held before (nil where none), the m digests of blobs held (1) or not (0)}.
 _WRITE = """
 if redis.call('GET', ARGV[1]) ~= ARGV[2] then return {0} end
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[7])
 local taken = {1}
-for i = 6, 5 + n do
+for i = 8, 7 + n do
     local holder = redis.call('HGET', ARGV[3], ARGV[i])
     if holder and holder ~= ARGV[4] then table.insert(taken, ARGV[i]) end
 end
 if #taken > 1 then return taken end
-local i = 6 + n
+local k = tonumber(ARGV[8 + n])
+local m = tonumber(ARGV[9 + n + k])
+local answer = {2}
+for j = 9 + n, 8 + n + k do answer[#answer + 1] = redis.call('HGET', ARGV[5], ARGV[j]) end
+local i = 10 + n + k + m
 while i <= #ARGV do
     local size = tonumber(ARGV[i])
     redis.call(unpack(ARGV, i + 1, i + size))
     i = i + size + 1
 end
-for j = 6, 5 + n do redis.call('HSET', ARGV[3], ARGV[j], ARGV[4]) end
-return {2}
+for j = 8, 7 + n do redis.call('HSET', ARGV[3], ARGV[j], ARGV[4]) end
+for j = 10 + n + k, 9 + n + k + m do answer[#answer + 1] = redis.call('HEXISTS', ARGV[6], ARGV[j]) end
+return answer
 """
 
 # -- deleting trials (issue 12) ---------------------------------------------------------------
@@ -277,6 +285,7 @@ class RedisBackend(ServerBackend):
         super().__init__(uri, experiment_id)
         self._given_pool = connection_pool
         self._prefix = f"daskperiment:{self.experiment_id}:"
+        self._write_script: Any = None
 
     @classmethod
     def from_pool(cls, pool: redis.ConnectionPool, experiment_id: str) -> "RedisBackend":
@@ -423,19 +432,30 @@ class RedisBackend(ServerBackend):
         return commands
 
     def _transmit(
-        self, encoded: list[tuple[Any, ...]], epoch: str, token: str, trial_ids: list[int]
-    ) -> bool:
+        self, encoded: list[tuple[Any, ...]], epoch: str, token: str, trial_ids: list[int],
+        input_keys: Sequence[str] = (), digests: Sequence[str] = (),
+    ) -> Transmitted:
+        """One script: checks, the batch, the outputs it replaces and the blobs held (one round trip)."""
         arguments: list[Any] = [
-            self._key("epoch"), epoch, self._key("trial_tokens"), token, len(trial_ids), *trial_ids
+            self._key("epoch"), epoch, self._key("trial_tokens"), token, self._key("step_outputs"),
+            self._key("blobs"), len(trial_ids), *trial_ids, len(input_keys), *input_keys,
+            len(digests), *digests,
         ]
         for command in encoded:
             arguments.extend((len(command), *command))
-        status, *taken = self._client().eval(_WRITE, 0, *arguments)
+        client = self._client()
+        if self._write_script is None:  # sent by its digest (EVALSHA), loaded by the server once
+            self._write_script = client.register_script(_WRITE)
+        status, *answer = self._write_script(args=arguments, client=client)
         if status == 0:
             raise EpochChanged()
         if status == 1:
-            raise TrialsTaken([int(t) for t in taken])
-        return False
+            raise TrialsTaken([int(t) for t in answer])
+        hashes, held = answer[: len(input_keys)], answer[len(input_keys):]
+        return Transmitted(
+            previous={key: value.decode() for key, value in zip(input_keys, hashes) if value is not None},
+            held={digest for digest, flag in zip(digests, held) if flag},
+        )
 
     # -- reads ------------------------------------------------------------------------
     def last_trial_id(self) -> int:
@@ -689,12 +709,6 @@ class RedisBackend(ServerBackend):
         with self._reaching("read the settings"):
             stored = self._client().hgetall(self._key("settings"))
         return {name.decode("utf-8"): value.decode("utf-8") for name, value in sorted(stored.items())}
-
-    def _held_blobs(self, digests: list[str]) -> set[str]:
-        pipe = self._client().pipeline(transaction=False)
-        for digest in digests:
-            pipe.hexists(self._key("blobs"), digest)
-        return {digest for digest, held in zip(digests, pipe.execute()) if held}
 
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:

@@ -33,7 +33,7 @@ from abc import abstractmethod
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -58,6 +58,27 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 """How long an operation waits for the server, unless the URI's ``timeout`` option says otherwise."""
 TIMEOUT_OPTION = "timeout"
 _ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Transmitted:
+    """What the server answered to a batch written by :meth:`ServerBackend._transmit`.
+
+    Attributes
+    ----------
+    emptied : bool
+        Whether the store had lost its epoch and counter (the batch was written
+        into the emptied store; the epoch must be claimed again).
+    previous : dict of str to str
+        Of the step input keys asked about, the output hashes the store held
+        before the batch, by key (keys it did not hold are left out).
+    held : set of str
+        Of the blob digests asked about, those the store holds.
+    """
+
+    emptied: bool = False
+    previous: dict[str, str] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
 
 
 class EpochChanged(Exception):
@@ -223,17 +244,22 @@ class ServerBackend(Backend):
         """Serialize ``batch`` for the server (raises TypeError, sending nothing)."""
 
     @abstractmethod
-    def _transmit(self, encoded: Any, epoch: str, token: str, trial_ids: list[int]) -> bool:
+    def _transmit(
+        self, encoded: Any, epoch: str, token: str, trial_ids: list[int],
+        input_keys: Sequence[str] = (), digests: Sequence[str] = (),
+    ) -> Transmitted:
         """Write an encoded batch atomically (or idempotently and trial last).
 
         The trial records of ``trial_ids`` are written only where the store
-        holds no trial of that id, or one written with ``token``.
+        holds no trial of that id, or one written with ``token``. In the same
+        operation where the server allows it (else in as few round trips as it
+        takes), the output hashes stored under the step ``input_keys`` before
+        the batch are read, and which blob ``digests`` the store holds.
 
         Returns
         -------
-        bool
-            Whether the store had lost its epoch and counter (the batch was
-            written into the emptied store; the epoch must be claimed again).
+        Transmitted
+            What the server answered.
 
         Raises
         ------
@@ -435,8 +461,10 @@ class ServerBackend(Backend):
             "its records?)"
         )
 
-    def write_batch(self, batch: RecordBatch) -> None:
+    def write_batch(self, batch: RecordBatch) -> dict[str, str]:
         """Write ``batch`` atomically; if the server cannot be reached, spool it and raise.
+
+        Returns the output hashes its step outputs replaced (see :meth:`Backend.write_batch`).
 
         Raises
         ------
@@ -451,7 +479,7 @@ class ServerBackend(Backend):
         token = new_token()
         encoded = self._encode(batch, token)
         try:
-            self._send(batch, token, encoded)
+            return self._send(batch, token, encoded)
         except self._connection_errors() as exc:
             path = self.spool.put(token, batch)
             logger.warning("%s is unreachable; %s kept in %s", self.server, describe_batch(batch), path)
@@ -516,17 +544,20 @@ class ServerBackend(Backend):
             )
         return sent
 
-    def _send(self, batch: RecordBatch, token: str, encoded: Any) -> None:
+    def _send(self, batch: RecordBatch, token: str, encoded: Any) -> dict[str, str]:
         """Transmit ``batch`` (encoded with ``token``), checked against the store's epoch.
 
         A store that lost its epoch is recovered from (see the module notes);
-        trials whose ids other trials hold are written under new ids.
+        trials whose ids other trials hold are written under new ids. Returns
+        the output hashes the batch's step outputs replaced.
         """
+        input_keys = list(dict.fromkeys(output.input_key for output in batch.step_outputs))
         for _ in range(_ATTEMPTS):
             epoch = self._current_epoch()
             trial_ids = [trial.trial_id for trial in batch.trials]
+            digests = _blobs_referred(batch)
             try:
-                emptied = self._transmit(encoded, epoch, token, trial_ids)
+                answer = self._transmit(encoded, epoch, token, trial_ids, input_keys, digests)
             except EpochChanged:
                 self._recover(epoch)
                 continue
@@ -535,32 +566,12 @@ class ServerBackend(Backend):
                 encoded = self._encode(batch, token)
                 continue
             self._note_ids(trial_ids)
-            if emptied:
+            if answer.emptied:
                 self._recover(epoch)
-            self._check_blobs(batch)
-            return
+            # issue 12: blobs a deletion removed since they were sent
+            self._blobs_missing(batch, [digest for digest in digests if digest not in answer.held])
+            return answer.previous
         raise self._unsettled(f"write {describe_batch(batch)}")
-
-    # -- blobs removed by deletions (issue 12) ---------------------------------------------
-    @abstractmethod
-    def _held_blobs(self, digests: list[str]) -> set[str]:
-        """Those of ``digests`` the store holds a blob of (one round trip)."""
-
-    def _check_blobs(self, batch: RecordBatch) -> None:
-        """After writing ``batch``: note the blobs its trials refer to that the store lacks.
-
-        Advisory: a failure to check is logged, the batch is written.
-        """
-        sent = {blob.digest for blob in batch.blobs}
-        wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
-        if not wanted:
-            return
-        try:
-            held = self._held_blobs(wanted)
-        except self._server_errors() as exc:
-            logger.warning("could not check the blobs of %s: %s", describe_batch(batch), self._brief(exc))
-            return
-        self._blobs_missing(batch, [digest for digest in wanted if digest not in held])
 
     def _forget_spooled(self) -> None:
         """Drop the batches spooled for this experiment (it was deleted: they must not bring it back)."""
@@ -661,6 +672,12 @@ class ServerBackend(Backend):
             return {}
         except self._server_errors() as exc:
             raise self._refused("to read step output hashes", exc) from exc
+
+
+def _blobs_referred(batch: RecordBatch) -> list[str]:
+    """Digests of the blobs the batch's trials refer to and the batch does not hold, sorted."""
+    sent = {blob.digest for blob in batch.blobs}
+    return sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
 
 
 def _with_trial_id(record: Any, trial_id: int) -> Any:
