@@ -3,7 +3,11 @@
 Every :data:`daskperiment.status.HEARTBEAT_SECONDS`, the thread sends each
 store holding trials this process runs one :meth:`Backend.beat_trials` (one
 round trip per store, whatever the number of trials). Readers show a started
-trial whose heartbeat is stale as killed. The thread idles while no trial runs.
+trial whose heartbeat is stale as killed. The thread idles while no trial runs,
+waking once per interval: a trial starting is not a reason to wake it (its start
+is its first beat, and the idle thread wakes within an interval of it), so a
+loop of short trials never switches threads — unless the interval was made
+shorter than the one the thread sleeps.
 """
 
 from __future__ import annotations
@@ -29,16 +33,24 @@ class Heartbeats:
         self._failing: set[Backend] = set()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._last_beat = 0.0
+        """When the trials running were last marked alive (monotonic clock): a start counts as a beat."""
+        self._wake_at = 0.0
+        """When the thread wakes up next, unless notified."""
 
     def add(self, backend: Backend, trial_ids: Iterable[int]) -> None:
         """Beat for ``trial_ids`` of ``backend`` from now on (they were started with a heartbeat)."""
         with self._changed:
+            if not self._running:
+                self._last_beat = time.monotonic()
             self._running.setdefault(backend, set()).update(trial_ids)
             if self._thread is None or self._pid != os.getpid():  # none yet, or forked
                 self._pid = os.getpid()
+                self._wake_at = 0.0
                 self._thread = threading.Thread(target=self._run, name="daskperiment-heartbeat", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif self._wake_at > self._last_beat + status.HEARTBEAT_SECONDS:
+                self._changed.notify()  # it sleeps longer than the (shortened) interval
 
     def discard(self, backend: Backend, trial_ids: Iterable[int]) -> None:
         """Stop beating for ``trial_ids`` of ``backend`` (their end is recorded, or cannot be)."""
@@ -51,18 +63,18 @@ class Heartbeats:
                 del self._running[backend]
 
     def _run(self) -> None:
-        last_beat = time.monotonic()
         while True:
             with self._changed:
-                while not self._running:  # idle: the next trial starts with a heartbeat of its own
-                    self._changed.wait()
-                    last_beat = time.monotonic()
-                remaining = last_beat + status.HEARTBEAT_SECONDS - time.monotonic()
+                interval = status.HEARTBEAT_SECONDS
+                now = time.monotonic()
+                # idle: the next trial starts with a heartbeat of its own, within an interval of now
+                remaining = self._last_beat + interval - now if self._running else interval
                 if remaining > 0:
-                    self._changed.wait(remaining)  # woken early by a start: the interval is read again
+                    self._wake_at = now + remaining
+                    self._changed.wait(remaining)  # woken early by a start shortening the interval
                     continue
                 due = [(backend, sorted(ids)) for backend, ids in self._running.items()]
-            last_beat = time.monotonic()
+                self._last_beat = time.monotonic()
             now = time.time()
             for backend, ids in due:
                 self._beat(backend, ids, now)

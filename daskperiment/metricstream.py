@@ -67,6 +67,8 @@ class MetricStream:
         self._store_of: dict[StepRecorder, Backend] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._idle = False
+        """Whether the thread waits for a step to stream (else it polls every POLL_SECONDS)."""
 
     def watch(self, backend: Backend, recorder: StepRecorder) -> None:
         """Write the points of ``recorder``'s step to ``backend`` while it runs (call :meth:`release` at its end)."""
@@ -76,9 +78,11 @@ class MetricStream:
             recorder.stream = self
             if self._thread is None or self._pid != os.getpid():  # none yet, or forked
                 self._pid = os.getpid()
+                self._idle = False
                 self._thread = threading.Thread(target=self._run, name="daskperiment-metrics", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif self._idle:  # a polling thread sees it at its next poll: no thread switch per step
+                self._changed.notify()
 
     def release(self, recorder: StepRecorder) -> int:
         """Stop writing the points of a step that ended; return how many of them (the first ones) were written.
@@ -128,8 +132,12 @@ class MetricStream:
     def _run(self) -> None:
         while True:
             with self._changed:
-                while not self._stores:
-                    self._changed.wait()
+                if not self._stores:
+                    self._idle = True
+                    self._changed.wait()  # until a step streams
+                    self._idle = False
+                # a poll, even if that step ended meanwhile: steps of the next trials
+                # find the thread polling (no wake-up per step)
                 self._changed.wait(POLL_SECONDS)
                 now = time.monotonic()
                 due = [(backend, store) for backend, store in self._stores.items() if _is_due(store, now)]

@@ -187,7 +187,6 @@ _TRIAL_COLUMNS = (
     " cached_steps, status"
 )
 _START_COLUMNS = "trial_id, parameters, seed, started, heartbeat, interval, process, sweep_id"
-_TRIAL_PLACEHOLDERS = ", ".join("?" * len(_TRIAL_COLUMNS.split(",")))
 # Columns of cache_entries holding the fields of a cache entry document (see codec).
 _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "created")
 # Every column but the payload, which only load_cache_payload reads.
@@ -490,12 +489,7 @@ class LocalBackend(Backend):
                 previous = _replace_step_outputs(connection, batch.step_outputs)
             if batch.metrics:
                 _insert_metrics(connection, batch.metrics)
-                integer, real = metric_kinds(batch.metrics)
-                connection.executemany(
-                    "INSERT INTO metric_kinds (key, all_int) VALUES (?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET all_int = all_int AND excluded.all_int",
-                    [(key, 1) for key in integer] + [(key, 0) for key in real],
-                )
+                _note_metric_kinds(connection, batch.metrics)
             if batch.persisted:
                 connection.executemany(
                     "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
@@ -517,11 +511,7 @@ class LocalBackend(Backend):
                     ],
                 )
             if trials:
-                connection.executemany(
-                    f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})"
-                    f" VALUES ({_TRIAL_PLACEHOLDERS})",
-                    trials,
-                )
+                _insert_rows(connection, f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})", trials)
                 connection.execute(
                     "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
                     (_json_list([trial.trial_id for trial in batch.trials]),),
@@ -854,6 +844,8 @@ class LocalBackend(Backend):
         return str(self.directory / "artifacts")
 
 
+MAX_PARAMETERS = 32_766
+"""Most values SQLite binds to one statement (its default limit since 3.32)."""
 METRIC_ROWS_PER_INSERT = 8000
 """Metric points inserted by one statement (4 parameters each: within SQLite's 32,766)."""
 
@@ -876,6 +868,39 @@ def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint
         )
 
 
+def _note_metric_kinds(connection: sqlite3.Connection, points: Sequence[MetricPoint]) -> None:
+    """Record which keys of ``points`` got only int values (``metric_kinds``), in one statement.
+
+    A key's row is written only when it is new or stops being all-int: rows
+    that do not change are not rewritten (no page of the table is dirtied by
+    a trial saving the metrics of earlier trials).
+    """
+    integer, real = metric_kinds(points)
+    _insert_rows(
+        connection, "INSERT INTO metric_kinds (key, all_int)",
+        [(key, 1) for key in integer] + [(key, 0) for key in real],
+        " ON CONFLICT (key) DO UPDATE SET all_int = 0 WHERE all_int AND NOT excluded.all_int",
+    )
+
+
+def _insert_rows(connection: sqlite3.Connection, insert: str, rows: Sequence[tuple], tail: str = "") -> None:
+    """Run ``insert VALUES (…), (…) tail`` for ``rows``: as many rows per statement as SQLite binds.
+
+    One statement instead of one per row (``executemany``): a trial's rows
+    cost one call into SQLite.
+    """
+    if not rows:
+        return
+    per_statement = max(1, MAX_PARAMETERS // len(rows[0]))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        placeholders = f"({', '.join('?' * len(chunk[0]))})"
+        connection.execute(
+            f"{insert} VALUES {', '.join([placeholders] * len(chunk))}{tail}",
+            [value for row in chunk for value in row],
+        )
+
+
 def _replace_step_outputs(connection: sqlite3.Connection, outputs: Sequence[StepOutput]) -> dict[str, str]:
     """Store ``outputs`` (the latest of a key wins); return the hashes they replace, by input key.
 
@@ -888,9 +913,7 @@ def _replace_step_outputs(connection: sqlite3.Connection, outputs: Sequence[Step
         "SELECT input_key, output_hash FROM step_outputs WHERE input_key IN (SELECT value FROM json_each(?))",
         (_json_list(list(rows)),),
     ).fetchall())
-    connection.executemany(
-        "INSERT OR REPLACE INTO step_outputs (input_key, output_hash) VALUES (?, ?)", rows.items()
-    )
+    _insert_rows(connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(rows.items()))
     return previous
 
 
