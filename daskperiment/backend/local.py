@@ -909,10 +909,14 @@ def _replace_step_outputs(connection: sqlite3.Connection, outputs: Sequence[Step
     rows: dict[str, str] = {}
     for output in outputs:
         rows[output.input_key] = output.output_hash
-    previous = dict(connection.execute(
-        "SELECT input_key, output_hash FROM step_outputs WHERE input_key IN (SELECT value FROM json_each(?))",
-        (_json_list(list(rows)),),
-    ).fetchall())
+    keys = list(rows)
+    previous: dict[str, str] = {}
+    for start in range(0, len(keys), MAX_PARAMETERS):  # bound values: no JSON text to parse
+        chunk = keys[start:start + MAX_PARAMETERS]
+        previous.update(connection.execute(
+            f"SELECT input_key, output_hash FROM step_outputs WHERE input_key IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall())
     _insert_rows(connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(rows.items()))
     return previous
 
