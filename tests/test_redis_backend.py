@@ -166,6 +166,49 @@ def test_reads_take_a_constant_number_of_round_trips(redis_uri: str, trials: int
     pool.disconnect()
 
 
+def test_a_trial_takes_two_round_trips_its_start_and_its_record(redis_uri: str, caplog) -> None:
+    """The start allocates the id; the record's script also returns the step outputs it
+    replaces (purity) and which blobs the store holds: no read of their own."""
+    parts = urlsplit(redis_uri)
+    pool = redis.ConnectionPool(
+        connection_class=CountingConnection, host=parts.hostname, port=parts.port, db=0
+    )
+    ex = Experiment("two_trips", backend=pool)
+    a = ex.parameter("a")
+    drift = {"on": False}
+
+    @ex
+    def prepare(a):
+        return a + 2 + (0.5 if drift["on"] else 0)
+
+    @ex.result
+    def score(s):
+        for i in range(10):
+            ex.save_metric(f"m{i}", epoch=0, value=float(s + i))
+        return s * 0.5
+
+    result = score(prepare(a))
+    ex.run(result, a=0, scheduler="sync")  # the first trial also sends code and environment
+    for n in range(1, 41):
+        before = CountingConnection.sent
+        assert ex.run(result, a=n, scheduler="sync") == (n + 2) * 0.5
+        assert CountingConnection.sent - before == 2, n
+    drift["on"] = True  # same inputs, other outputs: the write's answer says so
+    with caplog.at_level(logging.WARNING, logger="daskperiment"):
+        for n in range(1, 6):
+            before = CountingConnection.sent
+            assert ex.run(result, a=n, scheduler="sync") == (n + 2.5) * 0.5
+            assert CountingConnection.sent - before == 2, n
+    impure = [r.getMessage() for r in caplog.records if "step result is changed" in r.getMessage()]
+    assert len(impure) == 5 and all("step: prepare" in m for m in impure), impure
+    for n, message in zip(range(1, 6), impure):
+        assert f"args: ({n},)" in message, message
+    history = ex.get_history()
+    assert list(history.index) == list(range(1, 47))
+    assert [history.loc[t, "Result"] for t in range(2, 42)] == [(n + 2) * 0.5 for n in range(1, 41)]
+    pool.disconnect()
+
+
 def test_a_server_refusing_the_connection_is_a_clear_error(redis_uri: str) -> None:
     parts = urlsplit(redis_uri)
     backend = RedisBackend(f"redis://:wrong@{parts.hostname}:{parts.port}/99", "x")  # no db 99
