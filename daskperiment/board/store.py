@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from daskperiment.annotations import tags_text
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.backend import Backend, open_existing
 from daskperiment.direction import Direction, load_direction, save_direction
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
-from daskperiment.records import TrialRecord
+from daskperiment.records import Annotation, AnnotationEdit, TrialRecord
 from daskperiment.serialization import Trust, trusting
 
 if TYPE_CHECKING:
@@ -99,7 +100,11 @@ class TrialCache:
         self.min_interval = min_interval
         self._lock = threading.Lock()
         self._trials: dict[int, TrialRecord] = {}
+        self._plain: pd.DataFrame | None = None
+        """The history of the loaded trials without their notes and tags."""
         self._frame: pd.DataFrame | None = None
+        """The same with the columns ``Note`` and ``Tags`` when some trial has a note or a tag."""
+        self._annotations: dict[int, Annotation] = {}
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
         self._epoch: str | None = None
@@ -108,9 +113,11 @@ class TrialCache:
         """Increases each time trials are added."""
 
     def refresh(self) -> bool:
-        """Load the trials recorded since the last refresh; return whether the table changed.
+        """Load the trials recorded since the last refresh, and every note and tag; return whether the table changed.
 
         When the store's epoch changed (it lost its records), every trial is read again.
+        Notes and tags are read whole each time (one round trip returning the
+        annotated trials only): a note set by anyone shows at the next refresh.
 
         Raises
         ------
@@ -143,11 +150,15 @@ class TrialCache:
                 else:
                     new = []
             new = [t for t in new if self._trials.get(t.trial_id) != t]  # a running trial may not have changed
-            if not new:
-                return reloaded
-            self._add(new)
-            logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
-            return True
+            annotations = self.backend.load_annotations()
+            annotated = annotations != self._annotations
+            self._annotations = annotations
+            if new:
+                self._add(new)
+                logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
+            elif annotated:
+                self._annotate()
+            return reloaded or bool(new) or annotated
 
     def _running(self) -> list[int]:
         """Ids of the loaded trials whose ``Status`` is ``running`` (when the history has that column)."""
@@ -159,7 +170,8 @@ class TrialCache:
         """Forget every loaded trial."""
         self._trials.clear()
         self._names.clear()
-        self._frame = None
+        self._annotations.clear()
+        self._plain = self._frame = None
         self.version += 1
 
     def _add(self, trials: Sequence[TrialRecord]) -> None:
@@ -169,11 +181,21 @@ class TrialCache:
         for trial in trials:
             self._names.update(dict.fromkeys(trial.parameters))
         added = history_frame(list(trials), verbose=True)
-        if self._frame is not None and not self._frame.empty:
-            added = pd.concat([self._frame, added])
+        if self._plain is not None and not self._plain.empty:
+            added = pd.concat([self._plain, added])
         frame = added[~added.index.duplicated(keep="last")].sort_index()
         names = list(self._names)
-        self._frame = frame[names + [c for c in frame.columns if c not in self._names]]
+        self._plain = frame[names + [c for c in frame.columns if c not in self._names]]
+        self._annotate()
+
+    def _annotate(self) -> None:
+        """Make the table: the plain history, with ``Note`` and ``Tags`` when a loaded trial has either."""
+        frame, annotations = self._plain, self._annotations
+        shown = [annotations.get(t) for t in frame.index] if frame is not None and annotations else []
+        if any(shown):
+            frame = frame.assign(Note=[a.note if a else "" for a in shown],
+                                 Tags=[tags_text(a.tags) if a else "" for a in shown])
+        self._frame = frame
         self.version += 1
 
     @property
@@ -201,6 +223,33 @@ class TrialCache:
         save_direction(self.backend, direction)
         with self._lock:
             self._direction = direction
+
+    def annotation(self, trial_id: int) -> Annotation:
+        """The note and tags of trial ``trial_id`` as of the last refresh (or edit)."""
+        with self._lock:
+            return self._annotations.get(trial_id, Annotation(trial_id))
+
+    def edit_annotation(self, edit: AnnotationEdit) -> Annotation:
+        """Apply ``edit`` to what the store holds (see :meth:`Backend.edit_annotations`); the trial's annotation then.
+
+        The text is not checked here (see :mod:`daskperiment.board.notes`);
+        every session shows the change at its next refresh.
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written or read (nothing is changed).
+        """
+        self.backend.edit_annotations([edit])
+        trial_id = edit.trial_id
+        stored = self.backend.load_annotations([trial_id]).get(trial_id, Annotation(trial_id))
+        with self._lock:
+            if stored:
+                self._annotations[trial_id] = stored
+            else:
+                self._annotations.pop(trial_id, None)
+            self._annotate()
+        return stored
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         """The loaded trial ``trial_id``, if any."""
