@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +19,6 @@ import pytest
 from bokeh.document import Document
 from test_board import XSS, RecordingBackend, record, show, write_trials
 
-import daskperiment.board.store as board_store
 from daskperiment import Experiment
 from daskperiment.backend import LocalBackend, open_backend
 from daskperiment.board import start
@@ -33,7 +33,7 @@ from daskperiment.board.query import TableQuery, matching_rows
 from daskperiment.board.scatter import choices, column_choice, label_of, metric_choice, place
 from daskperiment.board.store import TrialCache
 from daskperiment.board.table import STATUS_COLORS, table_columns, table_data
-from daskperiment.records import Blob, MetricPoint, RecordBatch
+from daskperiment.records import AnnotationEdit, Blob, MetricPoint, RecordBatch, TrialStart
 
 
 def series(*values: object) -> pd.Series:
@@ -241,34 +241,19 @@ def test_a_sweep_scopes_the_page(make_experiment: Callable[..., Experiment]) -> 
     assert sorted(page.parallel.lines.data["trial"]) == second
 
 
-# -- running trials, notes and tags (columns another part of daskperiment adds to the history) -------------
-@pytest.fixture
-def annotated(monkeypatch: pytest.MonkeyPatch) -> dict[int, dict[str, object]]:
-    """Per trial id, the Status, Note and Tags cells the history shows (the other trials: finished)."""
-    cells: dict[int, dict[str, object]] = {}
-    plain = board_store.history_frame
-
-    def history_frame(trials: list, verbose: bool = False) -> pd.DataFrame:
-        frame = plain(trials, verbose)
-        frame["Status"] = [cells.get(t, {}).get("Status", "finished") for t in frame.index]
-        frame["Note"] = [cells.get(t, {}).get("Note") for t in frame.index]
-        frame["Tags"] = [cells.get(t, {}).get("Tags", set()) for t in frame.index]
-        return frame
-
-    monkeypatch.setattr(board_store, "history_frame", history_frame)
-    return cells
-
-
-def test_running_trials_are_read_again_until_they_finish(annotated: dict[int, dict[str, object]],
-                                                         tmp_path: Path) -> None:
+# -- running trials, notes and tags ------------------------------------------------------------------------
+def test_running_trials_are_read_again_until_they_finish(tmp_path: Path) -> None:
     backend = RecordingBackend(tmp_path / "live", "live")
     code = Blob.of(b"")
-    write_trials(backend, [record(t, code, result=float(t), lr=t / 10) for t in (1, 2, 3)], [code])
-    annotated[3] = {"Status": "running", "Note": XSS, "Tags": {"b", "a"}}
+    write_trials(backend, [record(t, code, result=float(t), lr=t / 10) for t in (1, 2)], [code])
+    now = time.time()
+    assert backend.start_trials([TrialStart({"lr": 0.3}, 3, now, now, 3600.0, "host:1")]) == range(3, 4)
+    backend.edit_annotations([AnnotationEdit(3, note=XSS, tags=frozenset({"b", "a"}))])
     backend.write_metrics([MetricPoint(3, "loss", e, 1.0 / (e + 1)) for e in range(3)])
     cache = TrialCache(backend, min_interval=0)
     page = Dashboard(Document(), cache, "test store")
     assert cache.running() == [3] and "1 running" in page.status.text
+    assert (cache.frame.loc[3, "lr"], cache.frame.loc[3, "Seed"], cache.frame.loc[3, "Success"]) == (0.3, 3, False)
     titles = [c.title for c in page.history.table.columns]
     assert titles[titles.index("Result") + 1: titles.index("Result") + 5] == ["Status", "Success", "Tags", "Note"]
     data = page.history.source.data
@@ -285,7 +270,7 @@ def test_running_trials_are_read_again_until_they_finish(annotated: dict[int, di
     page.refresh()
     assert backend.requests == [[3]]  # only the running trial is read again
     assert page.metrics.sources[0][0].data["ys"][0] == [1.0, 0.5, 1 / 3, 0.25]  # its curve grew
-    annotated[3] = {"Status": "finished", "Note": "done", "Tags": {"a"}}
+    backend.edit_annotations([AnnotationEdit(3, note="done", remove_tags=frozenset({"b"}))])
     backend.write_trial(record(3, code, result=33.0, lr=0.3))  # it finished: its record changed
     page.refresh()
     assert cache.running() == [] and "running" not in page.status.text

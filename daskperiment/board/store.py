@@ -15,7 +15,7 @@ from daskperiment.backend import Backend, open_existing
 from daskperiment.direction import Direction, load_direction, save_direction
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
-from daskperiment.records import Annotation, AnnotationEdit, TrialRecord
+from daskperiment.records import Annotation, AnnotationEdit, TrialRecord, TrialStart
 from daskperiment.serialization import Trust, trusting
 
 if TYPE_CHECKING:
@@ -82,6 +82,13 @@ def open_artifacts(backend: Backend, artifacts: Artifacts = None) -> ArtifactSto
     return ArtifactStore(artifact_location(explicit, backend.artifact_root(), backend.experiment_id))
 
 
+def _same(first: pd.DataFrame | None, second: pd.DataFrame | None) -> bool:
+    """Whether two tables (or their absence) are equal."""
+    if first is None or second is None:
+        return first is second
+    return first.equals(second)
+
+
 class TrialCache:
     """The trials of a store, kept in memory and extended with the new ones only.
 
@@ -100,24 +107,28 @@ class TrialCache:
         self.min_interval = min_interval
         self._lock = threading.Lock()
         self._trials: dict[int, TrialRecord] = {}
-        self._plain: pd.DataFrame | None = None
-        """The history of the loaded trials without their notes and tags."""
+        self._recorded: pd.DataFrame | None = None
+        """The history of the recorded trials (without notes and tags)."""
+        self._started: pd.DataFrame | None = None
+        """The history of the trials started and not recorded yet."""
         self._frame: pd.DataFrame | None = None
-        """The same with the columns ``Note`` and ``Tags`` when some trial has a note or a tag."""
+        """Both, with the columns ``Note`` and ``Tags`` when some trial has a note or a tag."""
         self._annotations: dict[int, Annotation] = {}
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
         self._epoch: str | None = None
         self._direction: Direction | None = None
         self.version = 0
-        """Increases each time trials are added."""
+        """Increases each time the table changes."""
 
     def refresh(self) -> bool:
-        """Load the trials recorded since the last refresh, and every note and tag; return whether the table changed.
+        """Load the trials recorded since the last refresh, the running ones, and every note and tag;
+        return whether the table changed.
 
         When the store's epoch changed (it lost its records), every trial is read again.
-        Notes and tags are read whole each time (one round trip returning the
-        annotated trials only): a note set by anyone shows at the next refresh.
+        Trials started and not recorded are read whole each time (as rows
+        ``running``, or ``killed`` once their heartbeat is stale), and so are
+        notes and tags (one round trip each, returning those trials only).
 
         Raises
         ------
@@ -138,10 +149,11 @@ class TrialCache:
                 self._reset()
             self._epoch = epoch
             self._direction = load_direction(self.backend)
+            starts = self.backend.load_starts()  # before the trials: one ending meanwhile is in those
             last = self.backend.last_trial_id()
             self._checked = now
-            wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
-            wanted += self._running()  # their record changes when they finish
+            wanted = {t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials}
+            wanted = sorted(wanted.union(self._running()))  # a running trial's record comes when it ends
             with trusting(Trust.NONE):  # the dashboard shows pickles, never loads them
                 if not self._trials:
                     new = self.backend.load_trials() if last else []
@@ -151,14 +163,24 @@ class TrialCache:
                     new = []
             new = [t for t in new if self._trials.get(t.trial_id) != t]  # a running trial may not have changed
             annotations = self.backend.load_annotations()
-            annotated = annotations != self._annotations
-            self._annotations = annotations
             if new:
                 self._add(new)
                 logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
-            elif annotated:
-                self._annotate()
-            return reloaded or bool(new) or annotated
+            started = self._started_rows(starts)
+            changed = bool(new) or annotations != self._annotations or not _same(started, self._started)
+            self._annotations, self._started = annotations, started
+            if changed:
+                self._compose()
+            return reloaded or changed
+
+    def _started_rows(self, starts: dict[int, TrialStart]) -> pd.DataFrame | None:
+        """History rows of the trials started and not recorded (``running``, or ``killed``), None if there is none."""
+        pending = {i: start for i, start in starts.items() if i not in self._trials}
+        if not pending:
+            return None
+        for start in pending.values():
+            self._names.update(dict.fromkeys(start.parameters))
+        return history_frame([], verbose=True, starts=pending)
 
     def _running(self) -> list[int]:
         """Ids of the loaded trials whose ``Status`` is ``running`` (when the history has that column)."""
@@ -171,30 +193,36 @@ class TrialCache:
         self._trials.clear()
         self._names.clear()
         self._annotations.clear()
-        self._plain = self._frame = None
+        self._recorded = self._started = self._frame = None
         self.version += 1
 
     def _add(self, trials: Sequence[TrialRecord]) -> None:
+        """Put ``trials`` (new, or changed) among the recorded ones."""
         import pandas as pd
 
         self._trials.update((t.trial_id, t) for t in trials)
         for trial in trials:
             self._names.update(dict.fromkeys(trial.parameters))
         added = history_frame(list(trials), verbose=True)
-        if self._plain is not None and not self._plain.empty:
-            added = pd.concat([self._plain, added])
-        frame = added[~added.index.duplicated(keep="last")].sort_index()
-        names = list(self._names)
-        self._plain = frame[names + [c for c in frame.columns if c not in self._names]]
-        self._annotate()
+        if self._recorded is not None and not self._recorded.empty:
+            added = pd.concat([self._recorded, added])
+        self._recorded = added[~added.index.duplicated(keep="last")].sort_index()
 
-    def _annotate(self) -> None:
-        """Make the table: the plain history, with ``Note`` and ``Tags`` when a loaded trial has either."""
-        frame, annotations = self._plain, self._annotations
-        shown = [annotations.get(t) for t in frame.index] if frame is not None and annotations else []
-        if any(shown):
-            frame = frame.assign(Note=[a.note if a else "" for a in shown],
-                                 Tags=[tags_text(a.tags) if a else "" for a in shown])
+    def _compose(self) -> None:
+        """Make the table: recorded and started trials, parameters first, with ``Note`` and ``Tags`` when some
+        trial has either."""
+        import pandas as pd
+
+        parts = [f for f in (self._recorded, self._started) if f is not None and not f.empty]
+        frame = (pd.concat(parts).sort_index() if len(parts) > 1 else parts[0]) if parts else None
+        annotations = self._annotations
+        if frame is not None:
+            names = [n for n in self._names if n in frame.columns]
+            frame = frame[names + [c for c in frame.columns if c not in self._names]]
+            shown = [annotations.get(t) for t in frame.index] if annotations else []
+            if any(shown):
+                frame = frame.assign(Note=[a.note if a else "" for a in shown],
+                                     Tags=[tags_text(a.tags) if a else "" for a in shown])
         self._frame = frame
         self.version += 1
 
@@ -248,7 +276,7 @@ class TrialCache:
                 self._annotations[trial_id] = stored
             else:
                 self._annotations.pop(trial_id, None)
-            self._annotate()
+            self._compose()
         return stored
 
     def trial(self, trial_id: int) -> TrialRecord | None:
