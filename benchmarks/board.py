@@ -204,16 +204,16 @@ def start_server(tree: Path, folder: Path) -> tuple[subprocess.Popen, str, float
     return process, match.group(1), ready
 
 
-def browser() -> Any:
-    """Headless Chromium driven by chromedriver (Debian's)."""
+def browser(window: tuple[int, int] = (1440, 1000)) -> Any:
+    """Headless Chromium driven by chromedriver (Debian's), its window ``window`` pixels wide and high."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run", "--window-size=1440,1000",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='bench-chromium-')}"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                 "--disable-background-networking", "--no-first-run", f"--window-size={window[0]},{window[1]}",
+                 "--force-device-scale-factor=1", f"--user-data-dir={tempfile.mkdtemp(prefix='bench-chromium-')}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"),
                               options=options)
@@ -222,6 +222,7 @@ def browser() -> Any:
 
 
 def wait_for(condition: Any, what: str) -> Any:
+    """The value of ``condition()`` once it is truthy (polled; RuntimeError after WAIT_SECONDS)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         value = condition()

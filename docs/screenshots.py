@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPOSITORY))  # this tree's daskperiment, and the benchmark's browser
+
+from benchmarks.board import browser, wait_for  # noqa: E402
 DOCS = REPOSITORY / "docs"
 SELECTED = (7, 12, 20, 25)
 WINDOW = (1440, 1300)
 PANEL = (0, 250, 1390, 900)
 """Where a view is on the page: below the header, summary and selection line (the same on every tab)."""
-WAIT_SECONDS = 60.0
 
 DEEP = """
 const deep = (root, selector, found) => {
@@ -104,31 +104,6 @@ def run_sweep(folder: Path) -> None:
     ex.set_note(25, "lr=1 diverges after a few epochs")
 
 
-def browser() -> Any:
-    """Headless Chromium (Debian's) driven by chromedriver."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                 "--no-first-run", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='screenshots-chromium-')}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                            options=options)
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise RuntimeError(f"gave up waiting for {what}")
-
-
 def settle(driver: Any, seconds: float = 1.5) -> None:
     """Let the page draw (the server answers, then the canvas paints)."""
     time.sleep(seconds)
@@ -195,14 +170,13 @@ def grid(images: list[Any], path: Path) -> None:
 
 
 def main() -> int:
-    sys.path.insert(0, str(REPOSITORY))
     from daskperiment.board import start
 
     with tempfile.TemporaryDirectory(prefix="screenshots-") as scratch:
         folder = Path(scratch)
         run_sweep(folder)
         server = start("mnist_sweep", folder, port=0)
-        driver = browser()
+        driver = browser(WINDOW)
         try:
             driver.get(server.url)
             wait_for(lambda: driver.execute_script(ROW_SHOWN, "30"), "the table")

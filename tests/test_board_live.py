@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from test_board_browser import (
 )
 from test_board_notes import TABLE_CELL
 from test_board_sweep import column_of, tick
-from test_live_trials import fast  # noqa: F401 - heartbeats every 0.3 s, points written within 20 ms
+from test_live_trials import fast, store  # noqa: F401 - fast heartbeats and writes; a new store of each kind
 
 from daskperiment import Experiment
 
@@ -31,14 +30,6 @@ FINISHED = (1, 2, 3)
 def loss(epoch: int, n: int) -> float:
     """Point ``epoch`` of the loss of a trial of parameter ``n``."""
     return round(n / (epoch + 1), 6)
-
-
-@pytest.fixture(params=["local", "redis", "mongo"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    """What ``Experiment(backend=...)`` and the dashboard take for a new store of each kind."""
-    if request.param == "local":
-        return tmp_path / "store"
-    return request.getfixturevalue(f"{request.param}_uri")
 
 
 def curve(driver: Any) -> list[float] | None:
