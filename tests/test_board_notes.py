@@ -115,7 +115,7 @@ def test_notes_and_tags_edited_on_the_page_are_stored_and_shown(store: Backend) 
     notes, tags = table_cells(page, "Note"), table_cells(page, "Tags")
     for t in range(1, TRIALS + 1):
         assert stored[t] == Annotation(t, note_of(t), tags_of(t)), t
-        assert reader.frame.loc[t, "Note"] == note_of(t) and reader.frame.loc[t, "Tags"] == ", ".join(sorted(tags_of(t)))
+        assert (reader.frame.loc[t, "Note"], reader.frame.loc[t, "Tags"]) == (note_of(t), ", ".join(sorted(tags_of(t))))
         assert notes[t] == note_of(t) and tags[t] == ", ".join(sorted(tags_of(t))), t
     show_trial(page, 7)
     assert page.trial.note.value == note_of(7) and page.trial.tags.value == "depth-1, odd"
@@ -238,7 +238,8 @@ def save(driver: Any) -> None:
 
 
 @pytest.fixture(params=STORES)
-def notes_page(request: pytest.FixtureRequest, tmp_path: Path, browser: Any) -> Iterator[tuple[Any, Backend]]:  # noqa: F811
+def notes_page(request: pytest.FixtureRequest, tmp_path: Path,
+               browser: Any) -> Iterator[tuple[Any, Backend]]:  # noqa: F811
     """The dashboard of a store of each kind with ``TRIALS`` trials, in a new browser tab; and the store."""
     backend, location = make_store(request.param, request, tmp_path, "notes_browser")
     yield from ((driver, backend) for driver in board_in_new_tab(browser, "notes_browser", location, str(TRIALS)))

@@ -37,7 +37,7 @@ _OUTCOME = ("Result", "Status", "Success", "Description", "Sweep", "Seed", "Proc
 
 def metric_summaries_of(backend: Backend, trial_ids: Sequence[int],
                         keys: Sequence[str] | None = None) -> dict[str, dict[int, MetricSummary]]:
-    """Per metric (the first :data:`MAX_METRICS` of ``keys``, by default of the store's), the summaries of the trials."""
+    """Per metric (the first :data:`MAX_METRICS` of ``keys``, by default the store's), the trials' summaries."""
     keys = backend.metric_keys() if keys is None else keys
     return {key: metric_summaries(backend, key, trial_ids) for key in keys[:MAX_METRICS]}
 
@@ -130,5 +130,6 @@ class CompareView:
         if len(keys) > MAX_METRICS:
             text += f" (metrics: the first {MAX_METRICS} of {len(keys)})"
         self.caption.text = render.caption(text)
-        self.table.text = compare_table(chosen, cache.parameter_names(), metrics,
-                                        best_of(frame, session.direction()), 0 in self.only_differences.active)
+        best = best_of(session.scope(), session.direction())  # of the trials in scope, as the summary's
+        self.table.text = compare_table(chosen, cache.parameter_names(), metrics, best,
+                                        0 in self.only_differences.active)

@@ -152,7 +152,7 @@ class TrialTab:
         shown = frame.loc[frame.index == trial_id]
         metrics = metric_summaries_of(cache.backend, [trial_id])
         self.details.text = compare_table(shown, cache.parameter_names(), metrics,
-                                          best_of(frame, self.session.direction()))
+                                          best_of(self.session.scope(), self.session.direction()))
 
     # -- the editor -----------------------------------------------------------------
     def _fill(self, annotation: Annotation) -> None:
