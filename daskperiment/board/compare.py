@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from daskperiment.backend import Backend
-
     from daskperiment.board.session import Session
 
 MAX_METRICS = 12

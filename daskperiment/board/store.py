@@ -122,10 +122,10 @@ class TrialCache:
         """Increases each time the table changes."""
 
     def refresh(self) -> bool:
-        """Load the trials recorded since the last refresh, the running ones, and every note and tag;
-        return whether the table changed.
+        """Load the new and the running trials, notes and tags; return whether the table changed.
 
-        When the store's epoch changed (it lost its records), every trial is read again.
+        Trials recorded since the last refresh are read (only those); when the
+        store's epoch changed (it lost its records), every trial is read again.
         Trials started and not recorded are read whole each time (as rows
         ``running``, or ``killed`` once their heartbeat is stale), and so are
         notes and tags (one round trip each, returning those trials only).
@@ -209,8 +209,7 @@ class TrialCache:
         self._recorded = added[~added.index.duplicated(keep="last")].sort_index()
 
     def _compose(self) -> None:
-        """Make the table: recorded and started trials, parameters first, with ``Note`` and ``Tags`` when some
-        trial has either."""
+        """Make the table: recorded and started trials, parameters first, then ``Note`` and ``Tags`` if any."""
         import pandas as pd
 
         parts = [f for f in (self._recorded, self._started) if f is not None and not f.empty]
@@ -266,7 +265,7 @@ class TrialCache:
         Raises
         ------
         BackendError
-            When the store cannot be written or read (nothing is changed).
+            When the store cannot be written (then nothing is changed), or read back.
         """
         self.backend.edit_annotations([edit])
         trial_id = edit.trial_id
