@@ -319,3 +319,38 @@ def test_table_columns_of_a_status(cache_of: Callable[..., TrialCache]) -> None:
     assert (data["status_color"], data["status_background"]) == ([STATUS_COLORS["killed"][0]],
                                                                  [STATUS_COLORS["killed"][1]])
     assert [c.title for c in table_columns(list(frame.columns))][:4] == ["Trial ID", "lr", "Result", "Status"]
+
+
+def test_started_trials_show_running_then_killed_once_their_heartbeat_is_stale(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "starts", "starts")
+    code = Blob.of(b"")
+    write_trials(backend, [record(t, code, result=float(t), lr=t / 10) for t in range(1, 21)], [code])
+    now = time.time()
+    beats = {21: now, 22: now - 3600.0, 23: now, 24: now - 7200.0}  # 22 and 24 stopped beating an hour ago
+    started = backend.start_trials([TrialStart({"lr": t / 10, "width": t}, t, now - 60, beats[t], 10.0, f"host:{t}")
+                                    for t in beats])
+    assert list(started) == list(beats)
+    cache = TrialCache(backend, min_interval=0)
+    page = Dashboard(Document(), cache, "test store")
+    frame = cache.frame
+    assert list(frame.index) == list(range(1, 25)) and cache.running() == [21, 23]
+    for t in range(1, 25):
+        status = "finished" if t <= 20 else ("killed" if t in (22, 24) else "running")
+        assert frame.loc[t, "Status"] == status, t
+        assert frame.loc[t, "lr"] == t / 10 and frame.loc[t, "Success"] == (t <= 20), t
+        assert (frame.loc[t, "Result"] == float(t)) if t <= 20 else math.isnan(frame.loc[t, "Result"]), t
+    assert frame.loc[22, "Description"].startswith("killed: process host:22 stopped marking it alive at")
+    assert cache.parameter_names() == ["lr", "width"] and frame.loc[23, "width"] == 23
+    data = page.history.source.data
+    colours = dict(zip(data["trial"], zip(data["status_color"], data["status_background"])))
+    assert colours[22] == STATUS_COLORS["killed"] and colours[21] == STATUS_COLORS["running"]
+    assert "2 running" in page.status.text
+    version = cache.version
+    page.refresh()
+    assert cache.version == version  # nothing changed: the table is not made again
+    backend.beat_trials([21], now - 3600.0)  # trial 21's process stops beating
+    page.refresh()
+    assert cache.running() == [23] and cache.frame.loc[21, "Status"] == "killed" and "1 running" in page.status.text
+    backend.write_trial(record(23, code, result=23.0, lr=2.3))  # trial 23 ends
+    page.refresh()
+    assert cache.running() == [] and cache.frame.loc[23, "Status"] == "finished" and len(cache.frame) == 24
