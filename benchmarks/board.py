@@ -1,7 +1,8 @@
 """The dashboard with many trials, in headless Chromium: ``python -m benchmarks.board``.
 
 For each size (10,000 and 100,000 trials by default) a local store is written
-straight through the backend (trials of 3 parameters in sweeps of 1,000), then:
+straight through the backend (trials of 3 parameters in sweeps of 1,000, one in
+a hundred with a note and two tags), then:
 
 - **server ready**: from starting ``daskperiment board ID`` (a new process) to its
   line saying where it listens (imports, reading every trial, building the table);
@@ -39,6 +40,7 @@ from typing import Any
 REPOSITORY = Path(__file__).resolve().parent.parent
 EXPERIMENT = "bench_board"
 CHUNK = 5000
+ANNOTATED_EVERY = 100
 FILTERS = ("model=m3, lr<0.5", "depth>=2, model!=m1")
 ROUND_TRIPS = 6
 WAIT_SECONDS = 600.0
@@ -153,7 +155,7 @@ def expected_count(text: str, trials: int) -> int:
 def write_store(folder: Path, trials: int) -> float:
     """Write a history of ``trials`` trials into a local store in ``folder``; the seconds it took."""
     from daskperiment.backend import LocalBackend
-    from daskperiment.records import Blob, RecordBatch, TrialRecord
+    from daskperiment.records import AnnotationEdit, Blob, RecordBatch, TrialRecord
 
     started = time.perf_counter()
     backend = LocalBackend(folder / EXPERIMENT, EXPERIMENT)
@@ -171,6 +173,10 @@ def write_store(folder: Path, trials: int) -> float:
             for t in ids
         ]
         backend.write_batch(RecordBatch(trials=records))
+    backend.edit_annotations([  # one trial in a hundred has a note and tags (read at every refresh)
+        AnnotationEdit(t, note=f"trial {t}: looked at", add_tags=frozenset({"seen", f"batch-{t // 1000}"}))
+        for t in range(ANNOTATED_EVERY, trials + 1, ANNOTATED_EVERY)
+    ])
     backend.close()
     return time.perf_counter() - started
 
@@ -198,16 +204,16 @@ def start_server(tree: Path, folder: Path) -> tuple[subprocess.Popen, str, float
     return process, match.group(1), ready
 
 
-def browser() -> Any:
-    """Headless Chromium driven by chromedriver (Debian's)."""
+def browser(window: tuple[int, int] = (1440, 1000)) -> Any:
+    """Headless Chromium driven by chromedriver (Debian's), its window ``window`` pixels wide and high."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run", "--window-size=1440,1000",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='bench-chromium-')}"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                 "--disable-background-networking", "--no-first-run", f"--window-size={window[0]},{window[1]}",
+                 "--force-device-scale-factor=1", f"--user-data-dir={tempfile.mkdtemp(prefix='bench-chromium-')}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"),
                               options=options)
@@ -216,6 +222,7 @@ def browser() -> Any:
 
 
 def wait_for(condition: Any, what: str) -> Any:
+    """The value of ``condition()`` once it is truthy (polled; RuntimeError after WAIT_SECONDS)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         value = condition()

@@ -447,12 +447,18 @@ def test_scatter_of_any_two_columns_with_log_axes_and_colours(sweep_page: Any) -
     choose(page, "y", "loss · last")
     expected = {t: (grid_trial(t)[0], pytest.approx(1.0 - RESULTS[t])) for t in range(1, 31)}
     wait_for(lambda: scatter_points(page) == expected, "lr against the last loss of every trial of the sweep")
-    box = wait_for(lambda: page.execute_script(_DEEP_JS + """
-return deep(document, 'label', []).find(l => l.textContent.trim() === 'log x').querySelector('input');"""),
-        "the log x box")
-    box.click()
+    def log_box(axis: str) -> Any:
+        return wait_for(lambda: page.execute_script(_DEEP_JS + """
+return deep(document, 'label', []).find(l => l.textContent.trim() === arguments[0]).querySelector('input');""",
+                                                    f"log {axis}"), f"the log {axis} box")
+
+    log_box("x").click()
     wait_for(lambda: "Log" in page.execute_script(SCATTER_SCALES)["x"], "a log x axis")
     assert scatter_points(page) == expected  # the same points, on a log scale
+    assert "Log" not in page.execute_script(SCATTER_SCALES)["y"]
+    log_box("y").click()  # any numeric axis: the last losses too
+    wait_for(lambda: "Log" in page.execute_script(SCATTER_SCALES)["y"], "a log y axis")
+    assert scatter_points(page) == expected and "Log" in page.execute_script(SCATTER_SCALES)["x"]
     choose(page, "Colour by", "model")
     wait_for_text(page, "model:")  # a legend of the two models
     assert page.execute_script(SCATTER_SCALES)["color_bar"] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +19,6 @@ import pytest
 from bokeh.document import Document
 from test_board import XSS, RecordingBackend, record, show, write_trials
 
-import daskperiment.board.store as board_store
 from daskperiment import Experiment
 from daskperiment.backend import LocalBackend, open_backend
 from daskperiment.board import start
@@ -33,7 +33,7 @@ from daskperiment.board.query import TableQuery, matching_rows
 from daskperiment.board.scatter import choices, column_choice, label_of, metric_choice, place
 from daskperiment.board.store import TrialCache
 from daskperiment.board.table import STATUS_COLORS, table_columns, table_data
-from daskperiment.records import Blob, MetricPoint, RecordBatch
+from daskperiment.records import AnnotationEdit, Blob, MetricPoint, RecordBatch, TrialStart
 
 
 def series(*values: object) -> pd.Series:
@@ -241,34 +241,19 @@ def test_a_sweep_scopes_the_page(make_experiment: Callable[..., Experiment]) -> 
     assert sorted(page.parallel.lines.data["trial"]) == second
 
 
-# -- running trials, notes and tags (columns another part of daskperiment adds to the history) -------------
-@pytest.fixture
-def annotated(monkeypatch: pytest.MonkeyPatch) -> dict[int, dict[str, object]]:
-    """Per trial id, the Status, Note and Tags cells the history shows (the other trials: finished)."""
-    cells: dict[int, dict[str, object]] = {}
-    plain = board_store.history_frame
-
-    def history_frame(trials: list, verbose: bool = False) -> pd.DataFrame:
-        frame = plain(trials, verbose)
-        frame["Status"] = [cells.get(t, {}).get("Status", "finished") for t in frame.index]
-        frame["Note"] = [cells.get(t, {}).get("Note") for t in frame.index]
-        frame["Tags"] = [cells.get(t, {}).get("Tags", set()) for t in frame.index]
-        return frame
-
-    monkeypatch.setattr(board_store, "history_frame", history_frame)
-    return cells
-
-
-def test_running_trials_are_read_again_until_they_finish(annotated: dict[int, dict[str, object]],
-                                                         tmp_path: Path) -> None:
+# -- running trials, notes and tags ------------------------------------------------------------------------
+def test_running_trials_are_read_again_until_they_finish(tmp_path: Path) -> None:
     backend = RecordingBackend(tmp_path / "live", "live")
     code = Blob.of(b"")
-    write_trials(backend, [record(t, code, result=float(t), lr=t / 10) for t in (1, 2, 3)], [code])
-    annotated[3] = {"Status": "running", "Note": XSS, "Tags": {"b", "a"}}
+    write_trials(backend, [record(t, code, result=float(t), lr=t / 10) for t in (1, 2)], [code])
+    now = time.time()
+    assert backend.start_trials([TrialStart({"lr": 0.3}, 3, now, now, 3600.0, "host:1")]) == range(3, 4)
+    backend.edit_annotations([AnnotationEdit(3, note=XSS, tags=frozenset({"b", "a"}))])
     backend.write_metrics([MetricPoint(3, "loss", e, 1.0 / (e + 1)) for e in range(3)])
     cache = TrialCache(backend, min_interval=0)
     page = Dashboard(Document(), cache, "test store")
     assert cache.running() == [3] and "1 running" in page.status.text
+    assert (cache.frame.loc[3, "lr"], cache.frame.loc[3, "Seed"], cache.frame.loc[3, "Success"]) == (0.3, 3, False)
     titles = [c.title for c in page.history.table.columns]
     assert titles[titles.index("Result") + 1: titles.index("Result") + 5] == ["Status", "Success", "Tags", "Note"]
     data = page.history.source.data
@@ -285,7 +270,7 @@ def test_running_trials_are_read_again_until_they_finish(annotated: dict[int, di
     page.refresh()
     assert backend.requests == [[3]]  # only the running trial is read again
     assert page.metrics.sources[0][0].data["ys"][0] == [1.0, 0.5, 1 / 3, 0.25]  # its curve grew
-    annotated[3] = {"Status": "finished", "Note": "done", "Tags": {"a"}}
+    backend.edit_annotations([AnnotationEdit(3, note="done", remove_tags=frozenset({"b"}))])
     backend.write_trial(record(3, code, result=33.0, lr=0.3))  # it finished: its record changed
     page.refresh()
     assert cache.running() == [] and "running" not in page.status.text
@@ -334,3 +319,38 @@ def test_table_columns_of_a_status(cache_of: Callable[..., TrialCache]) -> None:
     assert (data["status_color"], data["status_background"]) == ([STATUS_COLORS["killed"][0]],
                                                                  [STATUS_COLORS["killed"][1]])
     assert [c.title for c in table_columns(list(frame.columns))][:4] == ["Trial ID", "lr", "Result", "Status"]
+
+
+def test_started_trials_show_running_then_killed_once_their_heartbeat_is_stale(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "starts", "starts")
+    code = Blob.of(b"")
+    write_trials(backend, [record(t, code, result=float(t), lr=t / 10) for t in range(1, 21)], [code])
+    now = time.time()
+    beats = {21: now, 22: now - 3600.0, 23: now, 24: now - 7200.0}  # 22 and 24 stopped beating an hour ago
+    started = backend.start_trials([TrialStart({"lr": t / 10, "width": t}, t, now - 60, beats[t], 10.0, f"host:{t}")
+                                    for t in beats])
+    assert list(started) == list(beats)
+    cache = TrialCache(backend, min_interval=0)
+    page = Dashboard(Document(), cache, "test store")
+    frame = cache.frame
+    assert list(frame.index) == list(range(1, 25)) and cache.running() == [21, 23]
+    for t in range(1, 25):
+        status = "finished" if t <= 20 else ("killed" if t in (22, 24) else "running")
+        assert frame.loc[t, "Status"] == status, t
+        assert frame.loc[t, "lr"] == t / 10 and frame.loc[t, "Success"] == (t <= 20), t
+        assert (frame.loc[t, "Result"] == float(t)) if t <= 20 else math.isnan(frame.loc[t, "Result"]), t
+    assert frame.loc[22, "Description"].startswith("killed: process host:22 stopped marking it alive at")
+    assert cache.parameter_names() == ["lr", "width"] and frame.loc[23, "width"] == 23
+    data = page.history.source.data
+    colours = dict(zip(data["trial"], zip(data["status_color"], data["status_background"])))
+    assert colours[22] == STATUS_COLORS["killed"] and colours[21] == STATUS_COLORS["running"]
+    assert "2 running" in page.status.text
+    version = cache.version
+    page.refresh()
+    assert cache.version == version  # nothing changed: the table is not made again
+    backend.beat_trials([21], now - 3600.0)  # trial 21's process stops beating
+    page.refresh()
+    assert cache.running() == [23] and cache.frame.loc[21, "Status"] == "killed" and "1 running" in page.status.text
+    backend.write_trial(record(23, code, result=23.0, lr=2.3))  # trial 23 ends
+    page.refresh()
+    assert cache.running() == [] and cache.frame.loc[23, "Status"] == "finished" and len(cache.frame) == 24

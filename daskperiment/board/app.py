@@ -26,6 +26,7 @@ from daskperiment.board.detail_tabs import ArtifactsTab, CodeTab, EnvironmentTab
 from daskperiment.board.export import Exports, export_url
 from daskperiment.board.filters import Brush
 from daskperiment.board.history_view import HistoryView
+from daskperiment.board.notes import TrialTab
 from daskperiment.board.overview import OverviewCharts
 from daskperiment.board.parallel import ParallelView
 from daskperiment.board.query import TableQuery, matching_rows
@@ -111,12 +112,13 @@ class Dashboard:
         self.parallel = ParallelView(self, WIDTH, 560)
         self.scatter = ScatterView(self, WIDTH - 40, 470)
         self.compare = CompareView(self, WIDTH)
+        self.trial = TrialTab(self, WIDTH)
         self.metrics = MetricsView(self, WIDTH)
         self.code = CodeTab(self, WIDTH)
         self.environment = EnvironmentTab(self, WIDTH)
         self.artifacts = ArtifactsTab(self, WIDTH)
         self.lazy = {"Parallel": self.parallel, "Scatter": self.scatter, "Compare": self.compare,
-                     "Metrics": self.metrics, "Code": self.code, "Environment": self.environment,
+                     "Trial": self.trial, "Metrics": self.metrics, "Code": self.code, "Environment": self.environment,
                      "Artifacts": self.artifacts}
         """Views redrawn when their tab is shown."""
         self._stale.update(self.lazy)
@@ -196,7 +198,7 @@ class Dashboard:
                     "values, metrics, code, environment and files.")
         self.selection_info.text = render.caption(text)
         self.clear.disabled = not self._selection
-        self._invalidate({"Compare", "Metrics", "Code", "Environment", "Artifacts"})
+        self._invalidate({"Compare", "Trial", "Metrics", "Code", "Environment", "Artifacts"})
 
     def toggle(self, trial_ids: Iterable[int]) -> None:
         """Unselect ``trial_ids`` when all are selected, else add them to the selection."""
@@ -251,6 +253,11 @@ class Dashboard:
             f"live · {trials} trial{'s' * (trials != 1)}" + (f" · {running} running" if running else "")
             + f" · checked {time.strftime('%H:%M:%S')}")
 
+    def redraw(self) -> None:
+        """Redraw every view from the cache now (this page changed what the store holds)."""
+        self.version = self.cache.version
+        self.update_all()
+
     def update_all(self) -> None:
         """Redraw every view from the cache (views of hidden tabs when they are shown)."""
         self._update_sweeps()
@@ -281,7 +288,7 @@ class Dashboard:
     def _update_direction(self) -> None:
         self.update_summary()
         self.overview.update_best()
-        self._invalidate({"Parallel", "Scatter", "Compare"})
+        self._invalidate({"Parallel", "Scatter", "Compare", "Trial"})
 
     def update_summary(self) -> None:
         """Redraw the summary cards of the trials in scope, in the experiment's direction."""

@@ -25,12 +25,20 @@ from daskperiment.history import column_title
 if TYPE_CHECKING:
     import pandas as pd
 
+    from daskperiment.backend import Backend
     from daskperiment.board.session import Session
 
 MAX_METRICS = 12
 """Metrics compared at most (their keys in order)."""
 _OUTCOME = ("Result", "Status", "Success", "Description", "Sweep", "Seed", "Process Time", "Finished", "Note", "Tags",
             "Cached")
+
+
+def metric_summaries_of(backend: Backend, trial_ids: Sequence[int],
+                        keys: Sequence[str] | None = None) -> dict[str, dict[int, MetricSummary]]:
+    """Per metric (the first :data:`MAX_METRICS` of ``keys``, by default the store's), the trials' summaries."""
+    keys = backend.metric_keys() if keys is None else keys
+    return {key: metric_summaries(backend, key, trial_ids) for key in keys[:MAX_METRICS]}
 
 
 def compare_rows(frame: pd.DataFrame, parameters: Sequence[str],
@@ -116,11 +124,11 @@ class CompareView:
             self.table.text = ""
             return
         keys = cache.backend.metric_keys()
-        ids = [int(t) for t in chosen.index]
-        metrics = {key: metric_summaries(cache.backend, key, ids) for key in keys[:MAX_METRICS]}
+        metrics = metric_summaries_of(cache.backend, [int(t) for t in chosen.index], keys)
         text = f"{len(chosen)} selected trials side by side; values that differ from the first trial's are marked"
         if len(keys) > MAX_METRICS:
             text += f" (metrics: the first {MAX_METRICS} of {len(keys)})"
         self.caption.text = render.caption(text)
-        self.table.text = compare_table(chosen, cache.parameter_names(), metrics,
-                                        best_of(frame, session.direction()), 0 in self.only_differences.active)
+        best = best_of(session.scope(), session.direction())  # of the trials in scope, as the summary's
+        self.table.text = compare_table(chosen, cache.parameter_names(), metrics, best,
+                                        0 in self.only_differences.active)

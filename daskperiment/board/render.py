@@ -51,7 +51,8 @@ table.diff td.chg { background: #fff8c5; }
 div.compare { overflow: auto; max-height: 640px; border: 1px solid #e4e7eb; border-radius: 8px; }
 table.compare { border-collapse: collapse; font-size: 12px; }
 table.compare th, table.compare td { padding: 3px 10px; border-bottom: 1px solid #eef2f6; text-align: left;
-                                     max-width: 260px; overflow-wrap: anywhere; vertical-align: top; }
+                                     max-width: 260px; overflow-wrap: anywhere; vertical-align: top;
+                                     white-space: pre-wrap; }
 table.compare tr:first-child th { position: sticky; top: 0; background: #f0f4f8; }
 table.compare th:first-child { position: sticky; left: 0; background: #f8fafc; font-weight: 600; }
 table.compare tr.differs th:first-child { color: #b45309; }

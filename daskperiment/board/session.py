@@ -80,6 +80,9 @@ class Session(Protocol):
     def chart_backend(self) -> str:
         """How charts are drawn: ``"canvas"`` (saved as PNG) or ``"svg"`` (saved as SVG)."""
 
+    def redraw(self) -> None:
+        """Redraw every view from the cache now (this page changed what the store holds)."""
+
     def select(self, trial_ids: Iterable[int]) -> None:
         """Make ``trial_ids`` the selection."""
 

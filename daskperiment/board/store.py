@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from daskperiment.annotations import tags_text
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.backend import Backend, open_existing
 from daskperiment.direction import Direction, load_direction, save_direction
 from daskperiment.experiment import validate_experiment_id
 from daskperiment.history import history_frame
-from daskperiment.records import TrialRecord
+from daskperiment.records import Annotation, AnnotationEdit, TrialRecord, TrialStart
 from daskperiment.serialization import Trust, trusting
 
 if TYPE_CHECKING:
@@ -81,6 +82,13 @@ def open_artifacts(backend: Backend, artifacts: Artifacts = None) -> ArtifactSto
     return ArtifactStore(artifact_location(explicit, backend.artifact_root(), backend.experiment_id))
 
 
+def _same(first: pd.DataFrame | None, second: pd.DataFrame | None) -> bool:
+    """Whether two tables (or their absence) are equal."""
+    if first is None or second is None:
+        return first is second
+    return first.equals(second)
+
+
 class TrialCache:
     """The trials of a store, kept in memory and extended with the new ones only.
 
@@ -99,18 +107,28 @@ class TrialCache:
         self.min_interval = min_interval
         self._lock = threading.Lock()
         self._trials: dict[int, TrialRecord] = {}
+        self._recorded: pd.DataFrame | None = None
+        """The history of the recorded trials (without notes and tags)."""
+        self._started: pd.DataFrame | None = None
+        """The history of the trials started and not recorded yet."""
         self._frame: pd.DataFrame | None = None
+        """Both, with the columns ``Note`` and ``Tags`` when some trial has a note or a tag."""
+        self._annotations: dict[int, Annotation] = {}
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
         self._epoch: str | None = None
         self._direction: Direction | None = None
         self.version = 0
-        """Increases each time trials are added."""
+        """Increases each time the table changes."""
 
     def refresh(self) -> bool:
-        """Load the trials recorded since the last refresh; return whether the table changed.
+        """Load the new and the running trials, notes and tags; return whether the table changed.
 
-        When the store's epoch changed (it lost its records), every trial is read again.
+        Trials recorded since the last refresh are read (only those); when the
+        store's epoch changed (it lost its records), every trial is read again.
+        Trials started and not recorded are read whole each time (as rows
+        ``running``, or ``killed`` once their heartbeat is stale), and so are
+        notes and tags (one round trip each, returning those trials only).
 
         Raises
         ------
@@ -131,10 +149,11 @@ class TrialCache:
                 self._reset()
             self._epoch = epoch
             self._direction = load_direction(self.backend)
+            starts = self.backend.load_starts()  # before the trials: one ending meanwhile is in those
             last = self.backend.last_trial_id()
             self._checked = now
-            wanted = [t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials]
-            wanted += self._running()  # their record changes when they finish
+            wanted = {t for t in range(max(1, last - GAP_WINDOW), last + 1) if t not in self._trials}
+            wanted = sorted(wanted.union(self._running()))  # a running trial's record comes when it ends
             with trusting(Trust.NONE):  # the dashboard shows pickles, never loads them
                 if not self._trials:
                     new = self.backend.load_trials() if last else []
@@ -143,11 +162,25 @@ class TrialCache:
                 else:
                     new = []
             new = [t for t in new if self._trials.get(t.trial_id) != t]  # a running trial may not have changed
-            if not new:
-                return reloaded
-            self._add(new)
-            logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
-            return True
+            annotations = self.backend.load_annotations()
+            if new:
+                self._add(new)
+                logger.debug("dashboard of %r: %d new trial(s)", self.backend.experiment_id, len(new))
+            started = self._started_rows(starts)
+            changed = bool(new) or annotations != self._annotations or not _same(started, self._started)
+            self._annotations, self._started = annotations, started
+            if changed:
+                self._compose()
+            return reloaded or changed
+
+    def _started_rows(self, starts: dict[int, TrialStart]) -> pd.DataFrame | None:
+        """History rows of the trials started and not recorded (``running``, or ``killed``), None if there is none."""
+        pending = {i: start for i, start in starts.items() if i not in self._trials}
+        if not pending:
+            return None
+        for start in pending.values():
+            self._names.update(dict.fromkeys(start.parameters))
+        return history_frame([], verbose=True, starts=pending)
 
     def _running(self) -> list[int]:
         """Ids of the loaded trials whose ``Status`` is ``running`` (when the history has that column)."""
@@ -159,21 +192,37 @@ class TrialCache:
         """Forget every loaded trial."""
         self._trials.clear()
         self._names.clear()
-        self._frame = None
+        self._annotations.clear()
+        self._recorded = self._started = self._frame = None
         self.version += 1
 
     def _add(self, trials: Sequence[TrialRecord]) -> None:
+        """Put ``trials`` (new, or changed) among the recorded ones."""
         import pandas as pd
 
         self._trials.update((t.trial_id, t) for t in trials)
         for trial in trials:
             self._names.update(dict.fromkeys(trial.parameters))
         added = history_frame(list(trials), verbose=True)
-        if self._frame is not None and not self._frame.empty:
-            added = pd.concat([self._frame, added])
-        frame = added[~added.index.duplicated(keep="last")].sort_index()
-        names = list(self._names)
-        self._frame = frame[names + [c for c in frame.columns if c not in self._names]]
+        if self._recorded is not None and not self._recorded.empty:
+            added = pd.concat([self._recorded, added])
+        self._recorded = added[~added.index.duplicated(keep="last")].sort_index()
+
+    def _compose(self) -> None:
+        """Make the table: recorded and started trials, parameters first, then ``Note`` and ``Tags`` if any."""
+        import pandas as pd
+
+        parts = [f for f in (self._recorded, self._started) if f is not None and not f.empty]
+        frame = (pd.concat(parts).sort_index() if len(parts) > 1 else parts[0]) if parts else None
+        annotations = self._annotations
+        if frame is not None:
+            names = [n for n in self._names if n in frame.columns]
+            frame = frame[names + [c for c in frame.columns if c not in self._names]]
+            shown = [annotations.get(t) for t in frame.index] if annotations else []
+            if any(shown):
+                frame = frame.assign(Note=[a.note if a else "" for a in shown],
+                                     Tags=[tags_text(a.tags) if a else "" for a in shown])
+        self._frame = frame
         self.version += 1
 
     @property
@@ -201,6 +250,33 @@ class TrialCache:
         save_direction(self.backend, direction)
         with self._lock:
             self._direction = direction
+
+    def annotation(self, trial_id: int) -> Annotation:
+        """The note and tags of trial ``trial_id`` as of the last refresh (or edit)."""
+        with self._lock:
+            return self._annotations.get(trial_id, Annotation(trial_id))
+
+    def edit_annotation(self, edit: AnnotationEdit) -> Annotation:
+        """Apply ``edit`` to what the store holds (see :meth:`Backend.edit_annotations`); the trial's annotation then.
+
+        The text is not checked here (see :mod:`daskperiment.board.notes`);
+        every session shows the change at its next refresh.
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written (then nothing is changed), or read back.
+        """
+        self.backend.edit_annotations([edit])
+        trial_id = edit.trial_id
+        stored = self.backend.load_annotations([trial_id]).get(trial_id, Annotation(trial_id))
+        with self._lock:
+            if stored:
+                self._annotations[trial_id] = stored
+            else:
+                self._annotations.pop(trial_id, None)
+            self._compose()
+        return stored
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         """The loaded trial ``trial_id``, if any."""
