@@ -553,7 +553,8 @@ class ServerBackend(Backend):
         """
         sent = {blob.digest for blob in batch.blobs}
         wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
-        if not wanted:
+        if not wanted:  # blobs sent again after a deletion removed them: found missing anew next time
+            self._blobs_missing(batch, [])
             return
         try:
             held = self._held_blobs(wanted)

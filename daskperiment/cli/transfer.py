@@ -83,7 +83,8 @@ def run_export(args: argparse.Namespace) -> int:
         files=not args.without_files,
     )
     print(
-        f"exported experiment {args.experiment_id!r} to {args.file}: {manifest['trials']} trials, "
+        f"exported experiment {args.experiment_id!r} to {args.file}: {manifest['trials']} trials"
+        f"{_started(manifest['starts'])}, "
         f"{manifest['metric_points']} metric points, {manifest['persisted']} persisted values, "
         f"{manifest['artifact_files']} artifact files, {manifest['annotations']} notes and tags, "
         f"{manifest['cache_entries']} cache entries"
@@ -117,7 +118,12 @@ def run_copy(args: argparse.Namespace) -> int:
 
 def _summary(report: TransferReport) -> str:
     return (
-        f"experiment {report.experiment_id!r}: {report.trials} trials, {report.metric_points} metric "
+        f"experiment {report.experiment_id!r}: {report.trials} trials{_started(report.started)}, "
+        f"{report.metric_points} metric "
         f"points, {report.persisted} persisted values, {report.artifact_files} artifact files, "
         f"{report.annotations} notes and tags, {report.cache_entries} cache entries"
     )
+
+
+def _started(count: int) -> str:
+    return f" (and {count} running or killed)" if count else ""
