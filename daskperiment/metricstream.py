@@ -189,7 +189,10 @@ class MetricStream:
     def _written(self, backend: Backend, store: _Store, batch: RecordBatch) -> bool:
         """Write ``batch``; whether the store has it (or a spool that re-sends it)."""
         try:
-            backend.write_batch(batch)
+            if batch.artifacts:
+                backend.write_batch(batch)
+            else:
+                backend.write_metrics(batch.metrics)
         except BatchSpooledError:
             return True  # the server is down: the spool re-sends them
         except (BackendError, OSError) as exc:
