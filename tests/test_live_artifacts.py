@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from daskperiment import capture, metricstream, status
+from conftest import WAIT_SECONDS, wait_until
 
-WAIT_SECONDS = 60.0
 PARTS = 3
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
-    return value
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files uploaded every 50 ms while a step runs; the stream writes every 20 ms."""
-    monkeypatch.setattr(capture, "UPLOAD_INTERVAL", 0.05)
-    monkeypatch.setattr(status, "HEARTBEAT_SECONDS", 0.3)
-    monkeypatch.setattr(metricstream, "FLUSH_SECONDS", 0.02)
-    monkeypatch.setattr(metricstream, "POLL_SECONDS", 0.005)
 
 
 @pytest.fixture(params=["local", "redis", "mongo"])

@@ -5,37 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from daskperiment import Experiment, metricstream, status
+from conftest import WAIT_SECONDS, wait_until
+from daskperiment import Experiment
 from daskperiment.backend import open_backend
 from daskperiment.records import MetricPoint, TrialStart
 from daskperiment.transfer import copy_experiment, export_experiment, import_experiment
 
 STORES = ("local", "redis", "mongo")
 CHANGED = "Experiment step result is changed with the same input"
-WAIT_SECONDS = 60.0
 FINISHED, KILLED = 24, 6
 STEP_OUTPUTS = 12 + 18  # drift(a) for 12 values of a; train(d, a): 6 odd a, 6 even a with 2 outputs of drift
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
-    return value
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Heartbeats every 0.3 s, metric points written every 20 ms or every 4 points."""
-    monkeypatch.setattr(status, "HEARTBEAT_SECONDS", 0.3)
-    monkeypatch.setattr(metricstream, "FLUSH_SECONDS", 0.02)
-    monkeypatch.setattr(metricstream, "FLUSH_POINTS", 4)
-    monkeypatch.setattr(metricstream, "POLL_SECONDS", 0.005)
 
 
 def store_spec(kind: str, request: pytest.FixtureRequest, folder: Path) -> Any:

@@ -30,7 +30,18 @@ from daskperiment.backend.base import Backend
 from daskperiment.backend.codec import start_from_document, trial_from_document
 from daskperiment.deletion import delete_experiment
 from daskperiment.errors import TransferError
-from daskperiment.records import AnnotationEdit, Blob, MetricPoint, RecordBatch, StepOutput
+from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
+    ArtifactRecord,
+    Blob,
+    MetricPoint,
+    PersistedValue,
+    RecordBatch,
+    StepOutput,
+    TrialRecord,
+    TrialStart,
+)
 from daskperiment.transfer.contents import CACHE_FOLDER, Contents
 
 logger = logging.getLogger(__name__)
@@ -90,31 +101,7 @@ def load_contents(
     BackendError, ArtifactError
         When the target cannot be written.
     """
-    # read (and check) everything first: a malformed file writes nothing
-    documents = contents.trial_documents()
-    start_documents = contents.start_documents()
-    with serialization.keeping_data():
-        trials = [trial_from_document(document) for document in documents]
-        starts = {t: start_from_document(document) for t, document in start_documents.items()}
-    ids = [trial.trial_id for trial in trials]
-    if len(set(ids)) != len(ids) or set(ids) & set(starts):
-        raise TransferError(f"the trials of experiment {contents.experiment_id!r} to import repeat ids")
-    moving = set(ids) | set(starts)
-    metrics = _points_by_trial(contents, moving)
-    persisted, records = defaultdict(list), defaultdict(list)
-    for value in contents.persisted():
-        if value.trial_id in moving:
-            persisted[value.trial_id].append(value)
-    for record in contents.artifact_records():
-        if record.trial_id in moving:
-            records[record.trial_id].append(record)
-    blobs = list(contents.blobs())
-    outputs = [StepOutput(key, output) for key, output in contents.step_outputs().items()]
-    files = contents.file_digests()
-    annotations = [a for a in contents.annotations() if a.trial_id in moving]
-    settings = contents.settings()
-    values = sum(len(group) for group in persisted.values())
-    # then stage, and put the staged experiment in the target's place
+    moving = _Moving.read(contents)  # everything read (and checked) first: a malformed file writes nothing
     _make_room(backend, artifacts, replace)
     prefix = _staging_prefix(backend.experiment_id)
     left = backend.discard_stagings(prefix)
@@ -122,43 +109,103 @@ def load_contents(
         logger.info("removed %s, staged by imports into %r cut short", left, backend.experiment_id)
     staging = backend.staging(prefix + uuid.uuid4().hex[:12])
     try:
-        if moving:
-            _raise_counter(staging, max(moving))
-        _write_blobs(blobs, outputs, staging)
-        contents.put_files(files, artifacts)
-        points = 0
-        for first in range(0, len(trials), TRIALS_PER_BATCH):
-            chunk = trials[first : first + TRIALS_PER_BATCH]
-            batch = RecordBatch(trials=chunk)
-            for trial in chunk:
-                batch.metrics.extend(metrics.pop(trial.trial_id, ()))
-                batch.persisted.extend(persisted.pop(trial.trial_id, ()))
-                batch.artifacts.extend(records.pop(trial.trial_id, ()))
-            points += len(batch.metrics)
-            staging.write_batch(batch)
-        started = RecordBatch()  # the records of trials only started: no trial record
-        for trial_id in starts:
-            started.metrics.extend(metrics.pop(trial_id, ()))
-            started.persisted.extend(persisted.pop(trial_id, ()))
-            started.artifacts.extend(records.pop(trial_id, ()))
-        if started:
-            points += len(started.metrics)
-            staging.write_batch(started)
-        staging.import_starts(starts)
-        if annotations:
-            staging.edit_annotations([AnnotationEdit(a.trial_id, note=a.note, tags=a.tags) for a in annotations])
-        for name, value in settings.items():
-            staging.save_setting(name, value)
+        points = moving.write(staging, artifacts, contents)
         cached = _write_cache(contents, staging, artifacts)
         backend.adopt(staging)
     except BaseException:
         _discard_quietly(backend, staging.experiment_id)
         raise
     report = TransferReport(
-        backend.experiment_id, len(trials), points, values, len(files), len(annotations), cached, len(starts),
+        backend.experiment_id, len(moving.trials), points, moving.values, len(moving.files),
+        len(moving.annotations), cached, len(moving.starts),
     )
     logger.info("imported experiment %r into %r: %s", contents.experiment_id, backend, report)
     return report
+
+
+@dataclass
+class _Moving:
+    """What an import writes, read from the contents (the step cache is read as it is written)."""
+
+    trials: list[TrialRecord]
+    starts: dict[int, TrialStart]
+    metrics: dict[int, list[MetricPoint]]
+    persisted: dict[int, list[PersistedValue]]
+    records: dict[int, list[ArtifactRecord]]
+    blobs: list[Blob]
+    outputs: list[StepOutput]
+    files: list[str]
+    annotations: list[Annotation]
+    settings: dict[str, str]
+
+    @classmethod
+    def read(cls, contents: Contents) -> "_Moving":
+        """Read and check ``contents``.
+
+        Raises
+        ------
+        TransferError
+            When they are malformed.
+        """
+        documents = contents.trial_documents()
+        start_documents = contents.start_documents()
+        with serialization.keeping_data():
+            trials = [trial_from_document(document) for document in documents]
+            starts = {t: start_from_document(document) for t, document in start_documents.items()}
+        ids = [trial.trial_id for trial in trials]
+        if len(set(ids)) != len(ids) or set(ids) & set(starts):
+            raise TransferError(f"the trials of experiment {contents.experiment_id!r} to import repeat ids")
+        moving = set(ids) | set(starts)
+        persisted: dict[int, list[PersistedValue]] = defaultdict(list)
+        records: dict[int, list[ArtifactRecord]] = defaultdict(list)
+        for value in contents.persisted():
+            if value.trial_id in moving:
+                persisted[value.trial_id].append(value)
+        for record in contents.artifact_records():
+            if record.trial_id in moving:
+                records[record.trial_id].append(record)
+        return cls(
+            trials, starts, _points_by_trial(contents, moving), persisted, records, list(contents.blobs()),
+            [StepOutput(key, output) for key, output in contents.step_outputs().items()],
+            contents.file_digests(), [a for a in contents.annotations() if a.trial_id in moving],
+            contents.settings(),
+        )
+
+    @property
+    def values(self) -> int:
+        """How many persisted values move."""
+        return sum(len(group) for group in self.persisted.values())
+
+    def write(self, staging: Backend, artifacts: ArtifactStore, contents: Contents) -> int:
+        """Write everything but the step cache into ``staging`` and the files into ``artifacts``; the points written."""
+        if self.trials or self.starts:
+            _raise_counter(staging, max([t.trial_id for t in self.trials] + list(self.starts)))
+        _write_blobs(self.blobs, self.outputs, staging)
+        contents.put_files(self.files, artifacts)
+        points = 0
+        for first in range(0, len(self.trials), TRIALS_PER_BATCH):
+            chunk = self.trials[first : first + TRIALS_PER_BATCH]
+            batch = self._records_of(chunk, [trial.trial_id for trial in chunk])
+            points += len(batch.metrics)
+            staging.write_batch(batch)
+        started = self._records_of([], list(self.starts))  # no trial record: only started
+        if started:
+            points += len(started.metrics)
+            staging.write_batch(started)
+        staging.import_starts(self.starts)
+        if self.annotations:
+            staging.edit_annotations([AnnotationEdit(a.trial_id, note=a.note, tags=a.tags) for a in self.annotations])
+        for name, value in self.settings.items():
+            staging.save_setting(name, value)
+        return points
+
+    def _records_of(self, trials: list[TrialRecord], trial_ids: list[int]) -> RecordBatch:
+        batch = RecordBatch(trials=trials)
+        for trial_id in trial_ids:
+            batch.metrics.extend(self.metrics.get(trial_id, ()))
+            batch.persisted.extend(self.persisted.get(trial_id, ()))
+            batch.artifacts.extend(self.records.get(trial_id, ()))
+        return batch
 
 
 def _staging_prefix(experiment_id: str) -> str:
@@ -180,8 +227,8 @@ def _make_room(backend: Backend, artifacts: ArtifactStore, replace: bool) -> Non
         delete_experiment(backend, artifacts)
         return
     held = backend.last_trial_id()
-    if held or backend.cache_entries() or backend.load_annotations() or backend.load_settings():
-        what = f"trials (up to id {held})" if held else "records (cache entries, notes or settings)"
+    if held or backend.load_starts() or backend.cache_entries() or backend.load_annotations() or backend.load_settings():
+        what = f"trials (up to id {held})" if held else "records (running or killed trials, cache entries, notes or settings)"
         raise TransferError(
             f"experiment {backend.experiment_id!r} of {backend!r} holds {what} already: nothing was "
             "imported. Import under another id (--as NEWID, experiment_id=...), or replace what it "
