@@ -224,6 +224,8 @@ def test_damaged_or_forged_files_are_refused_before_anything_is_written(make_exp
          "started": 1.0, "heartbeat": "late", "interval": 10.0, "process": "h:1"}).encode()}), "field 'heartbeat'"),
         (forged("start-twice.zip", **{"starts.jsonl": json.dumps({"trial_id": 1, "parameters": {}, "seed": None,
          "started": 1.0, "heartbeat": 2.0, "interval": 10.0, "process": "h:1"}).encode()}), "repeat ids"),
+        (forged("no-seed.zip", **{"starts.jsonl": json.dumps({"trial_id": 50, "parameters": {}, "started": 1.0,
+         "heartbeat": 2.0, "interval": 10.0, "process": "h:1"}).encode()}), "KeyError: 'seed'"),
         (forged("bad-output.zip", **{"step_outputs.jsonl": b'{"input_key": "k", "output_hash": 3}\n'}),
          "the output hash of line 1 of step_outputs.jsonl"),
         (forged("bad-line.zip", **{"trials.jsonl": b"{not json\n"}), "line 1 of trials.jsonl is not JSON"),

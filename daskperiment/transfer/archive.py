@@ -472,6 +472,8 @@ def _checked_start(document: dict[str, Any]) -> dict[str, Any]:
             raise TypeError(f"field {name!r} is {document[name]!r}")
     if not isinstance(document["parameters"], dict):
         raise TypeError("parameters must be an object")
+    if "seed" not in document:  # None when the trial had none, but given
+        raise KeyError("seed")
     for name, kind in (("seed", int), ("sweep_id", str)):
         value = document.get(name)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
