@@ -1,4 +1,4 @@
-"""An import killed at any moment leaves the target with nothing of the experiment, or all of it (issue 12)."""
+"""An import or copy killed at any moment leaves the target with nothing of the experiment, or all of it (issue 12)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,18 @@ IMPORTER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from daskperiment.transfer import import_experiment
+    from daskperiment.transfer import copy_experiment, import_experiment
 
-    spec = sys.argv[2] if "://" in sys.argv[2] else Path(sys.argv[2])
+    mode, source, target, experiment_id = sys.argv[1:]
+    spec = target if "://" in target else Path(target)
+    from daskperiment.backend import open_backend
+    open_backend(spec, "warm-up").metric_keys()  # the client library imported, the server reached
     print("go", flush=True)
     began = time.perf_counter()
-    import_experiment(sys.argv[1], backend=spec, experiment_id=sys.argv[3])
+    if mode == "import":
+        import_experiment(source, backend=spec, experiment_id=experiment_id)
+    else:  # copy from the local store of the export
+        copy_experiment("origin", Path(source), spec, new_id=experiment_id)
     print(f"done {time.perf_counter() - began:.3f}", flush=True)
     """
 )
@@ -103,40 +109,48 @@ def is_empty(backend: Backend) -> bool:
 
 def stagings(kind: str, spec: Any) -> list[str]:
     if kind == "local":
-        return sorted(p.name for p in Path(spec).glob(f"{STAGING_PREFIX}*"))
+        return sorted(p.name.removesuffix(".sqlite3") for p in Path(spec).glob(f"{STAGING_PREFIX}*.sqlite3"))
     return [i for i in experiment_ids(spec) if i.startswith(STAGING_PREFIX)]
 
 
-def start_importer(path: Path, spec: Any, experiment_id: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_importer(
+    mode: str, source: Path, spec: Any, experiment_id: str, cwd: Path, env: dict[str, str],
+) -> subprocess.Popen:
     child = subprocess.Popen(
-        [sys.executable, "-c", IMPORTER, str(path), str(spec), experiment_id],
+        [sys.executable, "-c", IMPORTER, mode, str(source), str(spec), experiment_id],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert child.stdout.readline().strip() == "go", child.stderr.read()
     return child
 
 
+@pytest.mark.parametrize("mode", ["import", "copy"])
 @pytest.mark.parametrize("kind", ["local", "redis", "mongo"])
-def test_an_import_killed_at_random_moments_leaves_nothing_or_everything(
-    kind, request, tmp_path, make_experiment, child_env,
+def test_an_import_or_copy_killed_at_random_moments_leaves_nothing_or_everything(
+    kind, mode, request, tmp_path, make_experiment, child_env,
 ) -> None:
     exported = build_export(make_experiment, tmp_path)
+    source = exported if mode == "import" else tmp_path / "source"
     spec = tmp_path / "target" if kind == "local" else request.getfixturevalue(f"{kind}_uri")
-    timing = start_importer(exported, spec, "timed", tmp_path, child_env)
+    timing = start_importer(mode, source, spec, "timed", tmp_path, child_env)
     out, err = timing.communicate(timeout=300)
     assert timing.returncode == 0, err
     seconds = float(out.split()[-1])  # the import itself, once the child is ready
     check_whole(open_backend(spec, "timed"))
     rng = random.Random(12)
     outcomes = []
-    for _ in range(KILLS_PER_STORE):
-        child = start_importer(exported, spec, "target", tmp_path, child_env)
-        time.sleep(rng.uniform(0.0, seconds))
+    while len(outcomes) < KILLS_PER_STORE:
+        child = start_importer(mode, source, spec, "target", tmp_path, child_env)
+        time.sleep(rng.uniform(0.25, 1.0) * seconds)  # reading the contents takes the first part
         child.send_signal(signal.SIGKILL)
-        assert child.wait(60) == -signal.SIGKILL  # killed before its import ended
         target = open_backend(spec, "target")
+        if child.wait(60) == 0:  # it ended first (a quicker run than the timed one): not a kill
+            check_whole(target)
+            delete_experiment(target, ArtifactStore(artifact_location(None, target.artifact_root(), "target")))
+            continue
+        assert child.returncode == -signal.SIGKILL
         if is_empty(target):
-            outcomes.append("nothing")
+            outcomes.append("nothing, mid-staging" if stagings(kind, spec) else "nothing")
             report = import_experiment(exported, backend=spec, experiment_id="target")  # runs again
         else:
             outcomes.append("everything")
@@ -147,13 +161,11 @@ def test_an_import_killed_at_random_moments_leaves_nothing_or_everything(
         # what the killed import staged went with the next one; a write the server was still running
         # for the killed process may make its staging again meanwhile: the next import removes that
         left = stagings(kind, spec)
-        assert len(left) <= 1 and open_backend(spec, "target").discard_stagings(STAGING_PREFIX) == [
-            name.removesuffix(".sqlite3") for name in left
-        ]
+        assert len(left) <= 1 and open_backend(spec, "target").discard_stagings(STAGING_PREFIX) == left
         history = Experiment("target", backend=spec).get_history()
         assert history["Result"].tolist() == [2 * a for a in range(TRIALS)]
         target = open_backend(spec, "target")
         delete_experiment(target, ArtifactStore(artifact_location(None, target.artifact_root(), "target")))
     assert len(outcomes) == KILLS_PER_STORE
-    print(f"{kind}: import {seconds:.2f} s; kills left {outcomes}")
+    print(f"{mode} into {kind}: {seconds:.2f} s; kills left {outcomes}")
 
