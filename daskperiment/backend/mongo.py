@@ -122,6 +122,8 @@ DELETED_TRIAL = "deleted_trial"
 """Kind of the document of a trial being deleted: readers no longer see it."""
 DELETED_START = "deleted_start"
 """Kind of the start of a (killed) trial being deleted."""
+ADOPT_TIMEOUT_SECONDS = 600.0
+"""Longest wait for the rename putting an imported experiment in place (a server may copy the collection)."""
 _TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
 _BLOB_FIELDS = {"trial_id": 1, "code_digest": 1, "environment_digest": 1, "worker_environment_digests": 1}
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
@@ -764,15 +766,18 @@ class MongoBackend(ServerBackend):
 
         Processes that have this experiment open find another epoch (an
         ERROR says its records were replaced) and go on from the ids they reached.
+        MongoDB renames in place; a server that copies the collection instead
+        is given :data:`ADOPT_TIMEOUT_SECONDS`.
         """
         if not isinstance(staging, MongoBackend) or staging.database_name != self.database_name:
             raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
         with self._reaching("record the imported experiment"):
             database = self._collection().database
-            database.client.admin.command(
-                "renameCollection", f"{database.name}.{staging.collection_name}",
-                to=f"{database.name}.{self.collection_name}", dropTarget=True,
-            )
+            with pymongo.timeout(max(self.timeout, ADOPT_TIMEOUT_SECONDS)):
+                database.client.admin.command(
+                    "renameCollection", f"{database.name}.{staging.collection_name}",
+                    to=f"{database.name}.{self.collection_name}", dropTarget=True,
+                )
         staging.close()
         self._start_afresh()
 
