@@ -5,7 +5,9 @@ folder it wrote elsewhere (:meth:`Experiment.capture_artifact`). When the step
 ends, every file is uploaded to the artifact store (content-addressed:
 identical files are stored once) and listed in the step's records; a long
 step uploads what changed every :data:`UPLOAD_INTERVAL` seconds meanwhile, so
-the end of the step only sends the files written last. The folders are the
+the end of the step only sends the files written last, and the files uploaded
+so far are listed while it runs (:meth:`StepArtifacts.listed`, which the
+metric stream writes with its next batch). The folders are the
 store's scratch folders, removed after the step: at its end their files are
 given to the store (moved into a local location rather than copied); files
 captured from elsewhere are copied.
@@ -92,6 +94,7 @@ class StepArtifacts:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listed: tuple[int, list[KeptFile]] = (0, [])
 
     def folder(self, name: str) -> Path:
         """A new empty local folder whose files are kept as artifact ``name``."""
@@ -155,12 +158,25 @@ class StepArtifacts:
                 )
                 self._thread.start()
 
+    def listed(self) -> tuple[int, list[KeptFile]]:
+        """The files uploaded while the step runs, as of the last periodic upload, with the number of that listing.
+
+        The number grows with each listing that differs from the one before
+        (0: none yet): the metric stream writes a listing's records once.
+        """
+        with self._lock:
+            return self._listed
+
     def _upload_periodically(self) -> None:
         while not self._stop.wait(UPLOAD_INTERVAL):
             try:
-                self._upload_all()
+                kept = self._upload_all()
             except Exception as exc:  # retried at the end of the step, where it is reported
                 logger.debug("periodic artifact upload of step %s failed: %s", self.step, exc)
+                continue
+            with self._lock:
+                if kept != self._listed[1]:
+                    self._listed = (self._listed[0] + 1, kept)
 
     def _upload_all(self, final: bool = False) -> list[KeptFile]:
         """Upload what is new; ``final`` (the step has ended) gives the temporary folders' files away."""

@@ -1068,10 +1068,16 @@ class Experiment:
         recorder = active_step.get()
         if recorder.artifacts is None:
             recorder.artifacts = StepArtifacts(self.artifacts, recorder.step or "step")
+            if recorder.stream is None:  # the files it uploads while it runs are listed with the metric stream
+                self._tracker.stream_metrics(recorder)
         return recorder.artifacts
 
     def get_artifacts(self, trial_id: int) -> pd.DataFrame:
         """The files trial ``trial_id`` kept: one row per file.
+
+        For a running trial, the files its steps (in this process) uploaded
+        so far: uploads happen every ``capture.UPLOAD_INTERVAL`` seconds
+        while a step runs, listed with the next metric batch.
 
         Returns
         -------
@@ -1119,7 +1125,8 @@ class Experiment:
 
     def _artifact_records(self, trial_id: int) -> list[ArtifactRecord]:
         trial_id = self._check_trial_id(trial_id)
-        self._trial(trial_id)  # raises for an unknown trial
+        if not self._backend.load_starts([trial_id]):  # a running (or killed) trial: the files listed so far
+            self._trial(trial_id)  # raises for an unknown trial
         return self._backend.load_artifacts(trial_id)
 
     # -- step cache -------------------------------------------------------------------

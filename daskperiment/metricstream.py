@@ -9,7 +9,10 @@ soon as :data:`FLUSH_POINTS` points wait — never spending more than
 :data:`BUSY_SHARE` of the time writing, so that a step saving points as fast
 as it can keeps most of the interpreter. When the step ends, the stream says
 how many of its points (the first ones) it wrote; the trial's record writes
-the others, so every point is written once.
+the others, so every point is written once. The artifact files a step uploads
+while it runs (see :mod:`daskperiment.capture`) are listed with the next batch
+too, so a running trial's files can be read; the trial's record lists them
+again as they are when the step ends.
 
 Steps running in other processes (the ``processes`` scheduler, ``dask.distributed``
 workers) do not stream: a worker may be lost and its step run again elsewhere,
@@ -25,11 +28,12 @@ import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from daskperiment.backend.base import Backend
 from daskperiment.context import StepRecorder
 from daskperiment.errors import BackendError, BatchSpooledError
-from daskperiment.records import MetricPoint
+from daskperiment.records import ArtifactRecord, MetricPoint, RecordBatch
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ class _Store:
     """The steps streaming to one store: each with how many of its points are written."""
 
     written: dict[StepRecorder, int] = field(default_factory=dict)
+    listed: dict[StepRecorder, int] = field(default_factory=dict)
+    """Number of the listing of each step's artifact files last written (see :meth:`StepArtifacts.listed`)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Held while points are written to the store: a step ending waits for that write."""
     last_write: float = field(default_factory=time.monotonic)
@@ -56,6 +62,10 @@ class _Store:
 
     def waiting(self) -> int:
         return sum(len(recorder.metrics) - count for recorder, count in self.written.items())
+
+    def files_waiting(self) -> bool:
+        """Whether a step has uploaded artifact files not listed in the store yet."""
+        return any(_listing(recorder)[0] > self.listed.get(recorder, 0) for recorder in self.written)
 
 
 class MetricStream:
@@ -123,6 +133,7 @@ class MetricStream:
     def _forget(self, backend: Backend, store: _Store, recorder: StepRecorder) -> int:
         """Stop streaming ``recorder`` (with ``_changed`` held); return how many of its points were written."""
         self._store_of.pop(recorder, None)
+        store.listed.pop(recorder, None)
         written = store.written.pop(recorder, 0)
         if not store.written and self._stores.get(backend) is store:
             del self._stores[backend]
@@ -158,24 +169,38 @@ class MetricStream:
     ) -> None:
         """Write points ``start:end`` of each recorder of ``parts``, in one batch (``store.lock`` held)."""
         began = time.monotonic()
-        points = [
+        batch = RecordBatch()
+        batch.metrics = [
             MetricPoint(trial_id, key, epoch, value)
             for recorder, start, end in parts
             for trial_id in recorder.context.trial_ids
             for key, epoch, value in recorder.metrics[start:end]
         ]
-        if points and self._written(backend, store, points):
+        listings = {recorder: _listing(recorder) for recorder, _, _ in parts}
+        listings = {r: listing for r, listing in listings.items() if listing[0] > store.listed.get(r, 0)}
+        batch.artifacts = [
+            ArtifactRecord(trial_id, kept.name, kept.path, kept.digest, kept.size, recorder.step)
+            for recorder, (_, files) in listings.items()
+            for trial_id in recorder.context.trial_ids
+            for kept in files
+        ]
+        if batch and self._written(backend, store, batch):
             with self._changed:
                 for recorder, _, end in parts:
                     if recorder in store.written:
                         store.written[recorder] = end
+                        if recorder in listings:
+                            store.listed[recorder] = listings[recorder][0]
         store.last_write = time.monotonic()
         store.not_before = store.last_write + (store.last_write - began) * (1 / BUSY_SHARE - 1)
 
-    def _written(self, backend: Backend, store: _Store, points: list[MetricPoint]) -> bool:
-        """Write ``points``; whether the store has them (or a spool that re-sends them)."""
+    def _written(self, backend: Backend, store: _Store, batch: RecordBatch) -> bool:
+        """Write ``batch``; whether the store has it (or a spool that re-sends it)."""
         try:
-            backend.write_metrics(points)
+            if batch.artifacts:
+                backend.write_batch(batch)
+            else:
+                backend.write_metrics(batch.metrics)
         except BatchSpooledError:
             return True  # the server is down: the spool re-sends them
         except (BackendError, OSError) as exc:
@@ -196,7 +221,14 @@ def _is_due(store: _Store, now: float) -> bool:
     if now < store.not_before:
         return False
     waiting = store.waiting()
-    return waiting >= FLUSH_POINTS or (waiting > 0 and now - store.last_write >= FLUSH_SECONDS)
+    if waiting >= FLUSH_POINTS:
+        return True
+    return now - store.last_write >= FLUSH_SECONDS and (waiting > 0 or store.files_waiting())
+
+
+def _listing(recorder: StepRecorder) -> tuple[int, list[Any]]:
+    """The last listing of the artifact files ``recorder``'s step uploaded while it runs ((0, []): none)."""
+    return recorder.artifacts.listed() if recorder.artifacts is not None else (0, [])
 
 
 _stream = MetricStream()

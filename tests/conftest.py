@@ -40,6 +40,34 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     Experiment._instances.clear()
 
 
+WAIT_SECONDS = 60.0
+"""Longest wait for something a test waits for: only to fail rather than hang when it never happens."""
+
+
+def wait_until(condition: Callable[[], Any], what: str) -> Any:
+    """Poll ``condition`` until it is true; its value (a failure after WAIT_SECONDS)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running trials, quickly: heartbeats every 0.3 s, metric points written every 20 ms or every
+    4 points, artifact files uploaded every 50 ms while a step runs."""
+    from daskperiment import capture, metricstream, status
+
+    monkeypatch.setattr(status, "HEARTBEAT_SECONDS", 0.3)  # a loaded machine may delay a beat 0.9 s
+    monkeypatch.setattr(metricstream, "FLUSH_SECONDS", 0.02)
+    monkeypatch.setattr(metricstream, "FLUSH_POINTS", 4)
+    monkeypatch.setattr(metricstream, "POLL_SECONDS", 0.005)
+    monkeypatch.setattr(capture, "UPLOAD_INTERVAL", 0.05)
+
+
 @pytest.fixture
 def make_experiment(tmp_path: Path) -> Callable[..., Experiment]:
     """Create an experiment with a unique id stored below the test's folder."""

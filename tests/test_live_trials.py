@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -28,28 +28,7 @@ from daskperiment.errors import BackendError, BatchSpooledError
 from daskperiment.history import history_frame
 from daskperiment.records import TrialRecord, TrialStart
 
-WAIT_SECONDS = 60.0  # only to fail rather than hang when something never happens
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    """Poll ``condition`` until it is true; its value (a failure after WAIT_SECONDS)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Heartbeats every 0.3 s, metric points written every 20 ms or every 4 points."""
-    monkeypatch.setattr(status, "HEARTBEAT_SECONDS", 0.3)  # a loaded machine may delay a beat 0.9 s
-    monkeypatch.setattr(metricstream, "FLUSH_SECONDS", 0.02)
-    monkeypatch.setattr(metricstream, "FLUSH_POINTS", 4)
-    monkeypatch.setattr(metricstream, "POLL_SECONDS", 0.005)
-
+from conftest import WAIT_SECONDS, wait_until
 
 @pytest.fixture(params=["local", "redis", "mongo"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
@@ -556,6 +535,7 @@ def test_processes_killed_at_random_moments_lose_no_trial_and_no_written_point(
     assert set(statuses) <= {"finished", "killed"}, statuses
     assert 1 <= statuses.get("killed", 0) <= 3 * kills  # a kill ends at most a sweep's 3 trials
     assert statuses.get("finished", 0) >= kills
+    print(f"{kills} kills: {len(ids)} trial ids, {statuses}")  # for the closing note (pytest -s)
     points = points_of(ex.backend, "loss", ids)
     for trial_id, row in history.iterrows():
         n = int(row["n"])

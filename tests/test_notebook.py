@@ -133,3 +133,15 @@ def test_a_running_trial_shows_as_running_and_is_followed_to_its_end(executed: d
     assert history[-1].split() == ["1", "40", "running"]  # read while it runs
     assert "loss\t39\t0.025\nstatus: finished, result 0.025\n" in output
     assert output.endswith("result: 0.025\n")
+
+
+def test_notes_tags_export_import_and_deletion(executed: dict) -> None:
+    notes = text(executed["notes"]).splitlines()
+    assert notes[-1].split() == ["1", "40", "finished", "first", "run:", "40", "epochs", "baseline,", "notebook"]
+    output = text(executed["transfer"]).splitlines()
+    assert output[0] == "exported: 1 trials and 1 running"
+    assert output[-4].split() == notes[-1].split()  # the copy keeps the note and tags
+    assert output[-3].split() == ["2", "30", "running"]  # and the running trial, with its points so far
+    assert output[-2] == "points of the running trial in the copy: True"
+    assert output[-1] == f"result in the original: {1 / 30}"
+    assert text(executed["delete"]) == "deleted: [1]\ncopy: [2] original: [1, 2]\n"

@@ -12,7 +12,7 @@ import numbers
 import os
 import threading
 from abc import ABC, abstractmethod
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 from daskperiment.records import (
     Annotation,
@@ -352,6 +352,50 @@ class Backend(ABC):
         """Every setting of the experiment (see :meth:`save_setting`), by name.
 
         Exporting an experiment reads them all, whatever their names.
+        """
+
+    @abstractmethod
+    def step_outputs(self) -> dict[str, str]:
+        """Every step output hash of the purity check, by step input key (an export moves them all)."""
+
+    @abstractmethod
+    def import_starts(self, starts: Mapping[int, TrialStart]) -> None:
+        """Record ``starts`` (running or killed trials of an exported experiment) under their own ids.
+
+        For imports only: the trial id counter is not moved (the importer
+        raises it past every imported id); a start whose trial is recorded
+        is not written.
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written (nothing is written).
+        """
+
+    @abstractmethod
+    def staging(self, experiment_id: str) -> "Backend":
+        """Experiment ``experiment_id`` of this same store, where an import is written before :meth:`adopt`."""
+
+    @abstractmethod
+    def adopt(self, staging: "Backend") -> None:
+        """Replace this experiment's records by those of ``staging`` (see :meth:`staging`) in one atomic step.
+
+        Readers see the experiment as it was, or with every record of
+        ``staging``; ``staging`` is gone afterwards. The local store copies
+        the staged database in one transaction, Redis renames its keys in one
+        Lua script, MongoDB renames its collection over this one.
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be written (nothing is changed).
+        """
+
+    @abstractmethod
+    def discard_stagings(self, prefix: str) -> list[str]:
+        """Remove the staged experiments (see :meth:`staging`) whose ids start with ``prefix``; return their ids.
+
+        What imports cut short (a killed process) left behind.
         """
 
     def _blobs_removed(self, digests: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ recorded, and a database failing its integrity check is not written again.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
 from daskperiment import serialization
 from daskperiment.backend.base import (
@@ -791,8 +792,7 @@ class LocalBackend(Backend):
             connection.execute("UPDATE counters SET value = 0")  # a store left by a kill counts from 1
         with self._lock:
             self.close()
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self.database_path}{suffix}").unlink(missing_ok=True)
+            _remove_database(self.database_path)
             self._highest_id = 0
             self._file_identity = None
             self._remove_code_files(self._code_file_ids(), blobs | self._code_version_digests())
@@ -808,6 +808,64 @@ class LocalBackend(Backend):
     def load_settings(self) -> dict[str, str]:
         """Read the ``settings`` table (see :meth:`Backend.load_settings`)."""
         return dict(self._read("SELECT name, value FROM settings ORDER BY name"))
+
+    def step_outputs(self) -> dict[str, str]:
+        """Read the ``step_outputs`` table (see :meth:`Backend.step_outputs`)."""
+        return dict(self._read("SELECT input_key, output_hash FROM step_outputs ORDER BY input_key"))
+
+    def import_starts(self, starts: Mapping[int, TrialStart]) -> None:
+        """Insert the starts in one transaction (see :meth:`Backend.import_starts`)."""
+        rows = [(int(trial_id), *_start_row(start)) for trial_id, start in starts.items()]
+        if not rows:
+            return
+        with self._write("the starts of imported trials") as connection:
+            connection.executemany(
+                f"INSERT OR REPLACE INTO trial_starts ({_START_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM trials WHERE trial_id = ?)",
+                [(*row, row[0]) for row in rows],
+            )
+
+    def staging(self, experiment_id: str) -> "LocalBackend":
+        """A database of this folder (see :meth:`Backend.staging`): :meth:`adopt` copies it in one transaction."""
+        return LocalBackend(self.directory, experiment_id)
+
+    def adopt(self, staging: Backend) -> None:
+        """Copy every table of the staged database into this one in one transaction, then remove it.
+
+        See :meth:`Backend.adopt`. A process killed before the commit leaves
+        this database as it was (and the staged one, which
+        :meth:`discard_stagings` removes); killed after, the staged file only.
+        """
+        if not isinstance(staging, LocalBackend) or staging.directory != self.directory:
+            raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
+        staging.close()  # its last connection: its write-ahead log is merged into the file
+        with self._lock:
+            connection = self._connect()
+            try:
+                connection.execute("ATTACH DATABASE ? AS staged", (str(staging.database_path),))
+            except sqlite3.DatabaseError as exc:
+                raise self._write_failed(exc, "the imported experiment") from exc
+            try:
+                with self._write("the imported experiment") as connection:
+                    tables = [name for (name,) in connection.execute(
+                        "SELECT name FROM staged.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                    )]
+                    for table in tables:
+                        columns = ", ".join(row[1] for row in connection.execute(f"PRAGMA staged.table_info({table})"))
+                        connection.execute(f"DELETE FROM main.{table}")
+                        connection.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM staged.{table}")
+                    (last,) = connection.execute("SELECT value FROM counters WHERE name = 'trial_id'").fetchone()
+            finally:
+                connection.execute("DETACH DATABASE staged")
+        self._highest_id = max(self._highest_id, int(last))
+        _remove_database(staging.database_path)
+
+    def discard_stagings(self, prefix: str) -> list[str]:
+        """Remove the databases of this folder whose experiment ids start with ``prefix`` (see :meth:`Backend.discard_stagings`)."""
+        found = sorted(self.directory.glob(f"{glob.escape(prefix)}*.sqlite3"))
+        for path in found:
+            _remove_database(path)
+        return [path.name[: -len(".sqlite3")] for path in found]
 
     def _code_file_ids(self) -> list[int]:
         """Trial ids of this experiment's code files (those a deletion cut short left too)."""
@@ -919,6 +977,10 @@ def _replace_step_outputs(connection: sqlite3.Connection, outputs: Sequence[Step
         ).fetchall())
     _insert_rows(connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(rows.items()))
     return previous
+def _remove_database(path: Path) -> None:
+    """Remove the SQLite database at ``path`` with its log files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _use_write_ahead_log(connection: sqlite3.Connection) -> None:

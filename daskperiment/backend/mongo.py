@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import bson
@@ -79,6 +79,7 @@ from daskperiment.backend.codec import (
     trial_document,
     trial_from_document,
 )
+from daskperiment.backend.base import Backend
 from daskperiment.backend.server import (
     EpochChanged,
     ServerBackend,
@@ -122,6 +123,8 @@ DELETED_TRIAL = "deleted_trial"
 """Kind of the document of a trial being deleted: readers no longer see it."""
 DELETED_START = "deleted_start"
 """Kind of the start of a (killed) trial being deleted."""
+ADOPT_TIMEOUT_SECONDS = 600.0
+"""Longest wait for the rename putting an imported experiment in place (a server may copy the collection)."""
 _TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
 _BLOB_FIELDS = {"trial_id": 1, "code_digest": 1, "environment_digest": 1, "worker_environment_digests": 1}
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
@@ -746,6 +749,61 @@ class MongoBackend(ServerBackend):
         with self._reaching("read the settings"):
             documents = list(self._collection().find({"kind": "setting"}))
         return {d["_id"][len("setting:"):]: d["value"] for d in sorted(documents, key=lambda d: d["_id"])}
+
+    def step_outputs(self) -> dict[str, str]:
+        """Read the ``step:<input hash>`` documents (see :meth:`Backend.step_outputs`)."""
+        with self._reaching("read the step output hashes"):
+            documents = list(self._collection().find({"kind": "step_output"}).batch_size(CURSOR_BATCH))
+        return {d["_id"][len("step:"):]: d["output_hash"] for d in sorted(documents, key=lambda d: d["_id"])}
+
+    def import_starts(self, starts: Mapping[int, TrialStart]) -> None:
+        """Upsert the ``start:<n>`` documents of trials not recorded, by one bulk write (see :meth:`Backend.import_starts`)."""
+        encoded = {int(t): document for t, document in zip(starts, self._encode_starts(list(starts.values())))}
+        if not encoded:
+            return
+        with self._reaching("record the starts of imported trials"):
+            collection = self._collection()
+            recorded = {d["trial_id"] for d in collection.find({"kind": "trial", "trial_id": {"$in": sorted(encoded)}})}
+            operations = [
+                ReplaceOne({"_id": f"start:{t}"}, {"kind": "start", "trial_id": t, **document}, upsert=True)
+                for t, document in sorted(encoded.items()) if t not in recorded
+            ]
+            if operations:
+                collection.bulk_write(operations, ordered=True)
+
+    def staging(self, experiment_id: str) -> "MongoBackend":
+        """Experiment ``experiment_id`` of this database (see :meth:`Backend.staging`)."""
+        given = self._given_database if self._given_pid == os.getpid() else None
+        return MongoBackend(self._uri, experiment_id, database=given)
+
+    def adopt(self, staging: Backend) -> None:
+        """Rename the staging's collection over this experiment's, one atomic command (see :meth:`Backend.adopt`).
+
+        Processes that have this experiment open find another epoch (an
+        ERROR says its records were replaced) and go on from the ids they reached.
+        MongoDB renames in place; a server that copies the collection instead
+        is given :data:`ADOPT_TIMEOUT_SECONDS`.
+        """
+        if not isinstance(staging, MongoBackend) or staging.database_name != self.database_name:
+            raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
+        with self._reaching("record the imported experiment"):
+            database = self._collection().database
+            with pymongo.timeout(max(self.timeout, ADOPT_TIMEOUT_SECONDS)):
+                database.client.admin.command(
+                    "renameCollection", f"{database.name}.{staging.collection_name}",
+                    to=f"{database.name}.{self.collection_name}", dropTarget=True,
+                )
+        staging.close()
+        self._start_afresh()
+
+    def discard_stagings(self, prefix: str) -> list[str]:
+        """Drop the collections of experiments whose ids start with ``prefix`` (see :meth:`Backend.discard_stagings`)."""
+        with self._reaching("list the experiments"):
+            database = self._collection().database
+            names = sorted(n for n in database.list_collection_names() if n.startswith(COLLECTION_PREFIX + prefix))
+            for name in names:
+                database.drop_collection(name)
+        return [name[len(COLLECTION_PREFIX):] for name in names]
 
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 import redis
@@ -61,6 +61,7 @@ from daskperiment.backend.codec import (
     trial_document,
     trial_from_document,
 )
+from daskperiment.backend.base import Backend
 from daskperiment.backend.server import (
     EpochChanged,
     ServerBackend,
@@ -241,6 +242,23 @@ for key in pairs(touched) do
     end
 end
 return {deleted, removed, orphans}
+"""
+# -- moving experiments (issue 12) ------------------------------------------------------------
+# ARGV: prefix of the experiment, prefix of its staging, the key listing experiments, the
+# experiment id, the staging's id. Replaces every key of the experiment by the staging's, renamed,
+# and lists the experiment (not the staging): atomic. Returns how many keys were renamed.
+_ADOPT = """
+local old = redis.call('KEYS', ARGV[1] .. '*')
+for first = 1, #old, 1000 do
+    redis.call('DEL', unpack(old, first, math.min(first + 999, #old)))
+end
+local staged = redis.call('KEYS', ARGV[2] .. '*')
+for _, key in ipairs(staged) do
+    redis.call('RENAME', key, ARGV[1] .. string.sub(key, #ARGV[2] + 1))
+end
+redis.call('SREM', ARGV[3], ARGV[5])
+redis.call('SADD', ARGV[3], ARGV[4])
+return #staged
 """
 # ARGV: key prefix, the key listing experiments, the experiment id. Deletes every key of the
 # experiment and its listing at once; returns how many keys there were.
@@ -708,6 +726,55 @@ class RedisBackend(ServerBackend):
         with self._reaching("read the settings"):
             stored = self._client().hgetall(self._key("settings"))
         return {name.decode("utf-8"): value.decode("utf-8") for name, value in sorted(stored.items())}
+
+    def step_outputs(self) -> dict[str, str]:
+        """Read the ``step_outputs`` hash (see :meth:`Backend.step_outputs`)."""
+        with self._reaching("read the step output hashes"):
+            stored = self._client().hgetall(self._key("step_outputs"))
+        return {key.decode(): value.decode() for key, value in sorted(stored.items())}
+
+    def import_starts(self, starts: Mapping[int, TrialStart]) -> None:
+        """Store the starts and heartbeats of trials not recorded, in one transaction (see :meth:`Backend.import_starts`)."""
+        encoded = {int(t): self._encode_starts([start]) for t, start in starts.items()}
+        if not encoded:
+            return
+        with self._reaching("record the starts of imported trials"):
+            client = self._client()
+            recorded = client.hmget(self._key("trials"), sorted(encoded))
+            pipe = client.pipeline(transaction=True)
+            for (trial_id, (heartbeat, document)), held in zip(sorted(encoded.items()), recorded):
+                if held is None:
+                    pipe.hset(self._key("starts"), trial_id, document)
+                    pipe.hset(self._key("heartbeats"), trial_id, heartbeat)
+            pipe.execute()
+
+    def staging(self, experiment_id: str) -> "RedisBackend":
+        """Experiment ``experiment_id`` of this server (see :meth:`Backend.staging`)."""
+        return RedisBackend(self._uri, experiment_id, connection_pool=self._given_pool)
+
+    def adopt(self, staging: Backend) -> None:
+        """Rename the staging's keys over this experiment's by one Lua script (see :meth:`Backend.adopt`).
+
+        Processes that have this experiment open find another epoch (an
+        ERROR says its records were replaced) and go on from the ids they reached.
+        """
+        if not isinstance(staging, RedisBackend) or staging._uri != self._uri:
+            raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
+        with self._reaching("record the imported experiment"):
+            self._client().eval(
+                _ADOPT, 0, self._prefix, staging._prefix, EXPERIMENTS_KEY, self.experiment_id,
+                staging.experiment_id,
+            )
+        staging.close()
+        self._start_afresh()
+
+    def discard_stagings(self, prefix: str) -> list[str]:
+        """Delete the experiments of this server whose ids start with ``prefix`` (see :meth:`Backend.discard_stagings`)."""
+        with self._reaching("list the experiments"):
+            found = sorted(m.decode() for m in self._client().smembers(EXPERIMENTS_KEY) if m.decode().startswith(prefix))
+        for experiment_id in found:
+            self.staging(experiment_id).delete_experiment()
+        return found
 
     # -- settings -------------------------------------------------------------------------
     def _write_setting(self, name: str, value: str) -> None:

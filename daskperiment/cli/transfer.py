@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write an experiment with everything it holds to one file",
         description=(
             "Write an experiment to FILE (a ZIP archive of JSON Lines and the stored bytes): its "
-            "trials, metrics, persisted values, code, environments, artifact records and files, "
-            "notes, tags and settings; with --cache its step cache too. Values are copied as "
+            "trials (running and killed ones too, with the points they wrote), metrics, persisted "
+            "values, code, environments, step output hashes, artifact records and files, notes, "
+            "tags and settings; with --cache its step cache too. Values are copied as "
             "stored: no pickle is loaded, signed pickles keep their signatures."
         ),
     )
@@ -39,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="import an exported experiment into a store",
         description=(
             "Import the experiment of FILE (written by `daskperiment export`) into a store, with "
-            "the same trial ids. A target experiment holding records is refused unless --replace."
+            "the same trial ids, all at once: an import cut short leaves the target as it was. A "
+            "target experiment holding records is refused unless --replace."
         ),
     )
     imported.add_argument("file", metavar="FILE", help="the export file")
@@ -83,7 +85,8 @@ def run_export(args: argparse.Namespace) -> int:
         files=not args.without_files,
     )
     print(
-        f"exported experiment {args.experiment_id!r} to {args.file}: {manifest['trials']} trials, "
+        f"exported experiment {args.experiment_id!r} to {args.file}: {manifest['trials']} trials"
+        f"{_started(manifest['starts'])}, "
         f"{manifest['metric_points']} metric points, {manifest['persisted']} persisted values, "
         f"{manifest['artifact_files']} artifact files, {manifest['annotations']} notes and tags, "
         f"{manifest['cache_entries']} cache entries"
@@ -117,7 +120,12 @@ def run_copy(args: argparse.Namespace) -> int:
 
 def _summary(report: TransferReport) -> str:
     return (
-        f"experiment {report.experiment_id!r}: {report.trials} trials, {report.metric_points} metric "
+        f"experiment {report.experiment_id!r}: {report.trials} trials{_started(report.started)}, "
+        f"{report.metric_points} metric "
         f"points, {report.persisted} persisted values, {report.artifact_files} artifact files, "
         f"{report.annotations} notes and tags, {report.cache_entries} cache entries"
     )
+
+
+def _started(count: int) -> str:
+    return f" (and {count} running or killed)" if count else ""

@@ -1,14 +1,14 @@
 """Moving experiments: export one to a file, import it into any store, copy it between stores.
 
-Everything moves: trials (failed ones too), metrics, persisted values, code
-and environments, artifact records and files, notes, tags, settings and,
-when asked, the step cache. Values move as the store holds them: no pickle is
-loaded, and signed pickles keep the signature of the key that wrote them
-(they load only where ``DASKPERIMENT_SIGNING_KEY`` is that key, as for a
-shared store; plain data reads anywhere). Not moved: the step output hashes
-of the purity check (a new store checks purity from its own trials on), and
-trials not recorded yet: running ones, and killed ones (their start, heartbeat
-and the metric points they flushed; delete them, or export once they ended).
+Everything moves: trials (failed ones too), trials running or killed (their
+start, heartbeat and the metric points they flushed), metrics, persisted
+values, code and environments, the step output hashes of the purity check,
+artifact records and files, notes, tags, settings and, when asked, the step
+cache. Values move as the store holds them: no pickle is loaded, and signed
+pickles keep the signature of the key that wrote them (they load only where
+``DASKPERIMENT_SIGNING_KEY`` is that key, as for a shared store; plain data
+reads anywhere). An import or copy is staged and then put in place in one
+atomic step (see :mod:`.loading`): cut short, it leaves the target as it was.
 """
 
 from __future__ import annotations

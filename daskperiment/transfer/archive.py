@@ -4,6 +4,9 @@ Members (``FORMAT``, version :data:`VERSION`)::
 
     manifest.json        what the file holds: format, version, experiment id, counts
     trials.jsonl         one trial document per line (parameters and results as stored data trees)
+    starts.jsonl         {trial_id, ...start document}: trials running or killed when exported
+                         (version 2 on)
+    step_outputs.jsonl   {input_key, output_hash}: the purity check's step output hashes (version 2 on)
     metrics.jsonl        one line per metric key: {key, integer, points: "metrics/N.npy"}
     metrics/N.npy        its points: a structured array (trial_id <i8, epoch <i8, value <f8)
     persisted.jsonl      {trial_id, step, payload: "payloads/SHA256"}
@@ -59,7 +62,9 @@ from daskperiment.artifactstore import ArtifactStore
 from daskperiment.transfer.contents import Contents, MetricColumns, check_stored
 
 FORMAT = "daskperiment-experiment"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Versions this daskperiment imports (1: without starts nor step output hashes)."""
 POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")])
 """Layout of a metric's points in ``metrics/N.npy``."""
 _MEMBER = {
@@ -104,6 +109,11 @@ class _Writer:
         lines = [json.dumps(d, allow_nan=False, separators=(",", ":")) for d in documents]
         self.pickles += sum(line.count(_PICKLE_KEY) for line in lines)
         self._write_lines("trials.jsonl", lines)
+        starts = [_json({"trial_id": t, **d}) for t, d in contents.start_documents().items()]
+        self._write_lines("starts.jsonl", starts)
+        self.pickles += sum(line.count(_PICKLE_KEY) for line in starts)
+        outputs = contents.step_outputs()
+        self._write_lines("step_outputs.jsonl", [_json({"input_key": k, "output_hash": h}) for k, h in outputs.items()])
         metric_lines, points = [], 0
         for number, columns in enumerate(contents.metrics()):
             member = f"metrics/{number}.npy"
@@ -148,6 +158,8 @@ class _Writer:
             "daskperiment": _version(),
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "trials": len(documents),
+            "starts": len(starts),
+            "step_outputs": len(outputs),
             "metric_points": points,
             "persisted": len(persisted),
             "blobs": len(blobs),
@@ -223,10 +235,10 @@ class ArchiveContents(Contents):
         manifest = self._json_member("manifest.json")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             self._malformed("its manifest.json does not describe an exported experiment")
-        if manifest.get("version") != VERSION:
+        if manifest.get("version") not in READABLE_VERSIONS:
             raise TransferError(
                 f"{str(self.path)!r} is an export of format version {manifest.get('version')!r}; "
-                f"this daskperiment reads version {VERSION}: upgrade daskperiment to import it"
+                f"this daskperiment reads versions {' and '.join(map(str, READABLE_VERSIONS))}: upgrade daskperiment to import it"
             )
         self.manifest = manifest
         self.experiment_id = _text(manifest.get("experiment_id"), "the manifest's experiment id", self.path)
@@ -293,6 +305,28 @@ class ArchiveContents(Contents):
             with self._checked("trials.jsonl", f"line {number}"):
                 documents.append(_checked_trial(document))
         return documents
+
+    def start_documents(self) -> dict[int, dict[str, Any]]:
+        if self.manifest["version"] < 2:
+            return {}
+        documents: dict[int, dict[str, Any]] = {}
+        for number, line in self._lines("starts.jsonl"):
+            with self._checked("starts.jsonl", f"line {number}"):
+                trial_id = _trial_id(line.pop("trial_id"))
+                if trial_id in documents:
+                    raise ValueError(f"trial {trial_id} starts twice")
+                documents[trial_id] = _checked_start(line)
+        return documents
+
+    def step_outputs(self) -> dict[str, str]:
+        if self.manifest["version"] < 2:
+            return {}
+        outputs = {}
+        for number, line in self._lines("step_outputs.jsonl"):
+            where = f"line {number} of step_outputs.jsonl"
+            key = _text(line.get("input_key"), f"the input key of {where}", self.path)
+            outputs[key] = _text(line.get("output_hash"), f"the output hash of {where}", self.path)
+        return outputs
 
     def metrics(self) -> Iterator[MetricColumns]:
         for number, line in self._lines("metrics.jsonl"):
@@ -426,6 +460,25 @@ _TRIAL_FIELDS = {
     "process_time": (int, float), "code_digest": str,
 }
 _OPTIONAL_FIELDS = {"description": str, "seed": int, "environment_digest": str, "sweep_id": str, "status": str}
+
+
+_START_FIELDS = {"started": (int, float), "heartbeat": (int, float), "interval": (int, float), "process": str}
+
+
+def _checked_start(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` once checked to be a start document the stores can hold."""
+    for name, kind in _START_FIELDS.items():
+        if not isinstance(document[name], kind) or isinstance(document[name], bool):
+            raise TypeError(f"field {name!r} is {document[name]!r}")
+    if not isinstance(document["parameters"], dict):
+        raise TypeError("parameters must be an object")
+    if "seed" not in document:  # None when the trial had none, but given
+        raise KeyError("seed")
+    for name, kind in (("seed", int), ("sweep_id", str)):
+        value = document.get(name)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise TypeError(f"field {name!r} is {value!r}")
+    return document
 
 
 def _checked_trial(document: dict[str, Any]) -> dict[str, Any]:

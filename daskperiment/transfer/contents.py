@@ -18,9 +18,9 @@ import numpy as np
 from daskperiment import serialization
 from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
-from daskperiment.backend.codec import trial_document
+from daskperiment.backend.codec import start_document, trial_document
 from daskperiment.errors import ArtifactError, TransferError
-from daskperiment.records import Annotation, ArtifactRecord, Blob, CacheEntry, PersistedValue, TrialRecord
+from daskperiment.records import Annotation, ArtifactRecord, Blob, CacheEntry, PersistedValue, TrialRecord, TrialStart
 
 CACHE_FOLDER = "cache"
 """Folder of the artifact location holding the step cache's large outputs."""
@@ -57,6 +57,15 @@ class Contents(ABC):
     @abstractmethod
     def trial_documents(self) -> list[dict[str, Any]]:
         """The trials, as trial documents (:func:`~daskperiment.backend.codec.trial_document`), by id."""
+
+    @abstractmethod
+    def start_documents(self) -> dict[int, dict[str, Any]]:
+        """The trials started and not recorded (running, or killed), as start documents
+        (:func:`~daskperiment.backend.codec.start_document`), by id."""
+
+    @abstractmethod
+    def step_outputs(self) -> dict[str, str]:
+        """The step output hashes of the purity check, by step input key."""
 
     @abstractmethod
     def metrics(self) -> Iterator[MetricColumns]:
@@ -135,12 +144,23 @@ class StoreContents(Contents):
         self.include_cache = cache
         self.include_files = files
         self._trials: list[TrialRecord] | None = None
+        self._starts: dict[int, TrialStart] | None = None
+
+    def _read_trials(self) -> tuple[list[TrialRecord], dict[int, TrialStart]]:
+        """The recorded trials and the starts of the others, read once.
+
+        The starts are read first: a trial ending meanwhile is then read recorded.
+        """
+        if self._trials is None or self._starts is None:
+            with serialization.keeping_data():
+                starts = self.backend.load_starts()
+                self._trials = self.backend.load_trials()
+            recorded = {trial.trial_id for trial in self._trials}
+            self._starts = {t: start for t, start in starts.items() if t not in recorded}
+        return self._trials, self._starts
 
     def _recorded(self) -> list[TrialRecord]:
-        if self._trials is None:
-            with serialization.keeping_data():
-                self._trials = self.backend.load_trials()
-        return self._trials
+        return self._read_trials()[0]
 
     def trial_documents(self) -> list[dict[str, Any]]:
         documents = []
@@ -155,8 +175,18 @@ class StoreContents(Contents):
                 ) from None
         return documents
 
+    def _started(self) -> dict[int, TrialStart]:
+        return self._read_trials()[1]
+
+    def start_documents(self) -> dict[int, dict[str, Any]]:
+        return {trial_id: start_document(start) for trial_id, start in self._started().items()}
+
+    def step_outputs(self) -> dict[str, str]:
+        return self.backend.step_outputs()
+
     def _ids(self) -> list[int]:
-        return [trial.trial_id for trial in self._recorded()]
+        """Ids of the trials whose records move: recorded ones, then those only started."""
+        return [trial.trial_id for trial in self._recorded()] + list(self._started())
 
     def metrics(self) -> Iterator[MetricColumns]:
         ids = self._ids()

@@ -1,27 +1,47 @@
 """Writing an experiment's contents into a store and its artifact location.
 
 The target must hold no trial (or be emptied first, ``replace=True``). The
-trial id counter is raised first, past every imported id (new trials of the
-target never take one); then blobs and artifact files are written, then the
-trials in batches with their metrics, persisted values and artifact records
-(each batch as the store writes any batch: atomically, trial records last),
-then notes, tags, settings and the step cache. An import cut short leaves
-the trials written so far: import again with ``replace=True``.
+import is staged: everything is written into a new experiment of the target
+store (its id starts with :data:`STAGING_PREFIX`), then
+:meth:`~daskperiment.backend.Backend.adopt` puts it in the target's place in
+one atomic step. An import cut short (an error, a killed process) leaves the
+target as it was: what a killed import staged is removed by the next import
+into that experiment, and its artifact files, written into the target's
+location first, are only space until then (files are shared by content).
+
+In the staging experiment, the trial id counter is raised first, past every
+imported id (new trials of the target never take one); then blobs, artifact
+files and step output hashes are written, then the trials in batches with
+their metrics, persisted values and artifact records, then the starts of the
+trials running or killed when exported, notes, tags, settings and the step cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
 from daskperiment import serialization
 from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
-from daskperiment.backend.codec import trial_from_document
+from daskperiment.backend.codec import start_from_document, trial_from_document
 from daskperiment.deletion import delete_experiment
 from daskperiment.errors import TransferError
-from daskperiment.records import AnnotationEdit, Blob, MetricPoint, RecordBatch
+from daskperiment.records import (
+    Annotation,
+    AnnotationEdit,
+    ArtifactRecord,
+    Blob,
+    MetricPoint,
+    PersistedValue,
+    RecordBatch,
+    StepOutput,
+    TrialRecord,
+    TrialStart,
+)
 from daskperiment.transfer.contents import CACHE_FOLDER, Contents
 
 logger = logging.getLogger(__name__)
@@ -29,6 +49,8 @@ logger = logging.getLogger(__name__)
 TRIALS_PER_BATCH = 100
 """Trials written per batch (one transaction or round trip each)."""
 BLOB_BATCH_BYTES = 16 * 2**20
+STAGING_PREFIX = "staged-import-"
+"""Start of the ids of the experiments an import is staged in (then the target's hash, then a random part)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,8 @@ class TransferReport:
         The experiment written.
     trials, metric_points, persisted, artifact_files, annotations, cache_entries : int
         How many of each were written.
+    started : int
+        How many trials running or killed when exported were written (their starts).
     """
 
     experiment_id: str
@@ -50,6 +74,7 @@ class TransferReport:
     artifact_files: int
     annotations: int
     cache_entries: int
+    started: int = 0
 
 
 def load_contents(
@@ -76,53 +101,124 @@ def load_contents(
     BackendError, ArtifactError
         When the target cannot be written.
     """
-    # read (and check) everything first: a malformed file writes nothing
-    documents = contents.trial_documents()
-    with serialization.keeping_data():
-        trials = [trial_from_document(document) for document in documents]
-    ids = [trial.trial_id for trial in trials]
-    if len(set(ids)) != len(ids):
-        raise TransferError(f"the trials of experiment {contents.experiment_id!r} to import repeat ids")
-    recorded = set(ids)
-    metrics = _points_by_trial(contents, recorded)
-    persisted, records = defaultdict(list), defaultdict(list)
-    for value in contents.persisted():
-        if value.trial_id in recorded:
-            persisted[value.trial_id].append(value)
-    for record in contents.artifact_records():
-        if record.trial_id in recorded:
-            records[record.trial_id].append(record)
-    blobs = list(contents.blobs())
-    files = contents.file_digests()
-    annotations = [a for a in contents.annotations() if a.trial_id in recorded]
-    settings = contents.settings()
-    values = sum(len(group) for group in persisted.values())
-    # then write, the counter first
+    moving = _Moving.read(contents)  # everything read (and checked) first: a malformed file writes nothing
     _make_room(backend, artifacts, replace)
-    if ids:
-        _raise_counter(backend, max(ids))
-    _write_blobs(blobs, backend)
-    contents.put_files(files, artifacts)
-    points = 0
-    for first in range(0, len(trials), TRIALS_PER_BATCH):
-        chunk = trials[first : first + TRIALS_PER_BATCH]
-        batch = RecordBatch(trials=chunk)
-        for trial in chunk:
-            batch.metrics.extend(metrics.pop(trial.trial_id, ()))
-            batch.persisted.extend(persisted.pop(trial.trial_id, ()))
-            batch.artifacts.extend(records.pop(trial.trial_id, ()))
-        points += len(batch.metrics)
-        backend.write_batch(batch)
-    if annotations:
-        backend.edit_annotations([AnnotationEdit(a.trial_id, note=a.note, tags=a.tags) for a in annotations])
-    for name, value in settings.items():
-        backend.save_setting(name, value)
-    cached = _write_cache(contents, backend, artifacts)
+    prefix = _staging_prefix(backend.experiment_id)
+    left = backend.discard_stagings(prefix)
+    if left:
+        logger.info("removed %s, staged by imports into %r cut short", left, backend.experiment_id)
+    staging = backend.staging(prefix + uuid.uuid4().hex[:12])
+    try:
+        points = moving.write(staging, artifacts, contents)
+        cached = _write_cache(contents, staging, artifacts)
+        backend.adopt(staging)
+    except BaseException:
+        _discard_quietly(backend, staging.experiment_id)
+        raise
     report = TransferReport(
-        backend.experiment_id, len(trials), points, values, len(files), len(annotations), cached,
+        backend.experiment_id, len(moving.trials), points, moving.values, len(moving.files),
+        len(moving.annotations), cached, len(moving.starts),
     )
     logger.info("imported experiment %r into %r: %s", contents.experiment_id, backend, report)
     return report
+
+
+@dataclass
+class _Moving:
+    """What an import writes, read from the contents (the step cache is read as it is written)."""
+
+    trials: list[TrialRecord]
+    starts: dict[int, TrialStart]
+    metrics: dict[int, list[MetricPoint]]
+    persisted: dict[int, list[PersistedValue]]
+    records: dict[int, list[ArtifactRecord]]
+    blobs: list[Blob]
+    outputs: list[StepOutput]
+    files: list[str]
+    annotations: list[Annotation]
+    settings: dict[str, str]
+
+    @classmethod
+    def read(cls, contents: Contents) -> "_Moving":
+        """Read and check ``contents``.
+
+        Raises
+        ------
+        TransferError
+            When they are malformed.
+        """
+        documents = contents.trial_documents()
+        start_documents = contents.start_documents()
+        with serialization.keeping_data():
+            trials = [trial_from_document(document) for document in documents]
+            starts = {t: start_from_document(document) for t, document in start_documents.items()}
+        ids = [trial.trial_id for trial in trials]
+        if len(set(ids)) != len(ids) or set(ids) & set(starts):
+            raise TransferError(f"the trials of experiment {contents.experiment_id!r} to import repeat ids")
+        moving = set(ids) | set(starts)
+        persisted: dict[int, list[PersistedValue]] = defaultdict(list)
+        records: dict[int, list[ArtifactRecord]] = defaultdict(list)
+        for value in contents.persisted():
+            if value.trial_id in moving:
+                persisted[value.trial_id].append(value)
+        for record in contents.artifact_records():
+            if record.trial_id in moving:
+                records[record.trial_id].append(record)
+        return cls(
+            trials, starts, _points_by_trial(contents, moving), persisted, records, list(contents.blobs()),
+            [StepOutput(key, output) for key, output in contents.step_outputs().items()],
+            contents.file_digests(), [a for a in contents.annotations() if a.trial_id in moving],
+            contents.settings(),
+        )
+
+    @property
+    def values(self) -> int:
+        """How many persisted values move."""
+        return sum(len(group) for group in self.persisted.values())
+
+    def write(self, staging: Backend, artifacts: ArtifactStore, contents: Contents) -> int:
+        """Write everything but the step cache into ``staging`` and the files into ``artifacts``; the points written."""
+        if self.trials or self.starts:
+            _raise_counter(staging, max([t.trial_id for t in self.trials] + list(self.starts)))
+        _write_blobs(self.blobs, self.outputs, staging)
+        contents.put_files(self.files, artifacts)
+        points = 0
+        for first in range(0, len(self.trials), TRIALS_PER_BATCH):
+            chunk = self.trials[first : first + TRIALS_PER_BATCH]
+            batch = self._records_of(chunk, [trial.trial_id for trial in chunk])
+            points += len(batch.metrics)
+            staging.write_batch(batch)
+        started = self._records_of([], list(self.starts))  # no trial record: only started
+        if started:
+            points += len(started.metrics)
+            staging.write_batch(started)
+        staging.import_starts(self.starts)
+        if self.annotations:
+            staging.edit_annotations([AnnotationEdit(a.trial_id, note=a.note, tags=a.tags) for a in self.annotations])
+        for name, value in self.settings.items():
+            staging.save_setting(name, value)
+        return points
+
+    def _records_of(self, trials: list[TrialRecord], trial_ids: list[int]) -> RecordBatch:
+        batch = RecordBatch(trials=trials)
+        for trial_id in trial_ids:
+            batch.metrics.extend(self.metrics.get(trial_id, ()))
+            batch.persisted.extend(self.persisted.get(trial_id, ()))
+            batch.artifacts.extend(self.records.get(trial_id, ()))
+        return batch
+
+
+def _staging_prefix(experiment_id: str) -> str:
+    """Start of the ids of the experiments imports into ``experiment_id`` are staged in."""
+    return f"{STAGING_PREFIX}{hashlib.sha256(experiment_id.encode()).hexdigest()[:16]}-"
+
+
+def _discard_quietly(backend: Backend, staging_id: str) -> None:
+    """Remove a staged experiment after a failed import; a failure to is logged (the next import removes it)."""
+    try:
+        backend.discard_stagings(staging_id)
+    except Exception as exc:  # the import's own error is the one to raise
+        logger.warning("the staged import %r was not removed: %s", staging_id, exc)
 
 
 def _make_room(backend: Backend, artifacts: ArtifactStore, replace: bool) -> None:
@@ -131,8 +227,8 @@ def _make_room(backend: Backend, artifacts: ArtifactStore, replace: bool) -> Non
         delete_experiment(backend, artifacts)
         return
     held = backend.last_trial_id()
-    if held or backend.cache_entries() or backend.load_annotations() or backend.load_settings():
-        what = f"trials (up to id {held})" if held else "records (cache entries, notes or settings)"
+    if held or backend.load_starts() or backend.cache_entries() or backend.load_annotations() or backend.load_settings():
+        what = f"trials (up to id {held})" if held else "records (running or killed trials, cache entries, notes or settings)"
         raise TransferError(
             f"experiment {backend.experiment_id!r} of {backend!r} holds {what} already: nothing was "
             "imported. Import under another id (--as NEWID, experiment_id=...), or replace what it "
@@ -147,8 +243,8 @@ def _raise_counter(backend: Backend, last: int) -> None:
         backend.allocate_trial_ids(last - first)
 
 
-def _write_blobs(blobs: list[Blob], backend: Backend) -> None:
-    batch, size = RecordBatch(), 0
+def _write_blobs(blobs: list[Blob], outputs: list[StepOutput], backend: Backend) -> None:
+    batch, size = RecordBatch(step_outputs=outputs), 0
     for blob in blobs:
         batch.blobs.append(blob)
         size += len(blob.content)
@@ -159,8 +255,8 @@ def _write_blobs(blobs: list[Blob], backend: Backend) -> None:
         backend.write_batch(batch)
 
 
-def _points_by_trial(contents: Contents, recorded: set[int]) -> dict[int, list[MetricPoint]]:
-    """The metric points of each trial (of ``recorded``), key by key, each key's points in order.
+def _points_by_trial(contents: Contents, moving: set[int]) -> dict[int, list[MetricPoint]]:
+    """The metric points of each trial (of ``moving``), key by key, each key's points in order.
 
     A metric whose every value was an int is written with int values again.
     """
@@ -168,7 +264,7 @@ def _points_by_trial(contents: Contents, recorded: set[int]) -> dict[int, list[M
     for columns in contents.metrics():
         values = columns.values.astype("int64").tolist() if columns.integer else columns.values.tolist()
         for trial_id, epoch, value in zip(columns.trial_ids.tolist(), columns.epochs.tolist(), values):
-            if trial_id in recorded:
+            if trial_id in moving:
                 points[trial_id].append(MetricPoint(trial_id, columns.key, epoch, value))
     return points
 
