@@ -16,7 +16,7 @@ from test_board_browser import (
 )
 from test_board_notes import TABLE_CELL
 from test_board_sweep import column_of, tick
-from test_live_trials import fast, store  # noqa: F401 - fast heartbeats and writes; a new store of each kind
+from test_live_trials import store  # noqa: F401 - a new store of each kind (fast heartbeats: conftest)
 
 from daskperiment import Experiment
 
