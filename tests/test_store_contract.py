@@ -1022,7 +1022,9 @@ def check_trials_are_whole(store: Backend, batches: dict[int, RecordBatch], kept
 def test_deleted_trials_go_whole_and_the_others_stay(store: Backend) -> None:
     batches = populated(store)
     deleted = {1, 3, 5, 7, 9, *range(11, 21), 25, 30}
+    assert store.deletions() == 0
     deletion = store.delete_trials([*sorted(deleted), 99, 3])  # unknown ids and repeats are ignored
+    assert store.deletions() == 1  # readers holding trials read earlier reload them
     kept = set(batches) - deleted
     assert deletion.trial_ids == tuple(sorted(deleted))
     assert deletion.artifact_digests == tuple(sorted(hexdigest(f"own {t}") for t in deleted))
@@ -1036,11 +1038,13 @@ def test_deleted_trials_go_whole_and_the_others_stay(store: Backend) -> None:
     assert store.last_trial_id() == 29
     assert store.allocate_trial_id() == 31  # deleted ids are never given again
     assert store.delete_trials([]).trial_ids == () and store.delete_trials([1, 11]).trial_ids == ()
+    assert store.deletions() == 1  # nothing was removed: not counted
     # the rest can be deleted too; the shared file goes with the last trial using it
     rest = store.delete_trials(sorted(kept))
     assert rest.trial_ids == tuple(sorted(kept))
     assert set(rest.artifact_digests) == {hexdigest("shared")} | {hexdigest(f"own {t}") for t in kept}
     check_trials_are_whole(store, batches, set())
+    assert store.deletions() == 2
     assert all(store.load_blob(b.digest) is None for b in (*CODES.values(), ENVIRONMENT, WORKER))
     assert store.metric_keys() == [] and store.last_trial_id() == 0
     assert store.allocate_trial_id() == 32

@@ -324,6 +324,21 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def deletions(self) -> int:
+        """How many times trials were deleted from the experiment (0: never).
+
+        Each :meth:`delete_trials` that removes a trial counts once, in the
+        same step as the removal. A reader holding records read earlier reads
+        them all again when this changes (the dashboard does): trial ids
+        alone cannot tell it a trial went.
+
+        Raises
+        ------
+        BackendError
+            When the store cannot be read.
+        """
+
+    @abstractmethod
     def delete_experiment(self) -> Deletion:
         """Delete every record of the experiment; the store no longer lists it.
 

@@ -552,6 +552,10 @@ class LocalBackend(Backend):
         (value,) = self._read("SELECT COALESCE(MAX(trial_id), 0) FROM trials")[0]
         return int(value)
 
+    def deletions(self) -> int:
+        found = self._read("SELECT value FROM counters WHERE name = 'deletions'")
+        return int(found[0][0]) if found else 0
+
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
         with bulk_decoding():
             if trial_ids is None:
@@ -753,6 +757,11 @@ class LocalBackend(Backend):
             )
             for table in ("trials", "trial_starts", "persisted", "artifacts", "annotations"):
                 connection.execute(f"DELETE FROM {table} WHERE trial_id IN {selected}", (ids,))
+            if rows or started:
+                connection.execute(
+                    "INSERT INTO counters (name, value) VALUES ('deletions', 1) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+                )
             unused = _blobs_of(rows) - _blobs_of(connection.execute(
                 "SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials"
             ))

@@ -482,6 +482,11 @@ class MongoBackend(ServerBackend):
             )
         return int(last["trial_id"]) if last else 0
 
+    def deletions(self) -> int:
+        with self._reaching("read the count of deletions"):
+            counter = self._collection().find_one({"_id": "counter"}, {"deletions": 1})
+        return int(counter.get("deletions", 0)) if counter is not None else 0
+
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
         query: dict[str, Any] = {"kind": "trial"}
         if trial_ids is not None:
@@ -674,8 +679,12 @@ class MongoBackend(ServerBackend):
         with self._reaching("delete trials"):
             collection = self._collection()
             if ids:
-                for kind, deleted in (("trial", DELETED_TRIAL), ("start", DELETED_START)):
+                marking = [
                     collection.update_many({"kind": kind, "trial_id": {"$in": ids}}, {"$set": {"kind": deleted}})
+                    for kind, deleted in (("trial", DELETED_TRIAL), ("start", DELETED_START))
+                ]
+                if any(result.modified_count for result in marking):  # readers see them gone from now on
+                    collection.update_one({"_id": "counter"}, {"$inc": {"deletions": 1}})
             marked = list(collection.find({"kind": DELETED_TRIAL}, _BLOB_FIELDS))
             started = [d["trial_id"] for d in collection.find({"kind": DELETED_START}, {"trial_id": 1})]
             if not marked and not started:

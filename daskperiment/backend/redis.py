@@ -187,6 +187,7 @@ for _, id in ipairs(ids) do
         if redis.call('DEL', prefix .. 'metric:' .. id .. ':' .. key) == 1 then touched[key] = true end
     end
 end
+if #deleted > 0 then redis.call('INCR', prefix .. 'deletions') end
 local remaining = redis.call('ZRANGE', prefix .. 'trial_ids', 0, -1)
 -- what remaining trials still use: found[text] once a remaining record holds it
 local function unused(candidates, holders)
@@ -480,6 +481,11 @@ class RedisBackend(ServerBackend):
         with self._reaching("read the last trial id"):
             last = self._client().zrevrange(self._key("trial_ids"), 0, 0)
         return int(last[0]) if last else 0
+
+    def deletions(self) -> int:
+        with self._reaching("read the count of deletions"):
+            count = self._client().get(self._key("deletions"))
+        return int(count) if count is not None else 0
 
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
         with self._reaching("read trials"), bulk_decoding():

@@ -117,6 +117,7 @@ class TrialCache:
         self._names: dict[str, None] = {}
         self._checked = float("-inf")
         self._epoch: str | None = None
+        self._deletions = 0
         self._direction: Direction | None = None
         self.version = 0
         """Increases each time the table changes."""
@@ -125,7 +126,8 @@ class TrialCache:
         """Load the new and the running trials, notes and tags; return whether the table changed.
 
         Trials recorded since the last refresh are read (only those); when the
-        store's epoch changed (it lost its records), every trial is read again.
+        store's epoch changed (it lost its records), or trials were deleted
+        (:meth:`Backend.deletions`), every trial is read again.
         Trials started and not recorded are read whole each time (as rows
         ``running``, or ``killed`` once their heartbeat is stale), and so are
         notes and tags (one round trip each, returning those trials only).
@@ -139,15 +141,20 @@ class TrialCache:
             now = time.monotonic()
             if now - self._checked < self.min_interval:
                 return False
-            epoch = self.backend.epoch()
-            reloaded = epoch != self._epoch and bool(self._trials)
-            if reloaded:  # the store lost its records: those loaded are stale
+            epoch, deletions = self.backend.epoch(), self.backend.deletions()
+            lost = epoch != self._epoch and bool(self._trials)
+            deleted = deletions != self._deletions and bool(self._trials)
+            if lost:  # the store lost its records: those loaded are stale
                 logger.warning(
                     "the store of %r lost its records (its epoch changed): the dashboard reloads them",
                     self.backend.experiment_id,
                 )
+            elif deleted:
+                logger.info("trials of %r were deleted: the dashboard reloads them", self.backend.experiment_id)
+            reloaded = lost or deleted
+            if reloaded:
                 self._reset()
-            self._epoch = epoch
+            self._epoch, self._deletions = epoch, deletions
             self._direction = load_direction(self.backend)
             starts = self.backend.load_starts()  # before the trials: one ending meanwhile is in those
             last = self.backend.last_trial_id()
