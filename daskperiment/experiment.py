@@ -625,7 +625,7 @@ class Experiment:
         """
         starts = self._backend.load_starts()  # before the trials: one ending meanwhile is in those
         return history_frame(
-            self._backend.load_trials(), verbose=verbose, starts=starts,
+            self._backend.load_trial_columns(), verbose=verbose, starts=starts,
             annotations=self._backend.load_annotations(),
         )
 

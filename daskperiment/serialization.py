@@ -44,7 +44,7 @@ import json
 import math
 import pickle
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -379,6 +379,30 @@ def from_text(text: str | bytes, *, strict: bool = False) -> Any:
             return _kept(tree)
         return tree if is_plain_text(text) else _Reader(_TRUST.get(), strict).value(tree)
     return from_data(text, strict=strict)
+
+
+def from_texts(texts: Sequence[str | bytes]) -> list[Any]:
+    """The values of many :func:`to_text` texts: what ``[from_text(t) for t in texts]`` gives, decoded at once.
+
+    The texts are parsed as one JSON array (one parse instead of one per
+    text: several times faster for a history of 100,000 trials), and only
+    those holding a tagged value are walked. Texts are read one by one when
+    some are pickles of an earlier daskperiment (``bytes``), or when the
+    array does not parse into one value per text (damaged texts).
+    """
+    if _KEEP.get() or not all(type(text) is str for text in texts):
+        return [from_text(text) for text in texts]
+    joined = "[" + ",".join(texts) + "]"  # type: ignore[arg-type]  # every text is a str
+    try:
+        trees = _DECODER.decode(joined)
+    except ValueError:
+        trees = None
+    if trees is None or len(trees) != len(texts):
+        return [from_text(text) for text in texts]
+    if is_plain_text(joined):
+        return trees
+    reader = _Reader(_TRUST.get(), False)
+    return [tree if is_plain_text(text) else reader.value(tree) for tree, text in zip(trees, texts)]
 
 
 def is_plain_text(text: str | bytes) -> bool:

@@ -10,6 +10,8 @@ from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Iterable, Sequence
 
 from daskperiment import serialization
@@ -19,8 +21,10 @@ from daskperiment.records import (
     CacheEntry,
     MetricPoint,
     MetricSeries,
+    TrialColumns,
     TrialRecord,
     TrialStart,
+    ended_statuses,
 )
 
 TRIAL_FORMAT = 2  # 2: parameters and result as data trees (1: pickles)
@@ -95,6 +99,42 @@ def trial_from_document(document: dict[str, Any], plain: bool = False) -> TrialR
         tuple(document.get("worker_environment_digests", ())),
         cached_steps_of(cached) if cached else (),
         document.get("status", ""),
+    )
+
+
+def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bool] = False) -> TrialColumns:
+    """The trials :func:`trial_document` documents describe, as columns (documents in trial id order).
+
+    Each column holds what :func:`trial_from_document` gives each document,
+    read column by column without a record per trial. ``plain``: whether
+    the documents are known to hold no tagged value (their values are then
+    taken as they are, see :func:`trial_from_document`), for all of them or
+    one flag per document.
+    """
+    def column(name: str) -> list:
+        return list(map(itemgetter(name), documents))
+
+    parameters, results = column("parameters"), column("result")
+    if plain is not True:
+        flags = repeat(False) if plain is False else plain
+        parameters = [p if known else serialization.from_data(p) for p, known in zip(parameters, flags)]
+        flags = repeat(False) if plain is False else plain
+        results = [r if known else serialization.from_data(r) for r, known in zip(results, flags)]
+    trial_ids = list(map(int, column("trial_id")))
+    success = list(map(bool, column("success")))
+    return TrialColumns(
+        trial_ids,
+        list(map(parameters_of, parameters)),
+        results,
+        column("result_type"),
+        success,
+        column("finished"),
+        column("process_time"),
+        column("description"),
+        column("seed"),
+        [document.get("sweep_id") for document in documents],
+        [cached_steps_of(pairs) if pairs else () for pairs in (d.get("cached_steps") for d in documents)],
+        ended_statuses(trial_ids, [document.get("status", "") for document in documents], success),
     )
 
 
