@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, Sequence
 from urllib.parse import quote
 
@@ -481,11 +482,12 @@ class RedisBackend(ServerBackend):
 
     def load_trial_columns(self) -> TrialColumns:
         with self._reaching("read trials"), bulk_decoding():
-            trees, plain = _stored_documents(self._client().hvals(self._key("trials")))
-            order = sorted(range(len(trees)), key=[tree["trial_id"] for tree in trees].__getitem__)
-            if not isinstance(plain, bool):
-                plain = [plain[i] for i in order]
-            return trial_columns([trees[i] for i in order], plain)
+            stored = self._client().hgetall(self._key("trials"))
+            # in id order before decoding: their trees then lie in memory in the order they are read
+            trial_ids = list(map(int, stored))
+            by_id = sorted(range(len(trial_ids)), key=trial_ids.__getitem__)
+            documents = list(itemgetter(*by_id)(list(stored.values()))) if len(by_id) > 1 else list(stored.values())
+            return trial_columns(*_stored_documents(documents))
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         with self._reaching("read running trials"):
