@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Mapping, NamedTuple
 
-from daskperiment.status import FAILED, FINISHED, INTERRUPTED, KILLED, RUNNING, is_stale
+from daskperiment.status import ENDED, FAILED, FINISHED, INTERRUPTED, KILLED, RUNNING, is_stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +183,10 @@ def ended_statuses(trial_ids: Sequence[int], statuses: Sequence[str], success: S
     ValueError
         When a trial's status does not agree with its success (as :class:`TrialRecord` does).
     """
-    ended = [status or (FINISHED if ok else FAILED) for status, ok in zip(statuses, success)]
-    if not _ENDINGS.issuperset(zip(ended, map(bool, success))):
+    ended = list(statuses)
+    if "" in ended or None in ended:
+        ended = [status or (FINISHED if ok else FAILED) for status, ok in zip(statuses, success)]
+    if not set(ended) <= set(ENDED) or list(map(FINISHED.__eq__, ended)) != list(map(bool, success)):
         for trial_id, status, ok in zip(trial_ids, ended, success):
             if (status, bool(ok)) not in _ENDINGS:
                 raise _status_error(trial_id, status, ok)

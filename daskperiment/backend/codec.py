@@ -102,10 +102,12 @@ def trial_from_document(document: dict[str, Any], plain: bool = False) -> TrialR
     )
 
 
-_REQUIRED_FIELDS = itemgetter(
+_REQUIRED = (
     "trial_id", "parameters", "result", "result_type", "success", "finished", "process_time", "description", "seed",
 )
-"""The fields of a trial document a history shows that every format has."""
+"""The fields of a trial document a history shows that documents of every format have."""
+_REQUIRED_FIELDS = itemgetter(*_REQUIRED)
+_HISTORY_FIELDS = itemgetter(*_REQUIRED, "sweep_id", "cached_steps", "status")
 
 
 def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bool] = False) -> TrialColumns:
@@ -121,15 +123,16 @@ def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bo
     """
     if not documents:
         return TrialColumns([], [], [], [], [], [], [], [], [], [], [], [])
-    (trial_ids, parameters, results, result_types, success, finished, process_times, descriptions,
-     seeds) = map(list, zip(*map(_REQUIRED_FIELDS, documents)))
-    columns = [
-        list(map(int, trial_ids)), parameters, results, result_types, list(map(bool, success)), finished,
-        process_times, descriptions, seeds, [document.get("sweep_id") for document in documents],
-        [document.get("cached_steps") for document in documents],
-        [document.get("status", "") for document in documents],
-        list(repeat(plain, len(documents))) if isinstance(plain, bool) else list(plain),
-    ]
+    try:  # every field in one pass
+        columns = list(map(list, zip(*map(_HISTORY_FIELDS, documents))))
+    except KeyError:  # a document written before sweeps, cached steps or statuses: their defaults
+        columns = list(map(list, zip(*map(_REQUIRED_FIELDS, documents))))
+        columns.append([document.get("sweep_id") for document in documents])
+        columns.append([document.get("cached_steps") for document in documents])
+        columns.append([document.get("status", "") for document in documents])
+    columns[0] = list(map(int, columns[0]))
+    columns[4] = list(map(bool, columns[4]))
+    columns.append(list(repeat(plain, len(documents))) if isinstance(plain, bool) else list(plain))
     trial_ids = columns[0]
     if any(map(ge, trial_ids, islice(trial_ids, 1, None))):  # not in id order (so two trials or more)
         order = itemgetter(*sorted(range(len(trial_ids)), key=trial_ids.__getitem__))
@@ -141,7 +144,7 @@ def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bo
         results = [r if known else serialization.from_data(r) for r, known in zip(results, flags)]
     return TrialColumns(
         trial_ids,
-        list(map(parameters_of, parameters)),
+        parameters if set(map(type, parameters)) <= {dict} else list(map(parameters_of, parameters)),
         results,
         result_types,
         success,
