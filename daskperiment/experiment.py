@@ -17,6 +17,7 @@ from daskperiment.annotations import check_note, check_tag_count, check_tags
 from daskperiment.artifactstore import ArtifactStore, artifact_location
 from daskperiment.artifacts import artifact_files, artifact_input, local_artifact
 from daskperiment.backend import DEFAULT_CACHE_DIRECTORY, Backend, LocalBackend, open_backend
+from daskperiment.backend.codec import bulk_decoding
 from daskperiment.capture import StepArtifacts
 from daskperiment.codecontext import CodeContext
 from daskperiment.codefiles import trial_code_file
@@ -624,10 +625,10 @@ class Experiment:
         :meth:`add_tags`).
         """
         starts = self._backend.load_starts()  # before the trials: one ending meanwhile is in those
-        return history_frame(
-            self._backend.load_trials(), verbose=verbose, starts=starts,
-            annotations=self._backend.load_annotations(),
-        )
+        with bulk_decoding():  # the columns are freed before the collector runs again: it never scans them
+            columns = self._backend.load_trial_columns()
+            annotations = self._backend.load_annotations()
+            return history_frame(columns, verbose=verbose, starts=starts, annotations=annotations)
 
     def get_persisted(self, step: str | Step, trial_id: int) -> Any:
         """The output an ``@ex.persist`` step returned in trial ``trial_id``."""

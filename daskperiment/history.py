@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import operator
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
 from daskperiment.annotations import tags_text
-from daskperiment.records import Annotation, ArtifactRecord, CacheEntry, MetricSeries, TrialRecord, TrialStart
+from daskperiment.records import (
+    Annotation, ArtifactRecord, CacheEntry, MetricSeries, TrialColumns, TrialRecord, TrialStart,
+)
 from daskperiment.status import KILLED
 
 if TYPE_CHECKING:
@@ -38,13 +39,15 @@ def seconds_text(seconds: float) -> str:
 
 
 def history_frame(
-    trials: Sequence[TrialRecord], verbose: bool = False,
+    trials: Sequence[TrialRecord] | TrialColumns, verbose: bool = False,
     starts: Mapping[int, TrialStart] | None = None, now: float | None = None,
     annotations: Mapping[int, Annotation] | None = None,
 ) -> pd.DataFrame:
     """The history table: one row per trial, indexed by ``Trial ID``, in 0.5's format plus ``Status``.
 
-    Columns are the parameters (in the order they first appear), then
+    ``trials`` are records ordered by id, or their columns (what
+    :meth:`~daskperiment.backend.base.Backend.load_trial_columns` reads: the
+    table is the same). Columns are the parameters (in the order they first appear), then
     ``Seed`` (verbose), ``Result`` (NaN for a failed trial), ``Result Type`` (verbose: ``"<class
     'float'>"``, ``"None"`` for a failed trial), ``Success``, ``Finished``,
     ``Process Time``, ``Description`` (the error of a failed trial, NaN for
@@ -70,45 +73,38 @@ def history_frame(
     import numpy as np
     import pandas as pd  # imported on first use: it is slow to import
 
-    rows: Sequence[Any] = trials
+    table = trials if isinstance(trials, TrialColumns) else TrialColumns.of(trials)
     if starts:
-        recorded = {trial.trial_id for trial in trials}
-        now = time.time() if now is None else now
-        started = [_StartRow(i, start, now) for i, start in starts.items() if i not in recorded]
+        recorded = set(table.trial_ids)
+        started = {i: start for i, start in starts.items() if i not in recorded}
         if started:
-            rows = sorted([*trials, *started], key=operator.attrgetter("trial_id"))
+            table = table.merged(_start_columns(started, time.time() if now is None else now))
 
-    def field(name: str) -> list:  # a column of the rows, by C-level attribute reads
-        return list(map(operator.attrgetter(name), rows))
-
-    parameters, success, descriptions, sweeps = (
-        field("parameters"), field("success"), field("description"), field("sweep_id")
-    )
+    parameters, success, descriptions, sweeps = table.parameters, table.success, table.descriptions, table.sweep_ids
     names = dict.fromkeys(itertools.chain.from_iterable(parameters))  # in the order they first appear
     columns: dict[str, Any] = {name: list(map(dict.get, parameters, itertools.repeat(name))) for name in names}
     if verbose:
-        columns["Seed"] = field("seed")
-    columns["Result"] = [result if ok else np.nan for result, ok in zip(field("result"), success)]
+        columns["Seed"] = table.seeds
+    columns["Result"] = [result if ok else np.nan for result, ok in zip(table.results, success)]
     if verbose:
-        columns["Result Type"] = list(map(type_text, field("result_type")))
+        columns["Result Type"] = list(map(type_text, table.result_types))
     columns["Success"] = success
     columns["Finished"] = pd.to_datetime(
-        [None if when is None else datetime.fromtimestamp(when) for when in field("finished")]
+        [None if when is None else datetime.fromtimestamp(when) for when in table.finished]
     )
-    columns["Process Time"] = pd.to_timedelta(np.array(field("process_time"), dtype=np.float64), unit="s")
+    columns["Process Time"] = pd.to_timedelta(np.array(table.process_times, dtype=np.float64), unit="s")
     columns["Description"] = [np.nan if text is None else text for text in descriptions]
     if sweeps.count(None) != len(sweeps):
         columns["Sweep"] = sweeps
-    cached = field("cached_steps")
-    if any(cached):
-        columns["Cached"] = list(map(describe_cached, cached))
-    columns["Status"] = field("status")
+    if any(table.cached_steps):
+        columns["Cached"] = list(map(describe_cached, table.cached_steps))
+    columns["Status"] = table.statuses
     if annotations:
-        annotated = list(map(annotations.get, field("trial_id")))
+        annotated = list(map(annotations.get, table.trial_ids))
         if any(annotated):
             columns["Note"] = [a.note if a else "" for a in annotated]
             columns["Tags"] = [tags_text(a.tags) if a else "" for a in annotated]
-    index = pd.Index(field("trial_id"), name=TRIAL_ID, dtype="int64")
+    index = pd.Index(table.trial_ids, name=TRIAL_ID, dtype="int64")
     frame = pd.DataFrame(columns, index=index)
     frame["Success"] = frame["Success"].astype(bool)
     frame["Status"] = frame["Status"].astype(object)
@@ -117,27 +113,29 @@ def history_frame(
     return frame
 
 
-class _StartRow:
-    """A started trial as a row of the history (the attributes of a TrialRecord it shows)."""
-
-    result = None
-    result_type = ""
-    success = False
-    finished = None
-    process_time = float("nan")
-    cached_steps = ()
-
-    def __init__(self, trial_id: int, start: TrialStart, now: float) -> None:
-        self.trial_id = trial_id
-        self.parameters = start.parameters
-        self.seed = start.seed
-        self.sweep_id = start.sweep_id
-        self.status = start.status(now)
-        self.description = (
+def _start_columns(starts: Mapping[int, TrialStart], now: float) -> TrialColumns:
+    """Trials started and not recorded as history rows: no result, finish nor process time; running or killed."""
+    statuses = [start.status(now) for start in starts.values()]
+    count = len(starts)
+    return TrialColumns(
+        trial_ids=list(starts),
+        parameters=[start.parameters for start in starts.values()],
+        results=[None] * count,
+        result_types=[""] * count,
+        success=[False] * count,
+        finished=[None] * count,
+        process_times=[float("nan")] * count,
+        descriptions=[
             f"killed: process {start.process} stopped marking it alive at "
             f"{datetime.fromtimestamp(start.heartbeat).isoformat(sep=' ', timespec='seconds')}"
-            if self.status == KILLED else None
-        )
+            if status == KILLED else None
+            for start, status in zip(starts.values(), statuses)
+        ],
+        seeds=[start.seed for start in starts.values()],
+        sweep_ids=[start.sweep_id for start in starts.values()],
+        cached_steps=[()] * count,
+        statuses=statuses,
+    )
 
 
 def type_text(result_type: str) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Mapping, NamedTuple
 
-from daskperiment.status import ENDED, FAILED, FINISHED, KILLED, RUNNING, is_stale
+from daskperiment.status import ENDED, FAILED, FINISHED, INTERRUPTED, KILLED, RUNNING, is_stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +78,8 @@ class TrialRecord:
     def __post_init__(self) -> None:
         if not self.status:
             object.__setattr__(self, "status", FINISHED if self.success else FAILED)
-        elif self.status not in ENDED or (self.status == FINISHED) != bool(self.success):
-            raise ValueError(
-                f"trial {self.trial_id} cannot end with status {self.status!r} and success={self.success!r}: "
-                f"a successful trial is {FINISHED!r}, another one {FAILED!r} or 'interrupted'"
-            )
+        elif (self.status, bool(self.success)) not in _ENDINGS:
+            raise _status_error(self.trial_id, self.status, self.success)
 
     def blob_digests(self) -> set[str]:
         """Digests of the blobs the trial refers to: its code and environments."""
@@ -89,6 +87,110 @@ class TrialRecord:
         if self.environment_digest:
             digests.add(self.environment_digest)
         return digests
+
+
+_ENDINGS = frozenset({(FINISHED, True), (FAILED, False), (INTERRUPTED, False)})
+"""The (status, success) pairs a recorded trial may end with."""
+
+
+def _status_error(trial_id: int, status: str, success: object) -> ValueError:
+    return ValueError(
+        f"trial {trial_id} cannot end with status {status!r} and success={success!r}: "
+        f"a successful trial is {FINISHED!r}, another one {FAILED!r} or {INTERRUPTED!r}"
+    )
+
+
+@dataclass(slots=True)
+class TrialColumns:
+    """Trials as columns: one list per field, one entry per trial, in trial id order.
+
+    What a history table is made of. A store reads its whole history into
+    columns (see :meth:`daskperiment.backend.base.Backend.load_trial_columns`)
+    without making a :class:`TrialRecord` per trial; :meth:`of` gives the
+    columns of records. Each list holds, for each trial, the value of the
+    :class:`TrialRecord` field of the same name (singular there); the
+    digests of code and environments are left out.
+
+    Attributes
+    ----------
+    trial_ids : list of int
+    parameters : list of Mapping[str, Any]
+    results : list
+    result_types : list of str
+    success : list of bool
+    finished : list of float or None
+        None for a trial that has not ended (a start shown in a history).
+    process_times : list of float
+    descriptions : list of str or None
+    seeds : list of int or None
+    sweep_ids : list of str or None
+    cached_steps : list of tuple of (str, int)
+    statuses : list of str
+    """
+
+    trial_ids: list[int]
+    parameters: list[Mapping[str, Any]]
+    results: list[Any]
+    result_types: list[str]
+    success: list[bool]
+    finished: list[float | None]
+    process_times: list[float]
+    descriptions: list[str | None]
+    seeds: list[int | None]
+    sweep_ids: list[str | None]
+    cached_steps: list[tuple[tuple[str, int], ...]]
+    statuses: list[str]
+
+    @classmethod
+    def of(cls, trials: Sequence[TrialRecord]) -> "TrialColumns":
+        """The columns of ``trials`` (records ordered by id)."""
+        def field(name: str) -> list:  # by C-level attribute reads
+            return list(map(attrgetter(name), trials))
+
+        return cls(*map(field, _COLUMN_FIELDS))
+
+    def __len__(self) -> int:
+        return len(self.trial_ids)
+
+    def merged(self, other: "TrialColumns") -> "TrialColumns":
+        """The trials of both, in trial id order (``other``'s ids are not among this one's)."""
+        mine, theirs = self._lists(), other._lists()
+        if not self.trial_ids or not other.trial_ids or self.trial_ids[-1] < other.trial_ids[0]:
+            return TrialColumns(*(a + b for a, b in zip(mine, theirs)))
+        ids = self.trial_ids + other.trial_ids
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        return TrialColumns(*([(a + b)[i] for i in order] for a, b in zip(mine, theirs)))
+
+    def _lists(self) -> tuple[list, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+
+_COLUMN_FIELDS = (
+    "trial_id", "parameters", "result", "result_type", "success", "finished", "process_time",
+    "description", "seed", "sweep_id", "cached_steps", "status",
+)
+"""The TrialRecord fields of the columns of :class:`TrialColumns`, in its order."""
+
+
+def ended_statuses(trial_ids: Sequence[int], statuses: Sequence[str], success: Sequence[bool]) -> list[str]:
+    """The statuses of recorded trials, as their :class:`TrialRecord` would hold them.
+
+    An empty status (a trial recorded before statuses) follows from
+    ``success``: ``finished`` or ``failed``.
+
+    Raises
+    ------
+    ValueError
+        When a trial's status does not agree with its success (as :class:`TrialRecord` does).
+    """
+    ended = list(statuses)
+    if "" in ended or None in ended:
+        ended = [status or (FINISHED if ok else FAILED) for status, ok in zip(statuses, success)]
+    if not set(ended) <= set(ENDED) or list(map(FINISHED.__eq__, ended)) != list(map(bool, success)):
+        for trial_id, status, ok in zip(trial_ids, ended, success):
+            if (status, bool(ok)) not in _ENDINGS:
+                raise _status_error(trial_id, status, ok)
+    return ended
 
 
 @dataclass(frozen=True, slots=True)

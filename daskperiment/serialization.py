@@ -44,7 +44,7 @@ import json
 import math
 import pickle
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -381,14 +381,38 @@ def from_text(text: str | bytes, *, strict: bool = False) -> Any:
     return from_data(text, strict=strict)
 
 
+def from_texts(texts: Sequence[str | bytes]) -> list[Any]:
+    """The values of many :func:`to_text` texts: what ``[from_text(t) for t in texts]`` gives, decoded at once.
+
+    The texts are parsed as one JSON array (one parse instead of one per
+    text: several times faster for a history of 100,000 trials), and only
+    those holding a tagged value are walked. Texts are read one by one when
+    some are pickles of an earlier daskperiment (``bytes``), or when the
+    array does not parse into one value per text (damaged texts).
+    """
+    if _KEEP.get() or not all(type(text) is str for text in texts):
+        return [from_text(text) for text in texts]
+    joined = "[" + ",".join(texts) + "]"  # type: ignore[arg-type]  # every text is a str
+    try:
+        trees = _DECODER.decode(joined)
+    except ValueError:
+        trees = None
+    if trees is None or len(trees) != len(texts):
+        return [from_text(text) for text in texts]
+    if is_plain_text(joined):
+        return trees
+    reader = _Reader(_TRUST.get(), False)
+    return [tree if is_plain_text(text) else reader.value(tree) for tree, text in zip(trees, texts)]
+
+
 def is_plain_text(text: str | bytes) -> bool:
     """Whether the JSON ``text`` holds no tagged value: its tree *is* its value (no walk needed).
 
     A tag is an object key starting with ``@``, written ``"@`` (or, escaped, ``"\\u0040``).
     """
-    if isinstance(text, str):
-        return '"@' not in text and '"\\u0040' not in text
-    return b'"@' not in text and b'"\\u0040' not in text
+    if isinstance(text, str):  # @ and backslashes are rare: one fast scan for each rules most texts out
+        return ("@" not in text or '"@' not in text) and ("\\" not in text or '"\\u0040' not in text)
+    return (b"@" not in text or b'"@' not in text) and (b"\\" not in text or b'"\\u0040' not in text)
 
 
 def loads(payload: bytes | memoryview, *, strict: bool = False) -> Any:

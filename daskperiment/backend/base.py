@@ -25,6 +25,7 @@ from daskperiment.records import (
     MetricSeries,
     PersistedValue,
     RecordBatch,
+    TrialColumns,
     TrialRecord,
     TrialStart,
 )
@@ -187,6 +188,15 @@ class Backend(ABC):
     @abstractmethod
     def load_trials(self, trial_ids: Sequence[int] | None = None) -> list[TrialRecord]:
         """Recorded trials ordered by id: all of them, or those of ``trial_ids`` that exist."""
+
+    @abstractmethod
+    def load_trial_columns(self) -> TrialColumns:
+        """Every recorded trial as columns, ordered by id (what a history table is made of).
+
+        The same values as ``TrialColumns.of(self.load_trials())``, decoded
+        column by column without a record per trial: a history of 100,000
+        trials reads several times faster.
+        """
 
     @abstractmethod
     def load_metrics(self, key: str, trial_ids: Sequence[int]) -> MetricSeries:

@@ -10,6 +10,8 @@ from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice, repeat
+from operator import ge, itemgetter
 from typing import Any, Iterable, Sequence
 
 from daskperiment import serialization
@@ -19,8 +21,10 @@ from daskperiment.records import (
     CacheEntry,
     MetricPoint,
     MetricSeries,
+    TrialColumns,
     TrialRecord,
     TrialStart,
+    ended_statuses,
 )
 
 TRIAL_FORMAT = 2  # 2: parameters and result as data trees (1: pickles)
@@ -95,6 +99,62 @@ def trial_from_document(document: dict[str, Any], plain: bool = False) -> TrialR
         tuple(document.get("worker_environment_digests", ())),
         cached_steps_of(cached) if cached else (),
         document.get("status", ""),
+    )
+
+
+_REQUIRED = (
+    "trial_id", "parameters", "result", "result_type", "success", "finished", "process_time", "description", "seed",
+)
+"""The fields of a trial document a history shows that documents of every format have."""
+_REQUIRED_FIELDS = itemgetter(*_REQUIRED)
+_HISTORY_FIELDS = itemgetter(*_REQUIRED, "sweep_id", "cached_steps", "status")
+
+
+def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bool] = False) -> TrialColumns:
+    """The trials :func:`trial_document` documents describe, as columns in trial id order.
+
+    Each column holds what :func:`trial_from_document` gives each document,
+    read column by column without a record per trial. ``documents`` may come
+    in any order: they are read in theirs (in the order they lie in memory:
+    three times faster than jumping between 100,000 documents), then the
+    columns are sorted by trial id. ``plain``: whether the documents are
+    known to hold no tagged value (their values are then taken as they are,
+    see :func:`trial_from_document`), for all of them or one flag per document.
+    """
+    if not documents:
+        return TrialColumns([], [], [], [], [], [], [], [], [], [], [], [])
+    try:  # every field in one pass
+        columns = list(map(list, zip(*map(_HISTORY_FIELDS, documents))))
+    except KeyError:  # a document written before sweeps, cached steps or statuses: their defaults
+        columns = list(map(list, zip(*map(_REQUIRED_FIELDS, documents))))
+        columns.append([document.get("sweep_id") for document in documents])
+        columns.append([document.get("cached_steps") for document in documents])
+        columns.append([document.get("status", "") for document in documents])
+    columns[0] = list(map(int, columns[0]))
+    columns[4] = list(map(bool, columns[4]))
+    columns.append(list(repeat(plain, len(documents))) if isinstance(plain, bool) else list(plain))
+    trial_ids = columns[0]
+    if any(map(ge, trial_ids, islice(trial_ids, 1, None))):  # not in id order (so two trials or more)
+        order = itemgetter(*sorted(range(len(trial_ids)), key=trial_ids.__getitem__))
+        columns = [list(order(column)) for column in columns]
+    trial_ids, parameters, results, result_types, success, finished, process_times, descriptions, seeds, \
+        sweep_ids, cached_steps, statuses, flags = columns
+    if plain is not True:
+        parameters = [p if known else serialization.from_data(p) for p, known in zip(parameters, flags)]
+        results = [r if known else serialization.from_data(r) for r, known in zip(results, flags)]
+    return TrialColumns(
+        trial_ids,
+        parameters if set(map(type, parameters)) <= {dict} else list(map(parameters_of, parameters)),
+        results,
+        result_types,
+        success,
+        finished,
+        process_times,
+        descriptions,
+        seeds,
+        sweep_ids,
+        [cached_steps_of(pairs) if pairs else () for pairs in cached_steps],
+        ended_statuses(trial_ids, statuses, success),
     )
 
 

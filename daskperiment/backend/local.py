@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
 
@@ -63,8 +64,10 @@ from daskperiment.records import (
     PersistedValue,
     RecordBatch,
     StepOutput,
+    TrialColumns,
     TrialRecord,
     TrialStart,
+    ended_statuses,
 )
 
 logger = logging.getLogger(__name__)
@@ -186,6 +189,11 @@ _TRIAL_COLUMNS = (
     "trial_id, parameters, result, result_type, success, finished, process_time,"
     " description, seed, code_digest, environment_digest, sweep_id, worker_environments,"
     " cached_steps, status"
+)
+# The columns of a history (see TrialColumns), in its order.
+_HISTORY_COLUMNS = (
+    "trial_id, parameters, result, result_type, success, finished, process_time, description, seed,"
+    " sweep_id, cached_steps, status"
 )
 _START_COLUMNS = "trial_id, parameters, seed, started, heartbeat, interval, process, sweep_id"
 # Columns of cache_entries holding the fields of a cache entry document (see codec).
@@ -568,6 +576,10 @@ class LocalBackend(Backend):
                     (_json_list(ids),),
                 )
             return [_trial_record(row) for row in rows]
+
+    def load_trial_columns(self) -> TrialColumns:
+        with bulk_decoding():
+            return _trial_columns(self._read(f"SELECT {_HISTORY_COLUMNS} FROM trials ORDER BY trial_id"))
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         if trial_ids is None:
@@ -1095,6 +1107,27 @@ def _trial_record(row: tuple) -> TrialRecord:
         tuple(json.loads(worker_environments)) if worker_environments else (),
         cached_steps_of(json.loads(cached_steps)) if cached_steps else (),
         status or "",
+    )
+
+
+def _trial_columns(rows: Sequence[tuple]) -> TrialColumns:
+    """The trials of rows of ``_HISTORY_COLUMNS`` as columns: what ``_trial_record`` gives each, column by column."""
+    (trial_ids, parameters, results, result_types, success, finished, process_times, descriptions, seeds,
+     sweep_ids, cached_steps, statuses) = (list(map(itemgetter(i), rows)) for i in range(12))
+    success = list(map(bool, success))
+    return TrialColumns(
+        trial_ids,
+        list(map(parameters_of, serialization.from_texts(parameters))),
+        serialization.from_texts(results),
+        result_types,
+        success,
+        finished,
+        process_times,
+        descriptions,
+        seeds,
+        sweep_ids,
+        [cached_steps_of(json.loads(pairs)) if pairs else () for pairs in cached_steps],
+        ended_statuses(trial_ids, statuses, success),
     )
 
 

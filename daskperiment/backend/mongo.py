@@ -76,6 +76,7 @@ from daskperiment.backend.codec import (
     metric_series,
     start_document,
     start_from_document,
+    trial_columns,
     trial_document,
     trial_from_document,
 )
@@ -101,6 +102,7 @@ from daskperiment.records import (
     MetricSeries,
     PersistedValue,
     RecordBatch,
+    TrialColumns,
     TrialRecord,
     TrialStart,
 )
@@ -127,6 +129,11 @@ ADOPT_TIMEOUT_SECONDS = 600.0
 """Longest wait for the rename putting an imported experiment in place (a server may copy the collection)."""
 _TRIAL_RECORD_KINDS = ["metric", "persisted", "artifact", "annotation"]
 _BLOB_FIELDS = {"trial_id": 1, "code_digest": 1, "environment_digest": 1, "worker_environment_digests": 1}
+_HISTORY_PROJECTION = dict.fromkeys(
+    ("trial_id", "parameters", "result", "result_type", "success", "finished", "process_time", "description",
+     "seed", "sweep_id", "cached_steps", "status"), 1,
+) | {"_id": 0}
+"""The fields of a trial document a history shows (not its digests)."""
 _CLIENT_ONLY_ARGUMENTS = {"port", "document_class", "tz_aware", "connect", "type_registry"}
 
 
@@ -494,6 +501,14 @@ class MongoBackend(ServerBackend):
         with self._reaching("read trials"), bulk_decoding():
             cursor = self._collection().find(query).sort("trial_id", 1).batch_size(CURSOR_BATCH)
             return [trial_from_document(document) for document in cursor]
+
+    def load_trial_columns(self) -> TrialColumns:
+        with self._reaching("read trials"), bulk_decoding():
+            cursor = (
+                self._collection().find({"kind": "trial"}, _HISTORY_PROJECTION)
+                .sort("trial_id", 1).batch_size(CURSOR_BATCH)
+            )
+            return trial_columns(list(cursor))
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         query: dict[str, Any] = {"kind": "start"}

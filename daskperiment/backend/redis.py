@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import json
 import logging
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
@@ -58,6 +60,7 @@ from daskperiment.backend.codec import (
     metric_series,
     start_document,
     start_from_document,
+    trial_columns,
     trial_document,
     trial_from_document,
 )
@@ -83,6 +86,7 @@ from daskperiment.records import (
     MetricSeries,
     PersistedValue,
     RecordBatch,
+    TrialColumns,
     TrialRecord,
     TrialStart,
 )
@@ -495,8 +499,19 @@ class RedisBackend(ServerBackend):
             else:
                 ids = sorted({int(t) for t in trial_ids})
                 documents = client.hmget(self._key("trials"), ids) if ids else []
-            trials = _stored_trials([d for d in documents if d is not None])
+            trees, plain = _stored_documents([d for d in documents if d is not None])
+            flags = repeat(plain) if isinstance(plain, bool) else plain
+            trials = [trial_from_document(tree, known) for tree, known in zip(trees, flags)]
             return sorted(trials, key=lambda trial: trial.trial_id)
+
+    def load_trial_columns(self) -> TrialColumns:
+        with self._reaching("read trials"), bulk_decoding():
+            stored = self._client().hgetall(self._key("trials"))
+            # in id order before decoding: their trees then lie in memory in the order they are read
+            trial_ids = list(map(int, stored))
+            by_id = sorted(range(len(trial_ids)), key=trial_ids.__getitem__)
+            documents = list(itemgetter(*by_id)(list(stored.values()))) if len(by_id) > 1 else list(stored.values())
+            return trial_columns(*_stored_documents(documents))
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         with self._reaching("read running trials"):
@@ -854,12 +869,13 @@ def experiment_ids(uri: str) -> list[str]:
     return sorted(member.decode("utf-8") for member in members)
 
 
-def _stored_trials(documents: list[bytes]) -> list[TrialRecord]:
-    """The trials of stored documents, in their order.
+def _stored_documents(documents: list[bytes]) -> tuple[list[dict[str, Any]], bool | list[bool]]:
+    """The trial documents of stored ones, in their order, and whether each holds no tagged value.
 
     The JSON documents are decoded as one array (one parse instead of one per
     trial: a third faster for a history of 100,000); the documents are
     decoded one by one when that array is not one JSON value per document.
+    The flags are one bool for all documents when that says it.
     """
     if all(document[:1] == b"{" for document in documents):
         text = b"[" + b",".join(documents) + b"]"
@@ -869,18 +885,12 @@ def _stored_trials(documents: list[bytes]) -> list[TrialRecord]:
             trees = None
         if trees is not None and len(trees) == len(documents) and all(type(t) is dict for t in trees):
             if serialization.is_plain_text(text):  # no tagged value anywhere: one scan for all
-                return [trial_from_document(tree, True) for tree in trees]
-            return [
-                trial_from_document(tree, serialization.is_plain_text(document))
-                for tree, document in zip(trees, documents)
-            ]
-    return [_stored_trial(document) for document in documents]
-
-
-def _stored_trial(stored: bytes) -> TrialRecord:
-    """The trial of a stored document (see :func:`_trial_fields`)."""
-    plain = stored[:1] == b"{" and serialization.is_plain_text(stored)
-    return trial_from_document(_trial_fields(stored), plain)
+                return trees, True
+            return trees, [serialization.is_plain_text(document) for document in documents]
+    return (
+        [_trial_fields(document) for document in documents],
+        [document[:1] == b"{" and serialization.is_plain_text(document) for document in documents],
+    )
 
 
 def _trial_fields(stored: bytes) -> dict[str, Any]:
