@@ -41,11 +41,11 @@ REPLACER = textwrap.dedent(
     """
     import sys
     import time
-    from daskperiment.backend import open_backend
+    from daskperiment.backend import open_backend, store_location
     from daskperiment.cli import main
 
     mode, source, target = sys.argv[1:]
-    open_backend(target, "warm-up").metric_keys()  # the client library imported, the server reached
+    open_backend(store_location(target), "warm-up").metric_keys()  # the client library imported, the server reached
     print("go", flush=True)
     began = time.perf_counter()
     if mode == "import":
