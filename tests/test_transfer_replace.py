@@ -78,7 +78,7 @@ def build(make_experiment: Any, tmp_path: Path, version: int) -> Path:
     scratch.mkdir(parents=True)
     a, g = ex.parameter("a"), ex.parameter("g")
 
-    @ex.persist(cache=True)
+    @ex(cache=True)  # not persisted: the stores keep no copy of it per trial
     def block(g):
         return np.full(150_000, float(g))  # 1.2 MB: kept in the artifact location's cache folder
 
@@ -258,7 +258,7 @@ def test_a_replace_killed_at_random_moments_leaves_the_old_trials_or_the_new_one
     while len(outcomes) < KILLS_PER_CASE:
         put_old(spec, exports[OLD])
         child = start_replacer(mode, source, spec, tmp_path, child_env)
-        time.sleep(rng.uniform(0.2, 1.0) * seconds)  # reading the contents takes the first part
+        time.sleep(rng.uniform(0.05, 1.0) * seconds)  # reading the contents takes the first part
         child.send_signal(signal.SIGKILL)
         if child.wait(60) == 0:  # it ended first (a quicker run than the timed one): not a kill
             assert state(open_backend(spec, "target")) == new
