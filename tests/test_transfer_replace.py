@@ -217,7 +217,7 @@ def test_a_target_with_a_running_trial_is_not_replaced(kind, request, tmp_path, 
     assert list(before["starts"]) == list(started) == [TRIALS[OLD] + 1]
     with pytest.raises(TrialRunningError, match=rf"trial {TRIALS[OLD] + 1} is still running .*nothing was imported"):
         import_experiment(exports[NEW], backend=spec, experiment_id="target", replace=True)
-    with pytest.raises(TrialRunningError, match="once it has ended, or shows as killed"):
+    with pytest.raises(TrialRunningError, match="once it has ended or shows as killed"):
         copy_experiment("new", tmp_path / "source", spec, new_id="target", replace=True)
     capsys.readouterr()
     assert main(["import", str(exports[NEW]), "--to", str(spec), "--as", "target", "--replace"]) != 0

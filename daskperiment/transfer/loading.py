@@ -1,8 +1,8 @@
 """Writing an experiment's contents into a store and its artifact location.
 
 The target must hold no trial, or be replaced (``replace=True``: none of its
-trials running). The import is staged: everything is written into a new experiment of the target
-store (its id starts with :data:`STAGING_PREFIX`), then
+trials running). The import is staged: everything is written into a new
+experiment of the target store (its id starts with :data:`STAGING_PREFIX`), then
 :meth:`~daskperiment.backend.Backend.adopt` puts it in the target's place in
 one atomic step. An import cut short (an error, a killed process) leaves the
 target as it was: what a killed import staged is removed by the next import
@@ -271,7 +271,8 @@ class _ReplacedFiles:
                 f"{'s' if len(running) > 1 else ''} {', '.join(map(str, running))} "
                 f"{'are' if len(running) > 1 else 'is'} still running (marked alive by "
                 f"{'their processes' if len(running) > 1 else 'its process'}); replace it once "
-                f"{'they have' if len(running) > 1 else 'it has'} ended, or shows as killed, or "
+                f"{'they have' if len(running) > 1 else 'it has'} ended or "
+                f"{'show' if len(running) > 1 else 'shows'} as killed, or "
                 "import under another id (--as NEWID, experiment_id=...); nothing was imported"
             )
         cached = {entry.location for entry in backend.cache_entries() if entry.location is not None}
