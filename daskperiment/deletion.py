@@ -49,7 +49,7 @@ def delete_trials(backend: Backend, artifacts: ArtifactStore, trial_ids: Iterabl
     """
     deletion = backend.delete_trials(sorted({int(t) for t in trial_ids}))
     if files:
-        _remove_files(artifacts, deletion.artifact_digests, "of the deleted trials")
+        remove_files(artifacts, deletion.artifact_digests, "of the deleted trials")
     logger.info("deleted trials %s of experiment %r", list(deletion.trial_ids), backend.experiment_id)
     return deletion
 
@@ -67,8 +67,8 @@ def delete_experiment(backend: Backend, artifacts: ArtifactStore, *, files: bool
     """
     deletion = backend.delete_experiment()
     if files:
-        _remove_files(artifacts, deletion.artifact_digests, "of the experiment")
-        _remove_files(artifacts.subfolder("cache"), deletion.cache_digests, "of the step cache")
+        remove_files(artifacts, deletion.artifact_digests, "of the experiment")
+        remove_files(artifacts.subfolder("cache"), deletion.cache_digests, "of the step cache")
         root = backend.artifact_root()
         if root is not None and Path(root) == Path(artifacts.url):
             _remove_empty_folders(Path(root))
@@ -76,7 +76,11 @@ def delete_experiment(backend: Backend, artifacts: ArtifactStore, *, files: bool
     return deletion
 
 
-def _remove_files(artifacts: ArtifactStore, digests: Iterable[str], what: str) -> None:
+def remove_files(artifacts: ArtifactStore, digests: Iterable[str], what: str) -> None:
+    """Remove the files ``digests`` of ``artifacts``, whose records are gone; a failure is logged (only space is lost).
+
+    ``what`` says whose files they are, for the log (``"of the deleted trials"``).
+    """
     digests = list(digests)
     if not digests:
         return

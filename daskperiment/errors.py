@@ -127,4 +127,4 @@ class TransferError(DaskperimentError):
 
 
 class TrialRunningError(DaskperimentError, RuntimeError):
-    """A trial that is still running was asked to be deleted."""
+    """A trial that is still running was asked to be deleted, or its experiment to be replaced by an import."""

@@ -252,6 +252,14 @@ class Backend(ABC):
     def load_artifacts(self, trial_id: int) -> list[ArtifactRecord]:
         """The files kept by trial ``trial_id``, ordered by artifact name then path."""
 
+    @abstractmethod
+    def artifact_digests(self) -> list[str]:
+        """Digests of the files the experiment's artifact records use, sorted (read without one round trip per trial).
+
+        An import replacing the experiment reads them first, to remove the
+        files the new contents no longer use once they are in place.
+        """
+
     # -- notes and tags (issue 12) --------------------------------------------------
     @abstractmethod
     def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:

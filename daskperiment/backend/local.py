@@ -695,6 +695,10 @@ class LocalBackend(Backend):
         )
         return [ArtifactRecord(*row) for row in rows]
 
+    def artifact_digests(self) -> list[str]:
+        """Read the ``artifacts`` table (see :meth:`Backend.artifact_digests`)."""
+        return [digest for (digest,) in self._read("SELECT DISTINCT digest FROM artifacts ORDER BY digest")]
+
     # -- notes and tags (issue 12) --------------------------------------------------
     def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
         """Read the ``annotations`` table (see :meth:`Backend.load_annotations`)."""

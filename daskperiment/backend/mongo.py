@@ -623,6 +623,12 @@ class MongoBackend(ServerBackend):
         records = [artifact_from_document(document) for document in documents]
         return sorted(records, key=lambda record: (record.name, record.path))
 
+    def artifact_digests(self) -> list[str]:
+        """Read the ``digest`` of the artifact documents (see :meth:`Backend.artifact_digests`)."""
+        with self._reaching("read artifact records"):
+            documents = self._collection().find({"kind": "artifact"}, {"digest": 1}).batch_size(CURSOR_BATCH)
+            return sorted({document["digest"] for document in documents})
+
     # -- notes and tags (issue 12) ------------------------------------------------------
     def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
         """Read the ``annotation:<n>`` documents (see :meth:`Backend.load_annotations`)."""

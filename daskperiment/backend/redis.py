@@ -643,6 +643,16 @@ class RedisBackend(ServerBackend):
         artifacts = [artifact_from_document(json.loads(record)) for record in records]
         return sorted(artifacts, key=lambda record: (record.name, record.path))
 
+    def artifact_digests(self) -> list[str]:
+        """Read the ``artifacts:<n>`` hashes, found by ``SCAN``, in one pipeline (see :meth:`Backend.artifact_digests`)."""
+        with self._reaching("read artifact records"):
+            client = self._client()
+            pipe = client.pipeline(transaction=False)
+            for key in client.scan_iter(match=self._key("artifacts:*"), count=1000):
+                pipe.hvals(key)
+            stored = pipe.execute()
+        return sorted({json.loads(record)["digest"] for records in stored for record in records})
+
     # -- notes and tags (issue 12) ------------------------------------------------------
     def load_annotations(self, trial_ids: Sequence[int] | None = None) -> dict[int, Annotation]:
         """Read the ``annotations`` hash (see :meth:`Backend.load_annotations`)."""

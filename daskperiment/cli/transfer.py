@@ -9,6 +9,10 @@ from daskperiment.cli.store import ARTIFACTS_HELP, BACKEND_HELP, open_store
 from daskperiment.transfer import TransferReport, copy_experiment, export_experiment, import_experiment
 
 TARGET_HELP = "store to write into: 'local' (default), a folder, or a server URI such as redis://localhost:6379/0"
+REPLACE_HELP = (
+    "replace what the target experiment holds, all at once (cut short, it keeps its old records); "
+    "refused while one of its trials runs"
+)
 SIGNED_NOTE = (
     "{count} value(s) are pickles signed with the exporting user's key: they load only where "
     "DASKPERIMENT_SIGNING_KEY is that key (plain values load anywhere)"
@@ -41,14 +45,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Import the experiment of FILE (written by `daskperiment export`) into a store, with "
             "the same trial ids, all at once: an import cut short leaves the target as it was. A "
-            "target experiment holding records is refused unless --replace."
+            "target experiment holding records is refused unless --replace: then its records give "
+            "way to the imported ones in the same atomic step (cut short, it keeps them all), and "
+            "its files the imported records do not use are removed after. A target with a trial "
+            "still running is not replaced."
         ),
     )
     imported.add_argument("file", metavar="FILE", help="the export file")
     imported.add_argument("--to", default="local", help=TARGET_HELP)
     imported.add_argument("--as", dest="new_id", metavar="NEWID", help="import under this id (default: the exported one)")
     imported.add_argument("--artifacts", help="where the artifact files go (default: the experiment's default location)")
-    imported.add_argument("--replace", action="store_true", help="delete what the target experiment holds first")
+    imported.add_argument("--replace", action="store_true", help=REPLACE_HELP)
     imported.set_defaults(command=run_import)
 
     copy = subparsers.add_parser(
@@ -65,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     copy.add_argument("--as", dest="new_id", metavar="NEWID", help="id of the copy (default: the same)")
     copy.add_argument("--from-artifacts", help="artifact location of the source (default: its default one)")
     copy.add_argument("--to-artifacts", help="artifact location of the copy (default: its default one)")
-    copy.add_argument("--replace", action="store_true", help="delete what the target experiment holds first")
+    copy.add_argument("--replace", action="store_true", help=REPLACE_HELP)
     _content_arguments(copy)
     copy.set_defaults(command=run_copy)
 

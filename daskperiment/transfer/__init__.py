@@ -81,13 +81,16 @@ def import_experiment(
     artifacts : str, os.PathLike or ArtifactStore, optional
         Where its artifact files go, by default the target experiment's default location.
     replace : bool, default False
-        Delete what the target experiment holds first; by default a target
-        holding records is refused.
+        Replace what the target experiment holds, in the atomic step putting
+        the import in place (cut short, the target keeps its records); by
+        default a target holding records is refused.
 
     Raises
     ------
     TransferError
         When the file is not an export (or is damaged), or the target holds records.
+    TrialRunningError
+        When ``replace`` and a trial of the target is still running.
     """
     contents = ArchiveContents(path)
     try:
@@ -123,6 +126,8 @@ def copy_experiment(
     ------
     TransferError
         When the target holds records (and not ``replace``), or is the source itself.
+    TrialRunningError
+        When ``replace`` and a trial of the target is still running.
     """
     source_store = open_existing(_store(source), experiment_id)
     target_store = open_backend(_store(target), _experiment_id(new_id or experiment_id))

@@ -1,13 +1,16 @@
 """Writing an experiment's contents into a store and its artifact location.
 
-The target must hold no trial (or be emptied first, ``replace=True``). The
-import is staged: everything is written into a new experiment of the target
-store (its id starts with :data:`STAGING_PREFIX`), then
+The target must hold no trial, or be replaced (``replace=True``: none of its
+trials running). The import is staged: everything is written into a new
+experiment of the target store (its id starts with :data:`STAGING_PREFIX`), then
 :meth:`~daskperiment.backend.Backend.adopt` puts it in the target's place in
 one atomic step. An import cut short (an error, a killed process) leaves the
 target as it was: what a killed import staged is removed by the next import
 into that experiment, and its artifact files, written into the target's
 location first, are only space until then (files are shared by content).
+Replacing, the adoption drops the target's records in the same atomic step;
+the files of the old records that the new ones do not use are removed after
+(records first, files after, as in :mod:`daskperiment.deletion`).
 
 In the staging experiment, the trial id counter is raised first, past every
 imported id (new trials of the target never take one); then blobs, artifact
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,8 +32,8 @@ from daskperiment import serialization
 from daskperiment.artifactstore import ArtifactStore
 from daskperiment.backend.base import Backend
 from daskperiment.backend.codec import start_from_document, trial_from_document
-from daskperiment.deletion import delete_experiment
-from daskperiment.errors import TransferError
+from daskperiment.deletion import remove_files
+from daskperiment.errors import BackendError, TransferError, TrialRunningError
 from daskperiment.records import (
     Annotation,
     AnnotationEdit,
@@ -42,6 +46,7 @@ from daskperiment.records import (
     TrialRecord,
     TrialStart,
 )
+from daskperiment.status import RUNNING
 from daskperiment.transfer.contents import CACHE_FOLDER, Contents
 
 logger = logging.getLogger(__name__)
@@ -91,18 +96,25 @@ def load_contents(
     artifacts : ArtifactStore
         The target experiment's artifact location.
     replace : bool, default False
-        Delete whatever the target experiment holds first.
+        Replace whatever the target experiment holds: its records give way to
+        the imported ones in the atomic step putting them in place (cut short,
+        the target keeps its old records), then the files of the old records
+        the new ones do not use are removed.
 
     Raises
     ------
     TransferError
         When the target holds trials (and ``replace`` is False), or the
         contents are malformed; nothing is written then.
+    TrialRunningError
+        When ``replace`` and a trial of the target is still running; nothing is written.
     BackendError, ArtifactError
         When the target cannot be written.
     """
     moving = _Moving.read(contents)  # everything read (and checked) first: a malformed file writes nothing
-    _make_room(backend, artifacts, replace)
+    if not replace:
+        _refuse_held(backend)
+    replaced = _ReplacedFiles.read(backend) if replace else None
     prefix = _staging_prefix(backend.experiment_id)
     left = backend.discard_stagings(prefix)
     if left:
@@ -115,6 +127,8 @@ def load_contents(
     except BaseException:
         _discard_quietly(backend, staging.experiment_id)
         raise
+    if replaced is not None:
+        replaced.remove_unused(backend, artifacts)
     report = TransferReport(
         backend.experiment_id, len(moving.trials), points, moving.values, len(moving.files),
         len(moving.annotations), cached, len(moving.starts),
@@ -221,19 +235,63 @@ def _discard_quietly(backend: Backend, staging_id: str) -> None:
         logger.warning("the staged import %r was not removed: %s", staging_id, exc)
 
 
-def _make_room(backend: Backend, artifacts: ArtifactStore, replace: bool) -> None:
-    """Refuse a target holding records, or empty it when ``replace``."""
-    if replace:
-        delete_experiment(backend, artifacts)
-        return
+def _refuse_held(backend: Backend) -> None:
+    """Refuse a target holding records (without ``replace``)."""
     held = backend.last_trial_id()
     if held or backend.load_starts() or backend.cache_entries() or backend.load_annotations() or backend.load_settings():
         what = f"trials (up to id {held})" if held else "records (running or killed trials, cache entries, notes or settings)"
         raise TransferError(
             f"experiment {backend.experiment_id!r} of {backend!r} holds {what} already: nothing was "
             "imported. Import under another id (--as NEWID, experiment_id=...), or replace what it "
-            "holds (--replace, replace=True: its trials and records are deleted first)"
+            "holds (--replace, replace=True: its trials and records give way to the imported ones)"
         )
+
+
+@dataclass(frozen=True)
+class _ReplacedFiles:
+    """The files of the experiment an import replaces: its artifact files and the step cache's large outputs."""
+
+    artifacts: frozenset[str]
+    cache: frozenset[str]
+
+    @classmethod
+    def read(cls, backend: Backend) -> "_ReplacedFiles":
+        """Read them from ``backend`` before the import, once sure no trial of it runs.
+
+        Raises
+        ------
+        TrialRunningError
+            When a trial of the target is still running (nothing is written).
+        """
+        now = time.time()
+        running = [t for t, start in backend.load_starts().items() if start.status(now) == RUNNING]
+        if running:
+            raise TrialRunningError(
+                f"cannot replace experiment {backend.experiment_id!r} of {backend!r}: trial"
+                f"{'s' if len(running) > 1 else ''} {', '.join(map(str, running))} "
+                f"{'are' if len(running) > 1 else 'is'} still running (marked alive by "
+                f"{'their processes' if len(running) > 1 else 'its process'}); replace it once "
+                f"{'they have' if len(running) > 1 else 'it has'} ended or "
+                f"{'show' if len(running) > 1 else 'shows'} as killed, or "
+                "import under another id (--as NEWID, experiment_id=...); nothing was imported"
+            )
+        cached = {entry.location for entry in backend.cache_entries() if entry.location is not None}
+        return cls(frozenset(backend.artifact_digests()), frozenset(cached))
+
+    def remove_unused(self, backend: Backend, artifacts: ArtifactStore) -> None:
+        """Remove the files no record of ``backend`` uses any more, once the import is in place.
+
+        The records went first (with the atomic :meth:`~daskperiment.backend.Backend.adopt`):
+        a process stopped here leaves files no record refers to, only space.
+        """
+        try:
+            used = set(backend.artifact_digests())
+            held = {entry.location for entry in backend.cache_entries()}
+        except BackendError as exc:  # the import is in place: the old files are only space
+            logger.warning("the files of the experiment %r replaced were not removed: %s", backend.experiment_id, exc)
+            return
+        remove_files(artifacts, sorted(self.artifacts - used), "of the replaced experiment")
+        remove_files(artifacts.subfolder(CACHE_FOLDER), sorted(self.cache - held), "of the replaced step cache")
 
 
 def _raise_counter(backend: Backend, last: int) -> None:
