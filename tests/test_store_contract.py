@@ -1051,6 +1051,15 @@ def test_deleted_trials_go_whole_and_the_others_stay(store: Backend) -> None:
     assert experiment_ids(location_of(store)) == ["contract"]  # an empty experiment is still there
 
 
+def test_artifact_digests_are_those_of_the_remaining_records(store: Backend) -> None:
+    assert store.artifact_digests() == []
+    batches = populated(store)
+    owned = {t: hexdigest(f"own {t}") for t in batches}
+    assert store.artifact_digests() == sorted({hexdigest("shared"), *owned.values()})
+    store.delete_trials([2, 4, 6])
+    assert store.artifact_digests() == sorted({hexdigest("shared")} | {d for t, d in owned.items() if t not in {2, 4, 6}})
+
+
 def test_a_writer_sends_blobs_again_once_a_deletion_removed_them(store: Backend) -> None:
     """Another process deleted every trial using the code this process sent: its next trial sends it again."""
     code = CODES["A"]
