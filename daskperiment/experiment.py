@@ -33,7 +33,7 @@ from daskperiment.errors import (
     UnreadableValueError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
-from daskperiment.metricpoints import checked_point, is_plain
+from daskperiment.metricpoints import checked_point, clock, is_plain
 from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
 from daskperiment.records import Annotation, AnnotationEdit, ArtifactRecord, TrialRecord
@@ -675,7 +675,9 @@ class Experiment:
 
         Notes
         -----
-        The call only keeps the point in memory. While the trial runs, a
+        The call only keeps the point in memory, with the time of the call
+        (POSIX time, UTC seconds: :meth:`load_metric_points` reads it back).
+        While the trial runs, a
         background thread writes the points saved so far in batches (every
         2 s, or every 10,000 points; see :mod:`daskperiment.metricstream`),
         so :meth:`load_metric`, ``daskperiment show --follow`` and the
@@ -690,7 +692,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                point = (key, epoch, value) if is_plain(key, epoch, value) else checked_point(key, epoch, value)
+                if is_plain(key, epoch, value):
+                    point = (key, epoch, value, clock())
+                else:
+                    point = (*checked_point(key, epoch, value), clock())
                 if not recorder.metrics and context is not None:  # the step's first point
                     self._tracker.stream_metrics(recorder)
                 recorder.metrics.append(point)

@@ -159,10 +159,10 @@ class MetricStream:
         """Write points ``start:end`` of each recorder of ``parts``, in one batch (``store.lock`` held)."""
         began = time.monotonic()
         points = [
-            MetricPoint(trial_id, key, epoch, value)
+            MetricPoint(trial_id, *point)
             for recorder, start, end in parts
             for trial_id in recorder.context.trial_ids
-            for key, epoch, value in recorder.metrics[start:end]
+            for point in recorder.metrics[start:end]
         ]
         if points and self._written(backend, store, points):
             with self._changed:
