@@ -89,6 +89,7 @@ def snapshot(backend: Backend) -> dict[str, Any]:
         metrics[key] = (
             series.integer, series.trial_ids.tolist(), series.epochs.tolist(),
             [repr(v) for v in series.values.tolist()],  # NaN equal to NaN
+            [repr(t) for t in series.times.tolist()],
         )
     cache = backend.cache_entries()
     return {

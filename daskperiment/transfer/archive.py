@@ -5,7 +5,8 @@ Members (``FORMAT``, version :data:`VERSION`)::
     manifest.json        what the file holds: format, version, experiment id, counts
     trials.jsonl         one trial document per line (parameters and results as stored data trees)
     metrics.jsonl        one line per metric key: {key, integer, points: "metrics/N.npy"}
-    metrics/N.npy        its points: a structured array (trial_id <i8, epoch <i8, value <f8)
+    metrics/N.npy        its points: a structured array (trial_id <i8, epoch <i8, value <f8, time <f8);
+                         files of daskperiment before 0.6 have no time (read as unknown)
     persisted.jsonl      {trial_id, step, payload: "payloads/SHA256"}
     blobs.jsonl          {digest, content: "payloads/SHA256"}: code and environments
     payloads/SHA256      stored bytes (persisted and cached outputs, blobs), once per content
@@ -60,8 +61,10 @@ from daskperiment.transfer.contents import Contents, MetricColumns, check_stored
 
 FORMAT = "daskperiment-experiment"
 VERSION = 1
-POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")])
-"""Layout of a metric's points in ``metrics/N.npy``."""
+POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8"), ("time", "<f8")])
+"""Layout of a metric's points in ``metrics/N.npy`` (``time``: POSIX time of the point, NaN when unknown)."""
+UNTIMED_POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")])
+"""Layout of the points of files written before points had times."""
 _MEMBER = {
     "metrics": re.compile(r"metrics/[0-9]{1,9}\.npy"),
     "payloads": re.compile(r"payloads/[0-9a-f]{64}"),
@@ -169,6 +172,7 @@ class _Writer:
     def _npy(self, name: str, columns: MetricColumns) -> None:
         points = np.empty(len(columns.values), dtype=POINT)
         points["trial_id"], points["epoch"], points["value"] = columns.trial_ids, columns.epochs, columns.values
+        points["time"] = np.nan if columns.times is None else columns.times
         with self.archive.open(name, "w", force_zip64=True) as member:
             np.save(member, points, allow_pickle=False)
 
@@ -303,11 +307,12 @@ class ArchiveContents(Contents):
                 points = np.load(io.BytesIO(self._read(member)), allow_pickle=False)
             except ValueError as exc:
                 self._malformed(f"{member} is not a .npy file of points ({exc})")
-            if points.dtype != POINT or points.ndim != 1:
+            if points.dtype not in (POINT, UNTIMED_POINT) or points.ndim != 1:
                 self._malformed(f"{member} holds {points.dtype} points, not {POINT}")
             yield MetricColumns(
                 key, line.get("integer") is True, points["trial_id"].astype(np.int64),
                 points["epoch"].astype(np.int64), points["value"].astype(np.float64),
+                points["time"].astype(np.float64) if points.dtype == POINT else None,
             )
 
     def persisted(self) -> Iterator[PersistedValue]:
