@@ -754,8 +754,8 @@ class Experiment:
             keeps the last): ``Trial ID`` and ``Epoch`` (int64), ``Value``
             (int64 for a metric whose every value was an int, else float64)
             and ``Time``, the time of the ``save_metric`` call
-            (``datetime64[ns, UTC]``; ``NaT`` for points stored by a
-            daskperiment before 0.6, which kept no time).
+            (``datetime64[ns, UTC]``; ``NaT`` for points stored by an
+            older daskperiment, which kept no time).
 
         Raises
         ------

@@ -205,7 +205,7 @@ def test_streamed_points_of_a_running_trial_have_their_times(store, make_experim
 
 
 def _old_chunk(epochs: list[int], values: list[float]) -> bytes:
-    """Points packed as daskperiment before 0.6 packed them: count, epochs, values (no times)."""
+    """Points packed as older daskperiment versions packed them: count, epochs, values (no times)."""
     return struct.pack(f"<I{len(epochs)}q{len(values)}d", len(epochs), *epochs, *values)
 
 
@@ -248,7 +248,7 @@ def test_an_export_without_times_imports_its_points_without_time(make_experiment
     with zipfile.ZipFile(exported) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     untimed = tmp_path / "untimed.zip"
-    with zipfile.ZipFile(untimed, "w") as archive:  # as daskperiment before 0.6 wrote points
+    with zipfile.ZipFile(untimed, "w") as archive:  # as older versions wrote points
         for name, content in members.items():
             if name.startswith("metrics/"):
                 points = np.load(io.BytesIO(content), allow_pickle=False)

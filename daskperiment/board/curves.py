@@ -158,7 +158,7 @@ class MetricsView:
         if running:
             text += " · live: " + ", ".join(f"trial {t}" for t in running) + " running"
         if estimated:
-            text += (" · points saved without their time (before daskperiment 0.6), epochs spread evenly over "
+            text += (" · points stored without their time (by an older daskperiment), epochs spread evenly over "
                      "the process time: " + ", ".join(map(str, sorted(estimated))))
         if untimed:
             text += " · no time nor process time, not drawn by time: " + ", ".join(map(str, sorted(untimed)))

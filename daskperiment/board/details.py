@@ -46,7 +46,7 @@ class Curve:
 
     @property
     def timed(self) -> bool:
-        """Whether every point has the time it was saved (points stored before 0.6 have none)."""
+        """Whether every point has the time it was saved (points stored before daskperiment kept times have none)."""
         return bool(self.times) and not any(math.isnan(t) for t in self.times)
 
 
@@ -140,7 +140,7 @@ def seconds_since(times: Sequence[float], start: float) -> list[float]:
 def epoch_times(epochs: Sequence[int], seconds: float) -> list[float]:
     """Seconds into a trial of ``seconds`` at each of ``epochs``, its epochs taken as evenly spread over its time.
 
-    For points stored without their time (before daskperiment 0.6): epoch ``e`` of a trial whose
+    For points stored without their time (before daskperiment kept times): epoch ``e`` of a trial whose
     epochs go from ``first`` to ``last`` is placed at ``seconds * (e - first + 1) / (last - first + 1)``.
     """
     if not epochs:

@@ -6,7 +6,7 @@ Members (``FORMAT``, version :data:`VERSION`)::
     trials.jsonl         one trial document per line (parameters and results as stored data trees)
     metrics.jsonl        one line per metric key: {key, integer, points: "metrics/N.npy"}
     metrics/N.npy        its points: a structured array (trial_id <i8, epoch <i8, value <f8, time <f8);
-                         files of daskperiment before 0.6 have no time (read as unknown)
+                         files of older versions have no time (read as unknown)
     persisted.jsonl      {trial_id, step, payload: "payloads/SHA256"}
     blobs.jsonl          {digest, content: "payloads/SHA256"}: code and environments
     payloads/SHA256      stored bytes (persisted and cached outputs, blobs), once per content
