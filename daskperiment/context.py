@@ -18,6 +18,10 @@ from typing import Any
 
 from daskperiment.errors import TrialIDNotFoundError
 
+SavedPoint = tuple[str, int, float, float]
+"""A metric point as a step saves it: key, epoch, value (an int stays an int) and the POSIX
+time of the ``save_metric`` call."""
+
 
 @dataclass(frozen=True, slots=True)
 class TrialContext:
@@ -87,6 +91,8 @@ def on_origin_host(context: TrialContext) -> bool:
 class StepRecorder:
     """Collects what one running step saves (metrics, artifacts) for its trial(s).
 
+    ``metrics`` holds the points the step saved, in order, as
+    ``(key, epoch, value, time)`` (:data:`SavedPoint`).
     ``artifacts`` is set by the first artifact the step keeps (a
     :class:`daskperiment.capture.StepArtifacts`); ``stream`` by the first
     metric point, when the points are written while the step runs (a
@@ -99,7 +105,7 @@ class StepRecorder:
     def __init__(self, context: TrialContext | None, step: str = "") -> None:
         self.context = context
         self.step = step
-        self.metrics: list[tuple[str, int, float]] = []
+        self.metrics: list[SavedPoint] = []
         self.artifacts: Any = None
         self.stream: Any = None
 

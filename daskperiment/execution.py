@@ -33,6 +33,7 @@ from daskperiment.context import (
 from daskperiment.envblob import environment_blob, environment_fingerprint
 from daskperiment.console import captured_output
 from daskperiment.errors import ArtifactError, CacheError, PersistError, UntrackedComputeError
+from daskperiment.metricpoints import clock
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
 from daskperiment.parameter import UnavailableParameter
 from daskperiment.purity import hash_call
@@ -158,8 +159,16 @@ def load_cached(cache: StepCache, entry: CacheEntry, persist: bool, output: bool
 
 
 def cached_records(entry: CacheEntry) -> StepRecords:
-    """The records of a step taken from the cache, before its payload is read."""
-    return StepRecords(entry.step, metrics=list(entry.metrics), cached_from=entry.trial_id)
+    """The records of a step taken from the cache, before its payload is read.
+
+    Its metric points are those the step saved in the trial that computed
+    it, with the time they are taken now (when this trial got them).
+    """
+    now = clock()
+    return StepRecords(
+        entry.step, metrics=[(key, epoch, value, now) for key, epoch, value in entry.metrics],
+        cached_from=entry.trial_id,
+    )
 
 
 def records_of(outcome: StepOutcome) -> StepRecords | None:

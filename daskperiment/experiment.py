@@ -34,10 +34,11 @@ from daskperiment.errors import (
     UnreadableValueError,
 )
 from daskperiment.history import artifact_frame, cache_frame, history_frame, metric_frame
-from daskperiment.metricpoints import checked_point, is_plain
+from daskperiment.metricpoints import checked_point, clock, is_plain
+from daskperiment.metrictable import metric_points_frame
 from daskperiment.options import checked_flag
 from daskperiment.parameter import Parameter, ParameterSet
-from daskperiment.records import Annotation, AnnotationEdit, ArtifactRecord, TrialRecord
+from daskperiment.records import Annotation, AnnotationEdit, ArtifactRecord, MetricSeries, TrialRecord
 from daskperiment.script import script_logging, script_mode_default
 from daskperiment.seeding import validate_seed
 from daskperiment.envblob import load_environment
@@ -676,7 +677,9 @@ class Experiment:
 
         Notes
         -----
-        The call only keeps the point in memory. While the trial runs, a
+        The call only keeps the point in memory, with the time of the call
+        (POSIX time, UTC seconds: :meth:`load_metric_points` reads it back).
+        While the trial runs, a
         background thread writes the points saved so far in batches (every
         2 s, or every 10,000 points; see :mod:`daskperiment.metricstream`),
         so :meth:`load_metric`, ``daskperiment show --follow`` and the
@@ -691,7 +694,10 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                point = (key, epoch, value) if is_plain(key, epoch, value) else checked_point(key, epoch, value)
+                if is_plain(key, epoch, value):
+                    point = (key, epoch, value, clock())
+                else:
+                    point = (*checked_point(key, epoch, value), clock())
                 if not recorder.metrics and context is not None:  # the step's first point
                     self._tracker.stream_metrics(recorder)
                 recorder.metrics.append(point)
@@ -727,10 +733,57 @@ class Experiment:
         """
         if metric_key is not None:
             key = _metric_key_argument(key, metric_key, "load_metric")
+        points, ids = self._metric_points(key, trial_id, "load_metric")
+        return metric_frame(points, ids)
+
+    def load_metric_points(self, key: str, trial_id: int | Sequence[int]) -> pd.DataFrame:
+        """Every point of metric ``key`` saved by the trial(s), with the time it was saved.
+
+        Parameters
+        ----------
+        key : str
+            Metric key given to :meth:`save_metric`.
+        trial_id : int or list of int
+            The trial(s) whose points to load; for a running trial, the
+            points flushed so far.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per saved point, by trial, epoch, then the order they were
+            saved (an epoch saved twice has two rows, where :meth:`load_metric`
+            keeps the last): ``Trial ID`` and ``Epoch`` (int64), ``Value``
+            (int64 for a metric whose every value was an int, else float64)
+            and ``Time``, the time of the ``save_metric`` call
+            (``datetime64[ns, UTC]``; ``NaT`` for points stored by an
+            older daskperiment, which kept no time).
+
+        Raises
+        ------
+        TrialIDNotFoundError
+            For an unknown trial, or a trial that saved no value of ``key``.
+        MetricError
+            When no trial saved a metric ``key``.
+
+        Notes
+        -----
+        Points a trial took from the step cache (a step it did not compute)
+        carry the time it took them. Seconds since each trial's first point::
+
+            points = ex.load_metric_points("loss", [1, 2])
+            points["Time"] - points.groupby("Trial ID")["Time"].transform("min")
+        """
+        points, _ = self._metric_points(key, trial_id, "load_metric_points")
+        return metric_points_frame(points)
+
+    def _metric_points(
+        self, key: str | None, trial_id: int | Sequence[int] | None, what: str
+    ) -> tuple[MetricSeries, list[int]]:
+        """The points of ``key`` of the trial(s) asked for, and their ids; clear errors for what lacks."""
         if key is None or trial_id is None:
             raise TypeError(
-                "load_metric() needs a metric key and a trial id, e.g. "
-                "ex.load_metric('loss', trial_id=1) or ex.load_metric('loss', trial_id=[1, 2])"
+                f"{what}() needs a metric key and a trial id, e.g. "
+                f"ex.{what}('loss', trial_id=1) or ex.{what}('loss', trial_id=[1, 2])"
             )
         ids = [trial_id] if isinstance(trial_id, numbers.Integral) else list(trial_id)
         ids = [self._check_trial_id(t) for t in ids]
@@ -754,7 +807,7 @@ class Experiment:
                 f"saved no value of metric {key!r}: a trial has a metric when one of its steps "
                 f"called ex.save_metric({key!r}, epoch, value); ask for trials that did"
             )
-        return metric_frame(points, ids)
+        return points, ids
 
     # -- notes and tags ----------------------------------------------------------------
     def set_note(self, trial_id: int | str | None = None, text: str | None = None) -> None:

@@ -5,13 +5,21 @@ integers, values as double floats (NaN and infinities included: integers are
 exact up to 2**53) and keys as UTF-8 text. A point outside those is refused at
 ``ex.save_metric``, where the step can still handle the error, instead of
 failing the whole trial (or coming back changed) when it is written.
+
+A point is kept with the time it was saved (:data:`clock`): stores hold it as
+a double float of POSIX seconds, NaN (None in a
+:class:`~daskperiment.records.MetricPoint`) for points stored before times were.
 """
 
 from __future__ import annotations
 
 import numbers
+import time
 
 from daskperiment.errors import MetricError
+
+clock = time.time
+"""The clock a point's time is read from when it is saved: POSIX time (UTC seconds), a float."""
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

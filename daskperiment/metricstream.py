@@ -171,10 +171,10 @@ class MetricStream:
         began = time.monotonic()
         batch = RecordBatch()
         batch.metrics = [
-            MetricPoint(trial_id, key, epoch, value)
+            MetricPoint(trial_id, *point)
             for recorder, start, end in parts
             for trial_id in recorder.context.trial_ids
-            for key, epoch, value in recorder.metrics[start:end]
+            for point in recorder.metrics[start:end]
         ]
         listings = {recorder: _listing(recorder) for recorder, _, _ in parts}
         listings = {r: listing for r, listing in listings.items() if listing[0] > store.listed.get(r, 0)}

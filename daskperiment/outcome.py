@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daskperiment.capture import KeptFile
+from daskperiment.context import SavedPoint
 from daskperiment.purity import StepCall
 from daskperiment.records import CacheEntry
 
@@ -27,8 +28,9 @@ class StepRecords:
     ----------
     step : str
         Name of the step.
-    metrics : list of (key, epoch, value)
-        Metric points saved by the step, in order.
+    metrics : list of (key, epoch, value, time)
+        Metric points saved by the step, in order, each with the POSIX time
+        it was saved (for a step loaded from the cache: the time it was loaded).
     persisted : bytes or None
         Serialized output of an ``@ex.persist`` step that finished.
     call : StepCall or None
@@ -56,7 +58,7 @@ class StepRecords:
     """
 
     step: str
-    metrics: list[tuple[str, int, float]] = field(default_factory=list)
+    metrics: list[SavedPoint] = field(default_factory=list)
     persisted: bytes | None = None
     call: StepCall | None = None
     environment: str | None = None

@@ -243,6 +243,9 @@ class MetricPoint(NamedTuple):
     epoch: int
     value: float
     """The value as saved: an ``int`` stays an ``int`` (see :attr:`MetricSeries.integer`)."""
+    time: float | None = None
+    """POSIX time (UTC seconds) of the ``save_metric`` call; None when unknown (a point saved
+    before daskperiment recorded times)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,11 +471,16 @@ class MetricSeries(Sequence[MetricPoint]):
     integer : bool, default False
         Whether every value ever saved under ``key`` was an integer (tables
         then show the values as int64, as daskperiment 0.5 did).
+    times : array-like, optional
+        POSIX time of each point's ``save_metric`` call (float64), NaN where
+        it is unknown; all NaN when not given.
     """
 
-    __slots__ = ("key", "trial_ids", "epochs", "values", "integer")
+    __slots__ = ("key", "trial_ids", "epochs", "values", "integer", "times")
 
-    def __init__(self, key: str, trial_ids: Any, epochs: Any, values: Any, integer: bool = False) -> None:
+    def __init__(
+        self, key: str, trial_ids: Any, epochs: Any, values: Any, integer: bool = False, times: Any = None
+    ) -> None:
         import numpy as np
 
         self.key = key
@@ -480,6 +488,9 @@ class MetricSeries(Sequence[MetricPoint]):
         self.trial_ids = np.asarray(trial_ids, dtype=np.int64)
         self.epochs = np.asarray(epochs, dtype=np.int64)
         self.values = np.asarray(values, dtype=np.float64)
+        self.times = (
+            np.full(len(self.values), np.nan) if times is None else np.asarray(times, dtype=np.float64)
+        )
 
     def __len__(self) -> int:
         return len(self.values)
@@ -488,15 +499,16 @@ class MetricSeries(Sequence[MetricPoint]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         return MetricPoint(
-            int(self.trial_ids[index]), self.key, int(self.epochs[index]), float(self.values[index])
+            int(self.trial_ids[index]), self.key, int(self.epochs[index]), float(self.values[index]),
+            _known(float(self.times[index])),
         )
 
     def __iter__(self) -> Iterator[MetricPoint]:
         key = self.key
-        for trial_id, epoch, value in zip(
-            self.trial_ids.tolist(), self.epochs.tolist(), self.values.tolist()
+        for trial_id, epoch, value, when in zip(
+            self.trial_ids.tolist(), self.epochs.tolist(), self.values.tolist(), self.times.tolist()
         ):
-            yield MetricPoint(trial_id, key, epoch, value)
+            yield MetricPoint(trial_id, key, epoch, value, _known(when))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):
@@ -505,3 +517,8 @@ class MetricSeries(Sequence[MetricPoint]):
 
     def __repr__(self) -> str:
         return f"MetricSeries({self.key!r}, {len(self)} points)"
+
+
+def _known(when: float) -> float | None:
+    """A point's time as :class:`MetricPoint` holds it: None for NaN (unknown)."""
+    return None if when != when else when

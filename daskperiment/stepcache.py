@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from daskperiment import serialization
 from daskperiment.backend.base import Backend
+from daskperiment.context import SavedPoint
 from daskperiment.errors import BackendError, CacheError, UnreadableCacheError, UnreadableValueError
 from daskperiment.records import CacheEntry, RecordBatch
 
@@ -96,7 +97,7 @@ class StepCache:
 
     def entry(
         self, key: str, step: str, trial_id: int, output: Any, payload: bytes | None,
-        metrics: Sequence[tuple[str, int, float]],
+        metrics: Sequence[SavedPoint],
     ) -> CacheEntry | None:
         """The entry keeping ``output`` (serialized as ``payload`` if given), its large payload uploaded.
 
@@ -113,7 +114,7 @@ class StepCache:
         return CacheEntry(
             key=key, step=step, trial_id=trial_id, size=len(data),
             payload=None if location else data, location=location,
-            metrics=tuple(metrics), created=now, last_used=now,
+            metrics=tuple((key, epoch, value) for key, epoch, value, _ in metrics), created=now, last_used=now,
         )
 
     def store(self, entry: CacheEntry) -> None:

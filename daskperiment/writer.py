@@ -167,8 +167,7 @@ class TrialWriter:
         cached = tuple((step.step, step.cached_from) for step in outcome.steps if step.cached_from is not None)
         for step in outcome.steps:
             batch.metrics.extend(  # those written while the step ran are not written again
-                MetricPoint(trial_id, key, epoch, value)
-                for key, epoch, value in itertools.islice(step.metrics, step.flushed, None)
+                MetricPoint(trial_id, *point) for point in itertools.islice(step.metrics, step.flushed, None)
             )
             if step.persisted is not None:
                 batch.persisted.append(PersistedValue(trial_id, step.step, step.persisted))

@@ -558,11 +558,19 @@ slider.value = 0.5; slider.value_throttled = 0.5;""")
     wait_for(lambda: all(curves(0).get(t) == pytest.approx(smoothed(raw[t])) for t in compared), "smoothed curves")
     screenshot(page, "board-metrics-multiples.png")
     page.execute_script(CLICK_LABEL, "by time (s)")
-    history = Experiment("sweep", backend=sweep_store / "sweep").get_history()
-    seconds = history["Process Time"].dt.total_seconds()
-    wait_for(lambda: (found := column_of(page, "metric_lines_source", "xs")) and found[0][0] != 0, "curves by time")
-    for trial, times in zip(column_of(page, "metric_lines_source", "trial"), column_of(page, "metric_lines_source", "xs")):
-        assert times == pytest.approx([seconds[trial] * (e + 1) / EPOCHS for e in range(EPOCHS)])
+    store = Experiment("sweep", backend=sweep_store / "sweep").backend
+    starts = {trial.trial_id: trial.finished - trial.process_time for trial in store.load_trials(compared)}
+    saved = store.load_metrics("acc", compared)
+    since_start = {}  # seconds from each trial's start (else its first point) to each point's time
+    for trial in compared:
+        times = saved.times[saved.trial_ids == trial].tolist()
+        since_start[trial] = [when - min(starts[trial], *times) for when in times]
+
+    def xs_by_time() -> dict[int, list[float]]:
+        return dict(zip(column_of(page, "metric_lines_source", "trial") or [],
+                        column_of(page, "metric_lines_source", "xs") or []))
+
+    wait_for(lambda: xs_by_time() == pytest.approx(since_start, abs=1e-6), "curves at the points' recorded times")
     page.execute_script(CLICK_LABEL, "by epoch")
     page.execute_script("""
 const slider = Bokeh.documents[0].get_model_by_name('smoothing');

@@ -7,6 +7,7 @@ import pickle
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from daskperiment.backend import LocalBackend
@@ -120,6 +121,11 @@ def drop_the_status_column(connection: sqlite3.Connection) -> None:
     connection.execute("ALTER TABLE trials_before RENAME TO trials")
 
 
+def drop_the_metric_time_column(connection: sqlite3.Connection) -> None:
+    """Make the ``metrics`` table of a database as it was before schema 7 (no ``time`` column)."""
+    connection.execute("ALTER TABLE metrics DROP COLUMN time")
+
+
 def test_repr_shows_the_folder_as_given(tmp_path: Path) -> None:
     assert repr(LocalBackend(Path("daskperiment_cache/x"), "x")) == "LocalBackend('daskperiment_cache/x')"
 
@@ -167,7 +173,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 6
+    assert version == SCHEMA_VERSION == 7
     assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
     assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
@@ -195,7 +201,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
     reopened.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 6
+    assert version == SCHEMA_VERSION == 7
     assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
     assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
@@ -207,6 +213,7 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 3: no metric_kinds table
         connection.execute("DROP TABLE metric_kinds")
         drop_the_status_column(connection)  # schema 6
+        drop_the_metric_time_column(connection)  # schema 7
         connection.execute("INSERT INTO metrics VALUES ('loss', 1, 0, 2.0), ('loss', 1, 1, 1.5)")
         connection.execute("PRAGMA user_version=3")
     connection.close()
@@ -217,7 +224,7 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     assert backend.load_metrics("steps", [2]).integer is True
     backend.close()
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 6 and "metric_kinds" in tables
+    assert version == SCHEMA_VERSION == 7 and "metric_kinds" in tables
 
 
 def test_a_version_5_store_is_upgraded_and_its_trials_get_a_status_from_success(tmp_path: Path) -> None:
@@ -228,6 +235,7 @@ def test_a_version_5_store_is_upgraded_and_its_trials_get_a_status_from_success(
     backend.close()
     with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no status, no starts
         drop_the_status_column(connection)
+        drop_the_metric_time_column(connection)
         connection.execute("DROP TABLE trial_starts")
         connection.execute("PRAGMA user_version=5")
     connection.close()
@@ -239,7 +247,7 @@ def test_a_version_5_store_is_upgraded_and_its_trials_get_a_status_from_success(
     assert backend.load_starts() == {3: start}
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 6 and columns[-1] == "status" and "trial_starts" in tables
+    assert version == SCHEMA_VERSION == 7 and columns[-1] == "status" and "trial_starts" in tables
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -259,7 +267,7 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 6 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+    assert version == SCHEMA_VERSION == 7 and columns.count("sweep_id") == columns.count("cached_steps") == 1
 
 
 def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
@@ -271,6 +279,7 @@ def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 5: no annotations, no status
         connection.execute("DROP TABLE annotations")
         drop_the_status_column(connection)
+        drop_the_metric_time_column(connection)
         connection.execute("DROP TABLE trial_starts")
         connection.execute("PRAGMA user_version=5")
     connection.close()
@@ -280,7 +289,7 @@ def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
     backend.close()
     assert LocalBackend(tmp_path, "x").load_annotations() == {1: Annotation(1, "kept", frozenset({"t"}))}
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 6 and "annotations" in tables
+    assert version == SCHEMA_VERSION == 7 and "annotations" in tables
 
 
 def test_an_experiment_deletion_stopped_before_its_files_went_leaves_an_empty_store(tmp_path: Path, monkeypatch) -> None:
@@ -304,3 +313,34 @@ def test_an_experiment_deletion_stopped_before_its_files_went_leaves_an_empty_st
     reopened.close()
     assert LocalBackend(tmp_path, "x").delete_experiment().trial_ids == ()
     assert not (tmp_path / "x.sqlite3").exists() and not (tmp_path / "code").exists()
+
+
+def test_a_version_6_store_is_upgraded_and_its_metric_points_read_without_time(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path, "x")
+    backend.write_trial(trial(1))
+    backend.close()
+    old = [(t, e, (t * 10 + e) / 4) for t in (1, 2, 3) for e in range(40)]
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:  # schema 6: points without time
+        drop_the_metric_time_column(connection)
+        connection.executemany("INSERT INTO metrics VALUES ('loss', ?, ?, ?)", old)
+        connection.execute("INSERT INTO metric_kinds VALUES ('loss', 0)")
+        connection.execute("PRAGMA user_version=6")
+    connection.close()
+    backend = LocalBackend(tmp_path, "x")
+    series = backend.load_metrics("loss", [1, 2, 3])
+    assert list(series) == [MetricPoint(t, "loss", e, v) for t, e, v in old]  # time None: unknown
+    assert all(point.time is None for point in series) and np.isnan(series.times).all()
+    assert backend.load_trials() == [trial(1)]
+    timed = [MetricPoint(4, "loss", e, e / 3, 1_700_000_000.0 + e / 8) for e in range(50)]
+    backend.write_metrics(timed + [MetricPoint(1, "loss", 40, 0.5, 1_700_000_100.25)])
+    assert list(backend.load_metrics("loss", [4])) == timed
+    points = list(backend.load_metrics("loss", [1]))
+    assert points == [MetricPoint(1, "loss", e, (10 + e) / 4) for e in range(40)] + [
+        MetricPoint(1, "loss", 40, 0.5, 1_700_000_100.25)
+    ]
+    backend.close()
+    with sqlite3.connect(tmp_path / "x.sqlite3") as connection:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(metrics)")]
+    connection.close()
+    assert version == SCHEMA_VERSION == 7 and columns == ["key", "trial_id", "epoch", "value", "time"]

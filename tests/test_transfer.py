@@ -89,6 +89,7 @@ def snapshot(backend: Backend) -> dict[str, Any]:
         metrics[key] = (
             series.integer, series.trial_ids.tolist(), series.epochs.tolist(),
             [repr(v) for v in series.values.tolist()],  # NaN equal to NaN
+            [repr(t) for t in series.times.tolist()],
         )
     cache = backend.cache_entries()
     return {
@@ -218,8 +219,8 @@ def test_damaged_or_forged_files_are_refused_before_anything_is_written(make_exp
         (tmp_path / "missing.zip", "there is no export file"),
         (forged("text.zip"), None),
         (forged("no-manifest.zip", **{"manifest.json": None}), "lacks the member manifest.json"),
-        (forged("newer.zip", **{"manifest.json": json.dumps({"format": "daskperiment-experiment", "version": 3}).encode()}),
-         "format version 3; this daskperiment reads versions 1 and 2"),
+        (forged("newer.zip", **{"manifest.json": json.dumps({"format": "daskperiment-experiment", "version": 4}).encode()}),
+         "format version 4; this daskperiment reads versions 1, 2 and 3"),
         (forged("bad-start.zip", **{"starts.jsonl": json.dumps({"trial_id": 50, "parameters": {}, "seed": None,
          "started": 1.0, "heartbeat": "late", "interval": 10.0, "process": "h:1"}).encode()}), "field 'heartbeat'"),
         (forged("start-twice.zip", **{"starts.jsonl": json.dumps({"trial_id": 1, "parameters": {}, "seed": None,

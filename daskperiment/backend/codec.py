@@ -28,8 +28,9 @@ from daskperiment.records import (
 )
 
 TRIAL_FORMAT = 2  # 2: parameters and result as data trees (1: pickles)
-MAX_CHUNK_POINTS = 250_000  # 4 MB of packed points: far below any server's size limit
+MAX_CHUNK_POINTS = 250_000  # 6 MB of packed points: far below any server's size limit
 _HEADER = struct.Struct("<I")
+_NO_TIME = struct.pack("<d", float("nan"))
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -356,19 +357,23 @@ class MetricChunk:
 
 def metric_chunks(points: Iterable[MetricPoint], token: str) -> list[MetricChunk]:
     """Group ``points`` into chunks per (trial, key), in the order they were saved."""
-    grouped: dict[tuple[int, str], tuple[array, array]] = {}
+    grouped: dict[tuple[int, str], tuple[array, array, array]] = {}
+    nan = float("nan")
     for point in points:
-        epochs, values = grouped.setdefault((point.trial_id, point.key), (array("q"), array("d")))
+        epochs, values, times = grouped.setdefault(
+            (point.trial_id, point.key), (array("q"), array("d"), array("d"))
+        )
         epochs.append(point.epoch)
         values.append(point.value)
+        times.append(nan if point.time is None else point.time)
     chunks = []
     number = 0
-    for (trial_id, key), (epochs, values) in grouped.items():
+    for (trial_id, key), (epochs, values, times) in grouped.items():
         for start in range(0, len(epochs), MAX_CHUNK_POINTS):
             part = slice(start, start + MAX_CHUNK_POINTS)
             chunks.append(
                 MetricChunk(
-                    f"{token}:{number:08d}", trial_id, key, _pack(epochs[part], values[part])
+                    f"{token}:{number:08d}", trial_id, key, _pack(epochs[part], values[part], times[part])
                 )
             )
             number += 1
@@ -382,35 +387,45 @@ def metric_series(chunks: Iterable[tuple[str, int, bytes]], key: str, integer: b
     """
     import numpy as np
 
-    parts = [(chunk_id, trial_id, *_unpack(packed)) for chunk_id, trial_id, packed in chunks]
+    parts = [(chunk_id, trial_id, _unpack(packed)) for chunk_id, trial_id, packed in chunks]
     if not parts:
         return MetricSeries(key, [], [], [], integer)
-    sizes = [len(epochs) for _, _, epochs, _ in parts]
-    trial_ids = np.repeat([trial_id for _, trial_id, _, _ in parts], sizes)
-    chunk_rank = np.repeat(np.argsort(np.argsort([chunk_id for chunk_id, *_ in parts])), sizes)
+    sizes = [len(columns[0]) for _, _, columns in parts]
+    trial_ids = np.repeat([trial_id for _, trial_id, _ in parts], sizes)
+    chunk_rank = np.repeat(np.argsort(np.argsort([chunk_id for chunk_id, _, _ in parts])), sizes)
     positions = np.concatenate([np.arange(size) for size in sizes])
-    epochs = np.concatenate([np.frombuffer(epochs, dtype=np.int64) for _, _, epochs, _ in parts])
-    values = np.concatenate([np.frombuffer(values, dtype=np.float64) for _, _, _, values in parts])
+    epochs, values, times = (
+        np.concatenate([np.frombuffer(columns[i], dtype=dtype) for _, _, columns in parts])
+        for i, dtype in enumerate((np.int64, np.float64, np.float64))
+    )
     order = np.lexsort((positions, chunk_rank, epochs, trial_ids))
-    return MetricSeries(key, trial_ids[order], epochs[order], values[order], integer)
+    return MetricSeries(key, trial_ids[order], epochs[order], values[order], integer, times[order])
 
 
-def _pack(epochs: array, values: array) -> bytes:
-    """Count, then epochs (int64), then values (float64), all little-endian."""
+def _pack(epochs: array, values: array, times: array) -> bytes:
+    """Count, then epochs (int64), values (float64) and times (float64), all little-endian."""
+    columns = [epochs, values, times]
     if _BIG_ENDIAN:
-        epochs, values = array("q", epochs), array("d", values)
-        epochs.byteswap()
-        values.byteswap()
-    return _HEADER.pack(len(epochs)) + epochs.tobytes() + values.tobytes()
+        columns = [array(column.typecode, column) for column in columns]
+        for column in columns:
+            column.byteswap()
+    return _HEADER.pack(len(epochs)) + b"".join(column.tobytes() for column in columns)
 
 
-def _unpack(packed: bytes) -> tuple[array, array]:
+def _unpack(packed: bytes) -> tuple[array, array, array]:
+    """Epochs, values and times of packed points; times NaN for a chunk packed without them.
+
+    Chunks written before times were recorded hold only epochs and values
+    (16 bytes a point instead of 24): the size of the chunk tells which.
+    """
     (count,) = _HEADER.unpack_from(packed)
-    epochs, values = array("q"), array("d")
-    middle = _HEADER.size + 8 * count
-    epochs.frombytes(packed[_HEADER.size : middle])
-    values.frombytes(packed[middle:])
+    columns = (array("q"), array("d"), array("d"))
+    for number, column in enumerate(columns):
+        start = _HEADER.size + 8 * count * number
+        column.frombytes(packed[start : start + 8 * count])
+    if len(columns[2]) < count:  # no times: unknown
+        columns[2].frombytes(_NO_TIME * count)
     if _BIG_ENDIAN:
-        epochs.byteswap()
-        values.byteswap()
-    return epochs, values
+        for column in columns:
+            column.byteswap()
+    return columns

@@ -72,7 +72,7 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_SECONDS = 60.0
 
 # -- schema 6 (issue 12): notes and tags of trials, one row per annotated trial ----------
@@ -131,7 +131,8 @@ _SCHEMA = (
         key TEXT NOT NULL,
         trial_id INTEGER NOT NULL,
         epoch INTEGER NOT NULL,
-        value REAL  -- NULL is NaN: SQLite stores NaN as NULL
+        value REAL,  -- NULL is NaN: SQLite stores NaN as NULL
+        time REAL  -- POSIX time of the save_metric call; NULL: unknown (saved before schema 7)
     )""",
     "CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch)",
     _METRIC_KINDS,
@@ -183,6 +184,8 @@ _UPGRADES = {
     4: (),
     # schema 6 (issue 12): trial starts and statuses; the annotations table, which _SCHEMA creates
     5: _STATUS_UPGRADE,
+    # schema 7: the time of each metric point; earlier points have none (NULL)
+    6: ("ALTER TABLE metrics ADD COLUMN time REAL",),
 }
 
 _TRIAL_COLUMNS = (
@@ -202,7 +205,7 @@ _CACHE_FIELDS = ("key", "step", "trial_id", "size", "location", "metrics", "crea
 _CACHE_LISTED = ", ".join(_CACHE_FIELDS) + ", last_used"
 _ARTIFACT_COLUMNS = "trial_id, name, path, digest, size, step"
 # A metric point as load_metrics reads it (without the trial id when one trial is read).
-_METRIC_POINT = [("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")]
+_METRIC_POINT = [("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8"), ("time", "<f8")]
 T = TypeVar("T")
 
 
@@ -604,10 +607,10 @@ class LocalBackend(Backend):
         ids = sorted({int(t) for t in trial_ids})
         one = len(ids) == 1
         points = self._read(
-            f"SELECT {'' if one else 'trial_id, '}epoch, IFNULL(value, 'nan') FROM metrics WHERE key = ? "
-            "AND trial_id IN (SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
+            f"SELECT {'' if one else 'trial_id, '}epoch, IFNULL(value, 'nan'), IFNULL(time, 'nan') FROM metrics "
+            "WHERE key = ? AND trial_id IN (SELECT value FROM json_each(?)) ORDER BY trial_id, epoch, rowid",
             (key, _json_list(ids)),
-            # ids and epochs exact int64; NULL (SQLite's NaN) read as the text 'nan', numpy's NaN
+            # ids and epochs exact int64; NULL (SQLite's NaN, or no time) read as the text 'nan', numpy's NaN
             lambda cursor: np.fromiter(cursor, dtype=_METRIC_POINT[1:] if one else _METRIC_POINT),
         )
         if not len(points):
@@ -615,7 +618,8 @@ class LocalBackend(Backend):
         kind = self._read("SELECT all_int FROM metric_kinds WHERE key = ?", (key,))
         trial_id_column = np.full(len(points), ids[0], dtype=np.int64) if one else points["trial_id"].copy()
         return MetricSeries(
-            key, trial_id_column, points["epoch"].copy(), points["value"].copy(), bool(kind and kind[0][0])
+            key, trial_id_column, points["epoch"].copy(), points["value"].copy(), bool(kind and kind[0][0]),
+            points["time"].copy(),
         )
 
     def metric_keys(self) -> list[str]:
@@ -929,8 +933,8 @@ class LocalBackend(Backend):
 
 MAX_PARAMETERS = 32_766
 """Most values SQLite binds to one statement (its default limit since 3.32)."""
-METRIC_ROWS_PER_INSERT = 8000
-"""Metric points inserted by one statement (4 parameters each: within SQLite's 32,766)."""
+METRIC_ROWS_PER_INSERT = 6500
+"""Metric points inserted by one statement (5 parameters each: within SQLite's 32,766)."""
 
 
 def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint]) -> None:
@@ -945,9 +949,9 @@ def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint
     for start in range(0, len(points), METRIC_ROWS_PER_INSERT):
         rows = points[start:start + METRIC_ROWS_PER_INSERT]
         connection.execute(
-            "INSERT INTO metrics (key, trial_id, epoch, value) VALUES "
-            + ", ".join(["(?, ?, ?, ?)"] * len(rows)),
-            [value for p in rows for value in (p.key, p.trial_id, p.epoch, p.value)],
+            "INSERT INTO metrics (key, trial_id, epoch, value, time) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
+            [value for p in rows for value in (p.key, p.trial_id, p.epoch, p.value, p.time)],
         )
 
 

@@ -10,7 +10,7 @@ ids contain no ``:``)::
     trial_ids                zset     recorded trial ids (score = id)
     starts                   hash     trial id -> JSON start of a trial not recorded yet
     heartbeats               hash     trial id -> its last heartbeat (POSIX time)
-    metric:<trial>:<key>     hash     chunk id -> packed (epoch, value) points
+    metric:<trial>:<key>     hash     chunk id -> packed (epoch, value, time) points
     metric_keys              set      keys of every saved metric
     metric_int_keys          set      keys of metrics that got int values
     metric_real_keys         set      keys of metrics that got other values

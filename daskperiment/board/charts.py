@@ -179,7 +179,7 @@ def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, 
     plot = new_figure("", "epoch", "value", width, height, output_backend=output_backend)
     plot.multi_line("xs", "ys", source=lines, line_color="color", line_width=2.2, legend_field="label",
                     name="metric_lines")
-    dots = plot.scatter("epoch", "value", source=points, size=5, color="color", line_color="white",
+    dots = plot.scatter("x", "value", source=points, size=5, color="color", line_color="white",
                         line_width=0.5)
     plot.add_tools(HoverTool(renderers=[dots], tooltips=[
         ("trial", "@trial"), ("epoch", "@epoch"), ("value", "@value{0.[000000]}")]))
@@ -191,17 +191,19 @@ def metric_chart(lines: ColumnDataSource, points: ColumnDataSource, width: int, 
 
 
 def curve_columns(curves: Sequence[Curve]) -> tuple[dict[str, list], dict[str, list]]:
-    """Columns of the metric lines (one row per trial) and of their points."""
+    """Columns of the metric lines (one row per trial) and of their points, at their ``xs`` (else their epochs)."""
     colors = [Category10_10[i % len(Category10_10)] for i in range(len(curves))]
+    xs = [c.xs if c.xs else c.epochs for c in curves]
     lines = {
-        "xs": [c.epochs for c in curves],
+        "xs": xs,
         "ys": [c.values for c in curves],
         "label": [f"trial {c.trial_id}" for c in curves],
         "color": colors,
         "trial": [c.trial_id for c in curves],
     }
-    points: dict[str, list] = {"epoch": [], "value": [], "trial": [], "color": []}
-    for curve, color in zip(curves, colors):
+    points: dict[str, list] = {"x": [], "epoch": [], "value": [], "trial": [], "color": []}
+    for curve, color, x in zip(curves, colors, xs):
+        points["x"].extend(x)
         points["epoch"].extend(curve.epochs)
         points["value"].extend(curve.values)
         points["trial"].extend([curve.trial_id] * len(curve.epochs))

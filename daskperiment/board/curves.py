@@ -3,6 +3,11 @@
 The curves are those of the selected trials (the first :data:`MAX_CURVES`),
 else of the latest trials. Curves of trials still running are read again at
 each refresh of the page, so they grow as the trials save points.
+
+By time, a point is drawn at the seconds from its trial's start to the time
+it was saved. Points stored before daskperiment recorded times have none:
+their trial's epochs are then spread evenly over its process time, and the
+caption says which trials are drawn so.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from bokeh.models import ColumnDataSource, Div, MultiSelect, RadioButtonGroup, S
 
 from daskperiment.board import charts, render
 from daskperiment.board.cells import numeric
-from daskperiment.board.details import Curve, epoch_times, metric_curves, smooth
+from daskperiment.board.details import Curve, epoch_times, metric_curves, seconds_since, smooth
 
 if TYPE_CHECKING:
     from daskperiment.board.session import Session
@@ -102,28 +107,44 @@ class MetricsView:
         self.trials = self._shown_trials()
         by_time = X_AXES[self.x_axis.active] == "time"
         seconds = numeric(self.session.cache.frame["Process Time"])
+        starts = self._starts() if by_time else {}
         untimed: set[int] = set()
+        estimated: set[int] = set()
         drawn: set[int] = set()
         for key, plot, (lines, points) in zip(keys, self.plots, self.sources):
             curves = metric_curves(self.session.cache.backend, key, self.trials) if self.trials else []
             shaped = []
             for curve in curves:
-                values = smooth(curve.values, self.smoothing.value)
                 xs: list[float] = list(curve.epochs)
-                if by_time:
+                if by_time and curve.timed and curve.trial_id in starts:
+                    xs = seconds_since(curve.times, starts[curve.trial_id])
+                elif by_time:  # saved without times: its epochs spread over its process time
                     duration = seconds.get(curve.trial_id, math.nan)
                     if not duration > 0:  # still running, or not timed
                         untimed.add(curve.trial_id)
                         continue
                     xs = epoch_times(curve.epochs, float(duration))
-                shaped.append(Curve(curve.trial_id, xs, values))
+                    estimated.add(curve.trial_id)
+                shaped.append(Curve(curve.trial_id, curve.epochs, smooth(curve.values, self.smoothing.value), xs=xs))
                 drawn.add(curve.trial_id)
             lines.data, points.data = charts.curve_columns(shaped)
-            plot.xaxis.axis_label = "seconds (epochs spread evenly over the trial's process time)" if by_time else (
-                "epoch")
-        self.caption.text = render.caption(self._caption(keys, drawn, untimed))
+            plot.xaxis.axis_label = "seconds since the trial's start" if by_time else "epoch"
+        self.caption.text = render.caption(self._caption(keys, drawn, untimed, estimated))
 
-    def _caption(self, keys: list[str], drawn: set[int], untimed: set[int]) -> str:
+    def _starts(self) -> dict[int, float]:
+        """POSIX time each shown trial started: a recorded trial's end minus its process time, else its start."""
+        cache = self.session.cache
+        starts: dict[int, float] = {}
+        for trial_id in self.trials:
+            trial = cache.trial(trial_id)
+            if trial is not None:
+                starts[trial_id] = trial.finished - trial.process_time
+        unrecorded = [t for t in self.trials if t not in starts]
+        if unrecorded:  # running (or killed) trials
+            starts.update((t, start.started) for t, start in cache.backend.load_starts(unrecorded).items())
+        return starts
+
+    def _caption(self, keys: list[str], drawn: set[int], untimed: set[int], estimated: set[int]) -> str:
         session = self.session
         if not keys:
             return "No metric saved yet (ex.save_metric(key, epoch, value) inside a step)."
@@ -136,8 +157,11 @@ class MetricsView:
         running = sorted(set(self.trials) & set(session.cache.running()))
         if running:
             text += " · live: " + ", ".join(f"trial {t}" for t in running) + " running"
+        if estimated:
+            text += (" · points stored without their time (by an older daskperiment), epochs spread evenly over "
+                     "the process time: " + ", ".join(map(str, sorted(estimated))))
         if untimed:
-            text += " · no process time yet, not drawn by time: " + ", ".join(map(str, sorted(untimed)))
+            text += " · no time nor process time, not drawn by time: " + ", ".join(map(str, sorted(untimed)))
         return text
 
     def refresh_running(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daskperiment.backend import Backend
@@ -31,17 +31,29 @@ def environment_of(backend: Backend, trial: TrialRecord) -> dict[str, dict[str, 
 
 @dataclass(frozen=True)
 class Curve:
-    """The points of one metric of one trial."""
+    """The points of one metric of one trial.
+
+    ``xs`` are where the points are drawn (their epochs, or seconds into the
+    trial); ``times`` the POSIX time each point was saved (NaN when unknown),
+    empty once drawn.
+    """
 
     trial_id: int
     epochs: list[int]
     values: list[float]
+    times: list[float] = field(default_factory=list)
+    xs: list[float] = field(default_factory=list)
+
+    @property
+    def timed(self) -> bool:
+        """Whether every point has the time it was saved (points stored before daskperiment kept times have none)."""
+        return bool(self.times) and not any(math.isnan(t) for t in self.times)
 
 
 def metric_curves(backend: Backend, key: str, trial_ids: Sequence[int]) -> list[Curve]:
     """Curves of metric ``key`` for the trials that saved it (in the order of ``trial_ids``), thinned when long.
 
-    An epoch saved several times keeps its last value.
+    An epoch saved several times keeps its last value (and that value's time).
     """
     points = _points(backend, key, trial_ids)
     curves = []
@@ -49,12 +61,14 @@ def metric_curves(backend: Backend, key: str, trial_ids: Sequence[int]) -> list[
         if trial_id not in points.groups:
             continue
         rows = points.get_group(trial_id)
-        epochs, values = rows["epoch"].tolist(), rows["value"].tolist()
+        epochs, values, times = rows["epoch"].tolist(), rows["value"].tolist(), rows["time"].tolist()
         step = max(1, -(-len(epochs) // MAX_POINTS_PER_CURVE))
         kept = list(range(0, len(epochs), step))
         if kept[-1] != len(epochs) - 1:
             kept.append(len(epochs) - 1)
-        curves.append(Curve(trial_id, [epochs[i] for i in kept], [values[i] for i in kept]))
+        curves.append(
+            Curve(trial_id, [epochs[i] for i in kept], [values[i] for i in kept], [times[i] for i in kept])
+        )
     return curves
 
 
@@ -63,7 +77,9 @@ def _points(backend: Backend, key: str, trial_ids: Sequence[int]) -> Any:
     import pandas as pd
 
     series = backend.load_metrics(key, list(trial_ids))
-    table = pd.DataFrame({"trial": series.trial_ids, "epoch": series.epochs, "value": series.values})
+    table = pd.DataFrame(
+        {"trial": series.trial_ids, "epoch": series.epochs, "value": series.values, "time": series.times}
+    )
     table = table.drop_duplicates(["trial", "epoch"], keep="last").sort_values(["trial", "epoch"], kind="stable")
     return table.groupby("trial", sort=False)
 
@@ -110,10 +126,21 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return smoothed
 
 
+def seconds_since(times: Sequence[float], start: float) -> list[float]:
+    """Seconds from POSIX time ``start`` to each of ``times``, the start taken no later than the earliest of them.
+
+    A recorded trial's start is its end minus its process time, and its end
+    is stamped once its record is ready (after its artifacts are uploaded):
+    a few milliseconds late, or more. Its earliest point is then the start.
+    """
+    origin = min(start, *times)
+    return [when - origin for when in times]
+
+
 def epoch_times(epochs: Sequence[int], seconds: float) -> list[float]:
     """Seconds into a trial of ``seconds`` at each of ``epochs``, its epochs taken as evenly spread over its time.
 
-    The store keeps no time per metric point: epoch ``e`` of a trial whose
+    For points stored without their time (before daskperiment kept times): epoch ``e`` of a trial whose
     epochs go from ``first`` to ``last`` is placed at ``seconds * (e - first + 1) / (last - first + 1)``.
     """
     if not epochs:

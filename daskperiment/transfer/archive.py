@@ -8,7 +8,8 @@ Members (``FORMAT``, version :data:`VERSION`)::
                          (version 2 on)
     step_outputs.jsonl   {input_key, output_hash}: the purity check's step output hashes (version 2 on)
     metrics.jsonl        one line per metric key: {key, integer, points: "metrics/N.npy"}
-    metrics/N.npy        its points: a structured array (trial_id <i8, epoch <i8, value <f8)
+    metrics/N.npy        its points: a structured array (trial_id <i8, epoch <i8, value <f8, time <f8);
+                         files of versions 1 and 2 have no time (read as unknown)
     persisted.jsonl      {trial_id, step, payload: "payloads/SHA256"}
     blobs.jsonl          {digest, content: "payloads/SHA256"}: code and environments
     payloads/SHA256      stored bytes (persisted and cached outputs, blobs), once per content
@@ -62,11 +63,13 @@ from daskperiment.artifactstore import ArtifactStore
 from daskperiment.transfer.contents import Contents, MetricColumns, check_stored
 
 FORMAT = "daskperiment-experiment"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Versions this daskperiment imports (1: without starts nor step output hashes)."""
-POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")])
-"""Layout of a metric's points in ``metrics/N.npy``."""
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Versions this daskperiment imports (1: without starts nor step output hashes; 1 and 2: points without times)."""
+POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8"), ("time", "<f8")])
+"""Layout of a metric's points in ``metrics/N.npy`` (``time``: POSIX time of the point, NaN when unknown)."""
+UNTIMED_POINT = np.dtype([("trial_id", "<i8"), ("epoch", "<i8"), ("value", "<f8")])
+"""Layout of the points of files written before points had times (versions 1 and 2)."""
 _MEMBER = {
     "metrics": re.compile(r"metrics/[0-9]{1,9}\.npy"),
     "payloads": re.compile(r"payloads/[0-9a-f]{64}"),
@@ -181,6 +184,7 @@ class _Writer:
     def _npy(self, name: str, columns: MetricColumns) -> None:
         points = np.empty(len(columns.values), dtype=POINT)
         points["trial_id"], points["epoch"], points["value"] = columns.trial_ids, columns.epochs, columns.values
+        points["time"] = np.nan if columns.times is None else columns.times
         with self.archive.open(name, "w", force_zip64=True) as member:
             np.save(member, points, allow_pickle=False)
 
@@ -238,7 +242,8 @@ class ArchiveContents(Contents):
         if manifest.get("version") not in READABLE_VERSIONS:
             raise TransferError(
                 f"{str(self.path)!r} is an export of format version {manifest.get('version')!r}; "
-                f"this daskperiment reads versions {' and '.join(map(str, READABLE_VERSIONS))}: upgrade daskperiment to import it"
+                f"this daskperiment reads versions {', '.join(map(str, READABLE_VERSIONS[:-1]))} and {READABLE_VERSIONS[-1]}: "
+                "upgrade daskperiment to import it"
             )
         self.manifest = manifest
         self.experiment_id = _text(manifest.get("experiment_id"), "the manifest's experiment id", self.path)
@@ -337,11 +342,12 @@ class ArchiveContents(Contents):
                 points = np.load(io.BytesIO(self._read(member)), allow_pickle=False)
             except ValueError as exc:
                 self._malformed(f"{member} is not a .npy file of points ({exc})")
-            if points.dtype != POINT or points.ndim != 1:
+            if points.dtype not in (POINT, UNTIMED_POINT) or points.ndim != 1:
                 self._malformed(f"{member} holds {points.dtype} points, not {POINT}")
             yield MetricColumns(
                 key, line.get("integer") is True, points["trial_id"].astype(np.int64),
                 points["epoch"].astype(np.int64), points["value"].astype(np.float64),
+                points["time"].astype(np.float64) if points.dtype == POINT else None,
             )
 
     def persisted(self) -> Iterator[PersistedValue]:

@@ -40,6 +40,8 @@ class MetricColumns:
         Trial and epoch of each point.
     values : numpy.ndarray of float64
         Value of each point.
+    times : numpy.ndarray of float64 or None
+        POSIX time each point was saved, NaN where unknown; None when no point has one.
     """
 
     key: str
@@ -47,6 +49,7 @@ class MetricColumns:
     trial_ids: np.ndarray
     epochs: np.ndarray
     values: np.ndarray
+    times: np.ndarray | None = None
 
 
 class Contents(ABC):
@@ -193,7 +196,7 @@ class StoreContents(Contents):
         for key in self.backend.metric_keys():
             series = self.backend.load_metrics(key, ids)
             if len(series):
-                yield MetricColumns(key, series.integer, series.trial_ids, series.epochs, series.values)
+                yield MetricColumns(key, series.integer, series.trial_ids, series.epochs, series.values, series.times)
 
     def persisted(self) -> Iterator[PersistedValue]:
         recorded = set(self._ids())

@@ -321,9 +321,12 @@ def _points_by_trial(contents: Contents, moving: set[int]) -> dict[int, list[Met
     points: dict[int, list[MetricPoint]] = defaultdict(list)
     for columns in contents.metrics():
         values = columns.values.astype("int64").tolist() if columns.integer else columns.values.tolist()
-        for trial_id, epoch, value in zip(columns.trial_ids.tolist(), columns.epochs.tolist(), values):
+        times = [None] * len(values) if columns.times is None else [
+            None if t != t else t for t in columns.times.tolist()  # NaN: unknown
+        ]
+        for trial_id, epoch, value, when in zip(columns.trial_ids.tolist(), columns.epochs.tolist(), values, times):
             if trial_id in moving:
-                points[trial_id].append(MetricPoint(trial_id, columns.key, epoch, value))
+                points[trial_id].append(MetricPoint(trial_id, columns.key, epoch, value, when))
     return points
 
 
