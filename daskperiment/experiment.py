@@ -720,7 +720,8 @@ class Experiment:
         -------
         pandas.DataFrame
             int64 columns for a metric whose every saved value was an integer,
-            float64 otherwise.
+            float64 otherwise. :meth:`load_metric_points` gives every point
+            with the time it was saved.
 
         Raises
         ------
