@@ -694,13 +694,12 @@ class Experiment:
         if recorder is not None:
             context = recorder.context
             if context is None or context.experiment_id == self.id:  # None: a dry run
-                if is_plain(key, epoch, value):
-                    point = (key, epoch, value, clock())
-                else:
-                    point = (*checked_point(key, epoch, value), clock())
-                if not recorder.metrics and context is not None:  # the step's first point
+                point = (key, epoch, value, clock()) if is_plain(key, epoch, value) else (
+                    *checked_point(key, epoch, value), clock())
+                metrics = recorder.metrics
+                if not metrics and context is not None:  # the step's first point
                     self._tracker.stream_metrics(recorder)
-                recorder.metrics.append(point)
+                metrics.append(point)
                 return
         current_context(self.id, "save_metric")  # raises: no trial of this experiment runs
 
@@ -722,7 +721,8 @@ class Experiment:
         -------
         pandas.DataFrame
             int64 columns for a metric whose every saved value was an integer,
-            float64 otherwise.
+            float64 otherwise. :meth:`load_metric_points` gives every point
+            with the time it was saved.
 
         Raises
         ------

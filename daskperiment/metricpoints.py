@@ -27,6 +27,11 @@ EXACT_INTEGER_LIMIT = 2**53
 """Largest magnitude of an integer value a double float holds exactly."""
 
 
+MAX_KNOWN_KEYS = 4096
+"""Printable ASCII keys remembered as such (a metric key is checked once, not at every point)."""
+_known_keys: set[str] = set()
+
+
 def is_plain(key: object, epoch: object, value: object) -> bool:
     """Whether a point is trivially storable: a float value, an int64 epoch and a printable ASCII key.
 
@@ -35,12 +40,19 @@ def is_plain(key: object, epoch: object, value: object) -> bool:
     return (
         type(value) is float
         and type(epoch) is int
-        and INT64_MIN <= epoch <= INT64_MAX
+        and -0x8000_0000_0000_0000 <= epoch <= 0x7FFF_FFFF_FFFF_FFFF  # INT64_MIN, INT64_MAX as constants
         and type(key) is str
-        and key.isascii()
-        and key.isprintable()
-        and key != ""
+        and (key in _known_keys or _is_plain_key(key))
     )
+
+
+def _is_plain_key(key: str) -> bool:
+    """Whether ``key`` is non-empty printable ASCII (remembered when it is, up to MAX_KNOWN_KEYS keys)."""
+    if key.isascii() and key.isprintable() and key != "":
+        if len(_known_keys) < MAX_KNOWN_KEYS:
+            _known_keys.add(key)
+        return True
+    return False
 
 
 def checked_point(key: object, epoch: object, value: object) -> tuple[str, int, int | float]:

@@ -269,3 +269,27 @@ def test_an_export_without_times_imports_its_points_without_time(make_experiment
     assert list(plain) == [point._replace(time=None) for point in source]
     frame = Experiment("untimed", backend=tmp_path / "untimed").load_metric_points("loss", list(range(1, 25)))
     assert frame["Time"].isna().all() and frame["Value"].tolist() == source.values.tolist()
+
+
+def test_load_metric_points_refuses_what_load_metric_refuses(make_experiment, tmp_path) -> None:
+    from daskperiment.errors import MetricError, TrialIDNotFoundError
+
+    ex = make_experiment(backend=tmp_path / "store")
+    result = stamping(ex)
+    ex.run(result, a=1, b=0)
+    a = ex.parameter("c")
+
+    @ex.result
+    def quiet(c):
+        return c
+
+    ex.run(quiet(a), c=1)  # trial 2 saves no metric
+    with pytest.raises(TypeError, match=r"load_metric_points\(\) needs a metric key and a trial id"):
+        ex.load_metric_points("loss", None)
+    with pytest.raises(MetricError, match="unknown metric 'acc'.*saved metrics are 'loss', 'steps'"):
+        ex.load_metric_points("acc", 1)
+    with pytest.raises(TrialIDNotFoundError, match="trial 2 of experiment .* saved no value of metric 'loss'"):
+        ex.load_metric_points("loss", [1, 2])
+    with pytest.raises(TrialIDNotFoundError):
+        ex.load_metric_points("loss", 3)
+    assert ex.load_metric_points("loss", 1)["Epoch"].tolist() == list(range(epochs_of(1)))

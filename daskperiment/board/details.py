@@ -133,7 +133,7 @@ def seconds_since(times: Sequence[float], start: float) -> list[float]:
     is stamped once its record is ready (after its artifacts are uploaded):
     a few milliseconds late, or more. Its earliest point is then the start.
     """
-    origin = min(start, *times)
+    origin = min([start, *times])
     return [when - origin for when in times]
 
 
