@@ -107,8 +107,29 @@ _REQUIRED = (
     "trial_id", "parameters", "result", "result_type", "success", "finished", "process_time", "description", "seed",
 )
 """The fields of a trial document a history shows that documents of every format have."""
+HISTORY_FIELDS = (*_REQUIRED, "sweep_id", "cached_steps", "status")
+"""The fields of a trial document a history shows, in the order of a :func:`history_row`."""
 _REQUIRED_FIELDS = itemgetter(*_REQUIRED)
-_HISTORY_FIELDS = itemgetter(*_REQUIRED, "sweep_id", "cached_steps", "status")
+_HISTORY_FIELDS = itemgetter(*HISTORY_FIELDS)
+
+
+def history_row(document: dict[str, Any]) -> list[Any]:
+    """The values of :data:`HISTORY_FIELDS` of a :func:`trial_document`, in that order, encoded as it holds them.
+
+    A document written before trials had ``sweep_id``, ``cached_steps`` and
+    ``status`` gives their defaults (read by :func:`history_columns` as
+    :func:`trial_from_document` reads them).
+    """
+    try:
+        return list(_HISTORY_FIELDS(document))
+    except KeyError:
+        return [*_REQUIRED_FIELDS(document), document.get("sweep_id"), document.get("cached_steps"),
+                document.get("status", "")]
+
+
+def is_history_row(row: Any) -> bool:
+    """Whether ``row`` (as JSON decodes it) has the shape of a :func:`history_row`: a list whose first value is an id."""
+    return type(row) is list and len(row) == len(HISTORY_FIELDS) and type(row[0]) is int
 
 
 def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bool] = False) -> TrialColumns:
@@ -122,18 +143,28 @@ def trial_columns(documents: Sequence[dict[str, Any]], plain: bool | Sequence[bo
     known to hold no tagged value (their values are then taken as they are,
     see :func:`trial_from_document`), for all of them or one flag per document.
     """
-    if not documents:
-        return TrialColumns([], [], [], [], [], [], [], [], [], [], [], [])
     try:  # every field in one pass
         columns = list(map(list, zip(*map(_HISTORY_FIELDS, documents))))
     except KeyError:  # a document written before sweeps, cached steps or statuses: their defaults
-        columns = list(map(list, zip(*map(_REQUIRED_FIELDS, documents))))
-        columns.append([document.get("sweep_id") for document in documents])
-        columns.append([document.get("cached_steps") for document in documents])
-        columns.append([document.get("status", "") for document in documents])
+        columns = list(map(list, zip(*map(history_row, documents))))
+    return _columns(columns, len(documents), plain)
+
+
+def history_columns(rows: Sequence[Sequence[Any]], plain: bool | Sequence[bool] = False) -> TrialColumns:
+    """The trials of :func:`history_row` rows as columns in trial id order (as :func:`trial_columns` reads documents).
+
+    ``rows`` may come in any order; ``plain`` as for :func:`trial_columns`.
+    """
+    return _columns(list(map(list, zip(*rows))), len(rows), plain)
+
+
+def _columns(columns: list[list[Any]], count: int, plain: bool | Sequence[bool]) -> TrialColumns:
+    """The columns of ``count`` trials, :data:`HISTORY_FIELDS` lists in any trial order, decoded and sorted by id."""
+    if not count:
+        return TrialColumns([], [], [], [], [], [], [], [], [], [], [], [])
     columns[0] = list(map(int, columns[0]))
     columns[4] = list(map(bool, columns[4]))
-    columns.append(list(repeat(plain, len(documents))) if isinstance(plain, bool) else list(plain))
+    columns.append(list(repeat(plain, count)) if isinstance(plain, bool) else list(plain))
     trial_ids = columns[0]
     if any(map(ge, trial_ids, islice(trial_ids, 1, None))):  # not in id order (so two trials or more)
         order = itemgetter(*sorted(range(len(trial_ids)), key=trial_ids.__getitem__))

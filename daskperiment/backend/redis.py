@@ -6,6 +6,7 @@ ids contain no ``:``)::
     next_trial_id            string   trial id counter (INCRBY)
     epoch                    string   random token made with the counter (see server.py)
     trials                   hash     trial id -> JSON trial document (a pickle before format 2)
+    history                  hash     trial id -> JSON array of the document's fields a history shows
     trial_tokens             hash     trial id -> token of the batch that wrote the trial
     trial_ids                zset     recorded trial ids (score = id)
     starts                   hash     trial id -> JSON start of a trial not recorded yet
@@ -30,13 +31,24 @@ that no other batch wrote its trials before running the batch's commands:
 atomic, one round trip; it removes the starts of the trials it records. Trials
 start by one script too: it advances the counter and stores the starts. Cache entries keep their payloads in keys of their own, so listing
 entries never moves payloads.
+
+The ``history`` hash holds, beside each trial document, its
+:func:`~daskperiment.backend.codec.history_row` (the fields of
+:data:`~daskperiment.backend.codec.HISTORY_FIELDS`, encoded as the document
+holds them): written by the batch that writes the document, removed by the
+script that deletes it, it is all a history reads (a fifth of the documents'
+size). Trials written before it (or by an older daskperiment) have no row:
+reading a history finds them by their ids and writes their rows (see
+:meth:`RedisBackend.load_trial_columns`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from itertools import repeat
+from hashlib import sha1
 from operator import itemgetter
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
@@ -55,12 +67,15 @@ from daskperiment.backend.codec import (
     cache_entry_document,
     cache_entry_from_document,
     document_blob_digests,
+    HISTORY_FIELDS,
+    history_columns,
+    history_row,
+    is_history_row,
     metric_chunks,
     metric_kinds,
     metric_series,
     start_document,
     start_from_document,
-    trial_columns,
     trial_document,
     trial_from_document,
 )
@@ -180,6 +195,7 @@ local keys = redis.call('SMEMBERS', prefix .. 'metric_keys')
 local deleted, touched = {}, {}
 for _, id in ipairs(ids) do
     local recorded = redis.call('HDEL', prefix .. 'trials', id)
+    redis.call('HDEL', prefix .. 'history', id)
     local started = redis.call('HDEL', prefix .. 'starts', id)  -- running or killed: not recorded yet
     if recorded + started > 0 then deleted[#deleted + 1] = id end
     redis.call('HDEL', prefix .. 'heartbeats', id)
@@ -248,6 +264,24 @@ for key in pairs(touched) do
 end
 return {deleted, removed, orphans}
 """
+# -- history rows of trials recorded without them (issue 15) ----------------------------------
+# ARGV: trials key, history key, n, then n trial ids whose rows are left (their trials are not
+# recorded), then per trial to mend its id, the SHA-1 of the document its row was made from and
+# the row. Removes the rows of trials still not recorded; writes each row whose trial still holds
+# that document (not deleted or rewritten meanwhile). Returns 0.
+_MEND_HISTORY = """
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n do
+    if redis.call('HEXISTS', ARGV[1], ARGV[i]) == 0 then redis.call('HDEL', ARGV[2], ARGV[i]) end
+end
+for i = 4 + n, #ARGV, 3 do
+    local document = redis.call('HGET', ARGV[1], ARGV[i])
+    if document and redis.sha1hex(document) == ARGV[i + 1] then redis.call('HSET', ARGV[2], ARGV[i], ARGV[i + 2]) end
+end
+return 0
+"""
+_MENDED_PER_SCRIPT = 2000
+"""Rows written by one run of the mending script (the server serves nothing else meanwhile)."""
 # -- moving experiments (issue 12) ------------------------------------------------------------
 # ARGV: prefix of the experiment, prefix of its staging, the key listing experiments, the
 # experiment id, the staging's id. Replaces every key of the experiment by the staging's, renamed,
@@ -445,8 +479,11 @@ class RedisBackend(ServerBackend):
                 )
             )
         for trial in batch.trials:
-            document = json.dumps(trial_document(trial), allow_nan=False, separators=(",", ":"))
+            fields = trial_document(trial)
+            document = json.dumps(fields, allow_nan=False, separators=(",", ":"))
             commands.append(("HSET", self._key("trials"), trial.trial_id, document))
+            row = json.dumps(history_row(fields), allow_nan=False, separators=(",", ":"))
+            commands.append(("HSET", self._key("history"), trial.trial_id, row))
             commands.append(("ZADD", self._key("trial_ids"), trial.trial_id, trial.trial_id))
         if batch.trials:
             ids = [trial.trial_id for trial in batch.trials]
@@ -505,13 +542,65 @@ class RedisBackend(ServerBackend):
             return sorted(trials, key=lambda trial: trial.trial_id)
 
     def load_trial_columns(self) -> TrialColumns:
+        """Read the ``history`` rows, and the ids of the recorded trials, in one transaction.
+
+        See :meth:`Backend.load_trial_columns`. Trials recorded without a row
+        (by an older daskperiment, or with a row that cannot be read) are read
+        from their documents, and their rows written for the next reads (each
+        only if its trial still holds that document); rows of trials no longer
+        recorded (deleted by an older daskperiment) are left out and removed.
+        """
         with self._reaching("read trials"), bulk_decoding():
-            stored = self._client().hgetall(self._key("trials"))
-            # in id order before decoding: their trees then lie in memory in the order they are read
-            trial_ids = list(map(int, stored))
-            by_id = sorted(range(len(trial_ids)), key=trial_ids.__getitem__)
-            documents = list(itemgetter(*by_id)(list(stored.values()))) if len(by_id) > 1 else list(stored.values())
-            return trial_columns(*_stored_documents(documents))
+            pipe = self._client().pipeline(transaction=True)
+            pipe.hvals(self._key("history"))
+            pipe.hkeys(self._key("trials"))
+            stored, recorded = pipe.execute()
+            rows, plain = _history_rows(stored)
+            recorded_ids = set(map(int, recorded))
+            listed = set(map(itemgetter(0), rows))
+            if listed != recorded_ids or len(listed) != len(rows):
+                rows, plain = self._mended(rows, plain, recorded_ids)
+            return history_columns(rows, plain)
+
+    def _mended(
+        self, rows: list[list[Any]], plain: bool | list[bool], recorded_ids: set[int]
+    ) -> tuple[list[list[Any]], list[bool]]:
+        """The rows of the trials of ``recorded_ids`` and their flags, those the ``history`` lacks read from documents.
+
+        Rows of trials not recorded are left out, and so are rows of an id
+        that more than one row claims. The rows made are written, and rows
+        left out removed, by :data:`_MEND_HISTORY` (atomic per script).
+        """
+        flags = list(repeat(plain, len(rows))) if isinstance(plain, bool) else plain
+        claims = Counter(map(itemgetter(0), rows))
+        kept = [(row, flag) for row, flag in zip(rows, flags) if claims[row[0]] == 1 and row[0] in recorded_ids]
+        missing = sorted(recorded_ids - {row[0] for row, _ in kept})
+        left = sorted(set(claims) - recorded_ids)
+        client = self._client()
+        documents = client.hmget(self._key("trials"), missing) if missing else []
+        mends: list[Any] = []
+        for trial_id, document in zip(missing, documents):
+            if document is None:  # deleted meanwhile
+                continue
+            row = history_row(_trial_fields(document))
+            textual = document[:1] == b"{"  # a pickled document (format 1) gets no row: `migrate` rewrites it
+            kept.append((row, textual and serialization.is_plain_text(document)))
+            if textual:
+                mends += [trial_id, sha1(document).hexdigest(), json.dumps(row, separators=(",", ":"))]
+        if mends or left:
+            size = 3 * _MENDED_PER_SCRIPT
+            parts = [mends[first : first + size] for first in range(0, len(mends), size)] or [[]]
+            for number, part in enumerate(parts):  # the rows left out removed by the first
+                removed = left if number == 0 else []
+                client.eval(
+                    _MEND_HISTORY, 0, self._key("trials"), self._key("history"), len(removed), *removed, *part
+                )
+        if mends:
+            logger.info(
+                "history rows written for %d trials of experiment %r recorded without them",
+                len(mends) // 3, self.experiment_id,
+            )
+        return [row for row, _ in kept], [flag for _, flag in kept]
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         with self._reaching("read running trials"):
@@ -877,6 +966,38 @@ def experiment_ids(uri: str) -> list[str]:
     finally:
         client.close()
     return sorted(member.decode("utf-8") for member in members)
+
+
+def _history_rows(stored: list[bytes]) -> tuple[list[list[Any]], bool | list[bool]]:
+    """The :func:`~daskperiment.backend.codec.history_row` rows of ``history`` entries, and whether each holds no tagged value.
+
+    The entries are decoded as one JSON array (one parse for all); when that
+    array is not one row per entry, one by one, leaving out entries that are
+    not one row (their trials are then read from their documents). The flags
+    are one bool for all rows when that says it.
+    """
+    text = b"[" + b",".join(stored) + b"]"
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        rows = None
+    if (
+        rows is not None and len(rows) == len(stored) and set(map(type, rows)) <= {list}
+        and set(map(len, rows)) <= {len(HISTORY_FIELDS)} and set(map(type, map(itemgetter(0), rows))) <= {int}
+    ):
+        if serialization.is_plain_text(text):  # no tagged value anywhere: one scan for all
+            return rows, True
+        return rows, [serialization.is_plain_text(entry) for entry in stored]
+    rows, flags = [], []
+    for entry in stored:
+        try:
+            row = json.loads(entry)
+        except ValueError:
+            continue
+        if is_history_row(row):
+            rows.append(row)
+            flags.append(serialization.is_plain_text(entry))
+    return rows, flags
 
 
 def _stored_documents(documents: list[bytes]) -> tuple[list[dict[str, Any]], bool | list[bool]]:
