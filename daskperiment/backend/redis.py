@@ -6,7 +6,7 @@ ids contain no ``:``)::
     next_trial_id            string   trial id counter (INCRBY)
     epoch                    string   random token made with the counter (see server.py)
     trials                   hash     trial id -> JSON trial document (a pickle before format 2)
-    history                  hash     trial id -> JSON array of the document's fields a history shows
+    history                  zset     JSON array of the fields of a trial's document a history shows, score = trial id
     trial_tokens             hash     trial id -> token of the batch that wrote the trial
     trial_ids                zset     recorded trial ids (score = id)
     starts                   hash     trial id -> JSON start of a trial not recorded yet
@@ -32,14 +32,16 @@ atomic, one round trip; it removes the starts of the trials it records. Trials
 start by one script too: it advances the counter and stores the starts. Cache entries keep their payloads in keys of their own, so listing
 entries never moves payloads.
 
-The ``history`` hash holds, beside each trial document, its
+The ``history`` sorted set holds, beside each trial document, its
 :func:`~daskperiment.backend.codec.history_row` (the fields of
 :data:`~daskperiment.backend.codec.HISTORY_FIELDS`, encoded as the document
-holds them): written by the batch that writes the document, removed by the
-script that deletes it, it is all a history reads (a fifth of the documents'
-size). Trials written before it (or by an older daskperiment) have no row:
-reading a history finds them by their ids and writes their rows (see
-:meth:`RedisBackend.load_trial_columns`).
+holds them, the trial id first), scored by the trial id: written by the batch
+that writes the document (replacing the trial's earlier row), removed by the
+script that deletes it, it is all a history reads — a quarter of the
+documents' size, in id order (``ZRANGE``), so the rows are decoded in the
+order the table reads them. Trials written before it (or by an older
+daskperiment) have no row: reading a history finds them by their ids and
+writes their rows (see :meth:`RedisBackend.load_trial_columns`).
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from itertools import repeat
 from hashlib import sha1
-from operator import itemgetter
+from itertools import islice, repeat
+from operator import itemgetter, lt
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
@@ -195,7 +197,7 @@ local keys = redis.call('SMEMBERS', prefix .. 'metric_keys')
 local deleted, touched = {}, {}
 for _, id in ipairs(ids) do
     local recorded = redis.call('HDEL', prefix .. 'trials', id)
-    redis.call('HDEL', prefix .. 'history', id)
+    redis.call('ZREMRANGEBYSCORE', prefix .. 'history', id, id)
     local started = redis.call('HDEL', prefix .. 'starts', id)  -- running or killed: not recorded yet
     if recorded + started > 0 then deleted[#deleted + 1] = id end
     redis.call('HDEL', prefix .. 'heartbeats', id)
@@ -267,16 +269,19 @@ return {deleted, removed, orphans}
 # -- history rows of trials recorded without them (issue 15) ----------------------------------
 # ARGV: trials key, history key, n, then n trial ids whose rows are left (their trials are not
 # recorded), then per trial to mend its id, the SHA-1 of the document its row was made from and
-# the row. Removes the rows of trials still not recorded; writes each row whose trial still holds
-# that document (not deleted or rewritten meanwhile). Returns 0.
+# the row. Removes the rows of trials still not recorded; replaces the rows of each trial to mend
+# by the row given if the trial still holds that document (not deleted or rewritten meanwhile).
 _MEND_HISTORY = """
 local n = tonumber(ARGV[3])
 for i = 4, 3 + n do
-    if redis.call('HEXISTS', ARGV[1], ARGV[i]) == 0 then redis.call('HDEL', ARGV[2], ARGV[i]) end
+    if redis.call('HEXISTS', ARGV[1], ARGV[i]) == 0 then redis.call('ZREMRANGEBYSCORE', ARGV[2], ARGV[i], ARGV[i]) end
 end
 for i = 4 + n, #ARGV, 3 do
     local document = redis.call('HGET', ARGV[1], ARGV[i])
-    if document and redis.sha1hex(document) == ARGV[i + 1] then redis.call('HSET', ARGV[2], ARGV[i], ARGV[i + 2]) end
+    if document and redis.sha1hex(document) == ARGV[i + 1] then
+        redis.call('ZREMRANGEBYSCORE', ARGV[2], ARGV[i], ARGV[i])
+        redis.call('ZADD', ARGV[2], ARGV[i], ARGV[i + 2])
+    end
 end
 return 0
 """
@@ -483,7 +488,8 @@ class RedisBackend(ServerBackend):
             document = json.dumps(fields, allow_nan=False, separators=(",", ":"))
             commands.append(("HSET", self._key("trials"), trial.trial_id, document))
             row = json.dumps(history_row(fields), allow_nan=False, separators=(",", ":"))
-            commands.append(("HSET", self._key("history"), trial.trial_id, row))
+            commands.append(("ZREMRANGEBYSCORE", self._key("history"), trial.trial_id, trial.trial_id))
+            commands.append(("ZADD", self._key("history"), trial.trial_id, row))
             commands.append(("ZADD", self._key("trial_ids"), trial.trial_id, trial.trial_id))
         if batch.trials:
             ids = [trial.trial_id for trial in batch.trials]
@@ -542,7 +548,7 @@ class RedisBackend(ServerBackend):
             return sorted(trials, key=lambda trial: trial.trial_id)
 
     def load_trial_columns(self) -> TrialColumns:
-        """Read the ``history`` rows, and the ids of the recorded trials, in one transaction.
+        """Read the ``history`` rows (in id order), and the ids of the recorded trials, in one transaction.
 
         See :meth:`Backend.load_trial_columns`. Trials recorded without a row
         (by an older daskperiment, or with a row that cannot be read) are read
@@ -552,13 +558,13 @@ class RedisBackend(ServerBackend):
         """
         with self._reaching("read trials"), bulk_decoding():
             pipe = self._client().pipeline(transaction=True)
-            pipe.hvals(self._key("history"))
+            pipe.zrange(self._key("history"), 0, -1)
             pipe.hkeys(self._key("trials"))
             stored, recorded = pipe.execute()
             rows, plain = _history_rows(stored)
             recorded_ids = set(map(int, recorded))
-            listed = set(map(itemgetter(0), rows))
-            if listed != recorded_ids or len(listed) != len(rows):
+            ids = list(map(itemgetter(0), rows))
+            if not all(map(lt, ids, islice(ids, 1, None))) or set(ids) != recorded_ids:  # not one row per trial
                 rows, plain = self._mended(rows, plain, recorded_ids)
             return history_columns(rows, plain)
 
@@ -568,8 +574,9 @@ class RedisBackend(ServerBackend):
         """The rows of the trials of ``recorded_ids`` and their flags, those the ``history`` lacks read from documents.
 
         Rows of trials not recorded are left out, and so are rows of an id
-        that more than one row claims. The rows made are written, and rows
-        left out removed, by :data:`_MEND_HISTORY` (atomic per script).
+        that more than one row claims. The rows made replace the trials'
+        rows, and rows left out are removed, by :data:`_MEND_HISTORY` (atomic
+        per script). The rows returned are in any order.
         """
         flags = list(repeat(plain, len(rows))) if isinstance(plain, bool) else plain
         claims = Counter(map(itemgetter(0), rows))
@@ -969,7 +976,7 @@ def experiment_ids(uri: str) -> list[str]:
 
 
 def _history_rows(stored: list[bytes]) -> tuple[list[list[Any]], bool | list[bool]]:
-    """The :func:`~daskperiment.backend.codec.history_row` rows of ``history`` entries, and whether each holds no tagged value.
+    """The :func:`~daskperiment.backend.codec.history_row` rows of ``history`` members, and whether each holds no tagged value.
 
     The entries are decoded as one JSON array (one parse for all); when that
     array is not one row per entry, one by one, leaving out entries that are
