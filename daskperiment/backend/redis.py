@@ -564,26 +564,32 @@ class RedisBackend(ServerBackend):
             rows, plain = _history_rows(stored)
             recorded_ids = set(map(int, recorded))
             ids = list(map(itemgetter(0), rows))
-            if not all(map(lt, ids, islice(ids, 1, None))) or set(ids) != recorded_ids:  # not one row per trial
-                rows, plain = self._mended(rows, plain, recorded_ids)
+            if len(rows) < len(stored) or not all(map(lt, ids, islice(ids, 1, None))) or set(ids) != recorded_ids:
+                rows, plain = self._mended(rows, plain, recorded_ids, damaged=len(rows) < len(stored))
             return history_columns(rows, plain)
 
     def _mended(
-        self, rows: list[list[Any]], plain: bool | list[bool], recorded_ids: set[int]
+        self, rows: list[list[Any]], plain: bool | list[bool], recorded_ids: set[int], damaged: bool
     ) -> tuple[list[list[Any]], list[bool]]:
         """The rows of the trials of ``recorded_ids`` and their flags, those the ``history`` lacks read from documents.
 
-        Rows of trials not recorded are left out, and so are rows of an id
-        that more than one row claims. The rows made replace the trials'
+        ``rows`` are those read, ``damaged``: whether some members were not
+        rows. Rows of trials not recorded are left out, and so are rows of an
+        id that more than one row claims. The rows made replace the trials'
         rows, and rows left out are removed, by :data:`_MEND_HISTORY` (atomic
-        per script). The rows returned are in any order.
+        per script). When members were damaged, doubled or left, members that
+        are not the row of the trial of their score are removed too (no batch
+        writes such a member). The rows returned are in any order.
         """
         flags = list(repeat(plain, len(rows))) if isinstance(plain, bool) else plain
         claims = Counter(map(itemgetter(0), rows))
-        kept = [(row, flag) for row, flag in zip(rows, flags) if claims[row[0]] == 1 and row[0] in recorded_ids]
-        missing = sorted(recorded_ids - {row[0] for row, _ in kept})
         left = sorted(set(claims) - recorded_ids)
         client = self._client()
+        if damaged or left or len(claims) < len(rows):
+            misplaced = self._remove_misplaced_rows()
+            claims.update(dict.fromkeys(misplaced, 2))  # read from their documents
+        kept = [(row, flag) for row, flag in zip(rows, flags) if claims[row[0]] == 1 and row[0] in recorded_ids]
+        missing = sorted(recorded_ids - {row[0] for row, _ in kept})
         documents = client.hmget(self._key("trials"), missing) if missing else []
         mends: list[Any] = []
         for trial_id, document in zip(missing, documents):
@@ -608,6 +614,27 @@ class RedisBackend(ServerBackend):
                 len(mends) // 3, self.experiment_id,
             )
         return [row for row, _ in kept], [flag for _, flag in kept]
+
+    def _remove_misplaced_rows(self) -> set[int]:
+        """Remove the ``history`` members that are not the row of the trial of their score; the ids they claim."""
+        client = self._client()
+        misplaced, claimed = [], set()
+        for member, score in client.zrange(self._key("history"), 0, -1, withscores=True):
+            try:
+                row = json.loads(member)
+            except ValueError:
+                row = None
+            if not is_history_row(row) or row[0] != score:
+                misplaced.append(member)
+                if is_history_row(row):
+                    claimed.add(row[0])
+        if misplaced:
+            client.zrem(self._key("history"), *misplaced)
+            logger.warning(
+                "%d history rows of experiment %r were not rows of their trials: removed (their trials are read "
+                "from their records)", len(misplaced), self.experiment_id,
+            )
+        return claimed
 
     def load_starts(self, trial_ids: Sequence[int] | None = None) -> dict[int, TrialStart]:
         with self._reaching("read running trials"):
