@@ -94,6 +94,8 @@ def forge_trial(ex: Experiment, trial_id: int, **fields: Any) -> None:
         document.update(fields)
         client.hset(key, trial_id, json.dumps(document) if all(
             not isinstance(v, bytes) for v in fields.values()) else pickle.dumps(document))
+        # its history row goes too: the next history is read from the forged document (and its row written from it)
+        client.zremrangebyscore(f"daskperiment:{ex.id}:history", trial_id, trial_id)
         client.close()
         return
     import pymongo
