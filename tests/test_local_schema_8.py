@@ -255,3 +255,43 @@ def test_a_read_only_schema_7_store_says_to_open_it_where_it_can_be_written(
         backend.start_trials([start(61)])
     version, objects = schema_objects(folder / "x.sqlite3", "ro&immutable=1")  # on a read-only mount
     assert version == 7 and "metrics_by_key_trial" in objects  # left as it was
+
+
+def _blob_and_kind_rows(folder: Path) -> tuple[list[str], dict[str, int]]:
+    connection = sqlite3.connect(folder / "x.sqlite3")
+    blobs = [d for (d,) in connection.execute("SELECT digest FROM blobs ORDER BY digest")]
+    kinds = dict(connection.execute("SELECT key, all_int FROM metric_kinds"))
+    connection.close()
+    return blobs, kinds
+
+
+@pytest.mark.parametrize("deleter", ["another connection", "the same backend"])
+def test_kinds_and_blobs_a_deletion_removed_are_written_again(tmp_path: Path, deleter: str) -> None:
+    """A writer does not read again the kinds and blobs it knows, until someone else writes or it deletes."""
+    from daskperiment.records import Blob
+
+    writer = LocalBackend(tmp_path, "x")
+    other = LocalBackend(tmp_path, "x") if deleter == "another connection" else writer
+    code = [Blob("c" * 64, b"code"), Blob("e" * 64, b"environment")]
+    for trial_id in range(1, 21):  # trial 1 sends the blobs; keys: steps (int) from trial 1, lr from 7
+        writer.write_batch(RecordBatch(trials=[trial(trial_id)], metrics=points_of(trial_id), blobs=code if trial_id == 1 else []))
+    assert _blob_and_kind_rows(tmp_path) == (["c" * 64, "e" * 64], {"loss": 0, "steps": 1, "accuracy": 0, "lr": 0})
+    assert other.delete_trials(list(range(1, 21))).trial_ids == tuple(range(1, 21))
+    assert _blob_and_kind_rows(tmp_path) == ([], {})
+    generation = writer.generation
+    for trial_id in range(21, 41):
+        sent = code if writer.generation != generation and trial_id == 22 else []  # the writer's reaction
+        writer.write_batch(RecordBatch(trials=[trial(trial_id)], metrics=points_of(trial_id), blobs=sent))
+        if trial_id == 21:
+            assert writer.generation == generation + 1  # told the blobs are gone
+    assert _blob_and_kind_rows(tmp_path) == (["c" * 64, "e" * 64], {"loss": 0, "steps": 1, "accuracy": 0})
+    assert writer.metric_keys() == other.metric_keys() == ["accuracy", "loss", "steps"]
+    # another writer saving a float under an int key: the first one's knowledge of the kind is stale
+    other.write_metrics([MetricPoint(40, "steps", 9, 0.5)])
+    writer.write_metrics([MetricPoint(40, "steps", 10, 3)])
+    assert _blob_and_kind_rows(tmp_path)[1]["steps"] == 0 and not writer.load_metrics("steps", [40]).integer
+    writer.write_metrics([MetricPoint(40, "new", 0, 1)])
+    writer.write_metrics([MetricPoint(40, "new", 1, 1.5)])  # known int, now float
+    assert _blob_and_kind_rows(tmp_path)[1]["new"] == 0
+    writer.close()
+    other.close()

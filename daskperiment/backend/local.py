@@ -270,6 +270,7 @@ class LocalBackend(Backend):
         self._highest_id = 0
         self._damage: str | None = None
         self._code_versions: set[str] = set()
+        self._known = _Known(None)
 
     def __repr__(self) -> str:
         return f"LocalBackend('{self._shown_directory}')"
@@ -543,7 +544,7 @@ class LocalBackend(Backend):
         wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
         integer, real = metric_kinds(batch.metrics) if batch.metrics else ((), ())
         with self._write(describe_batch(batch)) as connection:
-            previous, held, kinds = _held_rows(connection, list(outputs), wanted, [*integer, *real])
+            previous, held, kinds, known = self._held_rows(connection, list(outputs), wanted, [*integer, *real])
             if batch.blobs:
                 connection.executemany(
                     "INSERT OR IGNORE INTO blobs (digest, content) VALUES (?, ?)",
@@ -576,12 +577,39 @@ class LocalBackend(Backend):
             if trials:
                 _insert_rows(connection, f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})", trials)
                 _delete_starts(connection, [trial.trial_id for trial in batch.trials])
+        real_keys = set(real)
+        known.note(held | sent, {key: 0 if key in real_keys else kinds.get(key, 1) for key in (*integer, *real)})
         # issue 12: blobs a deletion removed
         self._blobs_missing(batch, [digest for digest in wanted if digest not in held])
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
             self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
         return previous
+
+    def _held_rows(
+        self, connection: sqlite3.Connection, input_keys: Sequence[str], digests: Sequence[str],
+        metric_keys: Sequence[str],
+    ) -> tuple[dict[str, str], set[str], dict[str, int], "_Known"]:
+        """What the store holds of a batch's keys (see :func:`_held_rows`), and what is known of it.
+
+        Blobs and metric kinds this connection knows are not read again
+        while no other connection has written the store since (see
+        :class:`_Known`): one statement reads the step outputs and whether
+        another connection wrote.
+        """
+        known = self._known if self._known.connection is connection else _Known(connection)
+        asked_digests = [d for d in digests if d not in known.blobs]
+        asked_keys = [k for k in metric_keys if k not in known.kinds]
+        previous, held, kinds, version = _held_rows(connection, input_keys, asked_digests, asked_keys)
+        if version != known.version:  # another connection wrote: what this one knew may be gone
+            known = _Known(connection, version)
+            if len(asked_digests) < len(digests) or len(asked_keys) < len(metric_keys):
+                _, held, kinds, _ = _held_rows(connection, (), digests, metric_keys)
+        else:
+            held.update(d for d in digests if d in known.blobs)
+            kinds.update((k, known.kinds[k]) for k in metric_keys if k in known.kinds)
+        self._known = known
+        return previous, held, kinds, known
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -796,6 +824,7 @@ class LocalBackend(Backend):
         between leaves some of them, which nothing reads).
         """
         ids = _json_list(sorted({int(t) for t in trial_ids}))
+        self._known = _Known(None)  # blobs and kinds may go
         with self._write("the deletion of trials") as connection:
             selected = "(SELECT value FROM json_each(?))"
             rows = connection.execute(
@@ -851,6 +880,7 @@ class LocalBackend(Backend):
         A process killed in between leaves an empty experiment: deleting it
         again removes the files.
         """
+        self._known = _Known(None)
         with self._write("the deletion of the experiment") as connection:
             trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
             artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
@@ -914,6 +944,7 @@ class LocalBackend(Backend):
         if not isinstance(staging, LocalBackend) or staging.directory != self.directory:
             raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
         staging.close()  # its last connection: its write-ahead log is merged into the file
+        self._known = _Known(None)  # its blobs and kinds replace these
         with self._lock:
             connection = self._connect()
             try:
@@ -1039,12 +1070,12 @@ def _insert_rows(connection: sqlite3.Connection, insert: str, rows: Sequence[tup
 
 def _held_rows(
     connection: sqlite3.Connection, input_keys: Sequence[str], digests: Sequence[str], metric_keys: Sequence[str],
-) -> tuple[dict[str, str], set[str], dict[str, int]]:
+) -> tuple[dict[str, str], set[str], dict[str, int], int]:
     """What the store holds of a batch's keys, in one statement when SQLite binds them all.
 
     Returns the output hashes of ``input_keys`` (``step_outputs``), which of
-    ``digests`` are blobs, and the ``all_int`` of ``metric_keys``
-    (``metric_kinds``). Run inside the batch's transaction: the read and the
+    ``digests`` are blobs, the ``all_int`` of ``metric_keys``
+    (``metric_kinds``), and the connection's ``data_version``. Run inside the batch's transaction: the read and the
     writes depending on it see the same store.
     """
     parts = [  # (a query of the keys, whose rows start with the part's index; the keys)
@@ -1052,16 +1083,16 @@ def _held_rows(
         ("SELECT 1, digest, NULL FROM blobs WHERE digest IN ({})", digests),
         ("SELECT 2, key, all_int FROM metric_kinds WHERE key IN ({})", metric_keys),
     ]
-    found: list[dict] = [{}, {}, {}]
+    found: list[dict] = [{}, {}, {}, {}]
     queries: list[tuple[str, Sequence[str]]] = []
     if sum(len(keys) for _, keys in parts) <= MAX_PARAMETERS:
         present = [(select, keys) for select, keys in parts if keys]
-        if present:
-            queries.append((
-                " UNION ALL ".join(select.format(", ".join("?" * len(keys))) for select, keys in present),
-                [key for _, keys in present for key in keys],
-            ))
+        queries.append((
+            " UNION ALL ".join([*(select.format(", ".join("?" * len(keys))) for select, keys in present), _DATA_VERSION]),
+            [key for _, keys in present for key in keys],
+        ))
     else:
+        queries.append((_DATA_VERSION, []))
         for select, keys in parts:
             for start in range(0, len(keys), MAX_PARAMETERS):
                 chunk = keys[start:start + MAX_PARAMETERS]
@@ -1069,7 +1100,40 @@ def _held_rows(
     for query, values in queries:
         for part, key, value in connection.execute(query, values):
             found[part][key] = value
-    return found[0], set(found[1]), found[2]
+    return found[0], set(found[1]), found[2], found[3][None]
+
+
+_DATA_VERSION = "SELECT 3, NULL, data_version FROM pragma_data_version"
+"""The part of :func:`_held_rows`'s query telling whether another connection wrote (``PRAGMA data_version``)."""
+
+
+class _Known:
+    """The blobs and metric kinds a connection knows the store holds, as of a ``data_version``.
+
+    ``PRAGMA data_version`` changes when another connection (another process)
+    commits; a connection's own writes leave it as it is. While it stays,
+    what the connection read or wrote is what the store holds, so batches do
+    not read it again. Writes of the connection that remove blobs or kinds
+    (deletions, adopting a staged import) forget it.
+
+    Parameters
+    ----------
+    connection : sqlite3.Connection or None
+        The connection it is known by.
+    version : int or None
+        The ``data_version`` it holds for.
+    """
+
+    def __init__(self, connection: sqlite3.Connection | None, version: int | None = None) -> None:
+        self.connection = connection
+        self.version = version
+        self.blobs: set[str] = set()
+        self.kinds: dict[str, int] = {}
+
+    def note(self, blobs: Iterable[str], kinds: Mapping[str, int]) -> None:
+        """Remember blobs and kinds (``all_int``) the store holds once a batch is committed."""
+        self.blobs.update(blobs)
+        self.kinds.update(kinds)
 
 
 def _delete_starts(connection: sqlite3.Connection, trial_ids: Sequence[int]) -> None:
