@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
@@ -1026,8 +1028,7 @@ def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint
     for start in range(0, len(points), METRIC_ROWS_PER_INSERT):
         rows = points[start:start + METRIC_ROWS_PER_INSERT]
         connection.execute(
-            "INSERT INTO metrics (key, trial_id, epoch, value, time) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
+            _values_statement("INSERT INTO metrics (key, trial_id, epoch, value, time)", 5, len(rows), ""),
             [value for p in rows for value in (p.key, p.trial_id, p.epoch, p.value, p.time)],
         )
 
@@ -1058,14 +1059,18 @@ def _insert_rows(connection: sqlite3.Connection, insert: str, rows: Sequence[tup
     """
     if not rows:
         return
-    per_statement = max(1, MAX_PARAMETERS // len(rows[0]))
+    columns = len(rows[0])
+    per_statement = max(1, MAX_PARAMETERS // columns)
     for start in range(0, len(rows), per_statement):
         chunk = rows[start:start + per_statement]
-        placeholders = f"({', '.join('?' * len(chunk[0]))})"
-        connection.execute(
-            f"{insert} VALUES {', '.join([placeholders] * len(chunk))}{tail}",
-            [value for row in chunk for value in row],
-        )
+        connection.execute(_values_statement(insert, columns, len(chunk), tail), list(chain.from_iterable(chunk)))
+
+
+@lru_cache(maxsize=256)
+def _values_statement(insert: str, columns: int, rows: int, tail: str) -> str:
+    """``insert VALUES (?, …), … tail`` for ``rows`` rows of ``columns`` values (made once per shape)."""
+    placeholders = f"({', '.join('?' * columns)})"
+    return f"{insert} VALUES {', '.join([placeholders] * rows)}{tail}"
 
 
 def _held_rows(
