@@ -444,7 +444,7 @@ class LocalBackend(Backend):
                     f"salvage it with: sqlite3 {self.database_path} '.recover'"
                 )
             self._check_still_there()
-            connection = self._connect()
+            connection = self._open_to_write(what)
             try:
                 if one_statement:
                     yield connection
@@ -453,6 +453,22 @@ class LocalBackend(Backend):
                         yield connection
             except sqlite3.DatabaseError as exc:
                 raise self._write_failed(exc, what) from exc
+
+    def _open_to_write(self, what: str) -> sqlite3.Connection:
+        """The writable connection (see :meth:`_connect`); a database too damaged to open is named so.
+
+        Opening parses the schema, which may lie on damaged pages: the error
+        then says what was not recorded and what the integrity check found.
+        """
+        try:
+            return self._connect()
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.DatabaseError) and getattr(cause, "sqlite_errorname", "").startswith(
+                "SQLITE_CORRUPT"
+            ):
+                raise self._write_failed(cause, what) from cause
+            raise
 
     def _read(
         self, query: str, arguments: Sequence[object] = (),
