@@ -65,7 +65,6 @@ from daskperiment.records import (
     MetricSeries,
     PersistedValue,
     RecordBatch,
-    StepOutput,
     TrialColumns,
     TrialRecord,
     TrialStart,
@@ -568,7 +567,9 @@ class LocalBackend(Backend):
                     "INSERT OR IGNORE INTO blobs (digest, content) VALUES (?, ?)",
                     [(blob.digest, blob.content) for blob in batch.blobs],
                 )
-            _insert_rows(connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(outputs.items()))
+            _insert_rows(
+                connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(outputs.items())
+            )
             if batch.metrics:
                 _insert_metrics(connection, batch.metrics)
                 _note_metric_kinds(connection, integer, real, kinds)
@@ -1096,8 +1097,9 @@ def _held_rows(
 
     Returns the output hashes of ``input_keys`` (``step_outputs``), which of
     ``digests`` are blobs, the ``all_int`` of ``metric_keys``
-    (``metric_kinds``), and the connection's ``data_version``. Run inside the batch's transaction: the read and the
-    writes depending on it see the same store.
+    (``metric_kinds``), and the connection's ``data_version``. Run inside the
+    batch's transaction: the read and the writes depending on it see the same
+    store.
     """
     parts = [  # (a query of the keys, whose rows start with the part's index; the keys)
         ("SELECT 0, input_key, output_hash FROM step_outputs WHERE input_key IN ({})", input_keys),
@@ -1108,10 +1110,8 @@ def _held_rows(
     queries: list[tuple[str, Sequence[str]]] = []
     if sum(len(keys) for _, keys in parts) <= MAX_PARAMETERS:
         present = [(select, keys) for select, keys in parts if keys]
-        queries.append((
-            " UNION ALL ".join([*(select.format(", ".join("?" * len(keys))) for select, keys in present), _DATA_VERSION]),
-            [key for _, keys in present for key in keys],
-        ))
+        selects = [select.format(", ".join("?" * len(keys))) for select, keys in present]
+        queries.append((" UNION ALL ".join([*selects, _DATA_VERSION]), [key for _, keys in present for key in keys]))
     else:
         queries.append((_DATA_VERSION, []))
         for select, keys in parts:
@@ -1163,7 +1163,8 @@ def _delete_starts(connection: sqlite3.Connection, trial_ids: Sequence[int]) -> 
         connection.execute("DELETE FROM trial_starts WHERE trial_id = ?", (trial_ids[0],))
     else:
         connection.execute(
-            "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))", (_json_list(list(trial_ids)),)
+            "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
+            (_json_list(list(trial_ids)),),
         )
 
 
