@@ -170,6 +170,8 @@ def test_a_schema_7_store_is_upgraded_in_place_and_reads_as_it_did(old_store: tu
         step_outputs=[StepOutput(output_key("score", 3), "changed"), StepOutput(output_key("score", 61), "new")],
     ))
     assert replaced == {output_key("score", 3): "score3"}  # what a purity warning compares
+    same = backend.write_batch(RecordBatch(step_outputs=[StepOutput(output_key("prepare", 3), "prepare3")]))
+    assert same == {output_key("prepare", 3): "prepare3"}  # the same output again: held, not rewritten
     assert backend.load_starts([61, 62, 63]) == {62: start(62), 63: start(63)}
     assert backend.load_trials([61]) == [trial(61)]
     assert list(backend.load_metrics("loss", [61])) == [p for p in points_of(61) if p.key == "loss"]

@@ -567,8 +567,9 @@ class LocalBackend(Backend):
                     "INSERT OR IGNORE INTO blobs (digest, content) VALUES (?, ?)",
                     [(blob.digest, blob.content) for blob in batch.blobs],
                 )
-            _insert_rows(
-                connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(outputs.items())
+            _insert_rows(  # a row holding the same hash already is left as it is
+                connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)",
+                [(key, output) for key, output in outputs.items() if previous.get(key) != output],
             )
             if batch.metrics:
                 _insert_metrics(connection, batch.metrics)
