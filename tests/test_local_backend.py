@@ -173,7 +173,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert backend.load_setting("objective") == '"minimize"'
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 7
+    assert version == SCHEMA_VERSION == 8
     assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
     assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
@@ -201,7 +201,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert reopened.load_artifacts(2) == [ArtifactRecord(2, "output", "", "d" * 64, 5)]
     reopened.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 7
+    assert version == SCHEMA_VERSION == 8
     assert columns[-4:] == ["sweep_id", "worker_environments", "cached_steps", "status"]
     assert {"settings", "cache_entries", "artifacts", "trial_starts", "annotations"} <= set(tables)
 
@@ -224,7 +224,7 @@ def test_a_version_3_store_is_upgraded_and_its_metrics_read_as_floats(tmp_path: 
     assert backend.load_metrics("steps", [2]).integer is True
     backend.close()
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 7 and "metric_kinds" in tables
+    assert version == SCHEMA_VERSION == 8 and "metric_kinds" in tables
 
 
 def test_a_version_5_store_is_upgraded_and_its_trials_get_a_status_from_success(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ def test_a_version_5_store_is_upgraded_and_its_trials_get_a_status_from_success(
     assert backend.load_starts() == {3: start}
     backend.close()
     version, columns, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 7 and columns[-1] == "status" and "trial_starts" in tables
+    assert version == SCHEMA_VERSION == 8 and columns[-1] == "status" and "trial_starts" in tables
 
 
 def _open_and_write_trial(folder: Path, trial_id: int) -> int:
@@ -267,7 +267,7 @@ def test_processes_opening_a_version_1_store_at_once_upgrade_it_once(tmp_path: P
     ]
     backend.close()
     version, columns, _ = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 7 and columns.count("sweep_id") == columns.count("cached_steps") == 1
+    assert version == SCHEMA_VERSION == 8 and columns.count("sweep_id") == columns.count("cached_steps") == 1
 
 
 def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
@@ -289,7 +289,7 @@ def test_a_version_5_store_gets_the_annotations_table(tmp_path: Path) -> None:
     backend.close()
     assert LocalBackend(tmp_path, "x").load_annotations() == {1: Annotation(1, "kept", frozenset({"t"}))}
     version, _, tables = schema_of(tmp_path / "x.sqlite3")
-    assert version == SCHEMA_VERSION == 7 and "annotations" in tables
+    assert version == SCHEMA_VERSION == 8 and "annotations" in tables
 
 
 def test_an_experiment_deletion_stopped_before_its_files_went_leaves_an_empty_store(tmp_path: Path, monkeypatch) -> None:
@@ -343,4 +343,4 @@ def test_a_version_6_store_is_upgraded_and_its_metric_points_read_without_time(t
         (version,) = connection.execute("PRAGMA user_version").fetchone()
         columns = [row[1] for row in connection.execute("PRAGMA table_info(metrics)")]
     connection.close()
-    assert version == SCHEMA_VERSION == 7 and columns == ["key", "trial_id", "epoch", "value", "time"]
+    assert version == SCHEMA_VERSION == 8 and columns == ["key", "trial_id", "epoch", "value", "time"]

@@ -68,7 +68,7 @@ _FLOOR_SCHEMA = (
         process_time REAL NOT NULL, description TEXT, seed INTEGER, code_digest TEXT NOT NULL,
         environment_digest TEXT, sweep_id TEXT, worker_environments TEXT, cached_steps TEXT)""",
     "CREATE TABLE metrics (key TEXT NOT NULL, trial_id INTEGER NOT NULL, epoch INTEGER NOT NULL, value REAL)",
-    "CREATE INDEX metrics_by_key_trial ON metrics (key, trial_id, epoch)",
+    "CREATE INDEX metrics_by_trial ON metrics (trial_id, key, epoch)",
     "CREATE TABLE trial_starts (trial_id INTEGER PRIMARY KEY, parameters TEXT NOT NULL, started REAL NOT NULL)",
 )
 _DIGEST = "0" * 64

@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
@@ -63,7 +65,6 @@ from daskperiment.records import (
     MetricSeries,
     PersistedValue,
     RecordBatch,
-    StepOutput,
     TrialColumns,
     TrialRecord,
     TrialStart,
@@ -72,7 +73,7 @@ from daskperiment.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_SECONDS = 60.0
 
 # -- schema 6 (issue 12): notes and tags of trials, one row per annotated trial ----------
@@ -104,6 +105,36 @@ _TRIAL_STARTS = """CREATE TABLE IF NOT EXISTS trial_starts (
 _STATUS_UPGRADE = ("ALTER TABLE trials ADD COLUMN status TEXT",)  # the table comes with _SCHEMA
 # -- end of schema 6 ---------------------------------------------------------------------
 
+# -- schema 8 (issue 15): fewer pages written per trial ---------------------------------
+# A trial's metric points are inserted together: indexed by trial first, they fill one
+# leaf page of the index (by key first, each key of the trial dirtied a leaf of its own).
+# Every query on metrics names the trial ids (load_metrics, deletion); the keys are read
+# from metric_kinds, which holds every key of metrics and no other.
+_METRICS_INDEX = "CREATE INDEX IF NOT EXISTS metrics_by_trial ON metrics (trial_id, key, epoch)"
+# Step outputs are keyed by hashes: without a rowid, a row is one entry of one B-tree
+# (with one, a row and its key's index entry, in two).
+_STEP_OUTPUTS = (
+    "CREATE TABLE IF NOT EXISTS {name} (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL) WITHOUT ROWID"
+)
+# A start inserted past the trial id counter moves the counter to its id: a trial
+# starts in one statement (see LocalBackend.start_trials), and an imported start's id
+# is never given again.
+_STARTS_TAKE_IDS = """CREATE TRIGGER IF NOT EXISTS starts_take_ids AFTER INSERT ON trial_starts
+    WHEN NEW.trial_id > (SELECT value FROM counters WHERE name = 'trial_id')
+    BEGIN UPDATE counters SET value = NEW.trial_id WHERE name = 'trial_id'; END"""
+_SCHEMA_8_UPGRADE = (
+    # the keys of metrics, exactly (kinds of keys left without points go; keys
+    # without a kind read as floats, as schema 3 made them)
+    "DELETE FROM metric_kinds WHERE key NOT IN (SELECT DISTINCT key FROM metrics)",
+    "INSERT OR IGNORE INTO metric_kinds (key, all_int) SELECT DISTINCT key, 0 FROM metrics",
+    "DROP INDEX IF EXISTS metrics_by_key_trial",
+    _STEP_OUTPUTS.format(name="step_outputs_8"),
+    "INSERT INTO step_outputs_8 (input_key, output_hash) SELECT input_key, output_hash FROM step_outputs",
+    "DROP TABLE step_outputs",
+    "ALTER TABLE step_outputs_8 RENAME TO step_outputs",
+)
+# -- end of schema 8 ---------------------------------------------------------------------
+
 # The schema, created if missing; statements run one by one inside a transaction
 # (``executescript`` would commit it first).
 _SCHEMA = (
@@ -134,7 +165,7 @@ _SCHEMA = (
         value REAL,  -- NULL is NaN: SQLite stores NaN as NULL
         time REAL  -- POSIX time of the save_metric call; NULL: unknown (saved before schema 7)
     )""",
-    "CREATE INDEX IF NOT EXISTS metrics_by_key_trial ON metrics (key, trial_id, epoch)",
+    _METRICS_INDEX,
     _METRIC_KINDS,
     """CREATE TABLE IF NOT EXISTS persisted (
         step TEXT NOT NULL,
@@ -142,7 +173,7 @@ _SCHEMA = (
         payload BLOB NOT NULL,
         PRIMARY KEY (step, trial_id)
     )""",
-    "CREATE TABLE IF NOT EXISTS step_outputs (input_key TEXT PRIMARY KEY, output_hash TEXT NOT NULL)",
+    _STEP_OUTPUTS.format(name="step_outputs"),
     "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, content BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS cache_entries (
@@ -167,6 +198,7 @@ _SCHEMA = (
         PRIMARY KEY (trial_id, name, path)
     )""",
     _ANNOTATIONS,
+    _STARTS_TAKE_IDS,
 )
 
 # Statements taking an existing database from schema version N to N + 1, before
@@ -186,6 +218,8 @@ _UPGRADES = {
     5: _STATUS_UPGRADE,
     # schema 7: the time of each metric point; earlier points have none (NULL)
     6: ("ALTER TABLE metrics ADD COLUMN time REAL",),
+    # schema 8 (issue 15): metrics indexed by trial, step outputs without rowid, starts take ids
+    7: _SCHEMA_8_UPGRADE,
 }
 
 _TRIAL_COLUMNS = (
@@ -237,6 +271,7 @@ class LocalBackend(Backend):
         self._highest_id = 0
         self._damage: str | None = None
         self._code_versions: set[str] = set()
+        self._known = _Known(None)
 
     def __repr__(self) -> str:
         return f"LocalBackend('{self._shown_directory}')"
@@ -408,7 +443,7 @@ class LocalBackend(Backend):
                     f"salvage it with: sqlite3 {self.database_path} '.recover'"
                 )
             self._check_still_there()
-            connection = self._connect()
+            connection = self._open_to_write(what)
             try:
                 if one_statement:
                     yield connection
@@ -417,6 +452,22 @@ class LocalBackend(Backend):
                         yield connection
             except sqlite3.DatabaseError as exc:
                 raise self._write_failed(exc, what) from exc
+
+    def _open_to_write(self, what: str) -> sqlite3.Connection:
+        """The writable connection (see :meth:`_connect`); a database too damaged to open is named so.
+
+        Opening parses the schema, which may lie on damaged pages: the error
+        then says what was not recorded and what the integrity check found.
+        """
+        try:
+            return self._connect()
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.DatabaseError) and getattr(cause, "sqlite_errorname", "").startswith(
+                "SQLITE_CORRUPT"
+            ):
+                raise self._write_failed(cause, what) from cause
+            raise
 
     def _read(
         self, query: str, arguments: Sequence[object] = (),
@@ -456,10 +507,22 @@ class LocalBackend(Backend):
         return trial_id_block(int(row[0]), count)
 
     def start_trials(self, starts: Sequence[TrialStart]) -> range:
-        """Reserve ids and insert the starts in one transaction (see :meth:`Backend.start_trials`)."""
+        """Reserve ids and insert the starts in one transaction (see :meth:`Backend.start_trials`).
+
+        One start is one statement: its row takes the id after the counter's,
+        and inserting it moves the counter there (trigger ``starts_take_ids``).
+        """
         rows = [_start_row(start) for start in check_starts(starts)]  # raises before the transaction
-        what = "the start of a trial" if len(rows) == 1 else f"the start of {len(rows)} trials"
-        with self._write(what) as connection:
+        if len(rows) == 1:
+            with self._write("the start of a trial", one_statement=True) as connection:
+                ((trial_id,),) = connection.execute(
+                    f"INSERT OR REPLACE INTO trial_starts ({_START_COLUMNS}) SELECT value + 1, ?, ?, ?, ?, ?, ?, ? "
+                    "FROM counters WHERE name = 'trial_id' RETURNING trial_id",
+                    rows[0],
+                ).fetchall()
+            self._highest_id = max(self._highest_id, trial_id)
+            return trial_id_block(trial_id, 1)
+        with self._write(f"the start of {len(rows)} trials") as connection:
             (row,) = connection.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'trial_id' RETURNING value",
                 (len(rows),),
@@ -484,24 +547,33 @@ class LocalBackend(Backend):
     def write_batch(self, batch: RecordBatch) -> dict[str, str]:
         """Write the batch in one transaction, which also reads the step outputs it replaces.
 
-        See :meth:`Backend.write_batch`.
+        One read first (:func:`_held_rows`) finds what the batch's writes
+        depend on: the step outputs it replaces, the blobs its trials refer to
+        that the store holds, the kinds of its metric keys (a kind's row is
+        written only when it changes). See :meth:`Backend.write_batch`.
         """
         # Serialize everything before the transaction: a value that cannot be
         # serialized raises here, and nothing is written.
         trials = [_trial_row(trial) for trial in batch.trials]
         cache_entries = [_cache_row(entry) for entry in batch.cache_entries]
-        previous: dict[str, str] = {}
+        outputs = {output.input_key: output.output_hash for output in batch.step_outputs}  # the latest wins
+        sent = {blob.digest for blob in batch.blobs}
+        wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
+        integer, real = metric_kinds(batch.metrics) if batch.metrics else ((), ())
         with self._write(describe_batch(batch)) as connection:
+            previous, held, kinds, known = self._held_rows(connection, list(outputs), wanted, [*integer, *real])
             if batch.blobs:
                 connection.executemany(
                     "INSERT OR IGNORE INTO blobs (digest, content) VALUES (?, ?)",
                     [(blob.digest, blob.content) for blob in batch.blobs],
                 )
-            if batch.step_outputs:
-                previous = _replace_step_outputs(connection, batch.step_outputs)
+            _insert_rows(  # a row holding the same hash already is left as it is
+                connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)",
+                [(key, output) for key, output in outputs.items() if previous.get(key) != output],
+            )
             if batch.metrics:
                 _insert_metrics(connection, batch.metrics)
-                _note_metric_kinds(connection, batch.metrics)
+                _note_metric_kinds(connection, integer, real, kinds)
             if batch.persisted:
                 connection.executemany(
                     "INSERT OR REPLACE INTO persisted (step, trial_id, payload) VALUES (?, ?, ?)",
@@ -524,16 +596,40 @@ class LocalBackend(Backend):
                 )
             if trials:
                 _insert_rows(connection, f"INSERT OR REPLACE INTO trials ({_TRIAL_COLUMNS})", trials)
-                connection.execute(
-                    "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
-                    (_json_list([trial.trial_id for trial in batch.trials]),),
-                )
-            missing = _missing_blobs(connection, batch)  # issue 12: blobs a deletion removed
-        self._blobs_missing(batch, missing)
+                _delete_starts(connection, [trial.trial_id for trial in batch.trials])
+        real_keys = set(real)
+        known.note(held | sent, {key: 0 if key in real_keys else kinds.get(key, 1) for key in (*integer, *real)})
+        # issue 12: blobs a deletion removed
+        self._blobs_missing(batch, [digest for digest in wanted if digest not in held])
         if trials:
             self._highest_id = max(self._highest_id, *(t.trial_id for t in batch.trials))
             self._write_code_versions({t.code_digest for t in batch.trials}, batch.blobs)
         return previous
+
+    def _held_rows(
+        self, connection: sqlite3.Connection, input_keys: Sequence[str], digests: Sequence[str],
+        metric_keys: Sequence[str],
+    ) -> tuple[dict[str, str], set[str], dict[str, int], "_Known"]:
+        """What the store holds of a batch's keys (see :func:`_held_rows`), and what is known of it.
+
+        Blobs and metric kinds this connection knows are not read again
+        while no other connection has written the store since (see
+        :class:`_Known`): one statement reads the step outputs and whether
+        another connection wrote.
+        """
+        known = self._known if self._known.connection is connection else _Known(connection)
+        asked_digests = [d for d in digests if d not in known.blobs]
+        asked_keys = [k for k in metric_keys if k not in known.kinds]
+        previous, held, kinds, version = _held_rows(connection, input_keys, asked_digests, asked_keys)
+        if version != known.version:  # another connection wrote: what this one knew may be gone
+            known = _Known(connection, version)
+            if len(asked_digests) < len(digests) or len(asked_keys) < len(metric_keys):
+                _, held, kinds, _ = _held_rows(connection, (), digests, metric_keys)
+        else:
+            held.update(d for d in digests if d in known.blobs)
+            kinds.update((k, known.kinds[k]) for k in metric_keys if k in known.kinds)
+        self._known = known
+        return previous, held, kinds, known
 
     def save_setting(self, name: str, value: str) -> None:
         """Store the setting in the ``settings`` table (see :meth:`Backend.save_setting`)."""
@@ -623,7 +719,7 @@ class LocalBackend(Backend):
         )
 
     def metric_keys(self) -> list[str]:
-        return [key for (key,) in self._read("SELECT DISTINCT key FROM metrics ORDER BY key")]
+        return [key for (key,) in self._read("SELECT key FROM metric_kinds ORDER BY key")]  # the keys of metrics
 
     def load_persisted(self, step: str, trial_id: int) -> PersistedValue | None:
         rows = self._read(
@@ -748,6 +844,7 @@ class LocalBackend(Backend):
         between leaves some of them, which nothing reads).
         """
         ids = _json_list(sorted({int(t) for t in trial_ids}))
+        self._known = _Known(None)  # blobs and kinds may go
         with self._write("the deletion of trials") as connection:
             selected = "(SELECT value FROM json_each(?))"
             rows = connection.execute(
@@ -763,17 +860,15 @@ class LocalBackend(Backend):
                     f"SELECT DISTINCT digest FROM artifacts WHERE trial_id IN {selected}", (ids,)
                 )
             }
-            keys = [key for (key,) in connection.execute(
-                f"SELECT DISTINCT key FROM metrics WHERE key IN (SELECT key FROM metric_kinds) "
-                f"AND trial_id IN {selected}", (ids,)
-            )]
+            keys = _json_list([key for (key,) in connection.execute(
+                f"SELECT DISTINCT key FROM metrics WHERE trial_id IN {selected}", (ids,)
+            )])
+            connection.execute(f"DELETE FROM metrics WHERE trial_id IN {selected}", (ids,))
+            # the kinds of keys no point is left of (each key's search stops at its first point)
             connection.execute(
-                f"DELETE FROM metrics WHERE key IN (SELECT key FROM metric_kinds) AND trial_id IN {selected}",
-                (ids,),
-            )
-            connection.executemany(
-                "DELETE FROM metric_kinds WHERE key = ? AND NOT EXISTS (SELECT 1 FROM metrics WHERE metrics.key = ?)",
-                [(key, key) for key in keys],
+                "DELETE FROM metric_kinds WHERE key IN (SELECT value FROM json_each(?)) AND NOT EXISTS "
+                "(SELECT 1 FROM metrics WHERE metrics.key = metric_kinds.key)",
+                (keys,),
             )
             for table in ("trials", "trial_starts", "persisted", "artifacts", "annotations"):
                 connection.execute(f"DELETE FROM {table} WHERE trial_id IN {selected}", (ids,))
@@ -805,6 +900,7 @@ class LocalBackend(Backend):
         A process killed in between leaves an empty experiment: deleting it
         again removes the files.
         """
+        self._known = _Known(None)
         with self._write("the deletion of the experiment") as connection:
             trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
             artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
@@ -868,6 +964,7 @@ class LocalBackend(Backend):
         if not isinstance(staging, LocalBackend) or staging.directory != self.directory:
             raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
         staging.close()  # its last connection: its write-ahead log is merged into the file
+        self._known = _Known(None)  # its blobs and kinds replace these
         with self._lock:
             connection = self._connect()
             try:
@@ -949,23 +1046,25 @@ def _insert_metrics(connection: sqlite3.Connection, points: Sequence[MetricPoint
     for start in range(0, len(points), METRIC_ROWS_PER_INSERT):
         rows = points[start:start + METRIC_ROWS_PER_INSERT]
         connection.execute(
-            "INSERT INTO metrics (key, trial_id, epoch, value, time) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
+            _values_statement("INSERT INTO metrics (key, trial_id, epoch, value, time)", 5, len(rows), ""),
             [value for p in rows for value in (p.key, p.trial_id, p.epoch, p.value, p.time)],
         )
 
 
-def _note_metric_kinds(connection: sqlite3.Connection, points: Sequence[MetricPoint]) -> None:
-    """Record which keys of ``points`` got only int values (``metric_kinds``), in one statement.
+def _note_metric_kinds(
+    connection: sqlite3.Connection, integer: Sequence[str], real: Sequence[str], kinds: Mapping[str, int],
+) -> None:
+    """Record which keys got only int values (``metric_kinds``), in one statement, if one changes.
 
-    A key's row is written only when it is new or stops being all-int: rows
-    that do not change are not rewritten (no page of the table is dirtied by
-    a trial saving the metrics of earlier trials).
+    ``integer`` and ``real``: the keys of the points written, by kind (see
+    :func:`~daskperiment.backend.codec.metric_kinds`); ``kinds``: the rows the
+    store holds for them, read in this transaction. A key's row is written only
+    when it is new or stops being all-int: a trial saving the metrics of
+    earlier trials runs no statement.
     """
-    integer, real = metric_kinds(points)
     _insert_rows(
         connection, "INSERT INTO metric_kinds (key, all_int)",
-        [(key, 1) for key in integer] + [(key, 0) for key in real],
+        [(key, 1) for key in integer if key not in kinds] + [(key, 0) for key in real if kinds.get(key, 1)],
         " ON CONFLICT (key) DO UPDATE SET all_int = 0 WHERE all_int AND NOT excluded.all_int",
     )
 
@@ -978,34 +1077,98 @@ def _insert_rows(connection: sqlite3.Connection, insert: str, rows: Sequence[tup
     """
     if not rows:
         return
-    per_statement = max(1, MAX_PARAMETERS // len(rows[0]))
+    columns = len(rows[0])
+    per_statement = max(1, MAX_PARAMETERS // columns)
     for start in range(0, len(rows), per_statement):
         chunk = rows[start:start + per_statement]
-        placeholders = f"({', '.join('?' * len(chunk[0]))})"
+        connection.execute(_values_statement(insert, columns, len(chunk), tail), list(chain.from_iterable(chunk)))
+
+
+@lru_cache(maxsize=256)
+def _values_statement(insert: str, columns: int, rows: int, tail: str) -> str:
+    """``insert VALUES (?, …), … tail`` for ``rows`` rows of ``columns`` values (made once per shape)."""
+    placeholders = f"({', '.join('?' * columns)})"
+    return f"{insert} VALUES {', '.join([placeholders] * rows)}{tail}"
+
+
+def _held_rows(
+    connection: sqlite3.Connection, input_keys: Sequence[str], digests: Sequence[str], metric_keys: Sequence[str],
+) -> tuple[dict[str, str], set[str], dict[str, int], int]:
+    """What the store holds of a batch's keys, in one statement when SQLite binds them all.
+
+    Returns the output hashes of ``input_keys`` (``step_outputs``), which of
+    ``digests`` are blobs, the ``all_int`` of ``metric_keys``
+    (``metric_kinds``), and the connection's ``data_version``. Run inside the
+    batch's transaction: the read and the writes depending on it see the same
+    store.
+    """
+    parts = [  # (a query of the keys, whose rows start with the part's index; the keys)
+        ("SELECT 0, input_key, output_hash FROM step_outputs WHERE input_key IN ({})", input_keys),
+        ("SELECT 1, digest, NULL FROM blobs WHERE digest IN ({})", digests),
+        ("SELECT 2, key, all_int FROM metric_kinds WHERE key IN ({})", metric_keys),
+    ]
+    found: list[dict] = [{}, {}, {}, {}]
+    queries: list[tuple[str, Sequence[str]]] = []
+    if sum(len(keys) for _, keys in parts) <= MAX_PARAMETERS:
+        present = [(select, keys) for select, keys in parts if keys]
+        selects = [select.format(", ".join("?" * len(keys))) for select, keys in present]
+        queries.append((" UNION ALL ".join([*selects, _DATA_VERSION]), [key for _, keys in present for key in keys]))
+    else:
+        queries.append((_DATA_VERSION, []))
+        for select, keys in parts:
+            for start in range(0, len(keys), MAX_PARAMETERS):
+                chunk = keys[start:start + MAX_PARAMETERS]
+                queries.append((select.format(", ".join("?" * len(chunk))), chunk))
+    for query, values in queries:
+        for part, key, value in connection.execute(query, values):
+            found[part][key] = value
+    return found[0], set(found[1]), found[2], found[3][None]
+
+
+_DATA_VERSION = "SELECT 3, NULL, data_version FROM pragma_data_version"
+"""The part of :func:`_held_rows`'s query telling whether another connection wrote (``PRAGMA data_version``)."""
+
+
+class _Known:
+    """The blobs and metric kinds a connection knows the store holds, as of a ``data_version``.
+
+    ``PRAGMA data_version`` changes when another connection (another process)
+    commits; a connection's own writes leave it as it is. While it stays,
+    what the connection read or wrote is what the store holds, so batches do
+    not read it again. Writes of the connection that remove blobs or kinds
+    (deletions, adopting a staged import) forget it.
+
+    Parameters
+    ----------
+    connection : sqlite3.Connection or None
+        The connection it is known by.
+    version : int or None
+        The ``data_version`` it holds for.
+    """
+
+    def __init__(self, connection: sqlite3.Connection | None, version: int | None = None) -> None:
+        self.connection = connection
+        self.version = version
+        self.blobs: set[str] = set()
+        self.kinds: dict[str, int] = {}
+
+    def note(self, blobs: Iterable[str], kinds: Mapping[str, int]) -> None:
+        """Remember blobs and kinds (``all_int``) the store holds once a batch is committed."""
+        self.blobs.update(blobs)
+        self.kinds.update(kinds)
+
+
+def _delete_starts(connection: sqlite3.Connection, trial_ids: Sequence[int]) -> None:
+    """Delete the starts of ``trial_ids`` (trials recorded: no longer running)."""
+    if len(trial_ids) == 1:
+        connection.execute("DELETE FROM trial_starts WHERE trial_id = ?", (trial_ids[0],))
+    else:
         connection.execute(
-            f"{insert} VALUES {', '.join([placeholders] * len(chunk))}{tail}",
-            [value for row in chunk for value in row],
+            "DELETE FROM trial_starts WHERE trial_id IN (SELECT value FROM json_each(?))",
+            (_json_list(list(trial_ids)),),
         )
 
 
-def _replace_step_outputs(connection: sqlite3.Connection, outputs: Sequence[StepOutput]) -> dict[str, str]:
-    """Store ``outputs`` (the latest of a key wins); return the hashes they replace, by input key.
-
-    Run inside the batch's transaction: the read and the write see the same store.
-    """
-    rows: dict[str, str] = {}
-    for output in outputs:
-        rows[output.input_key] = output.output_hash
-    keys = list(rows)
-    previous: dict[str, str] = {}
-    for start in range(0, len(keys), MAX_PARAMETERS):  # bound values: no JSON text to parse
-        chunk = keys[start:start + MAX_PARAMETERS]
-        previous.update(connection.execute(
-            f"SELECT input_key, output_hash FROM step_outputs WHERE input_key IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        ).fetchall())
-    _insert_rows(connection, "INSERT OR REPLACE INTO step_outputs (input_key, output_hash)", list(rows.items()))
-    return previous
 def _remove_database(path: Path) -> None:
     """Remove the SQLite database at ``path`` with its log files."""
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -1194,20 +1357,3 @@ def _blobs_of(rows: Iterable[tuple]) -> set[str]:
         if workers:
             digests.update(json.loads(workers))
     return digests
-
-
-def _missing_blobs(connection: sqlite3.Connection, batch: RecordBatch) -> list[str]:
-    """Digests of the blobs the batch's trials refer to that neither the batch nor the store holds.
-
-    A writer sends each blob once; when trials were deleted since, their
-    blobs may be gone (:meth:`Backend.delete_trials`), and the writer sends
-    them again once :attr:`Backend.generation` says so.
-    """
-    sent = {blob.digest for blob in batch.blobs}
-    wanted = sorted({d for trial in batch.trials for d in trial.blob_digests()} - sent)
-    if not wanted:
-        return []
-    held = {d for (d,) in connection.execute(
-        "SELECT digest FROM blobs WHERE digest IN (SELECT value FROM json_each(?))", (_json_list(wanted),)
-    )}
-    return [digest for digest in wanted if digest not in held]
