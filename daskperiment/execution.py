@@ -188,6 +188,32 @@ def execute_result(
     return gather_trial(trial_id, execute(invocation, upstream), parts)
 
 
+@dataclass(frozen=True, slots=True)
+class TrialChain:
+    """A trial whose steps can only run one after the other, as one task.
+
+    ``upstream[i]`` are the positions of the inputs of ``invocations[i]``
+    among the invocations before it; the last invocation is the result step's.
+    """
+
+    trial_id: int
+    invocations: tuple[Invocation, ...]
+    upstream: tuple[tuple[int, ...], ...]
+
+
+def execute_chain(chain: TrialChain) -> TrialOutcome:
+    """The one task of a :class:`TrialChain`: run each step as its own task would, then gather.
+
+    An input that failed skips a step, as in a graph of a task per step; the
+    steps run in the only order any scheduler could run them.
+    """
+    outcomes: list[StepOutcome] = []
+    for invocation, inputs in zip(chain.invocations, chain.upstream):
+        outcomes.append(execute(invocation, [outcomes[i] for i in inputs]))
+    root = outcomes.pop()
+    return gather_trial(chain.trial_id, root, outcomes)  # type: ignore[arg-type]
+
+
 def gather_trial(
     trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
 ) -> TrialOutcome:
