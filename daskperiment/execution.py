@@ -31,7 +31,7 @@ from daskperiment.context import (
     process_identity,
 )
 from daskperiment.envblob import environment_blob, environment_fingerprint
-from daskperiment.console import captured_output
+from daskperiment.console import CapturedOutput
 from daskperiment.errors import ArtifactError, CacheError, PersistError, UntrackedComputeError
 from daskperiment.metricpoints import clock
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
@@ -260,7 +260,7 @@ def run_step(
     started = time.perf_counter()
     reset = active_step.set(recorder)
     try:
-        with captured_output() as printed:
+        with CapturedOutput() as printed:
             output = spec.func(*args, **kwargs)
         if spec.persist:
             records.persisted = _persisted(spec.name, output)

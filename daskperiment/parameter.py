@@ -237,7 +237,13 @@ def _names(names: list[str]) -> str:
     return f"parameter {quoted}" if len(names) == 1 else f"parameters {quoted}"
 
 
+_ALWAYS_SERIALIZABLE = frozenset({int, float, str, bool, type(None)})
+"""Types whose every value can be recorded (no need to serialize one to know)."""
+
+
 def _check_serializable(name: str, value: Any) -> None:
+    if type(value) in _ALWAYS_SERIALIZABLE:
+        return
     try:
         serialization.dumps(value)
     except TypeError as exc:

@@ -7,6 +7,7 @@ values a trial runs with are given to it, resolved once when it starts.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -107,6 +108,8 @@ class Tracker:
         self.seed = seed
         self.writer = TrialWriter(backend, artifacts)
         self.session = uuid.uuid4().hex
+        self._graphs = itertools.count()
+        """Numbers the graphs of single trials (their keys: the session and that number)."""
         self.heartbeats = heartbeats()
         self.stream = metric_stream()
         self._pid = os.getpid()
@@ -230,7 +233,8 @@ class Tracker:
         started = time.perf_counter()
         try:
             use = self.cache_use(plan, [spec], cache)
-            built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
+            token = f"{self.session}-{next(self._graphs)}"
+            built = trial_graph(plan, [spec], self.graph_settings(runner), token, cache=use)
         except BaseException as exc:  # started, yet it cannot run: recorded as failed (or interrupted)
             outcome = TrialOutcome(spec.trial_id, error=exc)
             self._record(StartedTrial(spec, runner, {}, "", code, started, sweep_id), outcome)
