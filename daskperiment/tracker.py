@@ -110,6 +110,7 @@ class Tracker:
         self.session = uuid.uuid4().hex
         self._graphs = itertools.count()
         """Numbers the graphs of single trials (their keys: the session and that number)."""
+        self._settings: dict[tuple[str, bool, bool], GraphSettings] = {}
         self.heartbeats = heartbeats()
         self.stream = metric_stream()
         self._pid = os.getpid()
@@ -131,15 +132,19 @@ class Tracker:
             raise ExperimentReinitializedError(self._retired)
 
     def graph_settings(self, runner: Runner, share: bool = False) -> GraphSettings:
-        """How trial graphs for ``runner`` are built."""
-        return GraphSettings(
-            experiment_id=self.experiment_id,
-            origin=process_identity(),
-            environment=environment_fingerprint(),
-            session=self.session,
-            share=share,
-            records_apart=runner.client is not None,
-        )
+        """How trial graphs for ``runner`` are built (made once per process and kind of graph)."""
+        wanted = (process_identity(), share, runner.client is not None)
+        settings = self._settings.get(wanted)
+        if settings is None:
+            settings = self._settings[wanted] = GraphSettings(
+                experiment_id=self.experiment_id,
+                origin=wanted[0],
+                environment=environment_fingerprint(),
+                session=self.session,
+                share=share,
+                records_apart=wanted[2],
+            )
+        return settings
 
     def cache_use(self, plan: Plan, trials: list[TrialSpec], lookup: bool) -> CacheUse | None:
         """The step cache for graphs of ``trials`` (None when no step is cached).
