@@ -13,8 +13,6 @@ import contextvars
 import io
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TextIO
 
 _buffer: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("daskperiment_output", default=None)
@@ -63,13 +61,22 @@ def _install() -> None:
                 setattr(sys, name, Tee(stream))
 
 
-@contextmanager
-def captured_output() -> Iterator[list[str]]:
-    """Within the block, what this thread prints is also appended to the yielded list."""
-    _install()
-    buffer: list[str] = []
-    reset = _buffer.set(buffer)
-    try:
-        yield buffer
-    finally:
-        _buffer.reset(reset)
+class CapturedOutput:
+    """``with CapturedOutput() as printed``: within the block, what this thread prints is also
+    appended to ``printed``.
+
+    A class rather than a generator context manager: it is entered around every step.
+    """
+
+    __slots__ = ("_buffer", "_reset")
+
+    def __init__(self) -> None:
+        self._buffer: list[str] = []
+
+    def __enter__(self) -> list[str]:
+        _install()
+        self._reset = _buffer.set(self._buffer)
+        return self._buffer
+
+    def __exit__(self, *exc: object) -> None:
+        _buffer.reset(self._reset)

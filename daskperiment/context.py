@@ -78,9 +78,17 @@ class TrialContext:
         return self.trial_ids[0]
 
 
+_identity: tuple[int, str] = (0, "")
+"""This process's id and identity (another id: a forked child, whose identity is made anew)."""
+
+
 def process_identity() -> str:
     """This process, as named in a trial context: host and process id."""
-    return f"{platform.node()}:{os.getpid()}"
+    global _identity
+    pid = os.getpid()
+    if _identity[0] != pid:
+        _identity = (pid, f"{platform.node()}:{pid}")
+    return _identity[1]
 
 
 def on_origin_host(context: TrialContext) -> bool:

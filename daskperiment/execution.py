@@ -31,7 +31,7 @@ from daskperiment.context import (
     process_identity,
 )
 from daskperiment.envblob import environment_blob, environment_fingerprint
-from daskperiment.console import captured_output
+from daskperiment.console import CapturedOutput
 from daskperiment.errors import ArtifactError, CacheError, PersistError, UntrackedComputeError
 from daskperiment.metricpoints import clock
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
@@ -188,6 +188,32 @@ def execute_result(
     return gather_trial(trial_id, execute(invocation, upstream), parts)
 
 
+@dataclass(frozen=True, slots=True)
+class TrialChain:
+    """A trial whose steps can only run one after the other, as one task.
+
+    ``upstream[i]`` are the positions of the inputs of ``invocations[i]``
+    among the invocations before it; the last invocation is the result step's.
+    """
+
+    trial_id: int
+    invocations: tuple[Invocation, ...]
+    upstream: tuple[tuple[int, ...], ...]
+
+
+def execute_chain(chain: TrialChain) -> TrialOutcome:
+    """The one task of a :class:`TrialChain`: run each step as its own task would, then gather.
+
+    An input that failed skips a step, as in a graph of a task per step; the
+    steps run in the only order any scheduler could run them.
+    """
+    outcomes: list[StepOutcome] = []
+    for invocation, inputs in zip(chain.invocations, chain.upstream):
+        outcomes.append(execute(invocation, [outcomes[i] for i in inputs]))
+    root = outcomes.pop()
+    return gather_trial(chain.trial_id, root, outcomes)  # type: ignore[arg-type]
+
+
 def gather_trial(
     trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
 ) -> TrialOutcome:
@@ -234,7 +260,7 @@ def run_step(
     started = time.perf_counter()
     reset = active_step.set(recorder)
     try:
-        with captured_output() as printed:
+        with CapturedOutput() as printed:
             output = spec.func(*args, **kwargs)
         if spec.persist:
             records.persisted = _persisted(spec.name, output)

@@ -36,7 +36,9 @@ from daskperiment.execution import (
     as_graph_data,
     cached_records,
     dry_run,
+    TrialChain,
     execute,
+    execute_chain,
     execute_result,
     gather_trial,
     load_cached,
@@ -304,6 +306,11 @@ def _cached(node: Node) -> bool:
     return isinstance(node, StepCall) and node.spec.cache
 
 
+def _is_chain(plan: Plan) -> bool:
+    """Whether each node of ``plan`` takes the one before it as an input (their order is then the only one)."""
+    return all(index - 1 in upstream for index, upstream in enumerate(plan.upstream) if index)
+
+
 def _needed(plan: Plan, entries: Sequence[CacheEntry | None]) -> tuple[set[int], set[int]]:
     """Nodes a trial puts in its graph, and the loaded ones whose output is used.
 
@@ -346,7 +353,6 @@ class TrialGraph:
 
     graph: dict[str, Any]
     trial_keys: dict[int, str]
-    node_keys: dict[int, list[str]]
 
 
 def node_keys_of(plan: Plan, trials: Iterable[TrialSpec], token: str, share: bool) -> dict[int, list[str]]:
@@ -401,6 +407,8 @@ def trial_graph(
         only they need are left out), the others keep their outputs there.
     """
     token = token or uuid.uuid4().hex
+    if cache is None and not settings.share and not settings.records_apart and _is_chain(plan):
+        return _chain_graph(plan, trials, settings, token, node_keys)
     if node_keys is None:
         node_keys = node_keys_of(plan, trials, token, settings.share)
     members: dict[str, list[int]] = {}
@@ -465,4 +473,32 @@ def trial_graph(
         else:
             upstream = [names[u] for u in plan.upstream[last]]
             graph[root] = (execute_result, trial.trial_id, invocation(last, trial, root), upstream, parts)
-    return TrialGraph(graph, trial_keys, node_keys)
+    return TrialGraph(graph, trial_keys)
+
+
+def _chain_graph(
+    plan: Plan, trials: Sequence[TrialSpec], settings: GraphSettings, token: str,
+    node_keys: dict[int, list[str]] | None,
+) -> TrialGraph:
+    """The graph of trials whose steps form a chain (see :func:`_is_chain`): one task per trial.
+
+    Its steps could only run one after the other, as separate tasks too: one
+    task leaves the scheduler nothing to order or hand over between them.
+    Trials share no step (each has its own keys).
+    """
+    last = len(plan.nodes) - 1
+    graph: dict[str, Any] = {}
+    trial_keys: dict[int, str] = {}
+    for trial in trials:
+        if node_keys is not None:
+            key = node_keys[trial.trial_id][last]
+        else:
+            key = f"{plan.nodes[last].label}-{token}-{trial.trial_id}-{last}"
+        context = TrialContext(
+            settings.experiment_id, (trial.trial_id,), trial.seed, settings.origin,
+            settings.environment, settings.session, False, trial.seed_given,
+        )
+        steps = tuple(Invocation(node.task, trial.parameters, context) for node in plan.nodes)
+        graph[key] = (execute_chain, TrialChain(trial.trial_id, steps, plan.upstream))
+        trial_keys[trial.trial_id] = key
+    return TrialGraph(graph, trial_keys)

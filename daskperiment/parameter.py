@@ -206,11 +206,14 @@ class ParameterSet:
         ParameterUndefinedError
             When one of ``names`` has no value.
         """
-        overrides = overrides or {}
-        self._check(overrides)
-        wanted = set(names) | set(overrides)
-        values = {name: overrides.get(name, value) for name, value in self.current().items()}
-        missing = sorted(name for name in wanted if values.get(name, Undefined) is Undefined)
+        if overrides:
+            self._check(overrides)
+            values = {name: overrides.get(name, value) for name, value in self.current().items()}
+        else:
+            values = self.current()
+        missing = sorted(
+            name for name in {*names, *(overrides or ())} if values.get(name, Undefined) is Undefined
+        )
         if missing:
             assignments = ", ".join(f"{name}=..." for name in missing)
             raise ParameterUndefinedError(
@@ -237,7 +240,13 @@ def _names(names: list[str]) -> str:
     return f"parameter {quoted}" if len(names) == 1 else f"parameters {quoted}"
 
 
+_ALWAYS_SERIALIZABLE = frozenset({int, float, str, bool, type(None)})
+"""Types whose every value can be recorded (no need to serialize one to know)."""
+
+
 def _check_serializable(name: str, value: Any) -> None:
+    if type(value) in _ALWAYS_SERIALIZABLE:
+        return
     try:
         serialization.dumps(value)
     except TypeError as exc:

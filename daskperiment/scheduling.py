@@ -30,6 +30,26 @@ def distributed_client(get: Callable) -> Any | None:
     return owner
 
 
+def _no_distributed_client() -> bool:
+    """Whether ``dask.compute`` would find no ``dask.distributed`` client (cheaply, for every trial).
+
+    None exists without ``distributed`` imported; else dask takes the client
+    of the worker running the current task, or the current (or latest
+    started, not closed) client, and finds none when both look-ups fail.
+    """
+    if "distributed" not in sys.modules:
+        return True
+    from distributed import default_client, get_worker
+
+    for look_up in (get_worker, default_client):
+        try:
+            look_up()
+        except ValueError:
+            continue
+        return False
+    return True
+
+
 @dataclass
 class Runner:
     """The scheduler of a computation and its keyword arguments.
@@ -56,14 +76,17 @@ class Runner:
         look-up for one (which imports it, and numpy: half a second) is
         skipped; so it is for a local scheduler named (``"sync"``,
         ``"threads"``, ``"processes"``, ...), which dask picks by name
-        whether a client exists or not.
+        whether a client exists or not. Otherwise a client is looked for at
+        every trial (one may have been started since the last), as dask
+        looks for it but without parsing its connection timeout.
         """
         options = {k: v for k, v in (options or {}).items() if k not in _COMPUTE_ONLY_OPTIONS}
         scheduler = options.pop("scheduler", scheduler)
-        named = scheduler if scheduler is not None else dask.config.get("scheduler", None)
+        configured = dask.config.get("scheduler", None)
+        named = scheduler if scheduler is not None else configured
         if isinstance(named, str) and named.lower() in named_schedulers:
             return cls(named_schedulers[named.lower()], options)
-        if scheduler is None and "distributed" not in sys.modules and not dask.config.get("scheduler", None):
+        if scheduler is None and not configured and _no_distributed_client():
             return cls(dask.threaded.get, options)
         get = get_scheduler(scheduler=scheduler)
         if get is None:  # dask's own default for delayed objects

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import secrets
 import sys
@@ -12,7 +13,8 @@ from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
-SEED_LIMIT = 2**32
+_SEED_BITS = 32
+SEED_LIMIT = 2**_SEED_BITS
 
 
 def validate_seed(seed: object) -> int | None:
@@ -35,11 +37,29 @@ def choose_seed(seed: int | None, default: int | None, level: int = logging.INFO
     if chosen is None:
         chosen = validate_seed(default)
     if chosen is None:
-        chosen = secrets.randbelow(SEED_LIMIT)
+        chosen = _generated_seed()
         logger.log(level, "Random seed is not provided, initialized with generated seed: %d", chosen)
     else:
         logger.log(level, "Random seed is initialized with given seed: %d", chosen)
     return chosen
+
+
+_generator: tuple[int, random.Random] = (0, random.Random())
+"""This process's id and the generator of its trials' seeds (another id: a forked child, whose
+generator is made anew so that it draws other seeds than its parent)."""
+
+
+def _generated_seed() -> int:
+    """A new seed in ``[0, 2**32)``, drawn from a generator no seeding of ``random`` touches.
+
+    The generator is seeded from the operating system's randomness once per
+    process (cheaper than asking it for every trial).
+    """
+    global _generator
+    pid = os.getpid()
+    if _generator[0] != pid:
+        _generator = (pid, random.Random(secrets.randbits(128)))
+    return _generator[1].getrandbits(_SEED_BITS)
 
 
 def seed_everything(seed: int) -> None:

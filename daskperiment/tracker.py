@@ -7,6 +7,7 @@ values a trial runs with are given to it, resolved once when it starts.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -107,6 +108,9 @@ class Tracker:
         self.seed = seed
         self.writer = TrialWriter(backend, artifacts)
         self.session = uuid.uuid4().hex
+        self._graphs = itertools.count()
+        """Numbers the graphs of single trials (their keys: the session and that number)."""
+        self._settings: dict[tuple[str, bool, bool], GraphSettings] = {}
         self.heartbeats = heartbeats()
         self.stream = metric_stream()
         self._pid = os.getpid()
@@ -128,15 +132,19 @@ class Tracker:
             raise ExperimentReinitializedError(self._retired)
 
     def graph_settings(self, runner: Runner, share: bool = False) -> GraphSettings:
-        """How trial graphs for ``runner`` are built."""
-        return GraphSettings(
-            experiment_id=self.experiment_id,
-            origin=process_identity(),
-            environment=environment_fingerprint(),
-            session=self.session,
-            share=share,
-            records_apart=runner.client is not None,
-        )
+        """How trial graphs for ``runner`` are built (made once per process and kind of graph)."""
+        wanted = (process_identity(), share, runner.client is not None)
+        settings = self._settings.get(wanted)
+        if settings is None:
+            settings = self._settings[wanted] = GraphSettings(
+                experiment_id=self.experiment_id,
+                origin=wanted[0],
+                environment=environment_fingerprint(),
+                session=self.session,
+                share=share,
+                records_apart=wanted[2],
+            )
+        return settings
 
     def cache_use(self, plan: Plan, trials: list[TrialSpec], lookup: bool) -> CacheUse | None:
         """The step cache for graphs of ``trials`` (None when no step is cached).
@@ -230,7 +238,8 @@ class Tracker:
         started = time.perf_counter()
         try:
             use = self.cache_use(plan, [spec], cache)
-            built = trial_graph(plan, [spec], self.graph_settings(runner), cache=use)
+            token = f"{self.session}-{next(self._graphs)}"
+            built = trial_graph(plan, [spec], self.graph_settings(runner), token, cache=use)
         except BaseException as exc:  # started, yet it cannot run: recorded as failed (or interrupted)
             outcome = TrialOutcome(spec.trial_id, error=exc)
             self._record(StartedTrial(spec, runner, {}, "", code, started, sweep_id), outcome)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -165,10 +164,10 @@ class TrialWriter:
         calls: list[StepCall] = []
         workers: dict[str, bytes | None] = {}
         cached = tuple((step.step, step.cached_from) for step in outcome.steps if step.cached_from is not None)
+        make_point = MetricPoint._make
         for step in outcome.steps:
-            batch.metrics.extend(  # those written while the step ran are not written again
-                MetricPoint(trial_id, *point) for point in itertools.islice(step.metrics, step.flushed, None)
-            )
+            points = step.metrics[step.flushed:] if step.flushed else step.metrics  # not written again
+            batch.metrics += [make_point((trial_id, *point)) for point in points]
             if step.persisted is not None:
                 batch.persisted.append(PersistedValue(trial_id, step.step, step.persisted))
             if step.cache_entry is not None:
