@@ -37,7 +37,7 @@ def _no_distributed_client() -> bool:
     of the worker running the current task, or the current (or latest
     started, not closed) client, and finds none when both look-ups fail.
     """
-    if "distributed" not in sys.modules:
+    if sys.modules.get("distributed") is None:  # never imported, or imports of it refused
         return True
     from distributed import default_client, get_worker
 
