@@ -848,8 +848,8 @@ class LocalBackend(Backend):
         between leaves some of them, which nothing reads).
         """
         ids = _json_list(sorted({int(t) for t in trial_ids}))
-        self._known = _Known(None)  # blobs and kinds may go
         with self._write("the deletion of trials") as connection:
+            self._known = _Known(None)  # blobs and kinds may go (forgotten while no batch can be written)
             selected = "(SELECT value FROM json_each(?))"
             rows = connection.execute(
                 f"SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials "
@@ -904,8 +904,8 @@ class LocalBackend(Backend):
         A process killed in between leaves an empty experiment: deleting it
         again removes the files.
         """
-        self._known = _Known(None)
         with self._write("the deletion of the experiment") as connection:
+            self._known = _Known(None)
             trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
             artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
             cached = tuple(d for (d,) in connection.execute(
@@ -968,8 +968,8 @@ class LocalBackend(Backend):
         if not isinstance(staging, LocalBackend) or staging.directory != self.directory:
             raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
         staging.close()  # its last connection: its write-ahead log is merged into the file
-        self._known = _Known(None)  # its blobs and kinds replace these
         with self._lock:
+            self._known = _Known(None)  # its blobs and kinds replace these
             connection = self._connect()
             try:
                 connection.execute("ATTACH DATABASE ? AS staged", (str(staging.database_path),))
@@ -1118,7 +1118,9 @@ class _Known:
     commits; a connection's own writes leave it as it is. While it stays,
     what the connection read or wrote is what the store holds, so batches do
     not read it again. Writes of the connection that remove blobs or kinds
-    (deletions, adopting a staged import) forget it.
+    (deletions, adopting a staged import) forget it, holding the store's lock:
+    a batch committed before notes what it wrote in what was forgotten, one
+    after reads again.
 
     Parameters
     ----------
