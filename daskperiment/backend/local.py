@@ -547,7 +547,7 @@ class LocalBackend(Backend):
     def write_batch(self, batch: RecordBatch) -> dict[str, str]:
         """Write the batch in one transaction, which also reads the step outputs it replaces.
 
-        One read first (:func:`_held_rows`) finds what the batch's writes
+        Reads first (:meth:`_held_rows`) what the batch's writes
         depend on: the step outputs it replaces, the blobs its trials refer to
         that the store holds, the kinds of its metric keys (a kind's row is
         written only when it changes). See :meth:`Backend.write_batch`.
@@ -610,25 +610,29 @@ class LocalBackend(Backend):
         self, connection: sqlite3.Connection, input_keys: Sequence[str], digests: Sequence[str],
         metric_keys: Sequence[str],
     ) -> tuple[dict[str, str], set[str], dict[str, int], "_Known"]:
-        """What the store holds of a batch's keys (see :func:`_held_rows`), and what is known of it.
+        """What the store holds of a batch's keys, read in the batch's transaction.
 
-        Blobs and metric kinds this connection knows are not read again
-        while no other connection has written the store since (see
-        :class:`_Known`): one statement reads the step outputs and whether
-        another connection wrote.
+        The writes depending on it see the same store. Returns the output hashes of ``input_keys`` (``step_outputs``), which of
+        ``digests`` are blobs, the ``all_int`` of ``metric_keys``
+        (``metric_kinds``), and what this connection knows of the store (see
+        :class:`_Known`): blobs and kinds it knows are not read again while no
+        other connection has written since.
         """
-        known = self._known if self._known.connection is connection else _Known(connection)
-        asked_digests = [d for d in digests if d not in known.blobs]
-        asked_keys = [k for k in metric_keys if k not in known.kinds]
-        previous, held, kinds, version = _held_rows(connection, input_keys, asked_digests, asked_keys)
-        if version != known.version:  # another connection wrote: what this one knew may be gone
-            known = _Known(connection, version)
-            if len(asked_digests) < len(digests) or len(asked_keys) < len(metric_keys):
-                _, held, kinds, _ = _held_rows(connection, (), digests, metric_keys)
-        else:
-            held.update(d for d in digests if d in known.blobs)
-            kinds.update((k, known.kinds[k]) for k in metric_keys if k in known.kinds)
-        self._known = known
+        ((version,),) = connection.execute("PRAGMA data_version").fetchall()
+        known = self._known
+        if known.connection is not connection or known.version != version:
+            known = self._known = _Known(connection, version)
+        previous = dict(_select_in(
+            connection, "SELECT input_key, output_hash FROM step_outputs WHERE input_key", input_keys
+        ))
+        held = {digest for digest in digests if digest in known.blobs}
+        held.update(digest for (digest,) in _select_in(
+            connection, "SELECT digest FROM blobs WHERE digest", [d for d in digests if d not in held]
+        ))
+        kinds = {key: known.kinds[key] for key in metric_keys if key in known.kinds}
+        kinds.update(_select_in(
+            connection, "SELECT key, all_int FROM metric_kinds WHERE key", [k for k in metric_keys if k not in kinds]
+        ))
         return previous, held, kinds, known
 
     def save_setting(self, name: str, value: str) -> None:
@@ -844,8 +848,8 @@ class LocalBackend(Backend):
         between leaves some of them, which nothing reads).
         """
         ids = _json_list(sorted({int(t) for t in trial_ids}))
-        self._known = _Known(None)  # blobs and kinds may go
         with self._write("the deletion of trials") as connection:
+            self._known = _Known(None)  # blobs and kinds may go (forgotten while no batch can be written)
             selected = "(SELECT value FROM json_each(?))"
             rows = connection.execute(
                 f"SELECT trial_id, code_digest, environment_digest, worker_environments FROM trials "
@@ -900,8 +904,8 @@ class LocalBackend(Backend):
         A process killed in between leaves an empty experiment: deleting it
         again removes the files.
         """
-        self._known = _Known(None)
         with self._write("the deletion of the experiment") as connection:
+            self._known = _Known(None)
             trial_ids = tuple(t for (t,) in connection.execute("SELECT trial_id FROM trials ORDER BY trial_id"))
             artifacts = tuple(d for (d,) in connection.execute("SELECT DISTINCT digest FROM artifacts ORDER BY digest"))
             cached = tuple(d for (d,) in connection.execute(
@@ -964,8 +968,8 @@ class LocalBackend(Backend):
         if not isinstance(staging, LocalBackend) or staging.directory != self.directory:
             raise ValueError(f"{staging!r} is not a staging of {self!r}: make it with .staging(id)")
         staging.close()  # its last connection: its write-ahead log is merged into the file
-        self._known = _Known(None)  # its blobs and kinds replace these
         with self._lock:
+            self._known = _Known(None)  # its blobs and kinds replace these
             connection = self._connect()
             try:
                 connection.execute("ATTACH DATABASE ? AS staged", (str(staging.database_path),))
@@ -1091,42 +1095,20 @@ def _values_statement(insert: str, columns: int, rows: int, tail: str) -> str:
     return f"{insert} VALUES {', '.join([placeholders] * rows)}{tail}"
 
 
-def _held_rows(
-    connection: sqlite3.Connection, input_keys: Sequence[str], digests: Sequence[str], metric_keys: Sequence[str],
-) -> tuple[dict[str, str], set[str], dict[str, int], int]:
-    """What the store holds of a batch's keys, in one statement when SQLite binds them all.
+def _select_in(connection: sqlite3.Connection, select: str, keys: Sequence[str]) -> Iterator[tuple]:
+    """The rows of ``select IN (keys)`` (``select`` ends with the column), as many keys per statement as SQLite binds.
 
-    Returns the output hashes of ``input_keys`` (``step_outputs``), which of
-    ``digests`` are blobs, the ``all_int`` of ``metric_keys``
-    (``metric_kinds``), and the connection's ``data_version``. Run inside the
-    batch's transaction: the read and the writes depending on it see the same
-    store.
+    Bound values: no JSON text to parse (as ``json_each`` would).
     """
-    parts = [  # (a query of the keys, whose rows start with the part's index; the keys)
-        ("SELECT 0, input_key, output_hash FROM step_outputs WHERE input_key IN ({})", input_keys),
-        ("SELECT 1, digest, NULL FROM blobs WHERE digest IN ({})", digests),
-        ("SELECT 2, key, all_int FROM metric_kinds WHERE key IN ({})", metric_keys),
-    ]
-    found: list[dict] = [{}, {}, {}, {}]
-    queries: list[tuple[str, Sequence[str]]] = []
-    if sum(len(keys) for _, keys in parts) <= MAX_PARAMETERS:
-        present = [(select, keys) for select, keys in parts if keys]
-        selects = [select.format(", ".join("?" * len(keys))) for select, keys in present]
-        queries.append((" UNION ALL ".join([*selects, _DATA_VERSION]), [key for _, keys in present for key in keys]))
-    else:
-        queries.append((_DATA_VERSION, []))
-        for select, keys in parts:
-            for start in range(0, len(keys), MAX_PARAMETERS):
-                chunk = keys[start:start + MAX_PARAMETERS]
-                queries.append((select.format(", ".join("?" * len(chunk))), chunk))
-    for query, values in queries:
-        for part, key, value in connection.execute(query, values):
-            found[part][key] = value
-    return found[0], set(found[1]), found[2], found[3][None]
+    for start in range(0, len(keys), MAX_PARAMETERS):
+        chunk = keys[start:start + MAX_PARAMETERS]
+        yield from connection.execute(_in_statement(select, len(chunk)), chunk)
 
 
-_DATA_VERSION = "SELECT 3, NULL, data_version FROM pragma_data_version"
-"""The part of :func:`_held_rows`'s query telling whether another connection wrote (``PRAGMA data_version``)."""
+@lru_cache(maxsize=256)
+def _in_statement(select: str, count: int) -> str:
+    """``select IN (?, …)`` for ``count`` values (made once per shape)."""
+    return f"{select} IN ({', '.join('?' * count)})"
 
 
 class _Known:
@@ -1136,7 +1118,9 @@ class _Known:
     commits; a connection's own writes leave it as it is. While it stays,
     what the connection read or wrote is what the store holds, so batches do
     not read it again. Writes of the connection that remove blobs or kinds
-    (deletions, adopting a staged import) forget it.
+    (deletions, adopting a staged import) forget it, holding the store's lock:
+    a batch committed before notes what it wrote in what was forgotten, one
+    after reads again.
 
     Parameters
     ----------
