@@ -384,6 +384,7 @@ def trial_graph(
     node_keys: dict[int, list[str]] | None = None,
     computed: Mapping[str, Any] | None = None,
     cache: CacheUse | None = None,
+    fuse: bool = False,
 ) -> TrialGraph:
     """The graph computing ``trials``, each recorded on its own.
 
@@ -405,10 +406,15 @@ def trial_graph(
     cache : CacheUse, optional
         The step cache: cached steps found there are loaded (and the steps
         only they need are left out), the others keep their outputs there.
+    fuse : bool, default False
+        Make each trial one task when its steps form a chain (see
+        :func:`_is_chain`), uncached, off a cluster and unshared. Single
+        trials do; sweeps keep a task per step (the steps of a sweep run in
+        dask's order of those tasks, which their draws follow).
     """
     token = token or uuid.uuid4().hex
-    if cache is None and not settings.share and not settings.records_apart and _is_chain(plan):
-        return _chain_graph(plan, trials, settings, token, node_keys)
+    if fuse and cache is None and not settings.share and not settings.records_apart and _is_chain(plan):
+        return _chain_graph(plan, trials, settings, token)
     if node_keys is None:
         node_keys = node_keys_of(plan, trials, token, settings.share)
     members: dict[str, list[int]] = {}
@@ -476,10 +482,7 @@ def trial_graph(
     return TrialGraph(graph, trial_keys)
 
 
-def _chain_graph(
-    plan: Plan, trials: Sequence[TrialSpec], settings: GraphSettings, token: str,
-    node_keys: dict[int, list[str]] | None,
-) -> TrialGraph:
+def _chain_graph(plan: Plan, trials: Sequence[TrialSpec], settings: GraphSettings, token: str) -> TrialGraph:
     """The graph of trials whose steps form a chain (see :func:`_is_chain`): one task per trial.
 
     Its steps could only run one after the other, as separate tasks too: one
@@ -490,10 +493,7 @@ def _chain_graph(
     graph: dict[str, Any] = {}
     trial_keys: dict[int, str] = {}
     for trial in trials:
-        if node_keys is not None:
-            key = node_keys[trial.trial_id][last]
-        else:
-            key = f"{plan.nodes[last].label}-{token}-{trial.trial_id}-{last}"
+        key = f"{plan.nodes[last].label}-{token}-{trial.trial_id}-{last}"  # as node_keys_of names it
         context = TrialContext(
             settings.experiment_id, (trial.trial_id,), trial.seed, settings.origin,
             settings.environment, settings.session, False, trial.seed_given,

@@ -77,14 +77,16 @@ def test_a_chain_is_one_task_and_other_graphs_a_task_per_step(make_experiment: C
 
     branching = join(left(a), right(a))
     spec = TrialSpec(7, {"a": 1, "b": 2}, 5)
-    chain = trial_graph(result.call.plan(), [spec], _settings(), token="t")
+    chain = trial_graph(result.call.plan(), [spec], _settings(), token="t", fuse=True)
     assert list(chain.graph) == [chain.trial_keys[7]] and chain.graph[chain.trial_keys[7]][0] is execute_chain
-    on_cluster = trial_graph(result.call.plan(), [spec], _settings(records_apart=True), token="t")
+    on_cluster = trial_graph(result.call.plan(), [spec], _settings(records_apart=True), token="t", fuse=True)
     steps = [key for key in on_cluster.graph if not key.endswith("-records")]  # records sent apart
     assert len(steps) == 3 and on_cluster.graph[on_cluster.trial_keys[7]][0] is execute_result
-    shared = trial_graph(result.call.plan(), [spec], _settings(share=True), token="t")
+    shared = trial_graph(result.call.plan(), [spec], _settings(share=True), token="t", fuse=True)
     assert len(shared.graph) == 3
-    apart = trial_graph(branching.call.plan(), [spec], _settings(), token="t")
+    unfused = trial_graph(result.call.plan(), [spec], _settings(), token="t")  # as sweeps build them
+    assert len(unfused.graph) == 3 and unfused.graph[unfused.trial_keys[7]][0] is execute_result
+    apart = trial_graph(branching.call.plan(), [spec], _settings(), token="t", fuse=True)
     assert len(apart.graph) == 3 and apart.graph[apart.trial_keys[7]][0] is execute_result
 
 
