@@ -490,6 +490,7 @@ def _chain_graph(plan: Plan, trials: Sequence[TrialSpec], settings: GraphSetting
     Trials share no step (each has its own keys).
     """
     last = len(plan.nodes) - 1
+    tasks = tuple(node.task for node in plan.nodes)
     graph: dict[str, Any] = {}
     trial_keys: dict[int, str] = {}
     for trial in trials:
@@ -498,7 +499,6 @@ def _chain_graph(plan: Plan, trials: Sequence[TrialSpec], settings: GraphSetting
             settings.experiment_id, (trial.trial_id,), trial.seed, settings.origin,
             settings.environment, settings.session, False, trial.seed_given,
         )
-        steps = tuple(Invocation(node.task, trial.parameters, context) for node in plan.nodes)
-        graph[key] = (execute_chain, TrialChain(trial.trial_id, steps, plan.upstream))
+        graph[key] = (execute_chain, TrialChain(trial.trial_id, tasks, plan.upstream, trial.parameters, context))
         trial_keys[trial.trial_id] = key
     return TrialGraph(graph, trial_keys)
