@@ -221,11 +221,11 @@ def execute_chain(chain: TrialChain) -> TrialOutcome:
     for task, inputs in zip(chain.tasks, chain.upstream):
         outcomes.append(_run(task, chain.context, chain.parameters, [outcomes[i] for i in inputs]))
     root = outcomes.pop()
-    return gather_trial(chain.trial_id, root, outcomes)  # type: ignore[arg-type]
+    return gather_trial(chain.trial_id, root, outcomes)
 
 
 def gather_trial(
-    trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
+    trial_id: int, root: StepOutcome, parts: Sequence[StepOutcome | StepRecords | None]
 ) -> TrialOutcome:
     """A trial's outcome: its result step's ``root`` outcome with the records of ``parts``."""
     steps = [part.records if isinstance(part, StepOutcome) else part for part in parts]
