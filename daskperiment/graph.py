@@ -347,6 +347,17 @@ def _invocation_token(invocation: Invocation) -> tuple[Any, ...]:
     return ("daskperiment.Invocation", *what, context.trial_ids, context.session, context.seed, slot)
 
 
+@normalize_token.register(TrialChain)
+def _chain_token(chain: TrialChain) -> tuple[Any, ...]:
+    """What names a chained trial's task when dask hashes the graph: as for :func:`_invocation_token`."""
+    what = tuple(
+        (task.spec.name, task.spec.code_digest) if isinstance(task, StepTask) else (str(task.key),)
+        for task in chain.tasks
+    )
+    context = chain.context
+    return ("daskperiment.TrialChain", *what, context.trial_ids, context.session, context.seed)
+
+
 @dataclass(frozen=True, slots=True)
 class TrialGraph:
     """A graph computing trials, and the key of each trial's outcome (its result step's key)."""
@@ -408,12 +419,12 @@ def trial_graph(
         only they need are left out), the others keep their outputs there.
     fuse : bool, default False
         Make each trial one task when its steps form a chain (see
-        :func:`_is_chain`), uncached, off a cluster and unshared. Single
+        :func:`_is_chain`), uncached and unshared. Single
         trials do; sweeps keep a task per step (the steps of a sweep run in
         dask's order of those tasks, which their draws follow).
     """
     token = token or uuid.uuid4().hex
-    if fuse and cache is None and not settings.share and not settings.records_apart and _is_chain(plan):
+    if fuse and cache is None and not settings.share and _is_chain(plan):
         return _chain_graph(plan, trials, settings, token)
     if node_keys is None:
         node_keys = node_keys_of(plan, trials, token, settings.share)
