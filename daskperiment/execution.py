@@ -27,7 +27,6 @@ from daskperiment.context import (
     on_origin_host,
     TrialContext,
     active_step,
-    describe_arguments,
     process_identity,
 )
 from daskperiment.envblob import environment_blob, environment_fingerprint
@@ -36,7 +35,7 @@ from daskperiment.errors import ArtifactError, CacheError, PersistError, Untrack
 from daskperiment.metricpoints import clock
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
 from daskperiment.parameter import UnavailableParameter
-from daskperiment.purity import hash_call
+from daskperiment.purity import call_arguments, hash_call
 from daskperiment.records import CacheEntry
 from daskperiment.stepcache import StepCache
 
@@ -280,7 +279,7 @@ def run_step(
     finally:
         active_step.reset(reset)
     records.call = hash_call(
-        spec.name, spec.code_digest, args, kwargs, output, describe_arguments(args, kwargs),
+        spec.name, spec.code_digest, args, kwargs, output, call_arguments(args, kwargs),
         context.seed if context.seed_given else None,
     )
     _finish(records, recorder, started, printed)
