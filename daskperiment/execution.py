@@ -27,7 +27,6 @@ from daskperiment.context import (
     on_origin_host,
     TrialContext,
     active_step,
-    describe_arguments,
     process_identity,
 )
 from daskperiment.envblob import environment_blob, environment_fingerprint
@@ -36,7 +35,7 @@ from daskperiment.errors import ArtifactError, CacheError, PersistError, Untrack
 from daskperiment.metricpoints import clock
 from daskperiment.outcome import StepOutcome, StepRecords, TrialOutcome
 from daskperiment.parameter import UnavailableParameter
-from daskperiment.purity import hash_call
+from daskperiment.purity import call_arguments, hash_call
 from daskperiment.records import CacheEntry
 from daskperiment.stepcache import StepCache
 
@@ -134,10 +133,17 @@ class Invocation:
 
 def execute(invocation: Invocation, upstream: list[StepOutcome]) -> StepOutcome:
     """The function of every node's task: skip it if an input failed, else run it."""
+    return _run(invocation.task, invocation.context, invocation.parameters, upstream, invocation.cache)
+
+
+def _run(
+    task: StepTask | ForeignTask, context: TrialContext, parameters: Mapping[str, Any],
+    upstream: list[StepOutcome], cache: CacheSlot | None = None,
+) -> StepOutcome:
     failed = next((outcome for outcome in upstream if outcome.error is not None), None)
     if failed is not None:
         return StepOutcome(error=failed.error)
-    return invocation.task.run(invocation.context, invocation.parameters, upstream, invocation.cache)
+    return task.run(context, parameters, upstream, cache)
 
 
 def load_cached(cache: StepCache, entry: CacheEntry, persist: bool, output: bool) -> StepOutcome:
@@ -192,13 +198,16 @@ def execute_result(
 class TrialChain:
     """A trial whose steps can only run one after the other, as one task.
 
-    ``upstream[i]`` are the positions of the inputs of ``invocations[i]``
-    among the invocations before it; the last invocation is the result step's.
+    ``upstream[i]`` are the positions of the inputs of ``tasks[i]`` among the
+    tasks before it; the last task is the result step's. Every step runs with
+    the trial's ``parameters`` and ``context``.
     """
 
     trial_id: int
-    invocations: tuple[Invocation, ...]
+    tasks: tuple[StepTask | ForeignTask, ...]
     upstream: tuple[tuple[int, ...], ...]
+    parameters: Mapping[str, Any]
+    context: TrialContext
 
 
 def execute_chain(chain: TrialChain) -> TrialOutcome:
@@ -208,14 +217,14 @@ def execute_chain(chain: TrialChain) -> TrialOutcome:
     steps run in the only order any scheduler could run them.
     """
     outcomes: list[StepOutcome] = []
-    for invocation, inputs in zip(chain.invocations, chain.upstream):
-        outcomes.append(execute(invocation, [outcomes[i] for i in inputs]))
+    for task, inputs in zip(chain.tasks, chain.upstream):
+        outcomes.append(_run(task, chain.context, chain.parameters, [outcomes[i] for i in inputs]))
     root = outcomes.pop()
-    return gather_trial(chain.trial_id, root, outcomes)  # type: ignore[arg-type]
+    return gather_trial(chain.trial_id, root, outcomes)
 
 
 def gather_trial(
-    trial_id: int, root: StepOutcome, parts: list[StepOutcome | StepRecords | None]
+    trial_id: int, root: StepOutcome, parts: Sequence[StepOutcome | StepRecords | None]
 ) -> TrialOutcome:
     """A trial's outcome: its result step's ``root`` outcome with the records of ``parts``."""
     steps = [part.records if isinstance(part, StepOutcome) else part for part in parts]
@@ -270,7 +279,7 @@ def run_step(
     finally:
         active_step.reset(reset)
     records.call = hash_call(
-        spec.name, spec.code_digest, args, kwargs, output, describe_arguments(args, kwargs),
+        spec.name, spec.code_digest, args, kwargs, output, call_arguments(args, kwargs),
         context.seed if context.seed_given else None,
     )
     _finish(records, recorder, started, printed)

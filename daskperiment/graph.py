@@ -33,10 +33,10 @@ from daskperiment.execution import (
     ForeignTask,
     Invocation,
     StepTask,
+    TrialChain,
     as_graph_data,
     cached_records,
     dry_run,
-    TrialChain,
     execute,
     execute_chain,
     execute_result,
@@ -347,6 +347,17 @@ def _invocation_token(invocation: Invocation) -> tuple[Any, ...]:
     return ("daskperiment.Invocation", *what, context.trial_ids, context.session, context.seed, slot)
 
 
+@normalize_token.register(TrialChain)
+def _chain_token(chain: TrialChain) -> tuple[Any, ...]:
+    """What names a chained trial's task when dask hashes the graph: as for :func:`_invocation_token`."""
+    what = tuple(
+        (task.spec.name, task.spec.code_digest) if isinstance(task, StepTask) else (str(task.key),)
+        for task in chain.tasks
+    )
+    context = chain.context
+    return ("daskperiment.TrialChain", *what, context.trial_ids, context.session, context.seed)
+
+
 @dataclass(frozen=True, slots=True)
 class TrialGraph:
     """A graph computing trials, and the key of each trial's outcome (its result step's key)."""
@@ -384,6 +395,7 @@ def trial_graph(
     node_keys: dict[int, list[str]] | None = None,
     computed: Mapping[str, Any] | None = None,
     cache: CacheUse | None = None,
+    fuse: bool = False,
 ) -> TrialGraph:
     """The graph computing ``trials``, each recorded on its own.
 
@@ -405,10 +417,15 @@ def trial_graph(
     cache : CacheUse, optional
         The step cache: cached steps found there are loaded (and the steps
         only they need are left out), the others keep their outputs there.
+    fuse : bool, default False
+        Make each trial one task when its steps form a chain (see
+        :func:`_is_chain`), uncached and unshared. Single
+        trials do; sweeps keep a task per step (the steps of a sweep run in
+        dask's order of those tasks, which their draws follow).
     """
     token = token or uuid.uuid4().hex
-    if cache is None and not settings.share and not settings.records_apart and _is_chain(plan):
-        return _chain_graph(plan, trials, settings, token, node_keys)
+    if fuse and cache is None and not settings.share and _is_chain(plan):
+        return _chain_graph(plan, trials, settings, token)
     if node_keys is None:
         node_keys = node_keys_of(plan, trials, token, settings.share)
     members: dict[str, list[int]] = {}
@@ -476,10 +493,7 @@ def trial_graph(
     return TrialGraph(graph, trial_keys)
 
 
-def _chain_graph(
-    plan: Plan, trials: Sequence[TrialSpec], settings: GraphSettings, token: str,
-    node_keys: dict[int, list[str]] | None,
-) -> TrialGraph:
+def _chain_graph(plan: Plan, trials: Sequence[TrialSpec], settings: GraphSettings, token: str) -> TrialGraph:
     """The graph of trials whose steps form a chain (see :func:`_is_chain`): one task per trial.
 
     Its steps could only run one after the other, as separate tasks too: one
@@ -487,18 +501,15 @@ def _chain_graph(
     Trials share no step (each has its own keys).
     """
     last = len(plan.nodes) - 1
+    tasks = tuple(node.task for node in plan.nodes)
     graph: dict[str, Any] = {}
     trial_keys: dict[int, str] = {}
     for trial in trials:
-        if node_keys is not None:
-            key = node_keys[trial.trial_id][last]
-        else:
-            key = f"{plan.nodes[last].label}-{token}-{trial.trial_id}-{last}"
+        key = f"{plan.nodes[last].label}-{token}-{trial.trial_id}-{last}"  # as node_keys_of names it
         context = TrialContext(
             settings.experiment_id, (trial.trial_id,), trial.seed, settings.origin,
             settings.environment, settings.session, False, trial.seed_given,
         )
-        steps = tuple(Invocation(node.task, trial.parameters, context) for node in plan.nodes)
-        graph[key] = (execute_chain, TrialChain(trial.trial_id, steps, plan.upstream))
+        graph[key] = (execute_chain, TrialChain(trial.trial_id, tasks, plan.upstream, trial.parameters, context))
         trial_keys[trial.trial_id] = key
     return TrialGraph(graph, trial_keys)

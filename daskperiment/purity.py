@@ -6,18 +6,56 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from daskperiment.context import describe_arguments
 from daskperiment.hashing import combine, value_token
 from daskperiment.records import StepOutput
 
 logger = logging.getLogger(__name__)
 
+_IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None)})
+
+
+class CallArguments:
+    """A step call's arguments as a purity warning names them, rendered only when one is shown.
+
+    Holds immutable values only (see :func:`call_arguments`), so the text is
+    the same whenever it is rendered; pickled (to the process recording the
+    trial) as that text.
+    """
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, args: tuple, kwargs: dict[str, Any]) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __str__(self) -> str:
+        return describe_arguments(self.args, self.kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return str, (str(self),)
+
+
+def call_arguments(args: tuple, kwargs: dict[str, Any]) -> str | CallArguments:
+    """How a purity warning names a call: its arguments, rendered now unless none of them can change.
+
+    Rendering them (:func:`describe_arguments`) costs more than the rest of
+    the purity check of a step of a few numbers, and a warning is rare.
+    """
+    if all(type(value) in _IMMUTABLE for value in args) and all(
+        type(value) in _IMMUTABLE for value in kwargs.values()
+    ):
+        return CallArguments(args, kwargs)
+    return describe_arguments(args, kwargs)
+
 
 @dataclass(frozen=True, slots=True)
 class StepCall:
-    """One call of a step: hashes of (code, inputs) and of the output, and how to name it."""
+    """One call of a step: hashes of (code, inputs) and of the output, and how to name it
+    (``arguments``: see :func:`call_arguments`)."""
 
     step: str
-    arguments: str
+    arguments: str | CallArguments
     input_key: str
     output_hash: str
 
@@ -27,7 +65,8 @@ class StepCall:
 
 
 def hash_call(
-    step: str, code_digest: str, args: tuple, kwargs: dict[str, Any], output: Any, arguments: str,
+    step: str, code_digest: str, args: tuple, kwargs: dict[str, Any], output: Any,
+    arguments: str | CallArguments,
     seed: int | None = None,
 ) -> StepCall | None:
     """Hash a step call, or None when its inputs or output have no deterministic hash.

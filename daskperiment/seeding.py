@@ -44,7 +44,7 @@ def choose_seed(seed: int | None, default: int | None, level: int = logging.INFO
     return chosen
 
 
-_generator: tuple[int, random.Random] = (0, random.Random())
+_generator: tuple[int, random.Random] | None = None
 """This process's id and the generator of its trials' seeds (another id: a forked child, whose
 generator is made anew so that it draws other seeds than its parent)."""
 
@@ -57,7 +57,7 @@ def _generated_seed() -> int:
     """
     global _generator
     pid = os.getpid()
-    if _generator[0] != pid:
+    if _generator is None or _generator[0] != pid:
         _generator = (pid, random.Random(secrets.randbits(128)))
     return _generator[1].getrandbits(_SEED_BITS)
 

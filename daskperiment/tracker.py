@@ -239,7 +239,7 @@ class Tracker:
         try:
             use = self.cache_use(plan, [spec], cache)
             token = f"{self.session}-{next(self._graphs)}"
-            built = trial_graph(plan, [spec], self.graph_settings(runner), token, cache=use)
+            built = trial_graph(plan, [spec], self.graph_settings(runner), token, cache=use, fuse=True)
         except BaseException as exc:  # started, yet it cannot run: recorded as failed (or interrupted)
             outcome = TrialOutcome(spec.trial_id, error=exc)
             self._record(StartedTrial(spec, runner, {}, "", code, started, sweep_id), outcome)

@@ -11,8 +11,7 @@ from dask.base import tokenize
 from daskperiment import Experiment
 from daskperiment.graph import GraphSettings, TrialSpec, trial_graph
 
-SETTINGS = GraphSettings(experiment_id="x", origin="here:1", environment="e", session="s1", records_apart=True)
-"""As a trial graph for a cluster is built: a task per step (a chain of steps is one task elsewhere)."""
+SETTINGS = GraphSettings(experiment_id="x", origin="here:1", environment="e", session="s1")
 
 
 def _graph(result, trial_id: int, a: int, settings: GraphSettings = SETTINGS) -> dict:
@@ -38,9 +37,7 @@ def test_nodes_hash_by_trial_step_and_session_and_never_pickle_the_step(make_exp
     one = _graph(result, 1, 5)
     assert tokenize(one, ensure_deterministic=True) == tokenize(_graph(result, 1, 5), ensure_deterministic=True)
     tokens = {tokenize(_graph(result, trial_id, 5), ensure_deterministic=True) for trial_id in range(1, 30)}
-    other_session = GraphSettings(
-        experiment_id="x", origin="here:1", environment="e", session="s2", records_apart=True
-    )
+    other_session = GraphSettings(experiment_id="x", origin="here:1", environment="e", session="s2")
     tokens.add(tokenize(_graph(result, 1, 5, other_session), ensure_deterministic=True))
     assert len(tokens) == 30
     nodes = [value[1] for key, value in sorted(one.items()) if isinstance(value, tuple) and len(value) > 2]

@@ -8,6 +8,7 @@ and store, and the messages must read as ``reprlib`` writes them.
 
 from __future__ import annotations
 
+import pickle
 import random
 import threading
 from typing import Any, Callable
@@ -18,7 +19,7 @@ import pytest
 
 from daskperiment import Experiment
 from daskperiment.context import _short, describe_arguments
-from daskperiment.purity import hash_call
+from daskperiment.purity import CallArguments, call_arguments, hash_call
 
 CHANGED = "Experiment step result is changed with the same input"
 
@@ -78,6 +79,22 @@ def test_arguments_read_as_reprlib_renders_them() -> None:
         kwargs = {rng.choice(names): rng.choice(pool) for _ in range(rng.randint(0, 8))}
         text = f"args: {_short.repr(tuple(args))}, kwargs: {_short.repr(dict(kwargs))}"
         assert describe_arguments(args, kwargs) == (text if len(text) <= 200 else text[:197] + "..."), (args, kwargs)
+
+
+def test_arguments_are_rendered_when_shown_as_they_were_when_the_step_ran() -> None:
+    rng = random.Random(16)
+    scalars = [0, -1, 2**70, 0.25, True, None, "text", "x" * 300, b"raw", 1j]
+    for _ in range(500):
+        args = tuple(rng.choice(scalars) for _ in range(rng.randint(0, 5)))
+        kwargs = {f"k{i}": rng.choice(scalars) for i in range(rng.randint(0, 5))}
+        shown = call_arguments(args, kwargs)
+        assert isinstance(shown, CallArguments)  # nothing rendered yet
+        assert str(shown) == describe_arguments(args, kwargs)
+        assert pickle.loads(pickle.dumps(shown)) == describe_arguments(args, kwargs)  # sent as its text
+    listed = [1, 2]
+    shown = call_arguments((listed,), {"more": {"k": 1}})  # values that may change: rendered now
+    listed.append(3)
+    assert shown == "args: ([1, 2],), kwargs: {'more': {'k': 1}}"
 
 
 @pytest.fixture(params=["sync", "threads", "processes", "distributed"])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import threading
 from typing import Any, Callable
 
 import distributed
 import pandas as pd
 import pytest
+from dask.base import tokenize
 
 from daskperiment import Experiment
 from daskperiment import seeding
@@ -49,7 +51,7 @@ def _chain(ex: Experiment) -> Any:
 def _expected(a: int, b: int, seed: int, scheduler: str = "sync") -> int:
     """The result of :func:`_chain`'s trial: its draw is the first after seeding with the trial's seed
     (in another process, with the seed of the step, see :func:`seeding.step_seed`)."""
-    if scheduler == "processes":
+    if scheduler in ("processes", "cluster"):
         seed = seeding.step_seed(seed, "scale")
     return ((a + b) * b + random.Random(seed).randrange(1000)) * 2
 
@@ -77,33 +79,64 @@ def test_a_chain_is_one_task_and_other_graphs_a_task_per_step(make_experiment: C
 
     branching = join(left(a), right(a))
     spec = TrialSpec(7, {"a": 1, "b": 2}, 5)
-    chain = trial_graph(result.call.plan(), [spec], _settings(), token="t")
+    chain = trial_graph(result.call.plan(), [spec], _settings(), token="t", fuse=True)
     assert list(chain.graph) == [chain.trial_keys[7]] and chain.graph[chain.trial_keys[7]][0] is execute_chain
-    on_cluster = trial_graph(result.call.plan(), [spec], _settings(records_apart=True), token="t")
-    steps = [key for key in on_cluster.graph if not key.endswith("-records")]  # records sent apart
-    assert len(steps) == 3 and on_cluster.graph[on_cluster.trial_keys[7]][0] is execute_result
-    shared = trial_graph(result.call.plan(), [spec], _settings(share=True), token="t")
+    on_cluster = trial_graph(result.call.plan(), [spec], _settings(records_apart=True), token="t", fuse=True)
+    assert list(on_cluster.graph) == [on_cluster.trial_keys[7]]
+    shared = trial_graph(result.call.plan(), [spec], _settings(share=True), token="t", fuse=True)
     assert len(shared.graph) == 3
-    apart = trial_graph(branching.call.plan(), [spec], _settings(), token="t")
+    unfused = trial_graph(result.call.plan(), [spec], _settings(), token="t")  # as sweeps build them
+    assert len(unfused.graph) == 3 and unfused.graph[unfused.trial_keys[7]][0] is execute_result
+    apart = trial_graph(branching.call.plan(), [spec], _settings(), token="t", fuse=True)
     assert len(apart.graph) == 3 and apart.graph[apart.trial_keys[7]][0] is execute_result
 
 
-@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_a_chained_trial_hashes_by_trial_steps_and_session_and_never_pickles_a_step(
+    make_experiment: Callable[..., Experiment],
+) -> None:
+    ex = make_experiment()
+    a = ex.parameter("a")
+    lock = threading.Lock()  # a step closing over what no pickler takes
+
+    @ex
+    def prepare(a):
+        with lock:
+            return a + 1
+
+    @ex.result
+    def score(s):
+        return s * 2
+
+    plan = score(prepare(a)).call.plan()
+
+    def token(trial_id: int, session: str = "s") -> str:
+        settings = GraphSettings(
+            experiment_id="x", origin="here:1", environment="e", session=session, records_apart=True
+        )
+        graph = trial_graph(plan, [TrialSpec(trial_id, {"a": 5}, 7)], settings, token="t", fuse=True).graph
+        assert len(graph) == 1
+        return tokenize(graph, ensure_deterministic=True)
+
+    assert token(1) == token(1)
+    assert len({token(trial_id) for trial_id in range(1, TRIALS + 1)} | {token(1, "other")}) == TRIALS + 1
+
+
 def test_chained_trials_record_what_their_own_parameters_give(
-    make_experiment: Callable[..., Experiment], scheduler: str
+    make_experiment: Callable[..., Experiment], scheduler: Any
 ) -> None:
     ex = make_experiment()
     result = _chain(ex)
     seeds = [1000 + n for n in range(TRIALS)]
+    where = scheduler if isinstance(scheduler, str) else "cluster"
     for n, seed in enumerate(seeds):
         ex.set_parameters(a=n, b=n % 3 + 1)
-        assert result.compute(seed=seed, scheduler=scheduler) == _expected(n, n % 3 + 1, seed, scheduler)
+        assert result.compute(seed=seed, scheduler=scheduler) == _expected(n, n % 3 + 1, seed, where)
     history = ex.get_history(verbose=True)
     assert len(history) == TRIALS and history["Success"].all()
     for trial_id, row in history.iterrows():
         a, b, seed = int(row["a"]), int(row["b"]), int(row["Seed"])
         assert (a, b, seed) == (trial_id - 1, a % 3 + 1, seeds[trial_id - 1])
-        value = _expected(a, b, seed, scheduler) // 2
+        value = _expected(a, b, seed, where) // 2
         assert row["Result"] == value * 2
         assert ex.load_metric("v", trial_id).iloc[:, 0].tolist() == [value, value + 1, value + 2]
         assert ex.load_metric("scaled", trial_id).iloc[:, 0].tolist() == [(a + b) * b]
