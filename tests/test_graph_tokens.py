@@ -19,10 +19,10 @@ def _graph(result, trial_id: int, a: int, settings: GraphSettings = SETTINGS) ->
     return trial_graph(result.call.plan(), [spec], settings, token="t").graph
 
 
-def test_nodes_hash_by_trial_step_and_session_and_never_pickle_the_step(make_experiment: Callable[..., Experiment]) -> None:
-    ex = make_experiment()
+def _locked_result(ex: Experiment):
+    """The result of a 2-step chain whose first step closes over what no pickler takes (a lock)."""
     a = ex.parameter("a")
-    lock = threading.Lock()  # a step closing over what no pickler takes
+    lock = threading.Lock()
 
     @ex
     def prepare(a):
@@ -33,7 +33,11 @@ def test_nodes_hash_by_trial_step_and_session_and_never_pickle_the_step(make_exp
     def score(s):
         return s * 2
 
-    result = score(prepare(a))
+    return score(prepare(a))
+
+
+def test_nodes_hash_by_trial_step_and_session_and_never_pickle_the_step(make_experiment: Callable[..., Experiment]) -> None:
+    result = _locked_result(make_experiment())
     one = _graph(result, 1, 5)
     assert tokenize(one, ensure_deterministic=True) == tokenize(_graph(result, 1, 5), ensure_deterministic=True)
     tokens = {tokenize(_graph(result, trial_id, 5), ensure_deterministic=True) for trial_id in range(1, 30)}
@@ -42,6 +46,23 @@ def test_nodes_hash_by_trial_step_and_session_and_never_pickle_the_step(make_exp
     assert len(tokens) == 30
     nodes = [value[1] for key, value in sorted(one.items()) if isinstance(value, tuple) and len(value) > 2]
     assert len({tokenize(node, ensure_deterministic=True) for node in nodes}) == len(nodes) == 2
+
+
+def test_a_chained_trial_hashes_by_trial_steps_and_session_and_never_pickles_a_step(
+    make_experiment: Callable[..., Experiment],
+) -> None:
+    plan = _locked_result(make_experiment()).call.plan()
+
+    def token(trial_id: int, session: str = "s") -> str:
+        settings = GraphSettings(
+            experiment_id="x", origin="here:1", environment="e", session=session, records_apart=True
+        )
+        graph = trial_graph(plan, [TrialSpec(trial_id, {"a": 5}, 7)], settings, token="t", fuse=True).graph
+        assert len(graph) == 1
+        return tokenize(graph, ensure_deterministic=True)
+
+    assert token(1) == token(1)
+    assert len({token(trial_id) for trial_id in range(1, 31)} | {token(1, "other")}) == 31
 
 
 def test_trials_on_a_cluster_record_what_they_computed(make_experiment: Callable[..., Experiment]) -> None:

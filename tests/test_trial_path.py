@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import threading
 from typing import Any, Callable
 
 import distributed
 import pandas as pd
 import pytest
-from dask.base import tokenize
 
 from daskperiment import Experiment
 from daskperiment import seeding
@@ -89,36 +87,6 @@ def test_a_chain_is_one_task_and_other_graphs_a_task_per_step(make_experiment: C
     assert len(unfused.graph) == 3 and unfused.graph[unfused.trial_keys[7]][0] is execute_result
     apart = trial_graph(branching.call.plan(), [spec], _settings(), token="t", fuse=True)
     assert len(apart.graph) == 3 and apart.graph[apart.trial_keys[7]][0] is execute_result
-
-
-def test_a_chained_trial_hashes_by_trial_steps_and_session_and_never_pickles_a_step(
-    make_experiment: Callable[..., Experiment],
-) -> None:
-    ex = make_experiment()
-    a = ex.parameter("a")
-    lock = threading.Lock()  # a step closing over what no pickler takes
-
-    @ex
-    def prepare(a):
-        with lock:
-            return a + 1
-
-    @ex.result
-    def score(s):
-        return s * 2
-
-    plan = score(prepare(a)).call.plan()
-
-    def token(trial_id: int, session: str = "s") -> str:
-        settings = GraphSettings(
-            experiment_id="x", origin="here:1", environment="e", session=session, records_apart=True
-        )
-        graph = trial_graph(plan, [TrialSpec(trial_id, {"a": 5}, 7)], settings, token="t", fuse=True).graph
-        assert len(graph) == 1
-        return tokenize(graph, ensure_deterministic=True)
-
-    assert token(1) == token(1)
-    assert len({token(trial_id) for trial_id in range(1, TRIALS + 1)} | {token(1, "other")}) == TRIALS + 1
 
 
 def test_chained_trials_record_what_their_own_parameters_give(
