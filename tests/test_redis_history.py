@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -33,23 +34,12 @@ CHILD_TIMEOUT_SECONDS = 240
 WORKER = """
 import sys
 import daskperiment
+from test_redis_history import record
 ex = daskperiment.Experiment(sys.argv[2], backend=sys.argv[1], script_mode=False)
-a, b = ex.parameter("a"), ex.parameter("b")
-
-@ex.result
-def score(a, b):
-    if a % 7 == 3:
-        raise ValueError(f"bad a {a}")
-    return a * 10 + len(b)
-
-for i in range(int(sys.argv[4])):
-    a_value = int(sys.argv[3]) * 100 + i
-    try:
-        ex.run(score(a, b), a=a_value, b=(a_value, "t") if i % 2 else "x" * (i % 5), scheduler="sync")
-    except ValueError:
-        pass
+first = int(sys.argv[3]) * 100
+record(ex, range(first, first + int(sys.argv[4])))
 """
-"""A process recording trials of ``a = worker * 100 + i``; ``b`` a tuple (a tagged value) or a str."""
+"""A process recording trials of ``a = worker * 100 + i`` (see :func:`record`)."""
 
 
 @pytest.fixture
@@ -65,10 +55,12 @@ def expected_b(a: int) -> Any:
 
 
 def run_workers(uri: str, experiment_id: str, workers: range, trials: int, cwd: Path) -> None:
+    env = _child_environment()
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env["PYTHONPATH"]])  # for record()
     children = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, uri, experiment_id, str(worker), str(trials)],
-            cwd=cwd, env=_child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for worker in workers
     ]
