@@ -214,11 +214,18 @@ def execute_chain(chain: TrialChain) -> TrialOutcome:
     """The one task of a :class:`TrialChain`: run each step as its own task would, then gather.
 
     An input that failed skips a step, as in a graph of a task per step; the
-    steps run in the only order any scheduler could run them.
+    steps run in the only order any scheduler could run them. A step's
+    output is let go once the last step taking it has run, as a scheduler
+    lets go of a task's result (a large data set loaded by the first step is
+    not held while the last one trains).
     """
+    last_use = {i: j for j, inputs in enumerate(chain.upstream) for i in inputs}
     outcomes: list[StepOutcome] = []
-    for task, inputs in zip(chain.tasks, chain.upstream):
+    for j, (task, inputs) in enumerate(zip(chain.tasks, chain.upstream)):
         outcomes.append(_run(task, chain.context, chain.parameters, [outcomes[i] for i in inputs]))
+        for i in inputs:
+            if last_use[i] == j:
+                outcomes[i].output = None
     root = outcomes.pop()
     return gather_trial(chain.trial_id, root, outcomes)
 

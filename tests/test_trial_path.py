@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import weakref
 from typing import Any, Callable
 
 import distributed
@@ -144,6 +145,46 @@ def test_a_forked_process_draws_other_seeds_than_its_parent() -> None:
     child.join(60)
     ours = [seeding.choose_seed(None, None) for _ in range(20)]
     assert len(set(theirs)) == 20 and not set(theirs) & set(ours)
+
+
+class Data:
+    """A step output a weak reference can follow (a stand-in for a large data set)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_a_chain_lets_go_of_a_step_output_once_no_later_step_takes_it(
+    make_experiment: Callable[..., Experiment], scheduler: str
+) -> None:
+    ex = make_experiment()
+    a = ex.parameter("a")
+    loaded: list[weakref.ref] = []
+    alive_at_train: list[bool] = []
+
+    @ex
+    def load(a):
+        data = Data(a)
+        loaded.append(weakref.ref(data))
+        return data
+
+    @ex
+    def features(data):
+        return data.value * 3
+
+    @ex.result
+    def train(f):
+        alive_at_train.append(loaded[-1]() is not None)
+        return f + 1
+
+    result = train(features(load(a)))
+    for n in range(20):
+        ex.set_parameters(a=n)
+        assert result.compute(scheduler=scheduler) == n * 3 + 1
+    assert alive_at_train == [False] * 20
+    history = ex.get_history()
+    assert history["Result"].tolist() == [n * 3 + 1 for n in range(20)]
 
 
 def test_a_failing_step_of_a_chain_skips_the_rest_and_keeps_what_ran(
