@@ -169,11 +169,23 @@ def _columns(columns: list[list[Any]], count: int, plain: bool | Sequence[bool])
     if any(map(ge, trial_ids, islice(trial_ids, 1, None))):  # not in id order (so two trials or more)
         order = itemgetter(*sorted(range(len(trial_ids)), key=trial_ids.__getitem__))
         columns = [list(order(column)) for column in columns]
-    trial_ids, parameters, results, result_types, success, finished, process_times, descriptions, seeds, \
-        sweep_ids, cached_steps, statuses, flags = columns
+    flags = columns.pop()
     if plain is not True:
-        parameters = [p if known else serialization.from_data(p) for p, known in zip(parameters, flags)]
-        results = [r if known else serialization.from_data(r) for r, known in zip(results, flags)]
+        columns[1] = [p if known else serialization.from_data(p) for p, known in zip(columns[1], flags)]
+        columns[2] = [r if known else serialization.from_data(r) for r, known in zip(columns[2], flags)]
+    return decoded_columns(columns)
+
+
+def decoded_columns(columns: Sequence[list[Any]]) -> TrialColumns:
+    """The :class:`TrialColumns` of the :data:`HISTORY_FIELDS` lists of trials in id order, their values decoded.
+
+    Parameters are data trees (a value that is not a dict was unreadable),
+    cached steps ``[step, trial id]`` pairs or None, statuses as stored
+    (checked as :class:`TrialRecord` checks them). Every store's history
+    ends here, whatever it decoded its values from.
+    """
+    (trial_ids, parameters, results, result_types, success, finished, process_times, descriptions, seeds,
+     sweep_ids, cached_steps, statuses) = columns
     return TrialColumns(
         trial_ids,
         parameters if set(map(type, parameters)) <= {dict} else list(map(parameters_of, parameters)),

@@ -49,6 +49,7 @@ from daskperiment.backend.codec import (
     cache_entry_from_document,
     cached_steps_of,
     cached_steps_pairs,
+    decoded_columns,
     metric_kinds,
     parameters_of,
 )
@@ -1267,23 +1268,12 @@ def _trial_record(row: tuple) -> TrialRecord:
 
 def _trial_columns(rows: Sequence[tuple]) -> TrialColumns:
     """The trials of rows of ``_HISTORY_COLUMNS`` as columns: what ``_trial_record`` gives each, column by column."""
-    (trial_ids, parameters, results, result_types, success, finished, process_times, descriptions, seeds,
-     sweep_ids, cached_steps, statuses) = (list(map(itemgetter(i), rows)) for i in range(12))
-    success = list(map(bool, success))
-    return TrialColumns(
-        trial_ids,
-        list(map(parameters_of, serialization.from_texts(parameters))),
-        serialization.from_texts(results),
-        result_types,
-        success,
-        finished,
-        process_times,
-        descriptions,
-        seeds,
-        sweep_ids,
-        [cached_steps_of(json.loads(pairs)) if pairs else () for pairs in cached_steps],
-        ended_statuses(trial_ids, statuses, success),
-    )
+    columns = [list(map(itemgetter(i), rows)) for i in range(12)]
+    columns[1] = serialization.from_texts(columns[1])  # parameters
+    columns[2] = serialization.from_texts(columns[2])  # results
+    columns[4] = list(map(bool, columns[4]))  # success
+    columns[10] = [json.loads(pairs) if pairs else None for pairs in columns[10]]  # cached steps
+    return decoded_columns(columns)
 
 
 def _start_row(start: TrialStart) -> tuple:
